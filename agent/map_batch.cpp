@@ -1,0 +1,75 @@
+#include "agent/map_batch.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <functional>
+
+#include "mappers/errors.hpp"
+
+namespace natkeeper {
+namespace {
+
+// Runs `count` jobs with at most `parallel` in flight; job(i) handles item i.
+asio::awaitable<void> run_bounded(std::size_t count, std::size_t parallel,
+                                  std::function<asio::awaitable<void>(std::size_t)> job) {
+  auto executor = co_await asio::this_coro::executor;
+  const std::size_t workers = std::min(count, std::max<std::size_t>(parallel, 1));
+  if (workers == 0) co_return;
+  std::size_t next = 0, running = workers;
+  std::exception_ptr failure;
+  asio::steady_timer all_done(executor, asio::steady_timer::time_point::max());
+  for (std::size_t w = 0; w < workers; ++w) {
+    asio::co_spawn(
+        executor,
+        [&]() -> asio::awaitable<void> {
+          while (next < count) co_await job(next++);
+        },
+        [&](std::exception_ptr error) {
+          if (error && !failure) failure = error;
+          if (--running == 0) all_done.cancel();
+        });
+  }
+  co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
+  if (failure) std::rethrow_exception(failure);
+}
+
+}  // namespace
+
+asio::awaitable<std::vector<MapOutcome>> map_all(Mapper& mapper, std::vector<MapRequest> requests,
+                                                 std::size_t parallel) {
+  std::vector<MapOutcome> outcomes(requests.size());
+  bool table_full = false;
+  auto map_one = [&](std::size_t i) -> asio::awaitable<void> {
+    auto& outcome = outcomes[i];
+    outcome.request = requests[i];
+    if (table_full) {
+      outcome.error = make_error_code(Errc::table_full_skipped);
+      co_return;
+    }
+    auto mapping = co_await mapper.map(requests[i]);
+    if (mapping) {
+      outcome.mapping = std::move(*mapping);
+    } else {
+      outcome.error = mapping.error();
+      if (outcome.error == MapFailure::table_full) table_full = true;
+    }
+  };
+  co_await run_bounded(requests.size(), parallel, map_one);
+  co_return outcomes;
+}
+
+asio::awaitable<std::vector<std::error_code>> unmap_all(Mapper& mapper, std::vector<Mapping> mappings,
+                                                        std::size_t parallel) {
+  std::vector<std::error_code> errors(mappings.size());
+  auto unmap_one = [&](std::size_t i) -> asio::awaitable<void> {
+    errors[i] = co_await mapper.unmap(mappings[i]);
+  };
+  co_await run_bounded(mappings.size(), parallel, unmap_one);
+  co_return errors;
+}
+
+}  // namespace natkeeper

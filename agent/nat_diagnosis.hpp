@@ -1,0 +1,19 @@
+#pragma once
+#include <boost/asio/ip/address.hpp>
+
+#include <string_view>
+
+namespace natkeeper {
+
+enum class NatKind { single, double_nat, cgnat, unknown };
+
+std::string_view to_string(NatKind kind);  // the JSON contract's words
+// What the user can do about it, in one line.
+std::string_view explain(NatKind kind);
+
+// What the gateway's own external address alone tells: a private (RFC 1918)
+// address means another NAT sits upstream, 100.64.0.0/10 is the ISP's
+// carrier-grade NAT. Anything else needs an outside observer to confirm.
+NatKind classify_external_address(const boost::asio::ip::address& external);
+
+}  // namespace natkeeper

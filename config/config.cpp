@@ -1,0 +1,216 @@
+#include "config/config.hpp"
+
+#include <toml++/toml.h>
+#include <fmt/format.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "config/ring_profile.hpp"
+
+namespace natkeeper::config {
+namespace {
+
+// Errors inside the loader travel as this exception and leave it as a ConfigError.
+struct Invalid {
+  std::size_t line;
+  std::string key;
+  std::string message;
+};
+
+std::size_t line_of(const toml::node& node) { return node.source().begin.line; }
+
+class TableReader {
+ public:
+  TableReader(const toml::table& table, std::string prefix)
+      : table_(table), prefix_(std::move(prefix)) {}
+
+  // Rejects keys this table does not know: a typo must not silently fall back to a default.
+  void only(std::initializer_list<std::string_view> known) const {
+    for (const auto& [key, node] : table_) {
+      if (std::find(known.begin(), known.end(), key.str()) == known.end())
+        throw Invalid{line_of(node), path(key.str()), "unknown key"};
+    }
+  }
+
+  template <class T>
+  std::optional<std::pair<T, std::size_t>> get(std::string_view key, std::string_view type_name) const {
+    const auto* node = table_.get(key);
+    if (!node) return std::nullopt;
+    const auto value = node->value_exact<T>();
+    if (!value) throw Invalid{line_of(*node), path(key), fmt::format("expected {}", type_name)};
+    return std::pair{*value, line_of(*node)};
+  }
+
+  const toml::table* subtable(std::string_view key) const {
+    const auto* node = table_.get(key);
+    if (!node) return nullptr;
+    if (!node->is_table()) throw Invalid{line_of(*node), path(key), "expected a table"};
+    return node->as_table();
+  }
+
+  const toml::array* array(std::string_view key) const {
+    const auto* node = table_.get(key);
+    if (!node) return nullptr;
+    if (!node->is_array()) throw Invalid{line_of(*node), path(key), "expected an array of strings"};
+    return node->as_array();
+  }
+
+  std::string path(std::string_view key) const {
+    return prefix_.empty() ? std::string(key) : fmt::format("{}.{}", prefix_, key);
+  }
+
+ private:
+  const toml::table& table_;
+  std::string prefix_;
+};
+
+void read_gateway(const TableReader& gateway, Config& config) {
+  gateway.only({"protocol", "address", "igd"});
+  if (auto protocol = gateway.get<std::string>("protocol", "a string")) {
+    auto choice = parse_protocol_choice(protocol->first);
+    if (!choice)
+      throw Invalid{protocol->second, gateway.path("protocol"),
+                    fmt::format("'{}' is not one of: {}", protocol->first, kProtocolChoices)};
+    config.protocol = *choice;
+  }
+  if (auto address = gateway.get<std::string>("address", "an IPv4 address string")) {
+    boost::system::error_code ec;
+    config.gateway = boost::asio::ip::make_address_v4(address->first, ec);
+    if (ec)
+      throw Invalid{address->second, gateway.path("address"),
+                    fmt::format("'{}' is not an IPv4 address", address->first)};
+  }
+  if (auto igd = gateway.get<std::string>("igd", "a URL string")) {
+    if (!igd->first.starts_with("http://"))
+      throw Invalid{igd->second, gateway.path("igd"), "expected an http:// URL of the IGD description"};
+    config.igd_url = igd->first;
+  }
+}
+
+void read_profile(const TableReader& profile, Config& config) {
+  profile.only({"name", "rtp"});
+  if (auto name = profile.get<std::string>("name", "a string")) {
+    if (name->first == "ring") config.ring_profile = true;
+    else if (name->first == "none") config.ring_profile = false;
+    else throw Invalid{name->second, profile.path("name"), fmt::format("'{}' is not one of: ring, none", name->first)};
+  }
+  if (auto rtp = profile.get<std::string>("rtp", "a port range string like \"16500-16599\"")) {
+    auto range = parse_port_range(rtp->first);
+    if (!range) throw Invalid{rtp->second, profile.path("rtp"), range.error()};
+    if (range->first < kRingRtpFirst || range->second > kRingRtpLast)
+      throw Invalid{rtp->second, profile.path("rtp"),
+                    fmt::format("'{}' is outside the RTP range {}-{}", rtp->first, kRingRtpFirst, kRingRtpLast)};
+    config.ring_rtp_window = {Transport::udp, range->first, range->second};
+  }
+}
+
+void read_mapping(const TableReader& mapping, Config& config) {
+  mapping.only({"lease", "description", "allow_other_external_port", "ports"});
+  if (auto lease = mapping.get<std::int64_t>("lease", "an integer number of seconds")) {
+    if (lease->first < kMinLease.count() || lease->first > kMaxLease.count())
+      throw Invalid{lease->second, mapping.path("lease"),
+                    fmt::format("{} is out of range {}-{} seconds", lease->first, kMinLease.count(), kMaxLease.count())};
+    config.lease = std::chrono::seconds(lease->first);
+  }
+  if (auto description = mapping.get<std::string>("description", "a string")) {
+    const auto& text = description->first;
+    const bool printable = std::all_of(text.begin(), text.end(), [](char c) {
+      return static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) < 0x7f;
+    });
+    // Gateways keep descriptions in small fixed buffers (miniupnpc: 80 bytes).
+    if (text.empty() || text.size() > 40 || !printable)
+      throw Invalid{description->second, mapping.path("description"),
+                    "expected 1-40 printable ASCII characters"};
+    config.description = text;
+  }
+  if (auto allow = mapping.get<bool>("allow_other_external_port", "true or false"))
+    config.allow_other_external_port = allow->first;
+  if (const auto* ports = mapping.array("ports")) {
+    for (std::size_t i = 0; i < ports->size(); ++i) {
+      const auto& node = *ports->get(i);
+      const auto key = fmt::format("{}[{}]", mapping.path("ports"), i);
+      const auto spec = node.value_exact<std::string>();
+      if (!spec) throw Invalid{line_of(node), key, "expected a string like \"udp:7076-7077\""};
+      auto ranges = parse_map_spec(*spec);
+      if (!ranges) throw Invalid{line_of(node), key, ranges.error()};
+      config.ports.insert(config.ports.end(), ranges->begin(), ranges->end());
+    }
+  }
+}
+
+}  // namespace
+
+std::string_view to_string(ProtocolChoice choice) {
+  switch (choice) {
+    case ProtocolChoice::automatic: return "auto";
+    case ProtocolChoice::upnp: return "upnp";
+  }
+  return "auto";
+}
+
+std::optional<ProtocolChoice> parse_protocol_choice(std::string_view text) {
+  if (text == "auto") return ProtocolChoice::automatic;
+  if (text == "upnp") return ProtocolChoice::upnp;
+  return std::nullopt;
+}
+
+std::string ConfigError::to_string() const {
+  std::string out = file;
+  if (line > 0) out += fmt::format(":{}", line);
+  if (!key.empty()) out += fmt::format(": {}", key);
+  return out + ": " + message;
+}
+
+ConfigResult parse_config(std::string_view toml_text, std::string_view source_name) {
+  const std::string source(source_name);
+  Config config;
+  config.source = source;
+  try {
+    const toml::table root = toml::parse(toml_text, source);
+    const TableReader reader(root, "");
+    reader.only({"gateway", "profile", "mapping"});
+    if (const auto* gateway = reader.subtable("gateway")) read_gateway({*gateway, "gateway"}, config);
+    if (const auto* profile = reader.subtable("profile")) read_profile({*profile, "profile"}, config);
+    if (const auto* mapping = reader.subtable("mapping")) read_mapping({*mapping, "mapping"}, config);
+  } catch (const toml::parse_error& error) {
+    return ConfigError{source, error.source().begin.line, "", std::string(error.description())};
+  } catch (const Invalid& invalid) {
+    return ConfigError{source, invalid.line, invalid.key, invalid.message};
+  }
+  return config;
+}
+
+ConfigResult load_config_file(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return ConfigError{path, 0, "", fmt::format("cannot read: {}", std::strerror(errno))};
+  std::ostringstream text;
+  text << file.rdbuf();
+  if (file.bad()) return ConfigError{path, 0, "", "read error"};
+  return parse_config(text.str(), path);
+}
+
+std::string default_config_path() { return NATKEEPER_DEFAULT_CONFIG; }
+
+std::vector<MapRequest> plan_requests(const Config& config) {
+  std::vector<std::pair<PortRange, std::string>> ranges;
+  if (config.ring_profile) {
+    for (const auto& entry : ring_profile(config.ring_rtp_window))
+      ranges.emplace_back(entry.range, fmt::format("{} ring {}", config.description, entry.purpose));
+  }
+  for (const auto& range : config.ports) ranges.emplace_back(range, config.description);
+
+  std::vector<MapRequest> requests;
+  std::set<std::pair<Transport, std::uint16_t>> planned;
+  for (const auto& [range, description] : ranges) {
+    for (unsigned port = range.first; port <= range.last; ++port) {
+      const auto p = static_cast<std::uint16_t>(port);
+      if (!planned.emplace(range.proto, p).second) continue;
+      requests.push_back({range.proto, p, p, config.lease, description});
+    }
+  }
+  return requests;
+}
+
+}  // namespace natkeeper::config

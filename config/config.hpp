@@ -1,0 +1,61 @@
+#pragma once
+#include <boost/asio/ip/address_v4.hpp>
+#include <boost/system/result.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/map_spec.hpp"
+#include "mappers/mapper.hpp"
+
+namespace natkeeper::config {
+
+enum class ProtocolChoice { automatic, upnp };
+std::string_view to_string(ProtocolChoice choice);
+std::optional<ProtocolChoice> parse_protocol_choice(std::string_view text);
+// The names --protocol and gateway.protocol accept, for messages and help.
+inline constexpr std::string_view kProtocolChoices = "auto, upnp";
+
+inline constexpr std::chrono::seconds kMinLease{60};
+inline constexpr std::chrono::seconds kMaxLease{604800};  // IGDv2's upper bound
+
+struct Config {
+  std::string source = "built-in defaults";
+  ProtocolChoice protocol = ProtocolChoice::automatic;
+  std::optional<boost::asio::ip::address_v4> gateway;
+  std::string igd_url;
+  bool ring_profile = true;
+  PortRange ring_rtp_window = {Transport::udp, 16500, 16599};
+  std::vector<PortRange> ports;  // mapped in addition to the profile
+  std::chrono::seconds lease{3600};
+  std::string description = "natkeeper";
+  bool allow_other_external_port = false;
+  bool verify = true;
+};
+
+struct ConfigError {
+  std::string file;
+  std::size_t line = 0;  // 0 when the error has no position
+  std::string key;       // dotted path, e.g. "mapping.lease"; may be empty
+  std::string message;
+  // "file:line: key: message", the form editors and users recognise.
+  std::string to_string() const;
+};
+
+using ConfigResult = boost::system::result<Config, ConfigError>;
+
+// Parses TOML text; `source_name` is the file name used in errors.
+ConfigResult parse_config(std::string_view toml_text, std::string_view source_name);
+ConfigResult load_config_file(const std::string& path);
+
+// The file natkeeper reads when -c is not given, if it exists.
+std::string default_config_path();
+
+// Every mapping the configuration asks for, one per transport and port, in
+// priority order (profile first), without duplicates.
+std::vector<MapRequest> plan_requests(const Config& config);
+
+}  // namespace natkeeper::config

@@ -1,0 +1,126 @@
+#include "mappers/errors.hpp"
+
+#include <fmt/format.h>
+
+#include <string>
+
+namespace natkeeper {
+namespace {
+
+class NatkeeperCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "natkeeper"; }
+  std::string message(int value) const override {
+    switch (static_cast<Errc>(value)) {
+      case Errc::no_default_route:
+        return "no default route: this host has no IPv4 gateway";
+      case Errc::no_gateway_answer:
+        return "the gateway did not answer any port-mapping protocol";
+      case Errc::not_an_igd:
+        return "the device is not a usable Internet Gateway Device";
+      case Errc::bad_reply:
+        return "the gateway sent a malformed reply";
+      case Errc::timed_out:
+        return "the gateway did not answer in time";
+      case Errc::table_full_skipped:
+        return "not attempted: the gateway mapping table is full";
+      case Errc::external_port_moved:
+        return "the gateway offered only another external port, and the configuration "
+               "requires the same port";
+    }
+    return fmt::format("natkeeper error {}", value);
+  }
+  std::error_condition default_error_condition(int value) const noexcept override {
+    if (static_cast<Errc>(value) == Errc::table_full_skipped) return MapFailure::table_full;
+    if (static_cast<Errc>(value) == Errc::external_port_moved) return MapFailure::port_conflict;
+    return {value, *this};
+  }
+};
+
+std::string_view upnp_error_name(int code) {
+  switch (code) {
+    case -1: return "unknown error";
+    case -2: return "invalid arguments";
+    case -3: return "HTTP error talking to the gateway";
+    case -4: return "invalid response from the gateway";
+    case -5: return "out of memory";
+    case 401: return "Invalid Action";
+    case 402: return "Invalid Args";
+    case 501: return "Action Failed";
+    case 606: return "Action not authorized";
+    case 713: return "SpecifiedArrayIndexInvalid";
+    case 714: return "NoSuchEntryInArray";
+    case 715: return "WildCardNotPermittedInSrcIP";
+    case 716: return "WildCardNotPermittedInExtPort";
+    case 718: return "ConflictInMappingEntry";
+    case 724: return "SamePortValuesRequired";
+    case 725: return "OnlyPermanentLeasesSupported";
+    case 726: return "RemoteHostOnlySupportsWildcard";
+    case 727: return "ExternalPortOnlySupportsWildcard";
+    case 728: return "NoPortMapsAvailable";
+    case 729: return "ConflictWithOtherMechanisms";
+    case 732: return "WildCardNotPermittedInIntPort";
+    default: return {};
+  }
+}
+
+class UpnpCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "upnp"; }
+  std::string message(int code) const override {
+    const auto text = upnp_error_name(code);
+    if (code < 0) return fmt::format("miniupnpc: {}", text);
+    if (text.empty()) return fmt::format("UPnP error {}", code);
+    return fmt::format("UPnP error {} {}", code, text);
+  }
+  std::error_condition default_error_condition(int code) const noexcept override {
+    switch (code) {
+      case 606: return MapFailure::not_authorized;
+      case 718: return MapFailure::port_conflict;
+      case 725: return MapFailure::only_permanent_leases;
+      case 728: return MapFailure::table_full;
+      default: return {code, *this};
+    }
+  }
+};
+
+class MapFailureCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "map-failure"; }
+  std::string message(int value) const override {
+    switch (static_cast<MapFailure>(value)) {
+      case MapFailure::table_full: return "gateway mapping table full";
+      case MapFailure::port_conflict: return "external port is held by another client";
+      case MapFailure::not_authorized: return "not authorized by the gateway";
+      case MapFailure::only_permanent_leases: return "gateway grants only permanent leases";
+    }
+    return fmt::format("mapping failure {}", value);
+  }
+};
+
+}  // namespace
+
+const std::error_category& natkeeper_category() {
+  static const NatkeeperCategory category;
+  return category;
+}
+
+std::error_code make_error_code(Errc e) { return {static_cast<int>(e), natkeeper_category()}; }
+
+const std::error_category& upnp_category() {
+  static const UpnpCategory category;
+  return category;
+}
+
+std::error_code make_upnp_error(int code) { return {code, upnp_category()}; }
+
+const std::error_category& map_failure_category() {
+  static const MapFailureCategory category;
+  return category;
+}
+
+std::error_condition make_error_condition(MapFailure f) {
+  return {static_cast<int>(f), map_failure_category()};
+}
+
+}  // namespace natkeeper

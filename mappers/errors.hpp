@@ -1,0 +1,40 @@
+#pragma once
+#include <system_error>
+
+namespace natkeeper {
+
+// Failures that are natkeeper's own (not a code some gateway sent).
+enum class Errc {
+  no_default_route = 1,
+  no_gateway_answer,
+  not_an_igd,
+  bad_reply,
+  timed_out,
+  table_full_skipped,  // not attempted: the gateway already said its table is full
+  external_port_moved, // gateway offered another external port, config forbids it
+};
+const std::error_category& natkeeper_category();
+std::error_code make_error_code(Errc e);
+
+// UPnP-IGD: the value is the UPnP errorCode (718, 725, ...) or one of
+// libminiupnpc's negative UPNPCOMMAND_* codes.
+const std::error_category& upnp_category();
+std::error_code make_upnp_error(int code);
+
+// What policy acts on, whichever protocol reported it. Each protocol category
+// declares which of its codes are equivalent to these.
+enum class MapFailure {
+  table_full = 1,
+  port_conflict,
+  not_authorized,
+  only_permanent_leases,
+};
+const std::error_category& map_failure_category();
+std::error_condition make_error_condition(MapFailure f);
+
+}  // namespace natkeeper
+
+template <>
+struct std::is_error_code_enum<natkeeper::Errc> : std::true_type {};
+template <>
+struct std::is_error_condition_enum<natkeeper::MapFailure> : std::true_type {};

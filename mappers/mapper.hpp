@@ -1,0 +1,55 @@
+#pragma once
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/system/result.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "mappers/transport.hpp"
+
+namespace natkeeper {
+
+namespace asio = boost::asio;
+
+template <class T>
+using Result = boost::system::result<T, std::error_code>;
+
+struct MapRequest {
+  Transport proto = Transport::udp;
+  std::uint16_t internal_port = 0;
+  std::uint16_t wanted_external_port = 0;
+  std::chrono::seconds lifetime{3600};
+  std::string description;
+};
+
+struct Mapping {
+  MapRequest request;
+  asio::ip::address external_ip;
+  std::uint16_t external_port = 0;
+  // Granted lifetime; zero with `permanent` set when the gateway only grants
+  // leases without expiry.
+  std::chrono::seconds lifetime{0};
+  // A permanent lease outlives natkeeper: it must be deleted explicitly.
+  bool permanent = false;
+};
+
+// One port-mapping protocol spoken to one gateway. All operations run on the
+// caller's executor and report failures as error codes, never exceptions; an
+// operation is cancelled through the usual Asio per-operation cancellation.
+class Mapper {
+ public:
+  virtual ~Mapper() = default;
+  // "upnp", "natpmp" or "pcp": the method name of the CLI/JSON contract.
+  virtual std::string_view method() const = 0;
+  virtual asio::awaitable<Result<asio::ip::address>> external_address() = 0;
+  virtual asio::awaitable<Result<Mapping>> map(MapRequest request) = 0;
+  // Removes a mapping this host holds. A mapping that is already gone, or that
+  // belongs to another host, is left alone and reported as success.
+  virtual asio::awaitable<std::error_code> unmap(Mapping mapping) = 0;
+};
+
+}  // namespace natkeeper

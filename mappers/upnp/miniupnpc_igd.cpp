@@ -1,0 +1,134 @@
+#include "mappers/upnp/miniupnpc_igd.hpp"
+
+#include <miniupnpc/miniupnpc.h>
+#include <miniupnpc/upnpcommands.h>
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cstring>
+
+#include "mappers/errors.hpp"
+
+namespace natkeeper::upnp {
+namespace {
+
+std::error_code status(int code) {
+  return code == UPNPCOMMAND_SUCCESS ? std::error_code{} : make_upnp_error(code);
+}
+
+template <std::size_t N>
+std::string from_buffer(const char (&buffer)[N]) {
+  return std::string(buffer, strnlen(buffer, N));
+}
+
+template <class Int>
+std::optional<Int> parse_number(const std::string& text) {
+  Int value{};
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+class MiniupnpcIgd final : public IgdControl {
+ public:
+  MiniupnpcIgd(UPNPUrls urls, IgdDescription description)
+      : urls_(urls), description_(std::move(description)) {}
+  ~MiniupnpcIgd() override { FreeUPNPUrls(&urls_); }
+  MiniupnpcIgd(const MiniupnpcIgd&) = delete;
+  MiniupnpcIgd& operator=(const MiniupnpcIgd&) = delete;
+
+  bool has_add_any_port_mapping() const override { return description_.version >= 2; }
+
+  std::error_code add_port_mapping(const PortMappingArgs& args) override {
+    const auto ports = Ports(args);
+    return status(UPNP_AddPortMapping(control(), service(), ports.external.c_str(),
+                                      ports.internal.c_str(), args.internal_client.c_str(),
+                                      args.description.c_str(), proto(args.proto), nullptr,
+                                      ports.lease.c_str()));
+  }
+
+  Result<std::uint16_t> add_any_port_mapping(const PortMappingArgs& args) override {
+    const auto ports = Ports(args);
+    char reserved[6] = {};
+    if (const auto ec = status(UPNP_AddAnyPortMapping(
+            control(), service(), ports.external.c_str(), ports.internal.c_str(),
+            args.internal_client.c_str(), args.description.c_str(), proto(args.proto), nullptr,
+            ports.lease.c_str(), reserved)))
+      return ec;
+    const auto port = parse_number<std::uint16_t>(from_buffer(reserved));
+    if (!port || *port == 0) return make_error_code(Errc::bad_reply);
+    return *port;
+  }
+
+  std::error_code delete_port_mapping(Transport p, std::uint16_t external_port) override {
+    const auto port = std::to_string(external_port);
+    return status(UPNP_DeletePortMapping(control(), service(), port.c_str(), proto(p), nullptr));
+  }
+
+  Result<PortMappingEntry> get_specific_port_mapping(Transport p,
+                                                     std::uint16_t external_port) override {
+    const auto port = std::to_string(external_port);
+    // Buffer sizes are the ones upnpcommands.h documents.
+    char client[16] = {}, internal_port[6] = {}, desc[80] = {}, enabled[4] = {}, lease[16] = {};
+    if (const auto ec = status(UPNP_GetSpecificPortMappingEntry(control(), service(), port.c_str(),
+                                                                proto(p), nullptr, client,
+                                                                internal_port, desc, enabled, lease)))
+      return ec;
+    const auto in_port = parse_number<std::uint16_t>(from_buffer(internal_port));
+    const auto seconds = parse_number<std::uint32_t>(from_buffer(lease));
+    if (!in_port) return make_error_code(Errc::bad_reply);
+    return PortMappingEntry{from_buffer(client), *in_port, from_buffer(desc),
+                            std::chrono::seconds(seconds.value_or(0))};
+  }
+
+  Result<std::string> get_external_ip_address() override {
+    char address[40] = {};
+    if (const auto ec = status(UPNP_GetExternalIPAddress(control(), service(), address))) return ec;
+    return from_buffer(address);
+  }
+
+ private:
+  struct Ports {
+    explicit Ports(const PortMappingArgs& args)
+        : external(std::to_string(args.external_port)),
+          internal(std::to_string(args.internal_port)),
+          lease(std::to_string(args.lease.count())) {}
+    std::string external, internal, lease;
+  };
+  const char* control() const { return urls_.controlURL; }
+  const char* service() const { return description_.service_type.c_str(); }
+  static const char* proto(Transport p) { return p == Transport::tcp ? "TCP" : "UDP"; }
+
+  UPNPUrls urls_;
+  IgdDescription description_;
+};
+
+bool is_wan_connection_service(std::string_view type) {
+  return type.starts_with("urn:schemas-upnp-org:service:WANIPConnection:") ||
+         type.starts_with("urn:schemas-upnp-org:service:WANPPPConnection:");
+}
+
+}  // namespace
+
+Result<OpenedIgd> open_igd(const std::string& location) {
+  UPNPUrls urls{};
+  IGDdatas data{};
+  char lan_address[64] = {};
+  if (UPNP_GetIGDFromUrl(location.c_str(), &urls, &data, lan_address, sizeof lan_address) != 1) {
+    FreeUPNPUrls(&urls);
+    return make_error_code(Errc::not_an_igd);
+  }
+  IgdDescription found;
+  found.location = location;
+  found.service_type = from_buffer(data.first.servicetype);
+  found.control_url = urls.controlURL ? urls.controlURL : "";
+  if (!is_wan_connection_service(found.service_type) || found.control_url.empty()) {
+    FreeUPNPUrls(&urls);
+    return make_error_code(Errc::not_an_igd);
+  }
+  found.version = found.service_type.ends_with(":2") ? 2 : 1;
+  return OpenedIgd{std::make_shared<MiniupnpcIgd>(urls, found), found};
+}
+
+}  // namespace natkeeper::upnp

@@ -1,0 +1,111 @@
+#include "mappers/upnp/ssdp.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+
+namespace natkeeper::upnp {
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+}  // namespace
+
+std::string make_multicast_search(std::string_view search_target, int mx_seconds) {
+  return fmt::format(
+      "M-SEARCH * HTTP/1.1\r\nHOST: {}:{}\r\nMAN: \"ssdp:discover\"\r\nMX: {}\r\nST: {}\r\n\r\n",
+      kSsdpMulticastAddress, kSsdpPort, mx_seconds, search_target);
+}
+
+std::string make_unicast_search(std::string_view search_target, std::string_view host_and_port) {
+  return fmt::format("M-SEARCH * HTTP/1.1\r\nHOST: {}\r\nMAN: \"ssdp:discover\"\r\nST: {}\r\n\r\n",
+                     host_and_port, search_target);
+}
+
+std::optional<SearchResponse> parse_search_response(std::string_view datagram) {
+  if (datagram.size() > kMaxSsdpDatagram) return std::nullopt;
+  SearchResponse response;
+  bool first_line = true;
+  while (!datagram.empty()) {
+    const auto eol = datagram.find('\n');
+    const auto line = trim(datagram.substr(0, eol));
+    datagram.remove_prefix(eol == std::string_view::npos ? datagram.size() : eol + 1);
+    if (first_line) {
+      // "HTTP/1.1 200 OK" (some devices send HTTP/1.0)
+      if (!starts_with_ci(line, "HTTP/1.") || line.size() < 12 || line.substr(8, 4) != " 200")
+        return std::nullopt;
+      first_line = false;
+      continue;
+    }
+    if (line.empty()) break;
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    const auto name = trim(line.substr(0, colon));
+    const auto value = trim(line.substr(colon + 1));
+    if (iequals(name, "LOCATION")) response.location = value;
+    else if (iequals(name, "ST")) response.search_target = value;
+    else if (iequals(name, "USN")) response.usn = value;
+  }
+  if (first_line || response.location.empty() || response.search_target.empty())
+    return std::nullopt;
+  return response;
+}
+
+bool is_igd_search_target(std::string_view st) {
+  for (std::string_view known : {kIgdV1, kIgdV2,
+                                 std::string_view{"urn:schemas-upnp-org:service:WANIPConnection:1"},
+                                 std::string_view{"urn:schemas-upnp-org:service:WANIPConnection:2"},
+                                 std::string_view{"urn:schemas-upnp-org:service:WANPPPConnection:1"}}) {
+    if (st == known) return true;
+  }
+  return false;
+}
+
+std::optional<HttpUrl> parse_http_url(std::string_view url) {
+  constexpr std::string_view scheme = "http://";
+  if (!starts_with_ci(url, scheme)) return std::nullopt;
+  url.remove_prefix(scheme.size());
+  const auto slash = url.find('/');
+  const auto authority = url.substr(0, slash);
+  HttpUrl parsed;
+  parsed.path = slash == std::string_view::npos ? "/" : std::string(url.substr(slash));
+  if (authority.empty() || authority.find('@') != std::string_view::npos ||
+      authority.front() == '[')
+    return std::nullopt;
+  const auto colon = authority.find(':');
+  parsed.host = authority.substr(0, colon);
+  if (parsed.host.empty()) return std::nullopt;
+  if (colon != std::string_view::npos) {
+    const auto port_text = authority.substr(colon + 1);
+    unsigned port = 0;
+    const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (ec != std::errc{} || end != port_text.data() + port_text.size() || port == 0 || port > 65535)
+      return std::nullopt;
+    parsed.port = static_cast<std::uint16_t>(port);
+  }
+  const bool printable = std::all_of(url.begin(), url.end(), [](char c) {
+    return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
+  });
+  if (!printable) return std::nullopt;
+  return parsed;
+}
+
+}  // namespace natkeeper::upnp

@@ -1,0 +1,44 @@
+#pragma once
+// SSDP (UPnP Device Architecture 1.1, section 1.3) as pure text codecs: no I/O.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace natkeeper::upnp {
+
+inline constexpr std::string_view kSsdpMulticastAddress = "239.255.255.250";
+inline constexpr std::uint16_t kSsdpPort = 1900;
+// An SSDP answer that does not fit this is not one we want to parse.
+inline constexpr std::size_t kMaxSsdpDatagram = 2048;
+
+inline constexpr std::string_view kIgdV1 = "urn:schemas-upnp-org:device:InternetGatewayDevice:1";
+inline constexpr std::string_view kIgdV2 = "urn:schemas-upnp-org:device:InternetGatewayDevice:2";
+
+// A multicast search carries MX (devices spread answers over 0..MX s); a
+// unicast search has no MX, and the device answers at once (UDA 1.1 §1.3.3).
+std::string make_multicast_search(std::string_view search_target, int mx_seconds);
+std::string make_unicast_search(std::string_view search_target, std::string_view host_and_port);
+
+struct SearchResponse {
+  std::string location;
+  std::string search_target;
+  std::string usn;
+};
+
+// Accepts "HTTP/1.1 200 OK" answers with LOCATION and ST; header names are
+// case-insensitive and lines may end in CRLF or LF.
+std::optional<SearchResponse> parse_search_response(std::string_view datagram);
+
+// True for the device and WAN connection service types an IGD answers with.
+bool is_igd_search_target(std::string_view st);
+
+struct HttpUrl {
+  std::string host;  // as written: a name or an IPv4 literal
+  std::uint16_t port = 80;
+  std::string path;  // starts with '/'
+};
+// Plain http URLs only: http://host[:port][/path]. No userinfo, no IPv6.
+std::optional<HttpUrl> parse_http_url(std::string_view url);
+
+}  // namespace natkeeper::upnp

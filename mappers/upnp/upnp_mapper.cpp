@@ -1,0 +1,101 @@
+#include "mappers/upnp/upnp_mapper.hpp"
+
+#include "mappers/errors.hpp"
+
+namespace natkeeper::upnp {
+
+UpnpMapper::UpnpMapper(std::shared_ptr<IgdControl> igd, BlockingRunner runner,
+                       std::string internal_client, UpnpMapperOptions options)
+    : igd_(std::move(igd)),
+      runner_(std::move(runner)),
+      internal_client_(std::move(internal_client)),
+      options_(options),
+      random_(options.seed) {}
+
+asio::awaitable<Result<asio::ip::address>> UpnpMapper::external_address() {
+  if (external_ip_) co_return *external_ip_;
+  // Calls are named before co_await: GCC 12 destroys a temporary lambda in a
+  // co_await expression twice.
+  auto get_address = [igd = igd_] { return igd->get_external_ip_address(); };
+  auto text = co_await runner_.run(std::move(get_address));
+  if (!text) co_return text.error();
+  boost::system::error_code parse_error;
+  const auto address = asio::ip::make_address(*text, parse_error);
+  if (parse_error) co_return make_error_code(Errc::bad_reply);
+  external_ip_ = address;
+  co_return address;
+}
+
+asio::awaitable<Result<Mapping>> UpnpMapper::map(MapRequest request) {
+  PortMappingArgs args{request.proto,        request.wanted_external_port, request.internal_port,
+                       internal_client_,     request.description,         request.lifetime};
+  auto port = co_await add(args);
+  bool permanent = false;
+  if (!port && port.error() == MapFailure::only_permanent_leases) {
+    // UPnP error 725: this gateway knows no expiring leases. Take a permanent
+    // one and flag it, so it is deleted when natkeeper lets go of it.
+    args.lease = std::chrono::seconds(0);
+    permanent = true;
+    port = co_await add(args);
+  }
+  if (!port && port.error() == MapFailure::port_conflict && options_.allow_other_external_port &&
+      !igd_->has_add_any_port_mapping())
+    port = co_await add_with_other_port(args);
+  if (!port) co_return port.error();
+
+  if (*port != request.wanted_external_port && !options_.allow_other_external_port) {
+    // AddAnyPortMapping moved us elsewhere; the configuration wants this port only.
+    Mapping moved{request, {}, *port, {}, permanent};
+    co_await unmap(std::move(moved));
+    co_return make_error_code(Errc::external_port_moved);
+  }
+  auto external = co_await external_address();
+  if (!external) co_return external.error();
+  co_return Mapping{std::move(request), *external, *port, args.lease, permanent};
+}
+
+asio::awaitable<Result<std::uint16_t>> UpnpMapper::add(PortMappingArgs args) {
+  if (igd_->has_add_any_port_mapping()) {
+    auto add_any = [igd = igd_, args] { return igd->add_any_port_mapping(args); };
+    co_return co_await runner_.run(std::move(add_any));
+  }
+  auto add_one = [igd = igd_, args] { return igd->add_port_mapping(args); };
+  const auto ec = co_await runner_.run(std::move(add_one));
+  if (ec) co_return ec;
+  co_return args.external_port;
+}
+
+asio::awaitable<Result<std::uint16_t>> UpnpMapper::add_with_other_port(PortMappingArgs args) {
+  Result<std::uint16_t> port = make_error_code(Errc::bad_reply);
+  for (int attempt = 0; attempt < options_.other_port_attempts; ++attempt) {
+    args.external_port = pick_other_port();
+    port = co_await add(args);
+    if (port || port.error() != MapFailure::port_conflict) break;
+  }
+  co_return port;
+}
+
+std::uint16_t UpnpMapper::pick_other_port() {
+  // Above the well-known and registered-for-system ranges routers often reserve.
+  return std::uniform_int_distribution<std::uint16_t>(1024, 65535)(random_);
+}
+
+asio::awaitable<std::error_code> UpnpMapper::unmap(Mapping mapping) {
+  const auto proto = mapping.request.proto;
+  const auto port = mapping.external_port;
+  auto get_entry = [igd = igd_, proto, port] { return igd->get_specific_port_mapping(proto, port); };
+  auto entry = co_await runner_.run(std::move(get_entry));
+  if (!entry) {
+    // 714 NoSuchEntryInArray: nothing to delete.
+    if (entry.error() == make_upnp_error(714)) co_return std::error_code{};
+    co_return entry.error();
+  }
+  // Never delete a mapping some other host holds on the same port.
+  if (entry->internal_client != internal_client_) co_return std::error_code{};
+  auto delete_entry = [igd = igd_, proto, port] { return igd->delete_port_mapping(proto, port); };
+  const auto ec = co_await runner_.run(std::move(delete_entry));
+  if (ec == make_upnp_error(714)) co_return std::error_code{};
+  co_return ec;
+}
+
+}  // namespace natkeeper::upnp

@@ -1,0 +1,49 @@
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+
+#include "mappers/blocking_runner.hpp"
+#include "mappers/mapper.hpp"
+#include "mappers/upnp/igd_control.hpp"
+
+namespace natkeeper::upnp {
+
+struct UpnpMapperOptions {
+  // When the wanted external port is taken, may another one be used?
+  bool allow_other_external_port = false;
+  // How many other external ports an IGDv1 gateway (no AddAnyPortMapping) is
+  // asked for before giving up.
+  int other_port_attempts = 4;
+  std::uint32_t seed = std::random_device{}();
+};
+
+// The UPnP-IGD policy: which action to use, and what each UPnP error means
+// for the mapping. The SOAP calls themselves go through IgdControl on the
+// blocking runner.
+class UpnpMapper final : public Mapper {
+ public:
+  UpnpMapper(std::shared_ptr<IgdControl> igd, BlockingRunner runner, std::string internal_client,
+             UpnpMapperOptions options = {});
+
+  std::string_view method() const override { return "upnp"; }
+  asio::awaitable<Result<asio::ip::address>> external_address() override;
+  asio::awaitable<Result<Mapping>> map(MapRequest request) override;
+  asio::awaitable<std::error_code> unmap(Mapping mapping) override;
+
+ private:
+  asio::awaitable<Result<std::uint16_t>> add(PortMappingArgs args);
+  asio::awaitable<Result<std::uint16_t>> add_with_other_port(PortMappingArgs args);
+  std::uint16_t pick_other_port();
+
+  std::shared_ptr<IgdControl> igd_;
+  BlockingRunner runner_;
+  std::string internal_client_;
+  UpnpMapperOptions options_;
+  std::mt19937 random_;
+  std::optional<asio::ip::address> external_ip_;
+};
+
+}  // namespace natkeeper::upnp
