@@ -40,8 +40,12 @@ asio::awaitable<std::optional<std::pair<GatewayPath, FoundProtocol>>> connect(co
             path->local.address.to_string());
   auto found = co_await discover_upnp(*path, session.config, session.workers);
   if (!found) {
-    log::error("no UPnP-IGD gateway answered at {}: {}. Is UPnP enabled on the router?",
-               path->gateway.to_string(), found.error().message());
+    if (found.error() == Errc::no_gateway_answer)
+      log::error("no UPnP-IGD gateway answered at {}. Is UPnP enabled on the router?",
+                 path->gateway.to_string());
+    else
+      log::error("the UPnP-IGD gateway at {} is not usable: {}", path->gateway.to_string(),
+                 found.error().message());
     co_return std::nullopt;
   }
   if (!found->external_ip)

@@ -1,0 +1,9 @@
+#!/bin/sh
+# Installs the build dependencies and builds natkeeper into ./build (or $BUILD_DIR).
+# Extra arguments go to cmake's configure step.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD_DIR:-$top/build}
+"$top/contrib/install-deps.sh"
+cmake -S "$top" -B "$build" -G Ninja "$@"
+cmake --build "$build" --parallel "$(nproc)"

@@ -1,0 +1,170 @@
+#include <catch2/catch.hpp>
+
+#include "result_printer.hpp"
+
+#include <fstream>
+
+#include "config/config.hpp"
+
+using namespace natkeeper;
+using namespace natkeeper::config;
+
+namespace {
+
+ConfigError error_of(std::string_view text) {
+  auto parsed = parse_config(text, "test.toml");
+  REQUIRE_FALSE(parsed);
+  return parsed.error();
+}
+
+}  // namespace
+
+TEST_CASE("no configuration means the Ring profile with defaults") {
+  const Config defaults;
+  const auto requests = plan_requests(defaults);
+  // UDP 7076, 7077, 9078, 9079; TCP and UDP 15063-15064; UDP 16500-16599.
+  REQUIRE(requests.size() == 4 + 4 + 100);
+  CHECK(requests.front().proto == Transport::udp);
+  CHECK(requests.front().internal_port == 7076);
+  CHECK(requests[4].proto == Transport::tcp);
+  CHECK(requests[4].internal_port == 15063);
+  CHECK(requests.back().internal_port == 16599);
+  for (const auto& request : requests) {
+    CHECK(request.lifetime == std::chrono::seconds(3600));
+    CHECK(request.wanted_external_port == request.internal_port);
+  }
+}
+
+TEST_CASE("the example configuration loads and states the defaults") {
+  auto loaded = load_config_file(NATKEEPER_EXAMPLE_CONFIG);
+  INFO((loaded ? std::string() : loaded.error().to_string()));
+  REQUIRE(loaded);
+  const Config defaults;
+  CHECK(loaded->protocol == defaults.protocol);
+  CHECK(loaded->ring_profile == defaults.ring_profile);
+  CHECK(loaded->ring_rtp_window == defaults.ring_rtp_window);
+  CHECK(loaded->lease == defaults.lease);
+  CHECK(loaded->description == defaults.description);
+  CHECK(loaded->allow_other_external_port == defaults.allow_other_external_port);
+  CHECK(loaded->ports.empty());
+}
+
+TEST_CASE("every key is read") {
+  auto parsed = parse_config(R"(
+[gateway]
+protocol = "upnp"
+address = "192.168.1.1"
+igd = "http://192.168.1.1:5000/rootDesc.xml"
+[profile]
+name = "ring"
+rtp = "20000-20009"
+[mapping]
+lease = 7200
+description = "doorbell"
+allow_other_external_port = true
+ports = ["udp:5000", "tcp+udp:8080-8081"]
+)",
+                             "full.toml");
+  REQUIRE(parsed);
+  CHECK(parsed->source == "full.toml");
+  CHECK(parsed->protocol == ProtocolChoice::upnp);
+  CHECK(parsed->gateway->to_string() == "192.168.1.1");
+  CHECK(parsed->igd_url == "http://192.168.1.1:5000/rootDesc.xml");
+  CHECK(parsed->ring_rtp_window == PortRange{Transport::udp, 20000, 20009});
+  CHECK(parsed->lease == std::chrono::seconds(7200));
+  CHECK(parsed->description == "doorbell");
+  CHECK(parsed->allow_other_external_port);
+  CHECK(parsed->ports.size() == 3);
+
+  const auto requests = plan_requests(*parsed);
+  CHECK(requests.size() == 8 + 10 + 5);
+  CHECK(requests.back().internal_port == 8081);
+  CHECK(requests.back().description == "doorbell");
+  CHECK(requests.front().description == "doorbell ring app");
+}
+
+TEST_CASE("profile none maps only the listed ports, without duplicates") {
+  auto parsed = parse_config(R"(
+[profile]
+name = "none"
+[mapping]
+ports = ["udp:7076-7077", "udp:7077", "tcp:7077"]
+)",
+                             "t.toml");
+  REQUIRE(parsed);
+  const auto requests = plan_requests(*parsed);
+  REQUIRE(requests.size() == 3);
+  CHECK(requests[2].proto == Transport::tcp);
+}
+
+TEST_CASE("errors name the file, the line and the key") {
+  auto e = error_of("[mapping]\nlease = 5\n");
+  CHECK(e.file == "test.toml");
+  CHECK(e.line == 2);
+  CHECK(e.key == "mapping.lease");
+  CHECK(e.to_string() == "test.toml:2: mapping.lease: 5 is out of range 60-604800 seconds");
+
+  e = error_of("[mapping]\n\nlease = \"long\"\n");
+  CHECK(e.line == 3);
+  CHECK(e.key == "mapping.lease");
+  CHECK_THAT(e.message, Catch::Contains("integer"));
+}
+
+TEST_CASE("unknown keys and tables are errors, not silently ignored") {
+  auto e = error_of("[mapping]\nleese = 3600\n");
+  CHECK(e.key == "mapping.leese");
+  CHECK(e.line == 2);
+  CHECK(e.message == "unknown key");
+
+  e = error_of("[mappings]\n");
+  CHECK(e.key == "mappings");
+  CHECK(e.line == 1);
+}
+
+TEST_CASE("out-of-range and malformed values are rejected with their key") {
+  struct Case {
+    const char* text;
+    const char* key;
+    const char* complaint;
+  };
+  for (const auto& [text, key, complaint] : {
+           Case{"[gateway]\nprotocol = \"smoke-signals\"", "gateway.protocol", "not one of"},
+           Case{"[gateway]\naddress = \"fe80::1\"", "gateway.address", "not an IPv4 address"},
+           Case{"[gateway]\naddress = 17", "gateway.address", "expected"},
+           Case{"[gateway]\nigd = \"ftp://x/\"", "gateway.igd", "http://"},
+           Case{"[profile]\nname = \"nest\"", "profile.name", "not one of"},
+           Case{"[profile]\nrtp = \"16000-16599\"", "profile.rtp", "outside the RTP range"},
+           Case{"[profile]\nrtp = \"16600-16500\"", "profile.rtp", "ends before it starts"},
+           Case{"[mapping]\nlease = 604801", "mapping.lease", "out of range"},
+           Case{"[mapping]\ndescription = \"\"", "mapping.description", "printable"},
+           Case{"[mapping]\ndescription = \"tab\\there\"", "mapping.description", "printable"},
+           Case{"[mapping]\nallow_other_external_port = \"yes\"", "mapping.allow_other_external_port", "true or false"},
+           Case{"[mapping]\nports = \"udp:1\"", "mapping.ports", "array"},
+           Case{"[mapping]\nports = [\"udp:1\", 2]", "mapping.ports[1]", "expected a string"},
+           Case{"[mapping]\nports = [\"udp:0\"]", "mapping.ports[0]", "not a port"},
+           Case{"gateway = 3", "gateway", "table"},
+       }) {
+    INFO(text);
+    const auto e = error_of(text);
+    CHECK(e.key == key);
+    CHECK_THAT(e.message, Catch::Contains(complaint));
+    CHECK(e.line >= 1);
+  }
+}
+
+TEST_CASE("TOML syntax errors become messages with a line, not exceptions") {
+  auto e = error_of("[mapping]\nlease = = 3\n");
+  CHECK(e.line == 2);
+  CHECK_FALSE(e.message.empty());
+  e = error_of("[mapping\n");
+  CHECK(e.line == 1);
+  e = error_of(std::string("a = \"\xff\"\n"));
+  CHECK(e.line == 1);
+}
+
+TEST_CASE("a missing file is a config error naming it") {
+  auto loaded = load_config_file("/nonexistent/natkeeper.toml");
+  REQUIRE_FALSE(loaded);
+  CHECK(loaded.error().file == "/nonexistent/natkeeper.toml");
+  CHECK_THAT(loaded.error().message, Catch::Contains("cannot read"));
+}

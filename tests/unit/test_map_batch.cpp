@@ -1,0 +1,103 @@
+#include <catch2/catch.hpp>
+
+#include "result_printer.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <map>
+
+#include "agent/map_batch.hpp"
+#include "mappers/errors.hpp"
+#include "run_loop.hpp"
+
+using namespace natkeeper;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Answers each port with a scripted UPnP code after yielding to the loop, so
+// several requests are in flight at once.
+class ScriptedMapper final : public Mapper {
+ public:
+  std::map<std::uint16_t, int> codes;  // port -> UPnP error (absent: success)
+  std::vector<std::uint16_t> asked;
+  std::size_t in_flight = 0, max_in_flight = 0;
+
+  std::string_view method() const override { return "scripted"; }
+  asio::awaitable<Result<asio::ip::address>> external_address() override {
+    co_return asio::ip::make_address("203.0.113.1");
+  }
+  asio::awaitable<Result<Mapping>> map(MapRequest request) override {
+    asked.push_back(request.internal_port);
+    max_in_flight = std::max(max_in_flight, ++in_flight);
+    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    --in_flight;
+    if (auto code = codes.find(request.internal_port); code != codes.end())
+      co_return make_upnp_error(code->second);
+    const auto port = request.internal_port;
+    co_return Mapping{std::move(request), asio::ip::make_address("203.0.113.1"), port, 3600s, false};
+  }
+  asio::awaitable<std::error_code> unmap(Mapping mapping) override {
+    asked.push_back(mapping.external_port);
+    co_return std::error_code{};
+  }
+};
+
+std::vector<MapRequest> ports(std::uint16_t first, std::uint16_t last) {
+  std::vector<MapRequest> requests;
+  for (unsigned p = first; p <= last; ++p)
+    requests.push_back({Transport::udp, static_cast<std::uint16_t>(p), static_cast<std::uint16_t>(p), 3600s, "t"});
+  return requests;
+}
+
+}  // namespace
+
+TEST_CASE("all requests are mapped in order, with a bounded number in flight") {
+  boost::asio::io_context loop;
+  ScriptedMapper mapper;
+  mapper.codes = {{7, 718}};
+  const auto outcomes = run_loop(loop, map_all(mapper, ports(1, 20), 4));
+  REQUIRE(outcomes.size() == 20);
+  CHECK(mapper.max_in_flight == 4);
+  CHECK(mapper.asked.front() == 1);
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    CHECK(outcomes[i].request.internal_port == i + 1);
+    CHECK(outcomes[i].mapping.has_value() == (i + 1 != 7));
+  }
+  CHECK(outcomes[6].error == MapFailure::port_conflict);
+}
+
+TEST_CASE("a full table stops the batch: the rest are not attempted") {
+  boost::asio::io_context loop;
+  ScriptedMapper mapper;
+  mapper.codes = {{10, 728}, {11, 728}, {12, 728}, {13, 728}};
+  for (unsigned p = 14; p <= 100; ++p) mapper.codes[static_cast<std::uint16_t>(p)] = 728;
+  const auto outcomes = run_loop(loop, map_all(mapper, ports(1, 100), 2));
+  // Only requests already in flight when the first 728 arrived were sent.
+  CHECK(mapper.asked.size() <= 11);
+  for (std::size_t i = 0; i < 9; ++i) CHECK(outcomes[i].mapping);
+  CHECK(outcomes[9].error == make_upnp_error(728));
+  CHECK(outcomes[99].error == Errc::table_full_skipped);
+  CHECK(outcomes[99].error == MapFailure::table_full);
+}
+
+TEST_CASE("an empty batch and a batch smaller than the window") {
+  boost::asio::io_context loop;
+  ScriptedMapper mapper;
+  CHECK(run_loop(loop, map_all(mapper, {}, 4)).empty());
+  CHECK(run_loop(loop, map_all(mapper, ports(1, 2), 4)).size() == 2);
+  CHECK(mapper.max_in_flight == 2);
+}
+
+TEST_CASE("unmap_all removes each mapping once") {
+  boost::asio::io_context loop;
+  ScriptedMapper mapper;
+  std::vector<Mapping> mappings;
+  for (auto& request : ports(1, 9)) mappings.push_back({request, {}, request.internal_port, 3600s, false});
+  const auto errors = run_loop(loop, unmap_all(mapper, mappings, 4));
+  CHECK(errors.size() == 9);
+  std::sort(mapper.asked.begin(), mapper.asked.end());
+  CHECK(mapper.asked == std::vector<std::uint16_t>{1, 2, 3, 4, 5, 6, 7, 8, 9});
+}

@@ -1,0 +1,92 @@
+#include <catch2/catch.hpp>
+
+#include "mappers/upnp/ssdp.hpp"
+#include "mappers/upnp/ssdp_search.hpp"
+
+using namespace natkeeper::upnp;
+using boost::asio::ip::make_address_v4;
+
+TEST_CASE("searches carry the target; only the multicast one carries MX") {
+  const auto multicast = make_multicast_search(kIgdV1, 1);
+  CHECK(multicast.starts_with("M-SEARCH * HTTP/1.1\r\n"));
+  CHECK_THAT(multicast, Catch::Contains("HOST: 239.255.255.250:1900\r\n"));
+  CHECK_THAT(multicast, Catch::Contains("MAN: \"ssdp:discover\"\r\n"));
+  CHECK_THAT(multicast, Catch::Contains("MX: 1\r\n"));
+  CHECK_THAT(multicast, Catch::Contains(std::string("ST: ") + std::string(kIgdV1) + "\r\n"));
+  CHECK(multicast.ends_with("\r\n\r\n"));
+
+  const auto unicast = make_unicast_search(kIgdV2, "10.77.0.1:1900");
+  CHECK_THAT(unicast, Catch::Contains("HOST: 10.77.0.1:1900\r\n"));
+  CHECK_THAT(unicast, !Catch::Contains("MX:"));
+}
+
+TEST_CASE("a search response yields LOCATION, ST and USN") {
+  const auto response = parse_search_response(
+      "HTTP/1.1 200 OK\r\n"
+      "CACHE-CONTROL: max-age=120\r\n"
+      "st: urn:schemas-upnp-org:device:InternetGatewayDevice:2\r\n"
+      "Location:   http://10.77.0.1:5000/rootDesc.xml  \r\n"
+      "USN: uuid:3f1c::urn:schemas-upnp-org:device:InternetGatewayDevice:2\r\n"
+      "\r\n");
+  REQUIRE(response);
+  CHECK(response->location == "http://10.77.0.1:5000/rootDesc.xml");
+  CHECK(response->search_target == kIgdV2);
+  CHECK(response->usn.starts_with("uuid:3f1c"));
+  CHECK(is_igd_search_target(response->search_target));
+}
+
+TEST_CASE("bare LF line ends are tolerated") {
+  const auto response = parse_search_response("HTTP/1.1 200 OK\nST: x\nLOCATION: http://a/\n\n");
+  REQUIRE(response);
+  CHECK(response->location == "http://a/");
+}
+
+TEST_CASE("what is not a usable search response is ignored") {
+  CHECK_FALSE(parse_search_response(""));
+  CHECK_FALSE(parse_search_response("NOTIFY * HTTP/1.1\r\nLOCATION: http://a/\r\nST: x\r\n\r\n"));
+  CHECK_FALSE(parse_search_response("HTTP/1.1 404 Not Found\r\nLOCATION: http://a/\r\nST: x\r\n\r\n"));
+  CHECK_FALSE(parse_search_response("HTTP/1.1 200 OK\r\nST: x\r\n\r\n"));        // no LOCATION
+  CHECK_FALSE(parse_search_response("HTTP/1.1 200 OK\r\nLOCATION: http://a/\r\n"));  // no ST
+  CHECK_FALSE(parse_search_response(std::string(kMaxSsdpDatagram + 1, 'A')));
+  CHECK_FALSE(parse_search_response("HTTP/1.1 200"));
+  CHECK_FALSE(is_igd_search_target("urn:schemas-upnp-org:device:MediaRenderer:1"));
+  CHECK_FALSE(is_igd_search_target("upnp:rootdevice"));
+}
+
+TEST_CASE("http URLs are split into host, port and path") {
+  auto url = parse_http_url("http://10.77.0.1:5000/rootDesc.xml");
+  REQUIRE(url);
+  CHECK(url->host == "10.77.0.1");
+  CHECK(url->port == 5000);
+  CHECK(url->path == "/rootDesc.xml");
+
+  url = parse_http_url("HTTP://router.lan");
+  REQUIRE(url);
+  CHECK(url->port == 80);
+  CHECK(url->path == "/");
+
+  for (auto bad : {"https://10.0.0.1/", "http://", "http://:80/", "http://u:p@10.0.0.1/",
+                   "http://[::1]/", "http://10.0.0.1:0/", "http://10.0.0.1:65536/", "http://10.0.0.1:8x/",
+                   "http://10.0.0.1/a b", "ftp://10.0.0.1/"}) {
+    INFO(bad);
+    CHECK_FALSE(parse_http_url(bad));
+  }
+}
+
+TEST_CASE("a LOCATION must be the answering host itself, on this host's subnet") {
+  const auto local = make_address_v4("10.77.0.2");
+  const auto mask = make_address_v4("255.255.255.0");
+  auto ok = [&](const char* url, const char* responder = "10.77.0.1") {
+    return location_is_acceptable(*parse_http_url(url), make_address_v4(responder), local, mask);
+  };
+  CHECK(ok("http://10.77.0.1:5000/rootDesc.xml"));
+  CHECK_FALSE(ok("http://127.0.0.1:5000/rootDesc.xml"));
+  CHECK_FALSE(ok("http://127.0.0.1:5000/", "127.0.0.1"));
+  CHECK_FALSE(ok("http://169.254.169.254/latest/meta-data/"));
+  CHECK_FALSE(ok("http://169.254.169.254/latest/meta-data/", "169.254.169.254"));
+  CHECK_FALSE(ok("http://10.77.0.9:5000/"));           // another host than the one answering
+  CHECK_FALSE(ok("http://192.168.1.1/", "192.168.1.1"));  // off-subnet
+  CHECK_FALSE(ok("http://router.lan/"));               // names may resolve anywhere
+  CHECK_FALSE(ok("http://10.77.0.2/", "10.77.0.2"));   // this host itself
+  CHECK_FALSE(ok("http://224.0.0.1/", "224.0.0.1"));
+}

@@ -1,0 +1,255 @@
+#include <catch2/catch.hpp>
+
+#include "result_printer.hpp"
+
+#include <deque>
+#include <functional>
+
+#include "mappers/errors.hpp"
+#include "mappers/upnp/upnp_mapper.hpp"
+#include "run_loop.hpp"
+
+using namespace natkeeper;
+using namespace natkeeper::upnp;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A scripted gateway: each add answers with the next scripted code (0 = success).
+class FakeIgd final : public IgdControl {
+ public:
+  bool v2 = false;
+  std::deque<int> add_answers;                 // UPnP codes for successive adds
+  std::function<std::uint16_t(std::uint16_t)> reserve = [](std::uint16_t p) { return p; };
+  std::vector<PortMappingArgs> adds;
+  std::vector<std::pair<Transport, std::uint16_t>> deletes;
+  Result<PortMappingEntry> entry = PortMappingEntry{"10.77.0.2", 7076, "natkeeper", 3600s};
+  int delete_answer = 0;
+  Result<std::string> external = std::string("203.0.113.1");
+  int external_calls = 0;
+
+  bool has_add_any_port_mapping() const override { return v2; }
+  std::error_code add_port_mapping(const PortMappingArgs& args) override {
+    REQUIRE_FALSE(v2);
+    return next_add(args);
+  }
+  Result<std::uint16_t> add_any_port_mapping(const PortMappingArgs& args) override {
+    REQUIRE(v2);
+    if (auto ec = next_add(args)) return ec;
+    return reserve(args.external_port);
+  }
+  std::error_code delete_port_mapping(Transport proto, std::uint16_t port) override {
+    deletes.emplace_back(proto, port);
+    return delete_answer ? make_upnp_error(delete_answer) : std::error_code{};
+  }
+  Result<PortMappingEntry> get_specific_port_mapping(Transport, std::uint16_t) override { return entry; }
+  Result<std::string> get_external_ip_address() override {
+    ++external_calls;
+    return external;
+  }
+
+ private:
+  std::error_code next_add(const PortMappingArgs& args) {
+    adds.push_back(args);
+    REQUIRE_FALSE(add_answers.empty());
+    const int code = add_answers.front();
+    add_answers.pop_front();
+    return code ? make_upnp_error(code) : std::error_code{};
+  }
+};
+
+struct Fixture {
+  boost::asio::io_context loop;
+  std::shared_ptr<FakeIgd> igd = std::make_shared<FakeIgd>();
+  UpnpMapperOptions options{false, 3, 42};
+
+  UpnpMapper mapper() {
+    // The loop itself plays the worker pool: calls run inline, deterministically.
+    return UpnpMapper(igd, BlockingRunner(loop.get_executor(), 1000ms), "10.77.0.2", options);
+  }
+  Result<Mapping> map(MapRequest request) {
+    auto m = mapper();
+    return run_loop(loop, m.map(std::move(request)));
+  }
+};
+
+MapRequest request(std::uint16_t port, Transport proto = Transport::udp) {
+  return {proto, port, port, 3600s, "natkeeper test"};
+}
+
+}  // namespace
+
+TEST_CASE("IGDv1: AddPortMapping with this host as internal client") {
+  Fixture f;
+  f.igd->add_answers = {0};
+  auto mapping = f.map(request(7076));
+  REQUIRE(mapping);
+  CHECK(mapping->external_port == 7076);
+  CHECK(mapping->external_ip.to_string() == "203.0.113.1");
+  CHECK(mapping->lifetime == 3600s);
+  CHECK_FALSE(mapping->permanent);
+  REQUIRE(f.igd->adds.size() == 1);
+  CHECK(f.igd->adds[0].internal_client == "10.77.0.2");
+  CHECK(f.igd->adds[0].internal_port == 7076);
+  CHECK(f.igd->adds[0].lease == 3600s);
+  CHECK(f.igd->adds[0].description == "natkeeper test");
+}
+
+TEST_CASE("the external address is asked once per mapper") {
+  Fixture f;
+  f.igd->add_answers = {0, 0};
+  auto m = f.mapper();
+  REQUIRE(run_loop(f.loop, m.map(request(7076))));
+  REQUIRE(run_loop(f.loop, m.map(request(7077))));
+  CHECK(f.igd->external_calls == 1);
+}
+
+TEST_CASE("725 OnlyPermanentLeasesSupported: retry with lease 0 and flag the mapping") {
+  Fixture f;
+  f.igd->add_answers = {725, 0};
+  auto mapping = f.map(request(7076));
+  REQUIRE(mapping);
+  CHECK(mapping->permanent);
+  CHECK(mapping->lifetime == 0s);
+  REQUIRE(f.igd->adds.size() == 2);
+  CHECK(f.igd->adds[1].lease == 0s);
+}
+
+TEST_CASE("718 ConflictInMappingEntry: a conflict, and no other port unless allowed") {
+  Fixture f;
+  f.igd->add_answers = {718};
+  auto mapping = f.map(request(7076));
+  REQUIRE_FALSE(mapping);
+  CHECK(mapping.error() == MapFailure::port_conflict);
+  CHECK(mapping.error() == make_upnp_error(718));
+  CHECK(f.igd->adds.size() == 1);
+}
+
+TEST_CASE("718 with other ports allowed: IGDv1 tries a bounded number of other ports") {
+  Fixture f;
+  f.options.allow_other_external_port = true;
+  SECTION("the second try succeeds") {
+    f.igd->add_answers = {718, 718, 0};
+    auto mapping = f.map(request(7076));
+    REQUIRE(mapping);
+    REQUIRE(f.igd->adds.size() == 3);
+    CHECK(mapping->external_port == f.igd->adds[2].external_port);
+    CHECK(mapping->external_port >= 1024);
+    CHECK(mapping->request.wanted_external_port == 7076);
+    CHECK(f.igd->adds[2].internal_port == 7076);
+  }
+  SECTION("every try conflicts: give up after the attempts") {
+    f.igd->add_answers = {718, 718, 718, 718};
+    auto mapping = f.map(request(7076));
+    REQUIRE_FALSE(mapping);
+    CHECK(mapping.error() == MapFailure::port_conflict);
+    CHECK(f.igd->adds.size() == 1 + 3);
+  }
+}
+
+TEST_CASE("606 is not authorized, 728 is a full table; neither is retried") {
+  for (int code : {606, 728}) {
+    Fixture f;
+    f.options.allow_other_external_port = true;
+    f.igd->add_answers = {code};
+    auto mapping = f.map(request(7076));
+    REQUIRE_FALSE(mapping);
+    CHECK(mapping.error() == (code == 606 ? MapFailure::not_authorized : MapFailure::table_full));
+    CHECK(mapping.error().value() == code);
+    CHECK(f.igd->adds.size() == 1);
+  }
+}
+
+TEST_CASE("other UPnP and transport errors are reported as they are") {
+  for (int code : {501, 402, -3}) {
+    Fixture f;
+    f.igd->add_answers = {code};
+    auto mapping = f.map(request(7076));
+    REQUIRE_FALSE(mapping);
+    CHECK(mapping.error() == make_upnp_error(code));
+    CHECK_FALSE(mapping.error().message().empty());
+  }
+}
+
+TEST_CASE("IGDv2: AddAnyPortMapping") {
+  Fixture f;
+  f.igd->v2 = true;
+  SECTION("the wanted port is granted") {
+    f.igd->add_answers = {0};
+    auto mapping = f.map(request(15063, Transport::tcp));
+    REQUIRE(mapping);
+    CHECK(mapping->external_port == 15063);
+    CHECK(f.igd->adds[0].proto == Transport::tcp);
+  }
+  SECTION("another port offered while the config wants this one: undone and reported") {
+    f.igd->add_answers = {0};
+    f.igd->reserve = [](std::uint16_t) -> std::uint16_t { return 40000; };
+    f.igd->entry = PortMappingEntry{"10.77.0.2", 15063, "natkeeper", 3600s};
+    auto mapping = f.map(request(15063));
+    REQUIRE_FALSE(mapping);
+    CHECK(mapping.error() == Errc::external_port_moved);
+    CHECK(mapping.error() == MapFailure::port_conflict);
+    REQUIRE(f.igd->deletes.size() == 1);
+    CHECK(f.igd->deletes[0].second == 40000);
+  }
+  SECTION("another port offered and allowed") {
+    f.options.allow_other_external_port = true;
+    f.igd->add_answers = {0};
+    f.igd->reserve = [](std::uint16_t) -> std::uint16_t { return 40000; };
+    auto mapping = f.map(request(15063));
+    REQUIRE(mapping);
+    CHECK(mapping->external_port == 40000);
+  }
+  SECTION("725 on IGDv2 also falls back to a permanent lease") {
+    f.igd->add_answers = {725, 0};
+    auto mapping = f.map(request(7076));
+    REQUIRE(mapping);
+    CHECK(mapping->permanent);
+  }
+}
+
+TEST_CASE("a mapping without a readable external address fails clearly") {
+  Fixture f;
+  f.igd->add_answers = {0};
+  f.igd->external = make_upnp_error(501);
+  auto mapping = f.map(request(7076));
+  REQUIRE_FALSE(mapping);
+  CHECK(mapping.error() == make_upnp_error(501));
+}
+
+TEST_CASE("unmap deletes only this host's mapping") {
+  Fixture f;
+  auto m = f.mapper();
+  const Mapping mine{request(7076), {}, 7076, 3600s, false};
+  SECTION("ours: deleted") {
+    CHECK_FALSE(run_loop(f.loop, m.unmap(mine)));
+    REQUIRE(f.igd->deletes.size() == 1);
+    CHECK(f.igd->deletes[0] == std::pair{Transport::udp, std::uint16_t{7076}});
+  }
+  SECTION("another host's: left alone") {
+    f.igd->entry = PortMappingEntry{"10.77.0.9", 7076, "theirs", 0s};
+    CHECK_FALSE(run_loop(f.loop, m.unmap(mine)));
+    CHECK(f.igd->deletes.empty());
+  }
+  SECTION("already gone (714): success without a delete") {
+    f.igd->entry = make_upnp_error(714);
+    CHECK_FALSE(run_loop(f.loop, m.unmap(mine)));
+    CHECK(f.igd->deletes.empty());
+  }
+  SECTION("the gateway refuses the delete: reported") {
+    f.igd->delete_answer = 606;
+    CHECK(run_loop(f.loop, m.unmap(mine)) == MapFailure::not_authorized);
+  }
+}
+
+TEST_CASE("a blocking call past its deadline times out instead of hanging the loop") {
+  boost::asio::io_context loop;
+  boost::asio::io_context stuck_workers;  // never run: the call never completes
+  const BlockingRunner runner(stuck_workers.get_executor(), 20ms);
+  auto call = []() -> Result<int> { return 1; };
+  const auto started = std::chrono::steady_clock::now();
+  auto result = run_loop(loop, runner.run(std::move(call)));
+  REQUIRE_FALSE(result);
+  CHECK(result.error() == std::errc::timed_out);
+  CHECK(std::chrono::steady_clock::now() - started < 2s);
+}
