@@ -84,6 +84,50 @@ class UpnpCategory final : public std::error_category {
   }
 };
 
+class PcpCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "pcp"; }
+  std::string message(int code) const override {
+    static constexpr std::string_view names[] = {
+        "SUCCESS", "UNSUPP_VERSION", "NOT_AUTHORIZED", "MALFORMED_REQUEST", "UNSUPP_OPCODE",
+        "UNSUPP_OPTION", "MALFORMED_OPTION", "NETWORK_FAILURE", "NO_RESOURCES", "UNSUPP_PROTOCOL",
+        "USER_EX_QUOTA", "CANNOT_PROVIDE_EXTERNAL", "ADDRESS_MISMATCH", "EXCESSIVE_REMOTE_PEERS"};
+    if (code >= 0 && code < static_cast<int>(std::size(names)))
+      return fmt::format("PCP result {} {}", code, names[code]);
+    return fmt::format("PCP result {}", code);
+  }
+  std::error_condition default_error_condition(int code) const noexcept override {
+    switch (code) {
+      case 2: return MapFailure::not_authorized;    // NOT_AUTHORIZED
+      case 8: return MapFailure::table_full;        // NO_RESOURCES
+      case 10: return MapFailure::table_full;       // USER_EX_QUOTA: this host's share is full
+      case 11: return MapFailure::port_conflict;    // CANNOT_PROVIDE_EXTERNAL
+      case 12: return MapFailure::not_authorized;   // ADDRESS_MISMATCH: a NAT between us and it
+      default: return {code, *this};
+    }
+  }
+};
+
+class NatpmpCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "natpmp"; }
+  std::string message(int code) const override {
+    static constexpr std::string_view names[] = {"Success", "Unsupported Version",
+                                                 "Not Authorized/Refused", "Network Failure",
+                                                 "Out of resources", "Unsupported opcode"};
+    if (code >= 0 && code < static_cast<int>(std::size(names)))
+      return fmt::format("NAT-PMP result {} {}", code, names[code]);
+    return fmt::format("NAT-PMP result {}", code);
+  }
+  std::error_condition default_error_condition(int code) const noexcept override {
+    switch (code) {
+      case 2: return MapFailure::not_authorized;
+      case 4: return MapFailure::table_full;
+      default: return {code, *this};
+    }
+  }
+};
+
 class MapFailureCategory final : public std::error_category {
  public:
   const char* name() const noexcept override { return "map-failure"; }
@@ -113,6 +157,20 @@ const std::error_category& upnp_category() {
 }
 
 std::error_code make_upnp_error(int code) { return {code, upnp_category()}; }
+
+const std::error_category& pcp_category() {
+  static const PcpCategory category;
+  return category;
+}
+
+std::error_code make_pcp_error(int result_code) { return {result_code, pcp_category()}; }
+
+const std::error_category& natpmp_category() {
+  static const NatpmpCategory category;
+  return category;
+}
+
+std::error_code make_natpmp_error(int result_code) { return {result_code, natpmp_category()}; }
 
 const std::error_category& map_failure_category() {
   static const MapFailureCategory category;

@@ -21,6 +21,14 @@ std::error_code make_error_code(Errc e);
 const std::error_category& upnp_category();
 std::error_code make_upnp_error(int code);
 
+// PCP (RFC 6887 §7.4): the value is the server's result code (1..13).
+const std::error_category& pcp_category();
+std::error_code make_pcp_error(int result_code);
+
+// NAT-PMP (RFC 6886 §3.5): the value is the server's result code (1..5).
+const std::error_category& natpmp_category();
+std::error_code make_natpmp_error(int result_code);
+
 // What policy acts on, whichever protocol reported it. Each protocol category
 // declares which of its codes are equivalent to these.
 enum class MapFailure {

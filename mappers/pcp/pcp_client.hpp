@@ -1,0 +1,97 @@
+#pragma once
+// PCP (RFC 6887) client logic without I/O: the caller feeds it datagrams and
+// the time, and sends what it asks to send. One instance talks to one server.
+// Deterministic for a given seed, so tests drive it with virtual time.
+#include <boost/asio/ip/address_v4.hpp>
+#include <boost/asio/ip/address_v6.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <random>
+#include <span>
+#include <system_error>
+#include <vector>
+
+#include "mappers/epoch.hpp"
+#include "mappers/pcp/pcp_codec.hpp"
+#include "mappers/transport.hpp"
+
+namespace natkeeper::pcp {
+
+using Clock = std::chrono::steady_clock;
+
+struct ClientOptions {
+  boost::asio::ip::address_v4 client_address;  // this host, sent IPv4-mapped
+  boost::asio::ip::address_v4 server_address;   // the gateway
+  std::uint32_t seed = 0;                        // nonces and retransmission jitter
+  // RFC 6887 §8.1.1 retransmits forever (MRC = MRD = 0); a caller that must
+  // finish bounds each request's total time here.
+  std::chrono::milliseconds max_request_duration{10'000};
+};
+
+using RequestId = std::uint64_t;
+
+struct MapResult {
+  Transport proto = Transport::udp;
+  std::uint16_t internal_port = 0;
+  std::uint16_t external_port = 0;
+  boost::asio::ip::address external_address;  // IPv4 when the server sent a mapped address
+  std::chrono::seconds lifetime{0};
+};
+
+// What happened to a request.
+struct Completion {
+  RequestId id = 0;
+  // Success: `map` holds the granted mapping (for ANNOUNCE: nullopt).
+  // Failure: a pcp_category() code (the server's result code; its `lifetime`
+  // says how long the error holds) or Errc::timed_out, or
+  // unsupported_version when the server speaks only NAT-PMP or PCPv1.
+  std::error_code error;
+  std::optional<MapResult> map;
+  std::chrono::seconds error_lifetime{0};
+  std::uint32_t epoch = 0;
+};
+
+enum class DropReason { wrong_source, malformed, unexpected, nonce_mismatch };
+
+class Client {
+ public:
+  explicit Client(ClientOptions options);
+
+  // Starts a MAP request: new, renewal, or deletion (lifetime 0). The same
+  // (proto, internal port) keeps its nonce for the life of this client, as
+  // renewals and deletes must use the nonce of the mapping they refer to.
+  RequestId map(Transport proto, std::uint16_t internal_port, std::uint16_t suggested_external_port,
+                std::chrono::seconds lifetime, Clock::time_point now);
+  // Starts an ANNOUNCE request (discovery: does the gateway speak PCP?).
+  RequestId announce(Clock::time_point now);
+  // Stops retransmitting a request; no completion is reported for it.
+  void cancel(RequestId id);
+
+  // A datagram arrived from `source` (address and port) on the client socket.
+  void on_datagram(std::span<const std::uint8_t> bytes, const boost::asio::ip::address& source,
+                   std::uint16_t source_port, Clock::time_point now);
+  // Time has reached `now`: retransmit or give up what is due.
+  void on_time(Clock::time_point now);
+
+  // Datagrams to send to the server's port 5351, oldest first.
+  std::vector<std::vector<std::uint8_t>> take_outgoing();
+  std::vector<Completion> take_completions();
+  // When on_time must next be called; nullopt when nothing is pending.
+  std::optional<Clock::time_point> next_wakeup() const;
+  // True once since the last call when a valid response's epoch showed the
+  // server lost its state (RFC 6887 §8.5): every mapping must be re-requested.
+  bool take_server_lost_state();
+
+  std::uint64_t dropped(DropReason reason) const;
+  std::uint64_t dropped_total() const;
+  std::size_t pending() const;
+
+ private:
+  // implementation-defined members
+};
+
+}  // namespace natkeeper::pcp
