@@ -35,7 +35,8 @@ CliParse parse_cli(int argc, const char* const* argv) {
   app.add_option("--gateway", options.gateway, "Gateway IPv4 address (default: the default route's)");
   app.add_option("--igd", options.igd_url, "UPnP IGD description URL; skips SSDP discovery");
   app.add_option("--map", options.maps, std::string("Map these ports too (repeatable): ") +
-                                            std::string(config::kMapSpecSyntax));
+                                            std::string(config::kMapSpecSyntax))
+      ->allow_extra_args(false);  // one SPEC per --map: a stray word is an error, not a port
   app.add_flag("--no-default-profile", options.no_default_profile, "Do not map the built-in Ring profile");
   app.add_option("--lease", options.lease_seconds, "Requested mapping lifetime in seconds (default 3600)");
   app.add_flag("--no-verify", options.no_verify, "Do not verify mappings from outside");

@@ -25,6 +25,13 @@ struct Session {
   asio::any_io_executor workers;
 };
 
+const MappingReport& first_failure(const RunReport& report) {
+  return *std::find_if(report.mappings.begin(), report.mappings.end(),
+                       [](const auto& m) {
+                         return m.state != MappingState::mapped && m.state != MappingState::verified;
+                       });
+}
+
 long long milliseconds(std::chrono::steady_clock::duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }
@@ -77,7 +84,12 @@ asio::awaitable<int> once(const Session& session) {
   const auto report = make_report(gateway_report(path, found), nat_of(found), found.mapper->method(), outcomes);
   if (session.json) fmt::print("{}\n", to_json(report).dump(2));
   else fmt::print("{}", to_text(report));
-  co_return report.active() == report.mappings.size() ? kExitOk : kExitSomeFailed;
+  const auto failed = report.mappings.size() - report.active();
+  if (failed > 0)
+    log::warning("{} of {} mappings failed; the first: {} {}: {}", failed, report.mappings.size(),
+                 to_string(first_failure(report).request.proto), first_failure(report).request.internal_port,
+                 describe_failure(first_failure(report).error, first_failure(report).request));
+  co_return failed == 0 ? kExitOk : kExitSomeFailed;
 }
 
 asio::awaitable<int> remove(const Session& session) {
@@ -106,8 +118,9 @@ asio::awaitable<int> remove(const Session& session) {
                           {"failed", failures}};
     fmt::print("{}\n", out.dump(2));
   } else {
-    fmt::print("Removed this host's mappings on {} ports from gateway {} ({} failed).\n",
-               mappings.size() - failures.size(), path.gateway.to_string(), failures.size());
+    fmt::print("Checked {} planned mappings on gateway {}: this host's are removed, other hosts' left "
+               "alone; {} failed.\n",
+               mappings.size(), path.gateway.to_string(), failures.size());
     for (const auto& failure : failures)
       fmt::print("  {} {}: {}\n", failure["proto"].get<std::string>(), failure["external_port"].get<int>(),
                  failure["error"].get<std::string>());

@@ -21,6 +21,19 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kSsdpDeadline = 2500ms;
 // Bound on one description fetch or SOAP call.
 constexpr auto kUpnpCallDeadline = 5000ms;
+// How long an IGD answer from another host waits for the gateway's own.
+constexpr auto kGatewayHeadStart = 300ms;
+
+// With --igd and no --gateway, the description's host is the gateway: no
+// default route is needed then.
+std::optional<asio::ip::address_v4> igd_host(const std::string& igd_url) {
+  const auto url = upnp::parse_http_url(igd_url);
+  if (!url) return std::nullopt;
+  boost::system::error_code ec;
+  const auto host = asio::ip::make_address_v4(url->host, ec);
+  if (ec) return std::nullopt;
+  return host;
+}
 
 }  // namespace
 
@@ -28,6 +41,8 @@ Result<GatewayPath> locate_gateway(const config::Config& config) {
   GatewayPath path;
   if (config.gateway) {
     path.gateway = *config.gateway;
+  } else if (auto host = igd_host(config.igd_url)) {
+    path.gateway = *host;
   } else {
     auto gateway = find_default_gateway();
     if (!gateway) return gateway.error();
@@ -69,11 +84,24 @@ asio::awaitable<Result<FoundProtocol>> discover_upnp(const GatewayPath& path, co
                           path.gateway);
   if (const auto ec = search.start()) co_return ec;
   const auto deadline = started + kSsdpDeadline;
-  while (auto answer = co_await search.next_answer(deadline)) {
+  auto wait_until = deadline;
+  std::vector<upnp::SsdpAnswer> others;
+  while (auto answer = co_await search.next_answer(wait_until)) {
     log::debug("SSDP: {} answered after {} ms: {}", answer->responder.to_string(),
                std::chrono::duration_cast<std::chrono::milliseconds>(answer->elapsed).count(),
                answer->response.location);
+    if (answer->responder != path.gateway) {
+      // Another LAN device claims to be an IGD. The default gateway is the one
+      // that forwards this host's traffic: give it a moment to answer first.
+      if (others.empty()) wait_until = std::min(deadline, Clock::now() + kGatewayHeadStart);
+      others.push_back(std::move(*answer));
+      continue;
+    }
     auto found = co_await open(answer->response.location);
+    if (found) co_return found;
+  }
+  for (const auto& other : others) {
+    auto found = co_await open(other.response.location);
     if (found) co_return found;
   }
   co_return make_error_code(Errc::no_gateway_answer);

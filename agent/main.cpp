@@ -24,7 +24,9 @@ int main(int argc, char** argv) {
   config::Config config;
   std::error_code ignored;
   const auto path = options.config_file.value_or(config::default_config_path());
-  if (options.config_file || std::filesystem::exists(path, ignored)) {
+  if (!options.config_file && !std::filesystem::exists(path, ignored))
+    config.source = fmt::format("built-in defaults ({} does not exist)", path);
+  else {
     auto loaded = config::load_config_file(path);
     if (!loaded) {
       log::error("{}", loaded.error().to_string());
