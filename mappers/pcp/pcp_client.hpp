@@ -5,14 +5,17 @@
 #include <boost/asio/ip/address_v4.hpp>
 #include <boost/asio/ip/address_v6.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <random>
 #include <span>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "mappers/epoch.hpp"
@@ -30,6 +33,10 @@ struct ClientOptions {
   // RFC 6887 §8.1.1 retransmits forever (MRC = MRD = 0); a caller that must
   // finish bounds each request's total time here.
   std::chrono::milliseconds max_request_duration{10'000};
+  // The nonce of a (proto, internal port) mapping. Unset: random from `seed`,
+  // which only this Client instance can renew or delete. A caller whose
+  // mappings must outlive the process derives stable, secret nonces instead.
+  std::function<Nonce(Transport, std::uint16_t)> nonce_for;
 };
 
 using RequestId = std::uint64_t;
@@ -62,8 +69,9 @@ class Client {
   explicit Client(ClientOptions options);
 
   // Starts a MAP request: new, renewal, or deletion (lifetime 0). The same
-  // (proto, internal port) keeps its nonce for the life of this client, as
-  // renewals and deletes must use the nonce of the mapping they refer to.
+  // (proto, internal port) keeps its nonce (options.nonce_for, or random) for
+  // the life of this client, as renewals and deletes must use the nonce of
+  // the mapping they refer to.
   RequestId map(Transport proto, std::uint16_t internal_port, std::uint16_t suggested_external_port,
                 std::chrono::seconds lifetime, Clock::time_point now);
   // Starts an ANNOUNCE request (discovery: does the gateway speak PCP?).
@@ -91,7 +99,36 @@ class Client {
   std::size_t pending() const;
 
  private:
-  // implementation-defined members
+  struct Pending {
+    Opcode opcode = Opcode::map;
+    std::vector<std::uint8_t> datagram;  // sent as is on every retransmission
+    // MAP only: what a response must echo (RFC 6887 §11.3).
+    Nonce nonce{};
+    Transport proto = Transport::udp;
+    std::uint16_t internal_port = 0;
+    bool deletion = false;  // requested lifetime 0
+    Clock::time_point next_send;
+    Clock::time_point deadline;  // Clock::time_point::max(): unbounded
+    double rt_seconds = 0;       // RT of the last transmission (§8.1.1)
+  };
+
+  RequestId start(Pending request, Clock::time_point now);
+  double next_rand();  // RAND of §8.1.1: uniform in [-0.1, +0.1]
+  Nonce new_nonce();
+  void complete(RequestId id, const Pending& request, const Response& response);
+  void note_epoch(const Response& response, Clock::time_point now);
+  void drop(DropReason reason);
+
+  ClientOptions options_;
+  std::mt19937 random_;
+  EpochTracker epochs_;
+  std::map<std::pair<Transport, std::uint16_t>, Nonce> nonces_;
+  std::map<RequestId, Pending> pending_;  // in start order
+  RequestId next_id_ = 1;
+  std::deque<std::vector<std::uint8_t>> outgoing_;
+  std::vector<Completion> completions_;
+  bool server_lost_state_ = false;
+  std::array<std::uint64_t, 4> dropped_{};  // by DropReason
 };
 
 }  // namespace natkeeper::pcp

@@ -1,0 +1,582 @@
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "mappers/errors.hpp"
+#include "mappers/pcp/pcp_client.hpp"
+
+using namespace natkeeper;
+using namespace natkeeper::pcp;
+using namespace std::chrono_literals;
+namespace ip = boost::asio::ip;
+
+namespace {
+
+using Bytes = std::vector<std::uint8_t>;
+
+const auto kGateway = ip::make_address_v4("10.77.0.1");
+const auto kHost = ip::make_address_v4("10.77.0.2");
+const auto kT0 = Clock::time_point{} + 1000s;
+
+ClientOptions options(std::uint32_t seed = 42) {
+  ClientOptions o;
+  o.client_address = kHost;
+  o.server_address = kGateway;
+  o.seed = seed;
+  return o;
+}
+
+double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+void put32(Bytes& bytes, std::size_t at, std::uint32_t value) {
+  for (std::size_t i = 0; i < 4; ++i) bytes[at + i] = static_cast<std::uint8_t>(value >> (24 - 8 * i));
+}
+
+// The scripted server's answer to a request, built the way RFC 6887 §8.3 says
+// a server builds it: the request with R set, result code, lifetime and epoch
+// filled in, and for MAP the assigned external port and address.
+struct Answer {
+  ResultCode result = ResultCode::success;
+  std::uint32_t lifetime = 3600;
+  std::uint32_t epoch = 100;
+  std::uint16_t external_port = 0;  // 0: the suggested one
+  ip::address_v4 external_address = ip::make_address_v4("203.0.113.1");
+};
+
+Bytes answer(const Bytes& request, const Answer& a = {}) {
+  Bytes reply = request;
+  reply[response_header::kROpcode] |= kResponseBit;
+  reply[response_header::kReserved] = 0;
+  reply[response_header::kResultCode] = static_cast<std::uint8_t>(a.result);
+  put32(reply, response_header::kLifetime, a.lifetime);
+  put32(reply, response_header::kEpoch, a.epoch);
+  std::fill_n(reply.begin() + response_header::kReserved2, response_header::kReserved2Size, 0);
+  if ((request[request_header::kROpcode] & kOpcodeMask) == static_cast<std::uint8_t>(Opcode::map)) {
+    const auto body = reply.begin() + request_header::kSize;
+    if (a.external_port != 0) {
+      body[map_body::kExternalPort] = static_cast<std::uint8_t>(a.external_port >> 8);
+      body[map_body::kExternalPort + 1] = static_cast<std::uint8_t>(a.external_port);
+    }
+    const auto address = to_v4_mapped(a.external_address).to_bytes();
+    std::copy(address.begin(), address.end(), body + map_body::kExternalAddress);
+  }
+  return reply;
+}
+
+Bytes nonce_of(const Bytes& request) {
+  const auto at = request.begin() + request_header::kSize + map_body::kNonce;
+  return Bytes(at, at + kNonceSize);
+}
+
+std::uint32_t lifetime_of(const Bytes& request) {
+  std::uint32_t value = 0;
+  for (std::size_t i = 0; i < 4; ++i) value = value << 8 | request[request_header::kLifetime + i];
+  return value;
+}
+
+struct Fixture {
+  Client client{options()};
+
+  Bytes only_outgoing() {
+    auto out = client.take_outgoing();
+    REQUIRE(out.size() == 1);
+    return out[0];
+  }
+  void from_gateway(const Bytes& bytes, Clock::time_point now = kT0) {
+    client.on_datagram(bytes, kGateway, kServerPort, now);
+  }
+  Completion only_completion() {
+    auto done = client.take_completions();
+    REQUIRE(done.size() == 1);
+    return done[0];
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a MAP request is queued at once, with a first wakeup in [2.7, 3.3] s") {
+  Fixture f;
+  const auto id = f.client.map(Transport::udp, 7076, 7076, 3600s, kT0);
+  CHECK(f.client.pending() == 1);
+  const auto request = f.only_outgoing();
+  REQUIRE(request.size() == kMapRequestSize);
+  MapRequestFields expected;
+  expected.client_address = kHost;
+  std::copy_n(request.begin() + request_header::kSize + map_body::kNonce, kNonceSize, expected.nonce.begin());
+  expected.proto = Transport::udp;
+  expected.internal_port = 7076;
+  expected.suggested_external_port = 7076;
+  expected.lifetime = 3600;
+  const auto encoded = encode_map(expected);
+  CHECK(request == Bytes(encoded.begin(), encoded.end()));
+
+  const auto wake = f.client.next_wakeup();
+  REQUIRE(wake);
+  CHECK(seconds(*wake - kT0) >= 2.7);
+  CHECK(seconds(*wake - kT0) <= 3.3);
+  f.client.on_time(*wake - 1ms);  // not yet due
+  CHECK(f.client.take_outgoing().empty());
+  CHECK(f.client.take_completions().empty());
+  CHECK(id != 0);
+}
+
+TEST_CASE("retransmissions double with jitter, are capped at MRT, and time out at the bound") {
+  auto o = options(7);
+  o.max_request_duration = 3h;
+  Client client(o);
+  client.map(Transport::udp, 7076, 7076, 3600s, kT0);
+  const auto first = client.take_outgoing();
+  REQUIRE(first.size() == 1);
+
+  std::vector<double> rts;
+  auto sent_at = kT0;
+  while (true) {
+    const auto wake = client.next_wakeup();
+    REQUIRE(wake);
+    client.on_time(*wake);
+    const auto out = client.take_outgoing();
+    if (out.empty()) {
+      CHECK(*wake == kT0 + 3h);  // the deadline, exactly
+      break;
+    }
+    REQUIRE(out.size() == 1);
+    CHECK(out[0] == first[0]);  // the same datagram, same nonce
+    CHECK(*wake < kT0 + 3h);
+    rts.push_back(seconds(*wake - sent_at));
+    sent_at = *wake;
+  }
+  const auto done = client.take_completions();
+  REQUIRE(done.size() == 1);
+  CHECK(done[0].error == Errc::timed_out);
+  CHECK(client.pending() == 0);
+  CHECK_FALSE(client.next_wakeup());
+
+  // RT = IRT(1+RAND); then 2*RTprev + RAND*RTprev; past MRT, MRT(1+RAND).
+  REQUIRE(rts.size() > 10);
+  CHECK(rts[0] >= 2.7);
+  CHECK(rts[0] <= 3.3);
+  std::size_t doubled = 0;
+  std::size_t capped = 0;
+  for (std::size_t i = 1; i < rts.size(); ++i) {
+    INFO("retransmission " << i << ": " << rts[i - 1] << " s then " << rts[i] << " s");
+    const bool doubling = rts[i] >= 1.9 * rts[i - 1] - 1e-6 && rts[i] <= 2.1 * rts[i - 1] + 1e-6 &&
+                          rts[i] <= 1024 + 1e-6;
+    const bool at_cap = rts[i] >= 0.9 * 1024 - 1e-6 && rts[i] <= 1.1 * 1024 + 1e-6;
+    if (capped == 0 && doubling) {
+      ++doubled;
+    } else {
+      CHECK(at_cap);
+      ++capped;
+    }
+  }
+  CHECK(doubled >= 7);  // 3 → 6 → ... → 384, at least
+  CHECK(capped >= 5);
+  // Not all equal: the jitter is there.
+  CHECK(std::adjacent_find(rts.begin() + static_cast<std::ptrdiff_t>(rts.size()) - 5, rts.end()) ==
+        rts.end());
+}
+
+TEST_CASE("with the default 10 s bound a request is retransmitted, then times out at 10 s") {
+  Fixture f;
+  f.client.map(Transport::udp, 7076, 7076, 3600s, kT0);
+  std::size_t sends = f.client.take_outgoing().size();
+  while (const auto wake = f.client.next_wakeup()) {
+    f.client.on_time(*wake);
+    sends += f.client.take_outgoing().size();
+    if (f.client.pending() == 0) CHECK(*wake == kT0 + 10s);
+  }
+  CHECK(sends >= 2);
+  CHECK(sends <= 3);
+  const auto done = f.only_completion();
+  CHECK(done.error == Errc::timed_out);
+  CHECK_FALSE(done.map);
+}
+
+TEST_CASE("the answer to a retransmission completes the request") {
+  Fixture f;
+  const auto id = f.client.map(Transport::udp, 7076, 7076, 3600s, kT0);
+  const auto request = f.only_outgoing();
+  const auto wake = *f.client.next_wakeup();
+  f.client.on_time(wake);
+  CHECK(f.only_outgoing() == request);
+
+  // miniupnpd clamps lifetimes to 120..86400 s and may assign another port.
+  f.from_gateway(answer(request, {.lifetime = 120, .external_port = 7080}), wake + 5ms);
+  const auto done = f.only_completion();
+  CHECK(done.id == id);
+  CHECK_FALSE(done.error);
+  REQUIRE(done.map);
+  CHECK(done.map->proto == Transport::udp);
+  CHECK(done.map->internal_port == 7076);
+  CHECK(done.map->external_port == 7080);
+  CHECK(done.map->external_address.is_v4());
+  CHECK(done.map->external_address.to_string() == "203.0.113.1");
+  CHECK(done.map->lifetime == 120s);
+  CHECK(done.epoch == 100);
+  CHECK(f.client.pending() == 0);
+  CHECK_FALSE(f.client.next_wakeup());
+  CHECK(f.client.dropped_total() == 0);
+
+  // A late duplicate matches nothing any more.
+  f.from_gateway(answer(request));
+  CHECK(f.client.dropped(DropReason::unexpected) == 1);
+  CHECK(f.client.take_completions().empty());
+}
+
+TEST_CASE("a MAP response with another nonce is dropped and the request keeps waiting") {
+  Fixture f;
+  const auto id = f.client.map(Transport::udp, 7076, 7076, 3600s, kT0);
+  const auto request = f.only_outgoing();
+  auto forged = answer(request);
+  forged[request_header::kSize + map_body::kNonce + 5] ^= 0x01;
+  f.from_gateway(forged);
+  CHECK(f.client.dropped(DropReason::nonce_mismatch) == 1);
+  CHECK(f.client.dropped_total() == 1);
+  CHECK(f.client.take_completions().empty());
+  CHECK(f.client.pending() == 1);
+  CHECK(f.client.next_wakeup());
+
+  // Another protocol or port with our nonce is not our mapping either.
+  auto other_port = answer(request);
+  other_port[request_header::kSize + map_body::kInternalPort + 1] ^= 0x01;
+  f.from_gateway(other_port);
+  auto other_proto = answer(request);
+  other_proto[request_header::kSize + map_body::kProtocol] = 6;
+  f.from_gateway(other_proto);
+  CHECK(f.client.dropped(DropReason::unexpected) == 2);
+  CHECK(f.client.pending() == 1);
+
+  f.from_gateway(answer(request));
+  CHECK(f.only_completion().id == id);
+}
+
+TEST_CASE("datagrams from another address or port are dropped") {
+  Fixture f;
+  f.client.map(Transport::udp, 7076, 7076, 3600s, kT0);
+  const auto reply = answer(f.only_outgoing());
+  f.client.on_datagram(reply, ip::make_address_v4("10.77.0.99"), kServerPort, kT0);
+  f.client.on_datagram(reply, kGateway, kClientAnnouncePort, kT0);
+  f.client.on_datagram(reply, kGateway, 5352, kT0);
+  f.client.on_datagram(reply, ip::make_address_v6("2001:db8::1"), kServerPort, kT0);
+  CHECK(f.client.dropped(DropReason::wrong_source) == 4);
+  CHECK(f.client.take_completions().empty());
+  CHECK(f.client.pending() == 1);
+
+  // A dual-stack socket reports the gateway IPv4-mapped: that is the gateway.
+  f.client.on_datagram(reply, to_v4_mapped(kGateway), kServerPort, kT0);
+  CHECK_FALSE(f.only_completion().error);
+}
+
+TEST_CASE("truncated, oversized, wrong-version and other garbage is dropped as malformed") {
+  Fixture f;
+  f.client.map(Transport::udp, 7076, 7076, 3600s, kT0);
+  const auto request = f.only_outgoing();
+  const auto reply = answer(request);
+  auto wrong_version = reply;
+  wrong_version[response_header::kVersion] = 3;
+  auto oversized = reply;
+  oversized.resize(1104);
+  const std::vector<Bytes> garbage = {
+      Bytes{},
+      Bytes(reply.begin(), reply.begin() + 23),
+      Bytes(reply.begin(), reply.begin() + 59),
+      Bytes(reply.begin(), reply.begin() + 56),
+      oversized,
+      wrong_version,
+      request,  // R bit clear: a request, not a response
+  };
+  for (const auto& bytes : garbage) f.from_gateway(bytes);
+  CHECK(f.client.dropped(DropReason::malformed) == garbage.size());
+  CHECK(f.client.dropped_total() == garbage.size());
+  CHECK(f.client.take_completions().empty());
+  CHECK(f.client.pending() == 1);
+}
+
+TEST_CASE("each error result code completes with make_pcp_error(code) and its lifetime") {
+  Fixture f;
+  for (int code = 1; code <= 13; ++code) {
+    INFO("result code " << code);
+    const auto port = static_cast<std::uint16_t>(7000 + code);
+    const auto id = f.client.map(Transport::udp, port, port, 3600s, kT0);
+    const auto request = f.only_outgoing();
+    const auto lifetime = static_cast<std::uint32_t>(30 * code);
+    f.from_gateway(answer(request, {.result = static_cast<ResultCode>(code), .lifetime = lifetime}));
+    const auto done = f.only_completion();
+    CHECK(done.id == id);
+    CHECK(done.error == make_pcp_error(code));
+    CHECK(done.error.category() == pcp_category());
+    CHECK(done.error_lifetime == std::chrono::seconds(lifetime));
+    CHECK_FALSE(done.map);
+  }
+  CHECK(f.client.pending() == 0);
+  CHECK(f.client.dropped_total() == 0);
+}
+
+TEST_CASE("renewals and the delete reuse the nonce of the first request for the mapping") {
+  Fixture f;
+  f.client.map(Transport::udp, 7076, 7076, 3600s, kT0);
+  const auto first = f.only_outgoing();
+  f.from_gateway(answer(first));
+  f.client.take_completions();
+
+  f.client.map(Transport::udp, 7076, 7076, 3600s, kT0 + 1800s);
+  const auto renewal = f.only_outgoing();
+  f.client.map(Transport::udp, 7076, 0, 0s, kT0 + 1900s);
+  const auto deletion = f.only_outgoing();
+  CHECK(nonce_of(renewal) == nonce_of(first));
+  CHECK(nonce_of(deletion) == nonce_of(first));
+  CHECK(renewal == first);  // byte for byte
+  CHECK(lifetime_of(deletion) == 0);
+  CHECK(deletion[request_header::kSize + map_body::kExternalPort] == 0);
+  CHECK(deletion[request_header::kSize + map_body::kExternalPort + 1] == 0);
+
+  // Another port or protocol is another mapping, with its own nonce.
+  f.client.map(Transport::udp, 7077, 7077, 3600s, kT0);
+  const auto other_port = f.only_outgoing();
+  f.client.map(Transport::tcp, 7076, 7076, 3600s, kT0);
+  const auto other_proto = f.only_outgoing();
+  CHECK(nonce_of(other_port) != nonce_of(first));
+  CHECK(nonce_of(other_proto) != nonce_of(first));
+  CHECK(nonce_of(other_proto) != nonce_of(other_port));
+}
+
+TEST_CASE("a map and the delete right after it, both pending, are told apart") {
+  Fixture f;
+  const auto map_id = f.client.map(Transport::udp, 7076, 7076, 3600s, kT0);
+  const auto map_request = f.only_outgoing();
+  const auto delete_id = f.client.map(Transport::udp, 7076, 0, 0s, kT0 + 10ms);
+  const auto delete_request = f.only_outgoing();
+  CHECK(f.client.pending() == 2);
+
+  f.from_gateway(answer(delete_request, {.lifetime = 0}));
+  auto done = f.only_completion();
+  CHECK(done.id == delete_id);
+  REQUIRE(done.map);
+  CHECK(done.map->lifetime == 0s);
+
+  f.from_gateway(answer(map_request));
+  done = f.only_completion();
+  CHECK(done.id == map_id);
+  CHECK(f.client.pending() == 0);
+}
+
+TEST_CASE("an epoch that runs backwards flags lost server state once") {
+  Fixture f;
+  auto round_trip = [&](std::uint16_t port, std::uint32_t epoch, Clock::time_point now) {
+    f.client.map(Transport::udp, port, port, 3600s, now);
+    f.from_gateway(answer(f.only_outgoing(), {.epoch = epoch}), now);
+    CHECK_FALSE(f.only_completion().error);
+  };
+  round_trip(7076, 5000, kT0);
+  round_trip(7077, 5010, kT0 + 10s);
+  CHECK_FALSE(f.client.take_server_lost_state());
+  round_trip(7078, 3, kT0 + 20s);  // the gateway restarted
+  CHECK(f.client.take_server_lost_state());
+  CHECK_FALSE(f.client.take_server_lost_state());
+  round_trip(7079, 13, kT0 + 30s);
+  CHECK_FALSE(f.client.take_server_lost_state());
+
+  // Error responses carry a valid epoch too.
+  f.client.map(Transport::udp, 7080, 7080, 3600s, kT0 + 40s);
+  f.from_gateway(answer(f.only_outgoing(), {.result = ResultCode::no_resources, .lifetime = 30, .epoch = 1}),
+                 kT0 + 40s);
+  CHECK(f.only_completion().error == make_pcp_error(8));
+  CHECK(f.client.take_server_lost_state());
+}
+
+TEST_CASE("an unsolicited ANNOUNCE after a gateway restart flags lost state") {
+  Fixture f;
+  f.client.map(Transport::udp, 7076, 7076, 3600s, kT0);
+  f.from_gateway(answer(f.only_outgoing(), {.epoch = 5000}));
+  f.client.take_completions();
+
+  // miniupnpd restarted: epoch 0, one ANNOUNCE to 224.0.0.1:5350.
+  const auto announce = encode_announce(kGateway);
+  f.from_gateway(answer(Bytes(announce.begin(), announce.end()), {.lifetime = 0, .epoch = 0}), kT0 + 60s);
+  CHECK(f.client.take_server_lost_state());
+  CHECK(f.client.take_completions().empty());
+  CHECK(f.client.dropped_total() == 0);
+}
+
+TEST_CASE("pipelined requests are matched to their own responses") {
+  Fixture f;
+  const auto udp76 = f.client.map(Transport::udp, 7076, 7076, 3600s, kT0);
+  const auto tcp76 = f.client.map(Transport::tcp, 7076, 7076, 3600s, kT0);
+  const auto udp77 = f.client.map(Transport::udp, 7077, 7077, 3600s, kT0);
+  const auto probe = f.client.announce(kT0);
+  const auto out = f.client.take_outgoing();
+  REQUIRE(out.size() == 4);
+  CHECK(f.client.pending() == 4);
+
+  f.from_gateway(answer(out[2], {.external_port = 9077}));
+  f.from_gateway(answer(out[3], {.lifetime = 0}));
+  f.from_gateway(answer(out[1], {.external_port = 9176}));
+  f.from_gateway(answer(out[0], {.external_port = 9076}));
+  const auto done = f.client.take_completions();
+  REQUIRE(done.size() == 4);
+  CHECK(done[0].id == udp77);
+  REQUIRE(done[0].map);
+  CHECK(done[0].map->internal_port == 7077);
+  CHECK(done[0].map->external_port == 9077);
+  CHECK(done[1].id == probe);
+  CHECK_FALSE(done[1].map);
+  CHECK(done[2].id == tcp76);
+  REQUIRE(done[2].map);
+  CHECK(done[2].map->proto == Transport::tcp);
+  CHECK(done[2].map->external_port == 9176);
+  CHECK(done[3].id == udp76);
+  REQUIRE(done[3].map);
+  CHECK(done[3].map->proto == Transport::udp);
+  CHECK(done[3].map->external_port == 9076);
+  CHECK(f.client.pending() == 0);
+  CHECK(f.client.dropped_total() == 0);
+}
+
+TEST_CASE("an ANNOUNCE request completes on the ANNOUNCE response") {
+  Fixture f;
+  const auto id = f.client.announce(kT0);
+  const auto request = f.only_outgoing();
+  const auto expected = encode_announce(kHost);
+  CHECK(request == Bytes(expected.begin(), expected.end()));
+  CHECK(f.client.next_wakeup());
+
+  f.from_gateway(answer(request, {.lifetime = 0, .epoch = 77}));
+  const auto done = f.only_completion();
+  CHECK(done.id == id);
+  CHECK_FALSE(done.error);
+  CHECK_FALSE(done.map);
+  CHECK(done.epoch == 77);
+  CHECK(f.client.pending() == 0);
+}
+
+TEST_CASE("a NAT-PMP-only or PCPv1 gateway ends every pending request with UNSUPP_VERSION") {
+  Fixture f;
+  f.client.map(Transport::udp, 7076, 7076, 3600s, kT0);
+  f.client.announce(kT0);
+  CHECK(f.client.take_outgoing().size() == 2);
+
+  SECTION("NAT-PMP: version 0, 16-bit result code, 8 bytes") {
+    f.from_gateway({0x00, 0x81, 0x00, 0x01, 0x00, 0x00, 0x10, 0x00});
+    const auto done = f.client.take_completions();
+    REQUIRE(done.size() == 2);
+    for (const auto& completion : done) {
+      CHECK(completion.error == make_pcp_error(1));
+      CHECK(completion.epoch == 4096);
+    }
+  }
+  SECTION("PCPv1") {
+    Bytes v1(24, 0);
+    v1[0] = 1;
+    v1[1] = 0x81;
+    v1[3] = 1;
+    put32(v1, response_header::kLifetime, 1800);
+    f.from_gateway(v1);
+    const auto done = f.client.take_completions();
+    REQUIRE(done.size() == 2);
+    for (const auto& completion : done) {
+      CHECK(completion.error == make_pcp_error(1));
+      CHECK(completion.error_lifetime == 1800s);
+    }
+  }
+  CHECK(f.client.pending() == 0);
+  CHECK_FALSE(f.client.take_server_lost_state());
+}
+
+TEST_CASE("a cancelled request is neither retransmitted nor completed") {
+  Fixture f;
+  const auto id = f.client.map(Transport::udp, 7076, 7076, 3600s, kT0);
+  const auto request = f.only_outgoing();
+  f.client.cancel(id);
+  CHECK(f.client.pending() == 0);
+  CHECK_FALSE(f.client.next_wakeup());
+  f.client.on_time(kT0 + 1h);
+  CHECK(f.client.take_outgoing().empty());
+  CHECK(f.client.take_completions().empty());
+  f.from_gateway(answer(request));
+  CHECK(f.client.dropped(DropReason::unexpected) == 1);
+  f.client.cancel(id);  // twice is harmless
+}
+
+TEST_CASE("next_wakeup is the earliest of all pending requests") {
+  Fixture f;
+  f.client.map(Transport::udp, 7076, 7076, 3600s, kT0);
+  const auto first = *f.client.next_wakeup();
+  f.client.map(Transport::udp, 7077, 7077, 3600s, kT0 + 1s);
+  CHECK(*f.client.next_wakeup() == first);
+  CHECK(f.client.take_outgoing().size() == 2);
+  f.client.on_time(first);
+  CHECK(f.client.take_outgoing().size() == 1);  // only the first was due
+  const auto next = *f.client.next_wakeup();
+  CHECK(next > first);
+  CHECK(seconds(next - kT0) <= 4.3);  // the second request's first retransmission
+}
+
+TEST_CASE("the client is deterministic for a seed") {
+  auto run = [](std::uint32_t seed) {
+    Client client(options(seed));
+    client.map(Transport::udp, 7076, 7076, 3600s, kT0);
+    client.on_time(*client.next_wakeup());
+    auto out = client.take_outgoing();
+    out.push_back({});
+    const auto wake = seconds(*client.next_wakeup() - kT0);
+    return std::pair{out, wake};
+  };
+  CHECK(run(1) == run(1));
+  CHECK(run(1).first[0] != run(2).first[0]);  // another nonce
+  CHECK(run(1).second != run(2).second);      // other jitter
+}
+
+TEST_CASE("max_request_duration 0 means no bound, like RFC 6887's MRD = 0") {
+  auto o = options();
+  o.max_request_duration = std::chrono::milliseconds(0);
+  Client client(o);
+  client.map(Transport::udp, 7076, 7076, 3600s, kT0);
+  client.take_outgoing();
+  auto last = kT0;
+  for (int i = 0; i < 100; ++i) {
+    last = *client.next_wakeup();
+    client.on_time(last);
+    REQUIRE(client.take_outgoing().size() == 1);
+  }
+  CHECK(last > kT0 + 24h);
+  CHECK(client.take_completions().empty());
+  CHECK(client.pending() == 1);
+}
+
+TEST_CASE("a PEER response is never expected") {
+  Fixture f;
+  f.client.map(Transport::udp, 7076, 7076, 3600s, kT0);
+  auto peer = answer(f.only_outgoing());
+  peer[response_header::kROpcode] = kResponseBit | static_cast<std::uint8_t>(Opcode::peer);
+  peer.resize(kMinPeerResponseSize);
+  f.from_gateway(peer);
+  CHECK(f.client.dropped(DropReason::unexpected) == 1);
+  CHECK(f.client.pending() == 1);
+}
+
+TEST_CASE("a nonce source replaces the random nonces, per (proto, port)") {
+  using natkeeper::Transport;
+  natkeeper::pcp::ClientOptions options;
+  options.client_address = boost::asio::ip::make_address_v4("10.77.0.2");
+  options.server_address = boost::asio::ip::make_address_v4("10.77.0.1");
+  std::vector<std::pair<Transport, std::uint16_t>> asked;
+  options.nonce_for = [&asked](Transport proto, std::uint16_t port) {
+    asked.emplace_back(proto, port);
+    natkeeper::pcp::Nonce nonce{};
+    nonce.fill(static_cast<std::uint8_t>(port & 0xff));
+    return nonce;
+  };
+  natkeeper::pcp::Client client(options);
+  const auto now = natkeeper::pcp::Clock::time_point{} + std::chrono::hours(1);
+  client.map(Transport::udp, 0x1234, 0x1234, std::chrono::seconds(3600), now);
+  client.map(Transport::udp, 0x1234, 0, std::chrono::seconds(0), now);  // delete: same nonce, not asked again
+  const auto sent = client.take_outgoing();
+  REQUIRE(sent.size() == 2);
+  CHECK(asked.size() == 1);
+  for (const auto& datagram : sent) {
+    const auto nonce_at = natkeeper::pcp::kAnnounceRequestSize + natkeeper::pcp::map_body::kNonce;
+    for (std::size_t i = 0; i < natkeeper::pcp::kNonceSize; ++i) CHECK(datagram[nonce_at + i] == 0x34);
+  }
+}
