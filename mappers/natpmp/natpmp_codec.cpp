@@ -1,0 +1,80 @@
+#include "mappers/natpmp/natpmp_codec.hpp"
+
+namespace natkeeper::natpmp {
+namespace {
+
+// Offsets (RFC 6886 §3.2, §3.3): all fields are in network byte order.
+constexpr std::size_t kVersionOffset = 0;
+constexpr std::size_t kOpcodeOffset = 1;
+constexpr std::size_t kResultOffset = 2;         // 16 bits
+constexpr std::size_t kEpochOffset = 4;          // 32 bits
+constexpr std::size_t kAddressOffset = 8;        // 32 bits, public address replies
+constexpr std::size_t kInternalPortOffset = 8;   // 16 bits, mapping replies
+constexpr std::size_t kExternalPortOffset = 10;  // 16 bits
+constexpr std::size_t kLifetimeOffset = 12;      // 32 bits
+
+std::uint16_t read16(std::span<const std::uint8_t> bytes, std::size_t offset) {
+  return static_cast<std::uint16_t>((bytes[offset] << 8) | bytes[offset + 1]);
+}
+
+std::uint32_t read32(std::span<const std::uint8_t> bytes, std::size_t offset) {
+  return (std::uint32_t{bytes[offset]} << 24) | (std::uint32_t{bytes[offset + 1]} << 16) |
+         (std::uint32_t{bytes[offset + 2]} << 8) | std::uint32_t{bytes[offset + 3]};
+}
+
+Decoded reject(Invalid why) { return Decoded{std::nullopt, why}; }
+
+}  // namespace
+
+Opcode mapping_opcode(Transport proto) {
+  return proto == Transport::tcp ? Opcode::map_tcp : Opcode::map_udp;
+}
+
+std::size_t reply_size(Opcode request) {
+  return request == Opcode::public_address ? kPublicAddressReplySize : kMappingReplySize;
+}
+
+std::string_view to_string(Invalid invalid) {
+  switch (invalid) {
+    case Invalid::length: return "wrong length";
+    case Invalid::version: return "wrong version";
+    case Invalid::opcode: return "wrong opcode";
+    case Invalid::internal_port: return "wrong internal port";
+    case Invalid::inconsistent: return "inconsistent with the request";
+  }
+  return "invalid";
+}
+
+Decoded decode_reply(std::span<const std::uint8_t> datagram, const Expected& expected) noexcept {
+  if (datagram.size() != reply_size(expected.opcode)) return reject(Invalid::length);
+  if (datagram[kVersionOffset] != kVersion) return reject(Invalid::version);
+  if (datagram[kOpcodeOffset] != kReplyBit + static_cast<std::uint8_t>(expected.opcode))
+    return reject(Invalid::opcode);
+
+  Reply reply;
+  reply.opcode = expected.opcode;
+  reply.result_code = read16(datagram, kResultOffset);
+  reply.epoch = read32(datagram, kEpochOffset);
+  if (expected.opcode == Opcode::public_address) {
+    if (reply.result_code == 0)
+      reply.external_address = boost::asio::ip::address_v4(read32(datagram, kAddressOffset));
+    return Decoded{reply, {}};
+  }
+
+  reply.internal_port = read16(datagram, kInternalPortOffset);
+  if (reply.internal_port != expected.internal_port) return reject(Invalid::internal_port);
+  reply.external_port = read16(datagram, kExternalPortOffset);
+  reply.lifetime = read32(datagram, kLifetimeOffset);
+  if (reply.result_code == 0) {
+    const bool creation_ok = reply.lifetime != 0 && reply.external_port != 0;
+    if (expected.deletion ? reply.lifetime != 0 : !creation_ok) return reject(Invalid::inconsistent);
+  }
+  return Decoded{reply, {}};
+}
+
+bool is_from_server(const boost::asio::ip::address_v4& source, std::uint16_t source_port,
+                    const boost::asio::ip::address_v4& gateway) noexcept {
+  return source == gateway && source_port == kServerPort;
+}
+
+}  // namespace natkeeper::natpmp

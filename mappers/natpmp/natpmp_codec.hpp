@@ -1,0 +1,77 @@
+#pragma once
+// NAT-PMP (RFC 6886) replies as a pure codec: bytes in, struct out, no I/O,
+// never throws. libnatpmp builds and sends the requests; it does not check the
+// length, opcode or internal port of what comes back, so every datagram is
+// checked here before libnatpmp is allowed to read it.
+#include <boost/asio/ip/address_v4.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "mappers/transport.hpp"
+
+namespace natkeeper::natpmp {
+
+inline constexpr std::uint16_t kServerPort = 5351;  // §3.1: the gateway listens here only
+
+inline constexpr std::uint8_t kVersion = 0;
+inline constexpr std::uint8_t kReplyBit = 128;  // reply opcode = request opcode + 128
+
+enum class Opcode : std::uint8_t { public_address = 0, map_udp = 1, map_tcp = 2 };
+Opcode mapping_opcode(Transport proto);
+
+// Exact sizes (§3.2, §3.3): a reply of any other length is not one.
+inline constexpr std::size_t kPublicAddressReplySize = 12;
+inline constexpr std::size_t kMappingReplySize = 16;
+std::size_t reply_size(Opcode request);
+
+// What the pending request makes acceptable as its reply.
+struct Expected {
+  Opcode opcode = Opcode::public_address;
+  // Mapping requests only: the reply echoes the internal port (§3.3).
+  std::uint16_t internal_port = 0;
+  // Mapping requests only: true for a deletion (requested lifetime 0, §3.4).
+  // A successful deletion reply carries lifetime 0, a successful creation a
+  // non-zero lifetime and external port; the other kind is a stale reply to
+  // an earlier request for the same port, not this one's.
+  bool deletion = false;
+};
+
+struct Reply {
+  Opcode opcode = Opcode::public_address;  // of the request it answers
+  std::uint16_t result_code = 0;           // §3.5: 0 success, 1..5 errors, others unknown
+  std::uint32_t epoch = 0;                 // seconds since start of epoch (§3.6)
+  // Public address replies with result 0 (otherwise undefined, §3.2).
+  boost::asio::ip::address_v4 external_address;
+  // Mapping replies. External port and lifetime are meaningful for result 0.
+  std::uint16_t internal_port = 0;
+  std::uint16_t external_port = 0;
+  std::uint32_t lifetime = 0;
+};
+
+// Why a datagram is not the reply to the pending request.
+enum class Invalid : std::uint8_t {
+  length,         // not exactly 12 (public address) / 16 (mapping) bytes
+  version,        // version byte not 0
+  opcode,         // not request opcode + 128 (includes a UDP reply to a TCP request)
+  internal_port,  // a mapping reply for another internal port
+  inconsistent,   // success reply whose lifetime/port contradict the request kind
+};
+std::string_view to_string(Invalid invalid);
+
+struct Decoded {
+  std::optional<Reply> reply;     // set when the datagram is the valid reply
+  Invalid invalid = Invalid::length;  // why not, when `reply` is empty
+  explicit operator bool() const { return reply.has_value(); }
+};
+
+Decoded decode_reply(std::span<const std::uint8_t> datagram, const Expected& expected) noexcept;
+
+// §3.1: only the gateway's port 5351 answers; anything else is dropped.
+bool is_from_server(const boost::asio::ip::address_v4& source, std::uint16_t source_port,
+                    const boost::asio::ip::address_v4& gateway) noexcept;
+
+}  // namespace natkeeper::natpmp

@@ -1,0 +1,133 @@
+#pragma once
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/address_v4.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "mappers/epoch.hpp"
+#include "mappers/mapper.hpp"
+
+namespace natkeeper::natpmp {
+
+// One NAT-PMP request/reply exchange in flight: a natpmp_t from libnatpmp (its
+// own UDP socket connected to the gateway's port 5351, its own retransmission
+// schedule), driven from the event loop. Defined in natpmp_mapper.cpp.
+class Session;
+
+struct NatpmpMapperOptions {
+  // How many requests may be in flight at once; each has its own natpmp_t and
+  // socket (one natpmp_t carries one request at a time). Further map() and
+  // unmap() calls wait for a free one, first come first served.
+  std::size_t max_parallel = 8;
+  // Bound on one request, retransmissions included (steady clock), reported
+  // as Errc::timed_out. libnatpmp's own schedule (250 ms doubling, 9 tries)
+  // gives up after 127.75 s with Errc::no_gateway_answer; it runs on the wall
+  // clock, so this bound also covers a wall-clock step backwards.
+  std::chrono::milliseconds max_request_time{130'000};
+};
+
+// What the gateway said to one public address request (discovery).
+struct PublicAddressProbe {
+  asio::ip::address_v4 external_address;
+  std::uint32_t epoch = 0;
+  std::chrono::steady_clock::duration round_trip{};  // from the first send to the reply
+  std::chrono::steady_clock::time_point received{};  // when the reply was read
+  std::uint64_t dropped = 0;                          // invalid datagrams discarded meanwhile
+};
+
+// Asks `gateway` for its external address once (RFC 6886 §3.2), on the
+// calling coroutine's executor; gives up after `max_wait` with
+// Errc::timed_out, or earlier with Errc::no_gateway_answer (ICMP port
+// unreachable, or libnatpmp's nine tries exhausted). A non-zero result code
+// is returned as make_natpmp_error(code). Cancellable.
+asio::awaitable<Result<PublicAddressProbe>> probe_public_address(
+    asio::ip::address_v4 gateway,
+    std::chrono::steady_clock::duration max_wait = std::chrono::milliseconds(130'000));
+
+// NAT-PMP (RFC 6886) through libnatpmp. Every reply is validated by the codec
+// (natpmp_codec.hpp) before libnatpmp reads it; invalid datagrams are
+// discarded and counted. The mapper must outlive its operations; like the rest
+// of the agent it runs on one single-threaded executor.
+class NatpmpMapper final : public Mapper {
+ public:
+  NatpmpMapper(asio::any_io_executor executor, asio::ip::address_v4 gateway,
+               NatpmpMapperOptions options = {});
+  ~NatpmpMapper() override;
+  NatpmpMapper(const NatpmpMapper&) = delete;
+  NatpmpMapper& operator=(const NatpmpMapper&) = delete;
+
+  std::string_view method() const override { return "natpmp"; }
+  // Asked once (opcode 0) and cached; concurrent callers share one request.
+  // A gateway that lost its state (epoch) is asked again.
+  asio::awaitable<Result<asio::ip::address>> external_address() override;
+  // Mapping request with suggested external port = wanted port and requested
+  // lifetime = request.lifetime (must be positive: 0 would delete). Result
+  // codes come back as make_natpmp_error(code): 2 is MapFailure::not_authorized,
+  // 4 MapFailure::table_full.
+  asio::awaitable<Result<Mapping>> map(MapRequest request) override;
+  // Lifetime 0 for the internal port (§3.4). NAT-PMP has no "no such mapping"
+  // code: a gateway answers success for a mapping it does not have, and it
+  // deletes only the requesting host's mappings.
+  asio::awaitable<std::error_code> unmap(Mapping mapping) override;
+
+  // Takes over a discovery probe's answer: caches its address, feeds its epoch.
+  void adopt_probe(const PublicAddressProbe& probe);
+  // A datagram the agent received on 224.0.0.1:5350, where a gateway announces
+  // its address after a change or a restart (RFC 6886 §3.2.1). Taken only as
+  // a valid, successful public address reply from gateway:5351: it updates the
+  // cached address and feeds the epoch (so a restart shows as lost state).
+  // Returns whether it was taken; anything else there (PCP ANNOUNCE, other
+  // hosts) is the caller's to route elsewhere.
+  bool on_announcement(std::span<const std::uint8_t> datagram, const asio::ip::address& source,
+                       std::uint16_t source_port);
+
+  // Datagrams that reached a socket and were discarded: wrong length, version,
+  // opcode, port, or stale replies to an earlier request. (Datagrams from any
+  // source other than gateway:5351 never arrive: the sockets are connected.)
+  std::uint64_t dropped() const { return dropped_; }
+  // True once after a reply's epoch showed the gateway lost its mappings
+  // (RFC 6886 §3.6): every mapping must be requested again.
+  bool take_gateway_lost_state();
+  std::uint64_t gateway_lost_state_count() const { return lost_state_count_; }
+  std::optional<std::uint32_t> last_epoch() const { return last_epoch_; }
+  // Sockets (natpmp_t) open now, idle or busy.
+  std::size_t open_sessions() const { return open_sessions_; }
+
+ private:
+  class Lease;
+  struct PoolWaiter;
+  struct AddressWaiter;
+
+  asio::awaitable<Result<Lease>> acquire();
+  void release(std::unique_ptr<Session> session);
+  void release_slot();
+  void note_epoch(std::uint32_t epoch, std::chrono::steady_clock::time_point when);
+  void finish_address_request(Result<asio::ip::address> result);
+
+  asio::any_io_executor executor_;
+  asio::ip::address_v4 gateway_;
+  NatpmpMapperOptions options_;
+
+  std::vector<std::unique_ptr<Session>> idle_;
+  std::size_t open_sessions_ = 0;  // idle, lent out, or promised to a waiter
+  std::deque<PoolWaiter*> pool_waiters_;
+
+  std::optional<asio::ip::address> external_ip_;
+  bool address_in_flight_ = false;
+  std::deque<AddressWaiter*> address_waiters_;
+
+  EpochTracker epoch_;
+  std::optional<std::uint32_t> last_epoch_;
+  bool lost_state_ = false;
+  std::uint64_t lost_state_count_ = 0;
+  std::uint64_t dropped_ = 0;
+};
+
+}  // namespace natkeeper::natpmp

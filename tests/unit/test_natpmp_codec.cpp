@@ -1,0 +1,184 @@
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <vector>
+
+#include "mappers/natpmp/natpmp_codec.hpp"
+
+using namespace natkeeper;
+using namespace natkeeper::natpmp;
+
+namespace {
+
+using Bytes = std::vector<std::uint8_t>;
+
+void put16(Bytes& b, std::uint16_t v) {
+  b.push_back(static_cast<std::uint8_t>(v >> 8));
+  b.push_back(static_cast<std::uint8_t>(v));
+}
+void put32(Bytes& b, std::uint32_t v) {
+  put16(b, static_cast<std::uint16_t>(v >> 16));
+  put16(b, static_cast<std::uint16_t>(v));
+}
+
+Bytes address_reply(std::uint16_t result, std::uint32_t epoch, std::uint32_t address) {
+  Bytes b{0, 128};
+  put16(b, result);
+  put32(b, epoch);
+  put32(b, address);
+  return b;
+}
+
+Bytes mapping_reply(std::uint8_t opcode, std::uint16_t result, std::uint32_t epoch, std::uint16_t internal,
+                    std::uint16_t external, std::uint32_t lifetime) {
+  Bytes b{0, opcode};
+  put16(b, result);
+  put32(b, epoch);
+  put16(b, internal);
+  put16(b, external);
+  put32(b, lifetime);
+  return b;
+}
+
+constexpr Expected kAddress{Opcode::public_address, 0, false};
+constexpr Expected kUdp7076{Opcode::map_udp, 7076, false};
+constexpr Expected kTcp15063{Opcode::map_tcp, 15063, false};
+
+}  // namespace
+
+TEST_CASE("natpmp codec: a public address reply") {
+  const auto bytes = address_reply(0, 1234, 0xCB007101);  // 203.0.113.1
+  const auto decoded = decode_reply(bytes, kAddress);
+  REQUIRE(decoded);
+  CHECK(decoded.reply->opcode == Opcode::public_address);
+  CHECK(decoded.reply->result_code == 0);
+  CHECK(decoded.reply->epoch == 1234);
+  CHECK(decoded.reply->external_address.to_string() == "203.0.113.1");
+}
+
+TEST_CASE("natpmp codec: UDP and TCP mapping replies") {
+  const auto udp = decode_reply(mapping_reply(129, 0, 77, 7076, 7076, 3600), kUdp7076);
+  REQUIRE(udp);
+  CHECK(udp.reply->opcode == Opcode::map_udp);
+  CHECK(udp.reply->epoch == 77);
+  CHECK(udp.reply->internal_port == 7076);
+  CHECK(udp.reply->external_port == 7076);
+  CHECK(udp.reply->lifetime == 3600);
+
+  const auto tcp = decode_reply(mapping_reply(130, 0, 0xFFFFFFFF, 15063, 40000, 7200), kTcp15063);
+  REQUIRE(tcp);
+  CHECK(tcp.reply->opcode == Opcode::map_tcp);
+  CHECK(tcp.reply->epoch == 0xFFFFFFFF);
+  CHECK(tcp.reply->external_port == 40000);
+  CHECK(tcp.reply->lifetime == 7200);
+}
+
+TEST_CASE("natpmp codec: every length but the exact one is rejected") {
+  const auto address = address_reply(0, 1, 0x01020304);
+  const auto mapping = mapping_reply(129, 0, 1, 7076, 7076, 60);
+  for (std::size_t length = 0; length <= 20; ++length) {
+    INFO("length " << length);
+    Bytes a = address, m = mapping;
+    a.resize(length, 0);
+    m.resize(length, 0);
+    const auto da = decode_reply(a, kAddress);
+    const auto dm = decode_reply(m, kUdp7076);
+    CHECK(bool(da) == (length == kPublicAddressReplySize));
+    CHECK(bool(dm) == (length == kMappingReplySize));
+    if (!da) CHECK(da.invalid == Invalid::length);
+    if (!dm) CHECK(dm.invalid == Invalid::length);
+  }
+  // 17: one trailing byte too many on a mapping reply.
+  Bytes m = mapping;
+  m.push_back(0);
+  REQUIRE(m.size() == 17);
+  CHECK(decode_reply(m, kUdp7076).invalid == Invalid::length);
+  CHECK_FALSE(decode_reply(m, kUdp7076));
+  // A public address reply is not a mapping reply, nor the other way round.
+  CHECK(decode_reply(address, kUdp7076).invalid == Invalid::length);
+  CHECK(decode_reply(mapping, kAddress).invalid == Invalid::length);
+}
+
+TEST_CASE("natpmp codec: a version other than 0 is rejected") {
+  for (std::uint8_t version : {1, 2, 255}) {
+    auto a = address_reply(0, 1, 0x01020304);
+    auto m = mapping_reply(129, 0, 1, 7076, 7076, 60);
+    a[0] = m[0] = version;
+    CHECK(decode_reply(a, kAddress).invalid == Invalid::version);
+    CHECK(decode_reply(m, kUdp7076).invalid == Invalid::version);
+  }
+}
+
+TEST_CASE("natpmp codec: the opcode must be the request's plus 128") {
+  for (int opcode = 0; opcode < 256; ++opcode) {
+    INFO("opcode " << opcode);
+    auto a = address_reply(0, 1, 0x01020304);
+    auto m = mapping_reply(129, 0, 1, 7076, 7076, 60);
+    a[1] = m[1] = static_cast<std::uint8_t>(opcode);
+    const auto da = decode_reply(a, kAddress);
+    const auto dm = decode_reply(m, kUdp7076);
+    CHECK(bool(da) == (opcode == 128));
+    CHECK(bool(dm) == (opcode == 129));
+    if (!da) CHECK(da.invalid == Invalid::opcode);
+    if (!dm) CHECK(dm.invalid == Invalid::opcode);
+  }
+}
+
+TEST_CASE("natpmp codec: a UDP reply does not answer a TCP request") {
+  const auto udp_reply = mapping_reply(129, 0, 1, 15063, 15063, 60);
+  CHECK(decode_reply(udp_reply, kTcp15063).invalid == Invalid::opcode);
+  const auto tcp_reply = mapping_reply(130, 0, 1, 7076, 7076, 60);
+  CHECK(decode_reply(tcp_reply, kUdp7076).invalid == Invalid::opcode);
+}
+
+TEST_CASE("natpmp codec: a reply for another internal port is rejected") {
+  for (std::uint16_t port : {0, 7075, 7077, 65535}) {
+    const auto m = mapping_reply(129, 0, 1, port, 7076, 60);
+    CHECK(decode_reply(m, kUdp7076).invalid == Invalid::internal_port);
+  }
+  // Error replies echo the internal port too.
+  CHECK(decode_reply(mapping_reply(129, 2, 1, 7077, 0, 0), kUdp7076).invalid == Invalid::internal_port);
+}
+
+TEST_CASE("natpmp codec: result codes are reported, not rejected") {
+  for (std::uint16_t code : {1, 2, 3, 4, 5, 6, 0xFFFF}) {
+    INFO("code " << code);
+    const auto a = decode_reply(address_reply(code, 9, 0), kAddress);
+    REQUIRE(a);
+    CHECK(a.reply->result_code == code);
+    CHECK(a.reply->epoch == 9);
+    CHECK(a.reply->external_address.is_unspecified());
+    // Error replies' external port and lifetime are undefined: zero is fine.
+    const auto m = decode_reply(mapping_reply(129, code, 9, 7076, 0, 0), kUdp7076);
+    REQUIRE(m);
+    CHECK(m.reply->result_code == code);
+  }
+}
+
+TEST_CASE("natpmp codec: success replies must fit the kind of request") {
+  const Expected deletion{Opcode::map_udp, 7076, true};
+  // A deletion is answered with lifetime 0 (§3.4); the external port is ignored.
+  CHECK(decode_reply(mapping_reply(129, 0, 1, 7076, 0, 0), deletion));
+  CHECK(decode_reply(mapping_reply(129, 0, 1, 7076, 7076, 0), deletion));
+  // A creation's reply taken for a deletion, or the other way round, is stale.
+  CHECK(decode_reply(mapping_reply(129, 0, 1, 7076, 7076, 3600), deletion).invalid == Invalid::inconsistent);
+  CHECK(decode_reply(mapping_reply(129, 0, 1, 7076, 0, 0), kUdp7076).invalid == Invalid::inconsistent);
+  CHECK(decode_reply(mapping_reply(129, 0, 1, 7076, 0, 3600), kUdp7076).invalid == Invalid::inconsistent);
+  CHECK(decode_reply(mapping_reply(129, 0, 1, 7076, 7076, 0), kUdp7076).invalid == Invalid::inconsistent);
+}
+
+TEST_CASE("natpmp codec: only the gateway's port 5351 is a server") {
+  const auto gw = boost::asio::ip::make_address_v4("10.77.0.1");
+  CHECK(is_from_server(gw, 5351, gw));
+  CHECK_FALSE(is_from_server(gw, 5350, gw));
+  CHECK_FALSE(is_from_server(gw, 40000, gw));
+  CHECK_FALSE(is_from_server(boost::asio::ip::make_address_v4("10.77.0.9"), 5351, gw));
+}
+
+TEST_CASE("natpmp codec: helpers") {
+  CHECK(mapping_opcode(Transport::udp) == Opcode::map_udp);
+  CHECK(mapping_opcode(Transport::tcp) == Opcode::map_tcp);
+  CHECK(reply_size(Opcode::public_address) == 12);
+  CHECK(reply_size(Opcode::map_tcp) == 16);
+  CHECK(to_string(Invalid::internal_port) == "wrong internal port");
+}
