@@ -16,8 +16,26 @@
 namespace natkeeper {
 namespace {
 
-// miniupnpd's HTTP server has a listen backlog of 5: more parallel calls stall it.
-constexpr std::size_t kUpnpParallelCalls = 4;
+// Requests in flight at once, per protocol. miniupnpd's HTTP server has a
+// listen backlog of 5: more parallel SOAP calls stall it. PCP and NAT-PMP
+// requests are single datagrams matched by nonce or port.
+std::size_t parallel_requests(Method method) {
+  switch (method) {
+    case Method::pcp: return 16;
+    case Method::natpmp: return 8;
+    case Method::upnp: return 4;
+  }
+  return 1;
+}
+
+std::string_view display_name(Method method) {
+  switch (method) {
+    case Method::pcp: return "PCP";
+    case Method::natpmp: return "NAT-PMP";
+    case Method::upnp: return "UPnP-IGD";
+  }
+  return "?";
+}
 
 struct Session {
   const config::Config& config;
@@ -32,12 +50,18 @@ const MappingReport& first_failure(const RunReport& report) {
                        });
 }
 
-long long milliseconds(std::chrono::steady_clock::duration d) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+std::optional<asio::ip::address> known_external_ip(const FoundProtocol& found) {
+  if (found.external_ip && *found.external_ip) return **found.external_ip;
+  return std::nullopt;
 }
 
-// Finds the gateway and a protocol it speaks; logs why not and returns nullopt.
-asio::awaitable<std::optional<std::pair<GatewayPath, FoundProtocol>>> connect(const Session& session) {
+struct Connection {
+  GatewayPath path;
+  FoundProtocol protocol;
+};
+
+// Finds the gateway and the best protocol it speaks; logs why not and returns nullopt.
+asio::awaitable<std::optional<Connection>> connect(const Session& session) {
   auto path = locate_gateway(session.config);
   if (!path) {
     log::error("cannot find the gateway: {}", path.error().message());
@@ -45,29 +69,36 @@ asio::awaitable<std::optional<std::pair<GatewayPath, FoundProtocol>>> connect(co
   }
   log::info("gateway {} via {} ({})", path->gateway.to_string(), path->local.name,
             path->local.address.to_string());
-  auto found = co_await discover_upnp(*path, session.config, session.workers);
-  if (!found) {
-    if (found.error() == Errc::no_gateway_answer)
-      log::error("no UPnP-IGD gateway answered at {}. Is UPnP enabled on the router?",
-                 path->gateway.to_string());
-    else
-      log::error("the UPnP-IGD gateway at {} is not usable: {}", path->gateway.to_string(),
-                 found.error().message());
+  const auto started = std::chrono::steady_clock::now();
+  auto discovery = co_await discover(*path, session.config, session.workers, DiscoveryGoal::map_soon);
+  const std::chrono::duration<double, std::milli> decided = std::chrono::steady_clock::now() - started;
+  if (discovery.found.empty()) {
+    std::string reasons;
+    for (const auto& failure : discovery.failed)
+      reasons += fmt::format("{}{}: {}", reasons.empty() ? "" : "; ", display_name(failure.method),
+                             failure.error.message());
+    log::error("no port-mapping protocol answered at {} ({}). Is UPnP or NAT-PMP enabled on the router?",
+               path->gateway.to_string(), reasons);
     co_return std::nullopt;
   }
-  if (!found->external_ip)
-    log::warning("the gateway does not tell its external address: {}", found->external_ip.error().message());
-  co_return std::pair{std::move(*path), std::move(*found)};
+  auto& chosen = discovery.found.front();
+  // The first mapping request leaves right after this decision.
+  log::info("discovery decided in {:.2f} ms: {} ({}) answered in {:.2f} ms", decided.count(),
+            display_name(chosen.method), chosen.detail,
+            std::chrono::duration<double, std::milli>(chosen.answer_time).count());
+  if (chosen.external_ip && !*chosen.external_ip)
+    log::warning("the gateway does not tell its external address: {}", chosen.external_ip->error().message());
+  co_return Connection{std::move(*path), std::move(chosen)};
 }
 
-GatewayReport gateway_report(const GatewayPath& path, const FoundProtocol& found) {
-  return {path.gateway.to_string(), path.local.address.to_string(), std::string(found.mapper->method()),
-          found.detail,
-          found.external_ip ? std::optional(found.external_ip->to_string()) : std::nullopt};
+GatewayReport gateway_report(const GatewayPath& path, const FoundProtocol& found,
+                             std::optional<asio::ip::address> external_ip) {
+  return {path.gateway.to_string(), path.local.address.to_string(), std::string(to_string(found.method)),
+          found.detail, external_ip ? std::optional(external_ip->to_string()) : std::nullopt};
 }
 
-NatKind nat_of(const FoundProtocol& found) {
-  return found.external_ip ? classify_external_address(*found.external_ip) : NatKind::unknown;
+NatKind nat_of(std::optional<asio::ip::address> external_ip) {
+  return external_ip ? classify_external_address(*external_ip) : NatKind::unknown;
 }
 
 asio::awaitable<int> once(const Session& session) {
@@ -76,12 +107,18 @@ asio::awaitable<int> once(const Session& session) {
     log::error("nothing to map: the profile is off and no ports are given (--map or mapping.ports)");
     co_return kExitUsage;
   }
-  auto connected = co_await connect(session);
-  if (!connected) co_return kExitUnavailable;
-  auto& [path, found] = *connected;
-  log::info("mapping {} ports via {}", requests.size(), found.mapper->method());
-  const auto outcomes = co_await map_all(*found.mapper, std::move(requests), kUpnpParallelCalls);
-  const auto report = make_report(gateway_report(path, found), nat_of(found), found.mapper->method(), outcomes);
+  auto connection = co_await connect(session);
+  if (!connection) co_return kExitUnavailable;
+  auto& [path, found] = *connection;
+  log::info("mapping {} ports via {}", requests.size(), display_name(found.method));
+  const auto outcomes =
+      co_await map_all(*found.mapper, std::move(requests), parallel_requests(found.method));
+  // PCP tells the external address only with a mapping.
+  auto external_ip = known_external_ip(found);
+  for (const auto& outcome : outcomes)
+    if (!external_ip && outcome.mapping) external_ip = outcome.mapping->external_ip;
+  const auto report = make_report(gateway_report(path, found, external_ip), nat_of(external_ip),
+                                  to_string(found.method), outcomes);
   if (session.json) fmt::print("{}\n", to_json(report).dump(2));
   else fmt::print("{}", to_text(report));
   const auto failed = report.mappings.size() - report.active();
@@ -94,67 +131,89 @@ asio::awaitable<int> once(const Session& session) {
 
 asio::awaitable<int> remove(const Session& session) {
   auto requests = config::plan_requests(session.config);
-  auto connected = co_await connect(session);
-  if (!connected) co_return kExitUnavailable;
-  auto& [path, found] = *connected;
+  auto connection = co_await connect(session);
+  if (!connection) co_return kExitUnavailable;
+  auto& [path, found] = *connection;
   std::vector<Mapping> mappings;
   for (auto& request : requests) {
     const auto port = request.wanted_external_port;
     mappings.push_back(Mapping{std::move(request), {}, port, {}, false});
   }
-  const auto errors = co_await unmap_all(*found.mapper, mappings, kUpnpParallelCalls);
+  const auto errors = co_await unmap_all(*found.mapper, mappings, parallel_requests(found.method));
   nlohmann::json failures = nlohmann::json::array();
   for (std::size_t i = 0; i < errors.size(); ++i) {
     if (!errors[i]) continue;
     const auto& request = mappings[i].request;
     failures.push_back({{"proto", to_string(request.proto)},
-                        {"external_port", mappings[i].external_port},
+                        {"internal_port", request.internal_port},
                         {"error", describe_failure(errors[i], request)},
                         {"error_code", error_code_name(errors[i])}});
   }
   if (session.json) {
-    nlohmann::json out = {{"gateway", to_json(RunReport{gateway_report(path, found), NatKind::unknown, {}})["gateway"]},
-                          {"checked", mappings.size()},
-                          {"failed", failures}};
+    const auto gateway = to_json(RunReport{gateway_report(path, found, known_external_ip(found)), {}, {}});
+    nlohmann::json out = {{"gateway", gateway["gateway"]}, {"checked", mappings.size()}, {"failed", failures}};
     fmt::print("{}\n", out.dump(2));
   } else {
-    fmt::print("Checked {} planned mappings on gateway {}: this host's are removed, other hosts' left "
-               "alone; {} failed.\n",
-               mappings.size(), path.gateway.to_string(), failures.size());
-    for (const auto& failure : failures)
-      fmt::print("  {} {}: {}\n", failure["proto"].get<std::string>(), failure["external_port"].get<int>(),
-                 failure["error"].get<std::string>());
+    fmt::print("Checked {} planned mappings on gateway {} via {}: this host's are removed, other hosts' "
+               "left alone; {} failed.\n",
+               mappings.size(), path.gateway.to_string(), display_name(found.method), failures.size());
+    constexpr std::size_t kShown = 5;  // the rest usually fail the same way
+    for (std::size_t i = 0; i < std::min(kShown, failures.size()); ++i)
+      fmt::print("  {} {}: {}\n", failures[i]["proto"].get<std::string>(), failures[i]["internal_port"].get<int>(),
+                 failures[i]["error"].get<std::string>());
+    if (failures.size() > kShown) fmt::print("  ... and {} more (--json lists them all)\n", failures.size() - kShown);
   }
   co_return failures.empty() ? kExitOk : kExitSomeFailed;
 }
 
-asio::awaitable<int> discover(const Session& session) {
-  auto connected = co_await connect(session);
-  if (!connected) co_return kExitUnavailable;
-  auto& [path, found] = *connected;
-  const auto nat = nat_of(found);
+asio::awaitable<int> discover_command(const Session& session) {
+  auto path = locate_gateway(session.config);
+  if (!path) {
+    log::error("cannot find the gateway: {}", path.error().message());
+    co_return kExitUnavailable;
+  }
+  auto discovery = co_await discover(*path, session.config, session.workers, DiscoveryGoal::list_all);
+  const auto chosen_ip = discovery.found.empty() ? std::nullopt : known_external_ip(discovery.found.front());
+  const auto nat = nat_of(chosen_ip);
   if (session.json) {
-    nlohmann::json protocol = {
-        {"method", found.mapper->method()},
-        {"detail", found.detail},
-        {"external_ip", found.external_ip ? nlohmann::json(found.external_ip->to_string()) : nlohmann::json(nullptr)},
-        {"answer_ms", milliseconds(found.answer_time)}};
+    nlohmann::json protocols = nlohmann::json::array(), unavailable = nlohmann::json::array();
+    for (const auto& found : discovery.found) {
+      const auto ip = known_external_ip(found);
+      protocols.push_back({{"method", to_string(found.method)},
+                           {"detail", found.detail},
+                           {"external_ip", ip ? nlohmann::json(ip->to_string()) : nlohmann::json(nullptr)},
+                           {"external_ip_kind", to_string(nat_of(ip))},
+                           {"answer_ms", std::chrono::duration<double, std::milli>(found.answer_time).count()}});
+    }
+    for (const auto& failure : discovery.failed)
+      unavailable.push_back({{"method", to_string(failure.method)},
+                             {"error", failure.error.message()},
+                             {"error_code", error_code_name(failure.error)}});
     nlohmann::json out = {{"gateway",
-                           {{"address", path.gateway.to_string()},
-                            {"interface", path.local.name},
-                            {"local_address", path.local.address.to_string()}}},
-                          {"protocols", nlohmann::json::array({protocol})},
+                           {{"address", path->gateway.to_string()},
+                            {"interface", path->local.name},
+                            {"local_address", path->local.address.to_string()}}},
+                          {"protocols", protocols},
+                          {"unavailable", unavailable},
                           {"nat", to_string(nat)},
                           {"nat_explanation", explain(nat)}};
     fmt::print("{}\n", out.dump(2));
   } else {
-    fmt::print("Gateway {} (this host: {} on {})\n", path.gateway.to_string(), path.local.address.to_string(),
-               path.local.name);
-    fmt::print("  {:<7} {}, external address {}, answered in {} ms\n", found.mapper->method(), found.detail,
-               found.external_ip ? found.external_ip->to_string() : "unknown", milliseconds(found.answer_time));
+    fmt::print("Gateway {} (this host: {} on {})\n", path->gateway.to_string(), path->local.address.to_string(),
+               path->local.name);
+    for (const auto& found : discovery.found) {
+      const auto ip = known_external_ip(found);
+      std::string address = ip ? ip->to_string() : "unknown";
+      if (const auto kind = nat_of(ip); kind == NatKind::double_nat) address += " (private: double NAT)";
+      else if (kind == NatKind::cgnat) address += " (100.64.0.0/10: carrier-grade NAT)";
+      fmt::print("  {:<9} answered in {:>7.2f} ms, external address {}, {}\n", display_name(found.method),
+                 std::chrono::duration<double, std::milli>(found.answer_time).count(), address, found.detail);
+    }
+    for (const auto& failure : discovery.failed)
+      fmt::print("  {:<9} no: {}\n", display_name(failure.method), failure.error.message());
     fmt::print("NAT: {}: {}\n", to_string(nat), explain(nat));
   }
-  co_return kExitOk;
+  co_return discovery.found.empty() ? kExitUnavailable : kExitOk;
 }
 
 }  // namespace
@@ -162,14 +221,14 @@ asio::awaitable<int> discover(const Session& session) {
 int run_command(Mode mode, const config::Config& config, bool json) {
   // Declared after the loop so it is joined first: its threads post results to the loop.
   asio::io_context loop;
-  asio::thread_pool workers(kUpnpParallelCalls);
+  asio::thread_pool workers(parallel_requests(Method::upnp));
   const Session session{config, json, workers.get_executor()};
   int exit_code = kExitUnavailable;
   auto body = [&]() -> asio::awaitable<int> {
     switch (mode) {
       case Mode::once: co_return co_await once(session);
       case Mode::remove: co_return co_await remove(session);
-      case Mode::discover: co_return co_await discover(session);
+      case Mode::discover: co_return co_await discover_command(session);
       default: co_return kExitUsage;
     }
   };

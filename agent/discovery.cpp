@@ -1,11 +1,23 @@
 #include "agent/discovery.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 
+#include <array>
+#include <random>
+
 #include "agent/log.hpp"
+#include "agent/state_dir.hpp"
 #include "mappers/blocking_runner.hpp"
 #include "mappers/errors.hpp"
+#include "mappers/natpmp/natpmp_mapper.hpp"
+#include "mappers/pcp/pcp_mapper.hpp"
+#include "mappers/pcp/pcp_nonce.hpp"
 #include "mappers/upnp/miniupnpc_igd.hpp"
 #include "mappers/upnp/ssdp_search.hpp"
 #include "mappers/upnp/upnp_mapper.hpp"
@@ -16,13 +28,26 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// How long SSDP answers are awaited: long enough for a device that spreads its
-// answer over MX = 1 s plus a resent search, short enough for a prompt exit 69.
+// The whole race: SSDP's own wait plus a description fetch fit in it, and a
+// gateway that answers nothing still gives a prompt exit 69.
+constexpr auto kDiscoveryDeadline = 3000ms;
+// After the first answer, how long a more preferred protocol may still win.
+// PCP and NAT-PMP answer within one LAN round trip, and a NAT-PMP-only
+// gateway refuses PCP at once (UNSUPP_VERSION), so this rarely runs out.
+constexpr auto kPreferenceGrace = 20ms;
+// SSDP: long enough for a device that spreads its answer over MX = 1 s plus a
+// resent search.
 constexpr auto kSsdpDeadline = 2500ms;
 // Bound on one description fetch or SOAP call.
 constexpr auto kUpnpCallDeadline = 5000ms;
 // How long an IGD answer from another host waits for the gateway's own.
 constexpr auto kGatewayHeadStart = 300ms;
+// PCP requests in normal operation give up after this (RFC 6887 would retry forever).
+constexpr auto kPcpRequestDeadline = 10000ms;
+
+constexpr std::array kAllMethods{Method::pcp, Method::natpmp, Method::upnp};
+
+std::size_t index_of(Method method) { return static_cast<std::size_t>(method); }
 
 // With --igd and no --gateway, the description's host is the gateway: no
 // default route is needed then.
@@ -35,29 +60,28 @@ std::optional<asio::ip::address_v4> igd_host(const std::string& igd_url) {
   return host;
 }
 
-}  // namespace
-
-Result<GatewayPath> locate_gateway(const config::Config& config) {
-  GatewayPath path;
-  if (config.gateway) {
-    path.gateway = *config.gateway;
-  } else if (auto host = igd_host(config.igd_url)) {
-    path.gateway = *host;
-  } else {
-    auto gateway = find_default_gateway();
-    if (!gateway) return gateway.error();
-    path.gateway = *gateway;
+std::vector<Method> methods_for(config::ProtocolChoice choice) {
+  switch (choice) {
+    case config::ProtocolChoice::pcp: return {Method::pcp};
+    case config::ProtocolChoice::natpmp: return {Method::natpmp};
+    case config::ProtocolChoice::upnp: return {Method::upnp};
+    case config::ProtocolChoice::automatic: break;
   }
-  auto local = find_interface_towards(path.gateway);
-  if (!local) return local.error();
-  path.local = std::move(*local);
-  return path;
+  return {kAllMethods.begin(), kAllMethods.end()};
 }
 
-asio::awaitable<Result<FoundProtocol>> discover_upnp(const GatewayPath& path, const config::Config& config,
-                                                     asio::any_io_executor workers) {
-  const auto started = Clock::now();
-  const BlockingRunner runner(workers, kUpnpCallDeadline);
+// Each probe owns copies of what it uses: a probe that loses the race may
+// still be winding down after discover() returned.
+struct ProbeContext {
+  GatewayPath path;
+  config::Config config;
+  asio::any_io_executor workers;
+  Clock::time_point started;
+  DiscoveryGoal goal;
+};
+
+asio::awaitable<Result<FoundProtocol>> probe_upnp(ProbeContext context) {
+  const BlockingRunner runner(context.workers, kUpnpCallDeadline);
   auto open = [&](const std::string& location) -> asio::awaitable<Result<FoundProtocol>> {
     // The call is named, not a temporary: GCC 12 destroys a temporary lambda
     // inside a co_await expression twice.
@@ -68,22 +92,24 @@ asio::awaitable<Result<FoundProtocol>> discover_upnp(const GatewayPath& path, co
       co_return igd.error();
     }
     upnp::UpnpMapperOptions options;
-    options.allow_other_external_port = config.allow_other_external_port;
+    options.allow_other_external_port = context.config.allow_other_external_port;
     FoundProtocol found;
+    found.method = Method::upnp;
     found.mapper = std::make_unique<upnp::UpnpMapper>(igd->control, runner,
-                                                      path.local.address.to_string(), options);
+                                                      context.path.local.address.to_string(), options);
     found.detail = fmt::format("IGDv{} at {}", igd->description.version, location);
-    found.answer_time = Clock::now() - started;
+    found.answer_time = Clock::now() - context.started;
     found.external_ip = co_await found.mapper->external_address();
     co_return found;
   };
 
-  if (!config.igd_url.empty()) co_return co_await open(config.igd_url);
+  if (!context.config.igd_url.empty()) co_return co_await open(context.config.igd_url);
 
+  const auto& path = context.path;
   upnp::SsdpSearch search(co_await asio::this_coro::executor, path.local.address, path.local.netmask,
                           path.gateway);
   if (const auto ec = search.start()) co_return ec;
-  const auto deadline = started + kSsdpDeadline;
+  const auto deadline = context.started + kSsdpDeadline;
   auto wait_until = deadline;
   std::vector<upnp::SsdpAnswer> others;
   while (auto answer = co_await search.next_answer(wait_until)) {
@@ -105,6 +131,171 @@ asio::awaitable<Result<FoundProtocol>> discover_upnp(const GatewayPath& path, co
     if (found) co_return found;
   }
   co_return make_error_code(Errc::no_gateway_answer);
+}
+
+asio::awaitable<Result<FoundProtocol>> probe_pcp(ProbeContext context) {
+  pcp::ClientOptions options;
+  options.client_address = context.path.local.address;
+  options.server_address = context.path.gateway;
+  options.seed = std::random_device{}();
+  options.max_request_duration = kPcpRequestDeadline;
+  if (auto key = load_or_create_host_key(state_directory())) {
+    options.nonce_for = [key = *key, client = options.client_address](Transport proto, std::uint16_t port) {
+      return pcp::derive_nonce(key, client, proto, port);
+    };
+  } else {
+    log::warning("cannot keep the PCP host key in {}: {}; a later run cannot renew or delete these "
+                 "PCP mappings", state_directory().string(), key.error().message());
+  }
+  auto mapper = std::make_unique<pcp::PcpMapper>(co_await asio::this_coro::executor, options);
+  if (const auto ec = mapper->open()) co_return ec;
+  auto answer = co_await mapper->announce();
+  if (!answer) co_return answer.error();
+  FoundProtocol found;
+  found.method = Method::pcp;
+  found.detail = fmt::format("PCP version 2, epoch {} s", answer->epoch);
+  found.answer_time = Clock::now() - context.started;
+  if (context.goal == DiscoveryGoal::list_all) found.external_ip = co_await mapper->external_address();
+  found.mapper = std::move(mapper);
+  co_return found;
+}
+
+asio::awaitable<Result<FoundProtocol>> probe_natpmp(ProbeContext context) {
+  auto answer = co_await natpmp::probe_public_address(context.path.gateway, kDiscoveryDeadline);
+  if (!answer) co_return answer.error();
+  auto mapper = std::make_unique<natpmp::NatpmpMapper>(co_await asio::this_coro::executor,
+                                                       context.path.gateway);
+  mapper->adopt_probe(*answer);
+  FoundProtocol found;
+  found.method = Method::natpmp;
+  found.detail = fmt::format("NAT-PMP, epoch {} s", answer->epoch);
+  found.answer_time = answer->received - context.started;
+  found.external_ip = asio::ip::address(answer->external_address);
+  found.mapper = std::move(mapper);
+  co_return found;
+}
+
+asio::awaitable<Result<FoundProtocol>> probe(Method method, ProbeContext context) {
+  switch (method) {
+    case Method::pcp: {
+      auto found = co_await probe_pcp(context);
+      // A gateway that speaks only NAT-PMP (or PCPv1) refuses version 2 with
+      // UNSUPP_VERSION: RFC 6887 §9 says to fall back to NAT-PMP then.
+      if (!found && found.error() == make_pcp_error(1) &&
+          context.config.protocol == config::ProtocolChoice::pcp) {
+        log::notice("the gateway does not speak PCP version 2; falling back to NAT-PMP");
+        co_return co_await probe_natpmp(context);
+      }
+      co_return found;
+    }
+    case Method::natpmp: co_return co_await probe_natpmp(context);
+    case Method::upnp: co_return co_await probe_upnp(context);
+  }
+  co_return make_error_code(Errc::no_gateway_answer);
+}
+
+struct Race {
+  explicit Race(const asio::any_io_executor& executor) : changed(executor) {}
+  asio::steady_timer changed;  // cancelled whenever a probe finishes
+  std::array<std::optional<Result<FoundProtocol>>, kAllMethods.size()> results;
+  std::array<asio::cancellation_signal, kAllMethods.size()> cancel;
+  std::array<bool, kAllMethods.size()> running{};
+  std::optional<Clock::time_point> first_answer;
+
+  bool any_running() const { return std::find(running.begin(), running.end(), true) != running.end(); }
+
+  // No running probe can beat the best answer so far.
+  bool best_is_final() const {
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      if (results[i] && *results[i]) return true;
+      if (running[i]) return false;
+    }
+    return false;
+  }
+};
+
+}  // namespace
+
+std::string_view to_string(Method method) {
+  switch (method) {
+    case Method::pcp: return "pcp";
+    case Method::natpmp: return "natpmp";
+    case Method::upnp: return "upnp";
+  }
+  return "upnp";
+}
+
+Result<GatewayPath> locate_gateway(const config::Config& config) {
+  GatewayPath path;
+  if (config.gateway) {
+    path.gateway = *config.gateway;
+  } else if (auto host = igd_host(config.igd_url)) {
+    path.gateway = *host;
+  } else {
+    auto gateway = find_default_gateway();
+    if (!gateway) return gateway.error();
+    path.gateway = *gateway;
+  }
+  auto local = find_interface_towards(path.gateway);
+  if (!local) return local.error();
+  path.local = std::move(*local);
+  return path;
+}
+
+asio::awaitable<Discovery> discover(const GatewayPath& path, const config::Config& config,
+                                    asio::any_io_executor workers, DiscoveryGoal goal) {
+  const auto started = Clock::now();
+  const auto executor = co_await asio::this_coro::executor;
+  auto race = std::make_shared<Race>(executor);
+  for (const auto method : methods_for(config.protocol)) {
+    const auto i = index_of(method);
+    race->running[i] = true;
+    auto task = probe(method, ProbeContext{path, config, workers, started, goal});
+    auto finished = [race, i](std::exception_ptr error, Result<FoundProtocol> result) {
+      // A probe cancelled after the race was decided ends with an exception.
+      if (error) result = std::make_error_code(std::errc::operation_canceled);
+      if (result && !race->first_answer) race->first_answer = Clock::now();
+      race->results[i] = std::move(result);
+      race->running[i] = false;
+      race->changed.cancel();
+    };
+    asio::co_spawn(executor, std::move(task),
+                   asio::bind_cancellation_slot(race->cancel[i].slot(), std::move(finished)));
+  }
+
+  const auto deadline = started + kDiscoveryDeadline;
+  while (race->any_running()) {
+    auto wake = deadline;
+    if (goal == DiscoveryGoal::map_soon && race->first_answer) {
+      if (race->best_is_final()) break;
+      wake = std::min(wake, *race->first_answer + kPreferenceGrace);
+    }
+    if (Clock::now() >= wake) break;
+    race->changed.expires_at(wake);
+    co_await race->changed.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+
+  // Stop the losers and let them unwind (each stops at its next wait).
+  for (std::size_t i = 0; i < race->running.size(); ++i)
+    if (race->running[i]) race->cancel[i].emit(asio::cancellation_type::terminal);
+  for (int waited = 0; race->any_running() && waited < 50; ++waited) {
+    race->changed.expires_after(100ms);
+    co_await race->changed.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+
+  Discovery discovery;
+  for (const auto method : kAllMethods) {
+    auto& result = race->results[index_of(method)];
+    if (!result) {
+      if (race->running[index_of(method)])
+        discovery.failed.push_back({method, make_error_code(Errc::timed_out)});
+      continue;
+    }
+    if (*result) discovery.found.push_back(std::move(**result));
+    else if (result->error() != std::errc::operation_canceled)  // lost the race: not a failure
+      discovery.failed.push_back({method, result->error()});
+  }
+  co_return discovery;
 }
 
 }  // namespace natkeeper

@@ -145,6 +145,8 @@ void read_mapping(const TableReader& mapping, Config& config) {
 std::string_view to_string(ProtocolChoice choice) {
   switch (choice) {
     case ProtocolChoice::automatic: return "auto";
+    case ProtocolChoice::pcp: return "pcp";
+    case ProtocolChoice::natpmp: return "natpmp";
     case ProtocolChoice::upnp: return "upnp";
   }
   return "auto";
@@ -152,6 +154,8 @@ std::string_view to_string(ProtocolChoice choice) {
 
 std::optional<ProtocolChoice> parse_protocol_choice(std::string_view text) {
   if (text == "auto") return ProtocolChoice::automatic;
+  if (text == "pcp") return ProtocolChoice::pcp;
+  if (text == "natpmp") return ProtocolChoice::natpmp;
   if (text == "upnp") return ProtocolChoice::upnp;
   return std::nullopt;
 }

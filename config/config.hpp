@@ -13,11 +13,11 @@
 
 namespace natkeeper::config {
 
-enum class ProtocolChoice { automatic, upnp };
+enum class ProtocolChoice { automatic, pcp, natpmp, upnp };
 std::string_view to_string(ProtocolChoice choice);
 std::optional<ProtocolChoice> parse_protocol_choice(std::string_view text);
 // The names --protocol and gateway.protocol accept, for messages and help.
-inline constexpr std::string_view kProtocolChoices = "auto, upnp";
+inline constexpr std::string_view kProtocolChoices = "auto, pcp, natpmp, upnp";
 
 inline constexpr std::chrono::seconds kMinLease{60};
 inline constexpr std::chrono::seconds kMaxLease{604800};  // IGDv2's upper bound

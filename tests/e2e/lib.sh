@@ -255,7 +255,7 @@ def specs(words):
                 for proto in protos.split("+"):
                     out.add((proto, p))
     return out
-maps = doc.get("mappings")
+maps = doc.get("mappings", [])   # --discover and --delete print no mappings
 if not isinstance(maps, list):
     check(False, '"mappings" is a list'); sys.exit(1)
 try:

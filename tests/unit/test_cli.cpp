@@ -77,7 +77,7 @@ TEST_CASE("bad flag values are usage errors that say what was expected") {
   for (const auto& [args, complaint] : {
            Case{{"--map", "udp"}, "PROTO:PORT[-PORT]"},
            Case{{"--map", "icmp:1"}, "unknown protocol"},
-           Case{{"--protocol", "carrier-pigeon"}, "expected one of: auto, upnp"},
+           Case{{"--protocol", "carrier-pigeon"}, "expected one of: auto, pcp, natpmp, upnp"},
            Case{{"--gateway", "router"}, "expected an IPv4 address"},
            Case{{"--igd", "10.0.0.1:5000"}, "http://"},
            Case{{"--lease", "10"}, "60-604800"},
