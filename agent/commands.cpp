@@ -112,7 +112,7 @@ asio::awaitable<int> once(const Session& session) {
   auto& [path, found] = *connection;
   log::info("mapping {} ports via {}", requests.size(), display_name(found.method));
   const auto outcomes =
-      co_await map_all(*found.mapper, std::move(requests), parallel_requests(found.method));
+      co_await map_all_until_stable(*found.mapper, std::move(requests), parallel_requests(found.method));
   // PCP tells the external address only with a mapping.
   auto external_ip = known_external_ip(found);
   for (const auto& outcome : outcomes)

@@ -8,6 +8,7 @@
 
 #include <functional>
 
+#include "agent/log.hpp"
 #include "mappers/errors.hpp"
 
 namespace natkeeper {
@@ -59,6 +60,17 @@ asio::awaitable<std::vector<MapOutcome>> map_all(Mapper& mapper, std::vector<Map
     }
   };
   co_await run_bounded(requests.size(), parallel, map_one);
+  co_return outcomes;
+}
+
+asio::awaitable<std::vector<MapOutcome>> map_all_until_stable(Mapper& mapper, std::vector<MapRequest> requests,
+                                                              std::size_t parallel, int max_rounds) {
+  mapper.take_gateway_lost_state();  // a loss before this batch concerns no mapping of it
+  auto outcomes = co_await map_all(mapper, requests, parallel);
+  for (int round = 1; round < max_rounds && mapper.take_gateway_lost_state(); ++round) {
+    log::notice("the gateway lost its mappings (its epoch went back): mapping again");
+    outcomes = co_await map_all(mapper, requests, parallel);
+  }
   co_return outcomes;
 }
 

@@ -20,6 +20,12 @@ struct MapOutcome {
 asio::awaitable<std::vector<MapOutcome>> map_all(Mapper& mapper, std::vector<MapRequest> requests,
                                                  std::size_t parallel);
 
+// map_all, and once more when the gateway lost its state meanwhile (its epoch
+// went back): what was mapped before the loss is gone. Bounded: a gateway that
+// keeps losing its state gets `max_rounds` rounds.
+asio::awaitable<std::vector<MapOutcome>> map_all_until_stable(Mapper& mapper, std::vector<MapRequest> requests,
+                                                              std::size_t parallel, int max_rounds = 3);
+
 // Removes the mappings, at most `parallel` at a time; returns one error per mapping.
 asio::awaitable<std::vector<std::error_code>> unmap_all(Mapper& mapper, std::vector<Mapping> mappings,
                                                         std::size_t parallel);

@@ -50,6 +50,10 @@ class Mapper {
   // Removes a mapping this host holds. A mapping that is already gone, or that
   // belongs to another host, is left alone and reported as success.
   virtual asio::awaitable<std::error_code> unmap(Mapping mapping) = 0;
+  // True once after the gateway showed it lost its mappings (NAT-PMP/PCP
+  // epoch, RFC 6886 §3.6 and RFC 6887 §8.5): all of them must be made again.
+  // UPnP has no such signal.
+  virtual bool take_gateway_lost_state() { return false; }
 };
 
 }  // namespace natkeeper

@@ -94,7 +94,7 @@ class NatpmpMapper final : public Mapper {
   std::uint64_t dropped() const { return dropped_; }
   // True once after a reply's epoch showed the gateway lost its mappings
   // (RFC 6886 §3.6): every mapping must be requested again.
-  bool take_gateway_lost_state();
+  bool take_gateway_lost_state() override;
   std::uint64_t gateway_lost_state_count() const { return lost_state_count_; }
   std::optional<std::uint32_t> last_epoch() const { return last_epoch_; }
   // Sockets (natpmp_t) open now, idle or busy.

@@ -39,7 +39,7 @@ class PcpMapper final : public Mapper {
   // Does the gateway speak PCP version 2? (ANNOUNCE, RFC 6887 §14.1)
   asio::awaitable<Result<AnnounceAnswer>> announce();
 
-  bool take_gateway_lost_state() { return client_.take_server_lost_state(); }
+  bool take_gateway_lost_state() override { return client_.take_server_lost_state(); }
   std::uint64_t dropped() const { return client_.dropped_total(); }
 
  private:

@@ -101,3 +101,58 @@ TEST_CASE("unmap_all removes each mapping once") {
   std::sort(mapper.asked.begin(), mapper.asked.end());
   CHECK(mapper.asked == std::vector<std::uint16_t>{1, 2, 3, 4, 5, 6, 7, 8, 9});
 }
+
+namespace {
+
+// Loses its state (as an epoch regression shows) while the first batch runs.
+class ForgetfulMapper final : public Mapper {
+ public:
+  int lose_every = 5;  // requests
+  int losses_left = 1;
+  int requests = 0;
+  bool lost = false;
+
+  std::string_view method() const override { return "forgetful"; }
+  asio::awaitable<Result<asio::ip::address>> external_address() override {
+    co_return asio::ip::make_address("203.0.113.1");
+  }
+  asio::awaitable<Result<Mapping>> map(MapRequest request) override {
+    if (++requests % lose_every == 0 && losses_left > 0) {
+      --losses_left;
+      lost = true;
+    }
+    const auto port = request.internal_port;
+    co_return Mapping{std::move(request), asio::ip::make_address("203.0.113.1"), port, 3600s, false};
+  }
+  asio::awaitable<std::error_code> unmap(Mapping) override { co_return std::error_code{}; }
+  bool take_gateway_lost_state() override { return std::exchange(lost, false); }
+};
+
+}  // namespace
+
+TEST_CASE("a gateway that lost its state during the batch gets every mapping again") {
+  boost::asio::io_context loop;
+  ForgetfulMapper mapper;
+  const auto outcomes = run_loop(loop, map_all_until_stable(mapper, ports(1, 10), 4));
+  CHECK(outcomes.size() == 10);
+  CHECK(mapper.requests == 20);
+}
+
+TEST_CASE("a gateway that keeps losing its state gets a bounded number of rounds") {
+  boost::asio::io_context loop;
+  ForgetfulMapper mapper;
+  mapper.losses_left = 100;
+  mapper.lose_every = 10;  // once in every round
+  const auto outcomes = run_loop(loop, map_all_until_stable(mapper, ports(1, 10), 4, 3));
+  CHECK(outcomes.size() == 10);
+  CHECK(mapper.requests == 30);
+}
+
+TEST_CASE("a loss noticed before the batch does not repeat it") {
+  boost::asio::io_context loop;
+  ForgetfulMapper mapper;
+  mapper.lost = true;
+  mapper.losses_left = 0;
+  run_loop(loop, map_all_until_stable(mapper, ports(1, 10), 4));
+  CHECK(mapper.requests == 10);
+}
