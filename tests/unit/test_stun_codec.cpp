@@ -77,7 +77,7 @@ TEST_CASE("a success response yields the mapped address and the RFC 5780 attribu
 TEST_CASE("an error response yields its code") {
   std::vector<std::uint8_t> m = {0x01, 0x11, 0x00, 0x08, 0x21, 0x12, 0xA4, 0x42};
   m.insert(m.end(), kId.begin(), kId.end());
-  for (std::uint8_t b : {0x00, 0x09, 0x00, 0x04, 0x00, 0x00, 0x04, 0x20}) m.push_back(b);  // 420
+  for (std::uint8_t b : {0x00, 0x09, 0x00, 0x04, 0x00, 0x00, 0x04, 0x14}) m.push_back(b);  // class 4, number 20
   const auto response = decode_binding_response(m);
   REQUIRE(response.has_value());
   CHECK(response->type == MessageType::binding_error);
