@@ -77,7 +77,7 @@ asio::awaitable<std::optional<Connection>> connect(const Session& session) {
     for (const auto& failure : discovery.failed)
       reasons += fmt::format("{}{}: {}", reasons.empty() ? "" : "; ", display_name(failure.method),
                              failure.error.message());
-    log::error("no port-mapping protocol answered at {} ({}). Is UPnP or NAT-PMP enabled on the router?",
+    log::error("no port-mapping protocol answered at {} ({}). Is UPnP, NAT-PMP or PCP enabled on the router?",
                path->gateway.to_string(), reasons);
     co_return std::nullopt;
   }
@@ -112,7 +112,8 @@ asio::awaitable<int> once(const Session& session) {
   auto& [path, found] = *connection;
   log::info("mapping {} ports via {}", requests.size(), display_name(found.method));
   const auto outcomes =
-      co_await map_all_until_stable(*found.mapper, std::move(requests), parallel_requests(found.method));
+      co_await map_all_until_stable(*found.mapper, std::move(requests),
+                                    {parallel_requests(found.method), session.config.allow_other_external_port});
   // PCP tells the external address only with a mapping.
   auto external_ip = known_external_ip(found);
   for (const auto& outcome : outcomes)
@@ -150,7 +151,7 @@ asio::awaitable<int> remove(const Session& session) {
                         {"error_code", error_code_name(errors[i])}});
   }
   if (session.json) {
-    const auto gateway = to_json(RunReport{gateway_report(path, found, known_external_ip(found)), {}, {}});
+    const auto gateway = to_json(RunReport{gateway_report(path, found, known_external_ip(found)), {}, {}, {}});
     nlohmann::json out = {{"gateway", gateway["gateway"]}, {"checked", mappings.size()}, {"failed", failures}};
     fmt::print("{}\n", out.dump(2));
   } else {

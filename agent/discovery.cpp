@@ -139,13 +139,16 @@ asio::awaitable<Result<FoundProtocol>> probe_pcp(ProbeContext context) {
   options.server_address = context.path.gateway;
   options.seed = std::random_device{}();
   options.max_request_duration = kPcpRequestDeadline;
-  if (auto key = load_or_create_host_key(state_directory())) {
-    options.nonce_for = [key = *key, client = options.client_address](Transport proto, std::uint16_t port) {
-      return pcp::derive_nonce(key, client, proto, port);
-    };
-  } else {
-    log::warning("cannot keep the PCP host key in {}: {}; a later run cannot renew or delete these "
-                 "PCP mappings", state_directory().string(), key.error().message());
+  // --discover deletes its throwaway mapping itself: no nonce needs to last.
+  if (context.goal == DiscoveryGoal::map_soon) {
+    if (auto key = load_or_create_host_key(state_directory())) {
+      options.nonce_for = [key = *key, client = options.client_address](Transport proto, std::uint16_t port) {
+        return pcp::derive_nonce(key, client, proto, port);
+      };
+    } else {
+      log::warning("cannot keep the PCP host key in {}: {}; a later run cannot renew or delete these "
+                   "PCP mappings", state_directory().string(), key.error().message());
+    }
   }
   auto mapper = std::make_unique<pcp::PcpMapper>(co_await asio::this_coro::executor, options);
   if (const auto ec = mapper->open()) co_return ec;
@@ -275,9 +278,15 @@ asio::awaitable<Discovery> discover(const GatewayPath& path, const config::Confi
     co_await race->changed.async_wait(asio::as_tuple(asio::use_awaitable));
   }
 
-  // Stop the losers and let them unwind (each stops at its next wait).
-  for (std::size_t i = 0; i < race->running.size(); ++i)
-    if (race->running[i]) race->cancel[i].emit(asio::cancellation_type::terminal);
+  // Stop the losers and let them unwind (each stops at its next wait). Past
+  // the deadline they did not lose a race: they did not answer in time.
+  const bool deadline_passed = Clock::now() >= deadline;
+  std::array<bool, kAllMethods.size()> out_of_time{};
+  for (std::size_t i = 0; i < race->running.size(); ++i) {
+    if (!race->running[i]) continue;
+    out_of_time[i] = deadline_passed;
+    race->cancel[i].emit(asio::cancellation_type::terminal);
+  }
   for (int waited = 0; race->any_running() && waited < 50; ++waited) {
     race->changed.expires_after(100ms);
     co_await race->changed.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -285,14 +294,11 @@ asio::awaitable<Discovery> discover(const GatewayPath& path, const config::Confi
 
   Discovery discovery;
   for (const auto method : kAllMethods) {
-    auto& result = race->results[index_of(method)];
-    if (!result) {
-      if (race->running[index_of(method)])
-        discovery.failed.push_back({method, make_error_code(Errc::timed_out)});
-      continue;
-    }
-    if (*result) discovery.found.push_back(std::move(**result));
-    else if (result->error() != std::errc::operation_canceled)  // lost the race: not a failure
+    const auto i = index_of(method);
+    auto& result = race->results[i];
+    if (out_of_time[i]) discovery.failed.push_back({method, make_error_code(Errc::timed_out)});
+    else if (result && *result) discovery.found.push_back(std::move(**result));
+    else if (result && result->error() != std::errc::operation_canceled)  // cancelled: lost the race
       discovery.failed.push_back({method, result->error()});
   }
   co_return discovery;

@@ -12,10 +12,8 @@
 #include "mappers/errors.hpp"
 
 namespace natkeeper {
-namespace {
 
-// Runs `count` jobs with at most `parallel` in flight; job(i) handles item i.
-asio::awaitable<void> run_bounded(std::size_t count, std::size_t parallel,
+asio::awaitable<void> for_each_bounded(std::size_t count, std::size_t parallel,
                                   std::function<asio::awaitable<void>(std::size_t)> job) {
   auto executor = co_await asio::this_coro::executor;
   const std::size_t workers = std::min(count, std::max<std::size_t>(parallel, 1));
@@ -38,10 +36,8 @@ asio::awaitable<void> run_bounded(std::size_t count, std::size_t parallel,
   if (failure) std::rethrow_exception(failure);
 }
 
-}  // namespace
-
 asio::awaitable<std::vector<MapOutcome>> map_all(Mapper& mapper, std::vector<MapRequest> requests,
-                                                 std::size_t parallel) {
+                                                 BatchPolicy policy) {
   std::vector<MapOutcome> outcomes(requests.size());
   bool table_full = false;
   auto map_one = [&](std::size_t i) -> asio::awaitable<void> {
@@ -52,24 +48,28 @@ asio::awaitable<std::vector<MapOutcome>> map_all(Mapper& mapper, std::vector<Map
       co_return;
     }
     auto mapping = co_await mapper.map(requests[i]);
-    if (mapping) {
+    if (mapping && mapping->external_port != requests[i].wanted_external_port &&
+        !policy.allow_other_external_port) {
+      co_await mapper.unmap(*mapping);
+      outcome.error = make_error_code(Errc::external_port_moved);
+    } else if (mapping) {
       outcome.mapping = std::move(*mapping);
     } else {
       outcome.error = mapping.error();
       if (outcome.error == MapFailure::table_full) table_full = true;
     }
   };
-  co_await run_bounded(requests.size(), parallel, map_one);
+  co_await for_each_bounded(requests.size(), policy.parallel, map_one);
   co_return outcomes;
 }
 
 asio::awaitable<std::vector<MapOutcome>> map_all_until_stable(Mapper& mapper, std::vector<MapRequest> requests,
-                                                              std::size_t parallel, int max_rounds) {
+                                                              BatchPolicy policy, int max_rounds) {
   mapper.take_gateway_lost_state();  // a loss before this batch concerns no mapping of it
-  auto outcomes = co_await map_all(mapper, requests, parallel);
+  auto outcomes = co_await map_all(mapper, requests, policy);
   for (int round = 1; round < max_rounds && mapper.take_gateway_lost_state(); ++round) {
     log::notice("the gateway lost its mappings (its epoch went back): mapping again");
-    outcomes = co_await map_all(mapper, requests, parallel);
+    outcomes = co_await map_all(mapper, requests, policy);
   }
   co_return outcomes;
 }
@@ -80,7 +80,7 @@ asio::awaitable<std::vector<std::error_code>> unmap_all(Mapper& mapper, std::vec
   auto unmap_one = [&](std::size_t i) -> asio::awaitable<void> {
     errors[i] = co_await mapper.unmap(mappings[i]);
   };
-  co_await run_bounded(mappings.size(), parallel, unmap_one);
+  co_await for_each_bounded(mappings.size(), parallel, unmap_one);
   co_return errors;
 }
 

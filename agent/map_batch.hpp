@@ -1,6 +1,7 @@
 #pragma once
 #include <boost/asio/awaitable.hpp>
 
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -8,23 +9,35 @@
 
 namespace natkeeper {
 
+// Runs job(0) ... job(count - 1) with at most `parallel` in flight, in index order.
+asio::awaitable<void> for_each_bounded(std::size_t count, std::size_t parallel,
+                                       std::function<asio::awaitable<void>(std::size_t)> job);
+
 struct MapOutcome {
   MapRequest request;
   std::optional<Mapping> mapping;  // set on success
   std::error_code error;           // set on failure
 };
 
-// Maps every request, at most `parallel` at a time, in request order (so the
-// most important ports go first). Once the gateway reports its table full, the
-// rest are not attempted: asking again would only repeat the refusal.
+struct BatchPolicy {
+  std::size_t parallel = 1;
+  // A mapping granted on another external port than the wanted one is kept
+  // only when this is set; otherwise it is removed again and reported as a
+  // conflict (the device behind it would not know the other port).
+  bool allow_other_external_port = false;
+};
+
+// Maps every request, at most `policy.parallel` at a time, in request order (so
+// the most important ports go first). Once the gateway reports its table full,
+// the rest are not attempted: asking again would only repeat the refusal.
 asio::awaitable<std::vector<MapOutcome>> map_all(Mapper& mapper, std::vector<MapRequest> requests,
-                                                 std::size_t parallel);
+                                                 BatchPolicy policy);
 
 // map_all, and once more when the gateway lost its state meanwhile (its epoch
 // went back): what was mapped before the loss is gone. Bounded: a gateway that
 // keeps losing its state gets `max_rounds` rounds.
 asio::awaitable<std::vector<MapOutcome>> map_all_until_stable(Mapper& mapper, std::vector<MapRequest> requests,
-                                                              std::size_t parallel, int max_rounds = 3);
+                                                              BatchPolicy policy, int max_rounds = 3);
 
 // Removes the mappings, at most `parallel` at a time; returns one error per mapping.
 asio::awaitable<std::vector<std::error_code>> unmap_all(Mapper& mapper, std::vector<Mapping> mappings,

@@ -21,7 +21,9 @@ bool continues(const MappingReport& previous, const MappingReport& next) {
   if (previous.request.proto != next.request.proto || previous.state != next.state ||
       previous.method != next.method || next.request.internal_port != previous.request.internal_port + 1)
     return false;
-  if (previous.mapping.has_value() != next.mapping.has_value()) return false;
+  if (previous.mapping.has_value() != next.mapping.has_value() || previous.note != next.note ||
+      previous.verified_by != next.verified_by)
+    return false;
   // A conflict names its port, so each gets its own row.
   if (!previous.mapping) return previous.error == next.error && previous.error != MapFailure::port_conflict;
   const auto& a = *previous.mapping;
@@ -50,11 +52,16 @@ std::size_t RunReport::active() const {
 
 RunReport make_report(GatewayReport gateway, NatKind nat, std::string_view method,
                       const std::vector<MapOutcome>& outcomes) {
-  RunReport report{std::move(gateway), nat, {}};
+  RunReport report{std::move(gateway), nat, std::nullopt, {}};
   report.mappings.reserve(outcomes.size());
   for (const auto& outcome : outcomes) {
-    report.mappings.push_back({outcome.request, std::string(method), outcome.mapping, outcome.error,
-                               outcome.mapping ? MappingState::mapped : MappingState::failed});
+    MappingReport entry;
+    entry.request = outcome.request;
+    entry.method = method;
+    entry.mapping = outcome.mapping;
+    entry.error = outcome.error;
+    entry.state = outcome.mapping ? MappingState::mapped : MappingState::failed;
+    report.mappings.push_back(std::move(entry));
   }
   return report;
 }
@@ -117,9 +124,18 @@ nlohmann::json to_json(const RunReport& report) {
       entry["error"] = describe_failure(m.error, m.request);
       entry["error_code"] = error_code_name(m.error);
     }
+    if (m.mapping) {
+      entry["verification"] = {
+          {"method", m.verified_by.empty() ? json(nullptr) : json(m.verified_by)},
+          {"note", m.note.empty() ? json(nullptr) : json(m.note)},
+          {"round_trip_ms", m.probe_round_trip
+                                ? json(std::chrono::duration<double, std::milli>(*m.probe_round_trip).count())
+                                : json(nullptr)}};
+    }
     mappings.push_back(std::move(entry));
   }
   return {{"gateway", std::move(gateway)},
+          {"observed_public_ip", report.observed_public_ip ? json(*report.observed_public_ip) : json(nullptr)},
           {"nat", to_string(report.nat)},
           {"nat_explanation", explain(report.nat)},
           {"mappings", std::move(mappings)},
@@ -149,12 +165,22 @@ std::string to_text(const RunReport& report) {
       external = fmt::format("{}:{}", first->mapping->external_ip.to_string(),
                              port_span(first->mapping->external_port, last->mapping->external_port));
       lease = format_lease(*first->mapping);
+      if (!first->verified_by.empty()) state += " (" + first->verified_by + ")";
+      else if (first->state == MappingState::unreachable) state += ": " + first->note;
     } else {
       state += ": " + describe_failure(first->error, first->request);
     }
     out += fmt::format(kLayout, to_string(first->request.proto), internal, external, first->method, lease, state);
   }
-  out += fmt::format("\n{} of {} mappings active.\n", report.active(), report.mappings.size());
+  out += fmt::format("\n{} of {} mappings active", report.active(), report.mappings.size());
+  const auto verified = std::count_if(report.mappings.begin(), report.mappings.end(),
+                                      [](const auto& m) { return m.state == MappingState::verified; });
+  const auto unverified = std::find_if(report.mappings.begin(), report.mappings.end(), [](const auto& m) {
+    return m.state == MappingState::mapped && !m.note.empty();
+  });
+  if (verified > 0) out += fmt::format(", {} verified from outside", verified);
+  out += ".\n";
+  if (unverified != report.mappings.end()) out += fmt::format("Not verified: {}.\n", unverified->note);
   if (std::any_of(report.mappings.begin(), report.mappings.end(),
                   [](const auto& m) { return m.mapping && m.mapping->permanent; }))
     out += "Some leases are permanent (the gateway grants no others): remove them with natkeeper --delete.\n";

@@ -27,11 +27,15 @@ struct MappingReport {
   std::optional<Mapping> mapping;
   std::error_code error;
   MappingState state = MappingState::failed;
+  std::string verified_by;  // "reflector" or "stun" once verified
+  std::string note;         // why only mapped, or what an unreachable probe tried
+  std::optional<std::chrono::steady_clock::duration> probe_round_trip;
 };
 
 struct RunReport {
   GatewayReport gateway;
   NatKind nat = NatKind::unknown;
+  std::optional<std::string> observed_public_ip;  // what the outside observer saw
   std::vector<MappingReport> mappings;
   std::size_t active() const;
 };

@@ -63,9 +63,10 @@ Result<HostKey> load_or_create_host_key(const std::filesystem::path& directory) 
   }
   // link() fails if another run created the key meanwhile: then use theirs.
   const bool linked = ::link(temporary.c_str(), path.c_str()) == 0;
+  const auto link_error = last_error();
   ::unlink(temporary.c_str());
   if (!linked) {
-    if (errno != EEXIST) return last_error();
+    if (link_error != std::errc::file_exists) return link_error;
     return load_or_create_host_key(directory);
   }
   return key;

@@ -15,7 +15,7 @@ class NatkeeperCategory final : public std::error_category {
       case Errc::no_default_route:
         return "no default route: this host has no IPv4 gateway";
       case Errc::no_gateway_answer:
-        return "the gateway did not answer any port-mapping protocol";
+        return "no answer from the gateway";
       case Errc::not_an_igd:
         return "the device is not a usable Internet Gateway Device";
       case Errc::bad_reply:

@@ -42,13 +42,8 @@ asio::awaitable<Result<Mapping>> UpnpMapper::map(MapRequest request) {
       !igd_->has_add_any_port_mapping())
     port = co_await add_with_other_port(args);
   if (!port) co_return port.error();
-
-  if (*port != request.wanted_external_port && !options_.allow_other_external_port) {
-    // AddAnyPortMapping moved us elsewhere; the configuration wants this port only.
-    Mapping moved{request, {}, *port, {}, permanent};
-    co_await unmap(std::move(moved));
-    co_return make_error_code(Errc::external_port_moved);
-  }
+  // AddAnyPortMapping may grant another port than the wanted one: whether that
+  // is acceptable is the agent's policy, for every protocol alike.
   auto external = co_await external_address();
   if (!external) co_return external.error();
   co_return Mapping{std::move(request), *external, *port, args.lease, permanent};

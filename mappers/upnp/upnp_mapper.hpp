@@ -12,7 +12,7 @@
 namespace natkeeper::upnp {
 
 struct UpnpMapperOptions {
-  // When the wanted external port is taken, may another one be used?
+  // When the wanted external port is taken (718), may other ones be tried?
   bool allow_other_external_port = false;
   // How many other external ports an IGDv1 gateway (no AddAnyPortMapping) is
   // asked for before giving up.

@@ -22,7 +22,9 @@ namespace {
 class ScriptedMapper final : public Mapper {
  public:
   std::map<std::uint16_t, int> codes;  // port -> UPnP error (absent: success)
+  std::map<std::uint16_t, std::uint16_t> moved;  // port -> external port granted instead
   std::vector<std::uint16_t> asked;
+  std::vector<std::uint16_t> unmapped;
   std::size_t in_flight = 0, max_in_flight = 0;
 
   std::string_view method() const override { return "scripted"; }
@@ -36,10 +38,11 @@ class ScriptedMapper final : public Mapper {
     --in_flight;
     if (auto code = codes.find(request.internal_port); code != codes.end())
       co_return make_upnp_error(code->second);
-    const auto port = request.internal_port;
-    co_return Mapping{std::move(request), asio::ip::make_address("203.0.113.1"), port, 3600s, false};
+    const auto granted = moved.count(request.internal_port) ? moved[request.internal_port] : request.internal_port;
+    co_return Mapping{std::move(request), asio::ip::make_address("203.0.113.1"), granted, 3600s, false};
   }
   asio::awaitable<std::error_code> unmap(Mapping mapping) override {
+    unmapped.push_back(mapping.external_port);
     asked.push_back(mapping.external_port);
     co_return std::error_code{};
   }
@@ -58,7 +61,7 @@ TEST_CASE("all requests are mapped in order, with a bounded number in flight") {
   boost::asio::io_context loop;
   ScriptedMapper mapper;
   mapper.codes = {{7, 718}};
-  const auto outcomes = run_loop(loop, map_all(mapper, ports(1, 20), 4));
+  const auto outcomes = run_loop(loop, map_all(mapper, ports(1, 20), {4}));
   REQUIRE(outcomes.size() == 20);
   CHECK(mapper.max_in_flight == 4);
   CHECK(mapper.asked.front() == 1);
@@ -74,7 +77,7 @@ TEST_CASE("a full table stops the batch: the rest are not attempted") {
   ScriptedMapper mapper;
   mapper.codes = {{10, 728}, {11, 728}, {12, 728}, {13, 728}};
   for (unsigned p = 14; p <= 100; ++p) mapper.codes[static_cast<std::uint16_t>(p)] = 728;
-  const auto outcomes = run_loop(loop, map_all(mapper, ports(1, 100), 2));
+  const auto outcomes = run_loop(loop, map_all(mapper, ports(1, 100), {2}));
   // Only requests already in flight when the first 728 arrived were sent.
   CHECK(mapper.asked.size() <= 11);
   for (std::size_t i = 0; i < 9; ++i) CHECK(outcomes[i].mapping);
@@ -86,8 +89,8 @@ TEST_CASE("a full table stops the batch: the rest are not attempted") {
 TEST_CASE("an empty batch and a batch smaller than the window") {
   boost::asio::io_context loop;
   ScriptedMapper mapper;
-  CHECK(run_loop(loop, map_all(mapper, {}, 4)).empty());
-  CHECK(run_loop(loop, map_all(mapper, ports(1, 2), 4)).size() == 2);
+  CHECK(run_loop(loop, map_all(mapper, {}, {4})).empty());
+  CHECK(run_loop(loop, map_all(mapper, ports(1, 2), {4})).size() == 2);
   CHECK(mapper.max_in_flight == 2);
 }
 
@@ -133,7 +136,7 @@ class ForgetfulMapper final : public Mapper {
 TEST_CASE("a gateway that lost its state during the batch gets every mapping again") {
   boost::asio::io_context loop;
   ForgetfulMapper mapper;
-  const auto outcomes = run_loop(loop, map_all_until_stable(mapper, ports(1, 10), 4));
+  const auto outcomes = run_loop(loop, map_all_until_stable(mapper, ports(1, 10), {4}));
   CHECK(outcomes.size() == 10);
   CHECK(mapper.requests == 20);
 }
@@ -143,7 +146,7 @@ TEST_CASE("a gateway that keeps losing its state gets a bounded number of rounds
   ForgetfulMapper mapper;
   mapper.losses_left = 100;
   mapper.lose_every = 10;  // once in every round
-  const auto outcomes = run_loop(loop, map_all_until_stable(mapper, ports(1, 10), 4, 3));
+  const auto outcomes = run_loop(loop, map_all_until_stable(mapper, ports(1, 10), {4}, 3));
   CHECK(outcomes.size() == 10);
   CHECK(mapper.requests == 30);
 }
@@ -153,6 +156,27 @@ TEST_CASE("a loss noticed before the batch does not repeat it") {
   ForgetfulMapper mapper;
   mapper.lost = true;
   mapper.losses_left = 0;
-  run_loop(loop, map_all_until_stable(mapper, ports(1, 10), 4));
+  run_loop(loop, map_all_until_stable(mapper, ports(1, 10), {4}));
   CHECK(mapper.requests == 10);
+}
+
+TEST_CASE("a mapping granted on another external port is undone unless allowed") {
+  boost::asio::io_context loop;
+  ScriptedMapper mapper;
+  mapper.moved = {{2, 40000}};
+  SECTION("not allowed: removed again, reported as a conflict") {
+    const auto outcomes = run_loop(loop, map_all(mapper, ports(1, 3), {4, false}));
+    CHECK_FALSE(outcomes[1].mapping);
+    CHECK(outcomes[1].error == Errc::external_port_moved);
+    CHECK(outcomes[1].error == MapFailure::port_conflict);
+    CHECK(mapper.unmapped == std::vector<std::uint16_t>{40000});
+    CHECK(outcomes[0].mapping);
+    CHECK(outcomes[2].mapping);
+  }
+  SECTION("allowed: kept") {
+    const auto outcomes = run_loop(loop, map_all(mapper, ports(1, 3), {4, true}));
+    REQUIRE(outcomes[1].mapping);
+    CHECK(outcomes[1].mapping->external_port == 40000);
+    CHECK(mapper.unmapped.empty());
+  }
 }
