@@ -1,12 +1,39 @@
 #!/usr/bin/env bash
 # lab.sh - the lab network natkeeper's end-to-end tests run in.
 #
+# LAB_TOPOLOGY=single (the default): one NAT, the gateway's WAN address is public
+#
 #   ns lan                 ns gw                                      ns wan ("internet")
 #   eth0 10.77.0.2/24 ---- lan0 10.77.0.1/24 | wan0 203.0.113.1/24 ---- eth0 203.0.113.2/24
 #   default via .1         ip_forward, nft NAT + filter, miniupnpd       + 203.0.113.3/24
 #                          UPnP-IGD http :5000 + SSDP, NAT-PMP/PCP :5351  coturn STUN :3478/:3479
+#                          (startup STUN check against 203.0.113.2)       [reflector :7000]
 #
-# Usage: lab.sh up|down|status|stop-gateway|start-gateway|restart-gateway|rules [--brief]|ns lan|gw|wan
+# LAB_TOPOLOGY=double: double NAT / CGNAT - the same lan and gw, but gw's WAN address is in
+# 100.64.0.0/10 and an "isp" namespace NATs once more in front of it
+#
+#   ns lan               ns gw                         ns isp (carrier-grade NAT)    ns wan
+#   eth0 10.77.0.2/24 -- lan0 10.77.0.1/24
+#   default via .1       wan0 100.64.0.2/24 ---------- cpe0 100.64.0.1/24 + .3/24
+#                        default via 100.64.0.1        wan0 203.0.113.1/24 --------- eth0 203.0.113.2/24
+#                        nft NAT + filter, miniupnpd   ip_forward, masquerade out       + 203.0.113.3/24
+#                        (STUN check against           of wan0, drops unsolicited    coturn STUN
+#                        100.64.0.1: no filtering      inbound (forwarded or not)      :3478/:3479
+#                        => maps, external address     coturn STUN on 100.64.0.1     [reflector :7000]
+#                        100.64.0.2)                   and .3, :3478/:3479
+#
+#   So the gateway grants every mapping and reports external address 100.64.0.2, while the
+#   internet sees 203.0.113.1 and nothing it sends there reaches lan: "router maps, internet
+#   can't reach". (miniupnpd 2.3.1 refuses a reserved/private external address unless its
+#   startup STUN check finds no filtering; the check goes to the STUN server inside the ISP.)
+#
+# Usage: lab.sh up|down|status|stop-gateway|start-gateway|restart-gateway|rules [--brief]|ns lan|gw|isp|wan
+#        lab.sh reflector-start BINARY [ARG...]   run BINARY --listen 203.0.113.2:7000
+#                  --listen 203.0.113.3:7000 [ARG...] in ns wan (log: $LAB_STATE/reflector.log);
+#                  returns once it listens on UDP and TCP on both (at most 5 s)
+#        lab.sh reflector-stop
+#        lab.sh drop-dnat udp|tcp PORT   delete the DNAT rule for external PORT and its filter
+#                  accept rule from gw's nftables behind miniupnpd's back (by rule handle)
 #        lab.sh reap-after PID   (internal: tear the lab down once process PID is gone; see lib.sh)
 #
 # Environment:
@@ -15,6 +42,8 @@
 #               straight inside the namespaces, so no interface name is shared.
 #   LAB_STATE   directory for configs, logs and pid files
 #               (default ${TMPDIR:-/tmp}/natkeeper-lab-$LAB_PREFIX).
+#   LAB_TOPOLOGY  single (default) or double; read by `up`, which records it in $LAB_STATE;
+#               later subcommands use the recorded one. `up` rebuilds a lab of the other kind.
 #
 # Root only (except `ns`). Needs iproute2, nftables, miniupnpd-nftables, coturn, util-linux.
 # Daemons run in the foreground under `ip netns exec`, detached with setsid, logging to
@@ -22,6 +51,9 @@
 set -euo pipefail
 
 readonly LAN_HOST=10.77.0.2 LAN_GW=10.77.0.1 WAN_GW=203.0.113.1 WAN_A=203.0.113.2 WAN_B=203.0.113.3
+# double topology: gw's WAN address, the ISP's inner addresses (gateway, second STUN address)
+readonly CGN_GW=100.64.0.2 ISP_A=100.64.0.1 ISP_B=100.64.0.3
+readonly REFLECTOR_PORT=7000
 readonly MINIUPNPD=/usr/sbin/miniupnpd
 
 log() { printf '[lab %s] %s\n' "${LAB_PREFIX:-?}" "$*" >&2; }
@@ -35,8 +67,24 @@ usage() {
 PREFIX=${LAB_PREFIX:-}
 [ -n "$PREFIX" ] || { log "LAB_PREFIX is not set (e.g. LAB_PREFIX=nk\$\$)"; usage; }
 [[ $PREFIX =~ ^[A-Za-z0-9_-]{1,40}$ ]] || die "LAB_PREFIX '$PREFIX' must match [A-Za-z0-9_-]{1,40}"
-readonly NS_LAN=${PREFIX}lan NS_GW=${PREFIX}gw NS_WAN=${PREFIX}wan
+readonly NS_LAN=${PREFIX}lan NS_GW=${PREFIX}gw NS_ISP=${PREFIX}isp NS_WAN=${PREFIX}wan
+readonly ALL_NS=("$NS_LAN" "$NS_GW" "$NS_ISP" "$NS_WAN")
 STATE=${LAB_STATE:-${TMPDIR:-/tmp}/natkeeper-lab-$PREFIX}
+
+# set_topology single|double: the namespaces (NS_LIST), gw's WAN address (GW_EXT) and the
+# coturn instance miniupnpd's startup STUN check talks to (STUN_COTURN, STUN_HOST)
+set_topology() {
+  TOPOLOGY=$1
+  case "$TOPOLOGY" in
+    single) NS_LIST=("$NS_LAN" "$NS_GW" "$NS_WAN"); GW_EXT=$WAN_GW
+            STUN_COTURN=coturn STUN_HOST=$WAN_A ;;
+    double) NS_LIST=("$NS_LAN" "$NS_GW" "$NS_ISP" "$NS_WAN"); GW_EXT=$CGN_GW
+            STUN_COTURN=coturn-isp STUN_HOST=$ISP_A ;;
+    *) die "LAB_TOPOLOGY '$TOPOLOGY' must be single or double" ;;
+  esac
+}
+# the topology an existing lab was built with (recorded by `up`), else $LAB_TOPOLOGY
+recorded_topology() { cat "$STATE/topology" 2>/dev/null || echo "${LAB_TOPOLOGY:-single}"; }
 
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 # iproute2 keeps named namespaces as files here (NETNS_RUN_DIR; /var/run -> /run on Debian).
@@ -71,18 +119,21 @@ wait_until() {
 # names the program we started there (guards against PID reuse). Zombies count as dead.
 proc_stat() {   # pid field  -> field of /proc/PID/stat (3 = state, 22 = start time)
   local s f
-  s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
   s=${s##*) }                          # comm (field 2) may contain spaces and ')'
   read -r -a f <<<"$s"
   echo "${f[$(($2 - 3))]}"
 }
-pid_alive() {   # comm pidfile
-  local pid st
-  pid=$(cat "$2" 2>/dev/null) || return 1
+pid_alive() {   # comm pidfile   (builtins only: it runs in every poll loop)
+  local pid comm s f
+  { read -r pid <"$2"; } 2>/dev/null || return 1
   [[ $pid =~ ^[0-9]+$ ]] || return 1
-  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ] || return 1
-  st=$(proc_stat "$pid" 3) || return 1
-  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+  { read -r comm <"/proc/$pid/comm"; } 2>/dev/null || return 1
+  [ "$comm" = "$1" ] || return 1
+  { read -r s <"/proc/$pid/stat"; } 2>/dev/null || return 1
+  s=${s##*) }
+  read -r -a f <<<"$s"
+  [ -n "${f[0]:-}" ] && [ "${f[0]}" != Z ] && [ "${f[0]}" != X ]
 }
 stop_pid() {    # comm pidfile [KILL]   (KILL: no SIGTERM first)
   local pid i
@@ -136,7 +187,9 @@ table inet filter {
 EOF
   # 203.0.113.0/24 is reserved (TEST-NET-3): miniupnpd refuses every mapping on a reserved
   # external address unless its startup STUN check (against coturn in ns wan, RFC 5780
-  # CHANGE-REQUEST) finds no filtering. Hence coturn starts first.
+  # CHANGE-REQUEST) finds no filtering. Hence coturn starts first. In the double topology
+  # the check goes to the coturn inside the ISP (100.64.0.1), which sees gw unfiltered, so
+  # miniupnpd maps on its 100.64.0.2 although the outer NAT drops all inbound traffic.
   cat >"$STATE/miniupnpd.conf" <<EOF
 ext_ifname=wan0
 listening_ip=lan0
@@ -151,7 +204,7 @@ min_lifetime=120
 max_lifetime=86400
 ipv6_disable=yes
 ext_perform_stun=yes
-ext_stun_host=$WAN_A
+ext_stun_host=$STUN_HOST
 ext_stun_port=3478
 lease_file=$STATE/upnp.leases
 uuid=3f1c7a2e-5b9d-4c61-9e0a-77c0ffee0001
@@ -162,6 +215,26 @@ EOF
   # Keep test ports >= 1024: a NAT-PMP/PCP request for a denied internal port makes
   # miniupnpd 2.3.1 walk all 65535 external ports and stop answering for about a minute.
   : >"$STATE/turndb"
+  [ "$TOPOLOGY" = double ] || return 0
+  # the ISP: NAT out of wan0; from outside only replies get in (forwarded or to itself)
+  cat >"$STATE/isp.nft" <<'EOF'
+table ip cgnat {
+  chain forward {
+    type filter hook forward priority 0; policy drop;
+    ct state established,related accept
+    iifname "cpe0" oifname "wan0" accept
+  }
+  chain input {
+    type filter hook input priority 0; policy accept;
+    iifname "wan0" ct state established,related accept
+    iifname "wan0" drop
+  }
+  chain postrouting {
+    type nat hook postrouting priority 100; policy accept;
+    oifname "wan0" masquerade
+  }
+}
+EOF
 }
 
 # ---- daemons ---------------------------------------------------------------------------
@@ -171,31 +244,52 @@ listening() {   # ns want...   every "proto local-addr:port" in want is a listen
   for w in "$@"; do grep -qxF "$w" <<<"$have" || return 1; done
 }
 
-start_coturn() {
-  pid_alive turnserver "$STATE/coturn.pid" && return 0
-  ns_exists "$NS_WAN" || die "namespace $NS_WAN does not exist (run up)"
+# coturn instances: "coturn" in ns wan (the internet's STUN server, both topologies) and
+# "coturn-isp" in ns isp (double only: the one miniupnpd's startup check uses there).
+# Pid files $STATE/NAME.pid, logs $STATE/NAME.log.
+coturn_where() {   # name -> "ns addr_a addr_b"
+  case "$1" in
+    coturn) echo "$NS_WAN $WAN_A $WAN_B" ;;
+    coturn-isp) echo "$NS_ISP $ISP_A $ISP_B" ;;
+    *) die "unknown coturn instance '$1'" ;;
+  esac
+}
+declare -A COTURN_BG=()
+# launch_coturn NAME: start it without waiting (await_coturn does); nothing if it runs
+launch_coturn() {
+  local name=$1 ns a b
+  read -r ns a b <<<"$(coturn_where "$name")"
+  COTURN_BG[$name]=
+  pid_alive turnserver "$STATE/$name.pid" && return 0
+  ns_exists "$ns" || die "namespace $ns does not exist (run up)"
   # -n: no config file. Two -L addresses switch RFC 5780 (CHANGE-REQUEST) on.
   # --userdb: a private (empty) database instead of /var/lib/turn.
-  close_fds setsid ip netns exec "$NS_WAN" turnserver -n --stun-only \
-    -L "$WAN_A" -L "$WAN_B" -p 3478 --alt-listening-port 3479 \
+  close_fds setsid ip netns exec "$ns" turnserver -n --stun-only \
+    -L "$a" -L "$b" -p 3478 --alt-listening-port 3479 \
     --no-cli --no-tls --no-dtls --no-tcp --userdb "$STATE/turndb" \
-    --log-file stdout --simple-log --pidfile "$STATE/coturn.ownpid" \
-    </dev/null >"$STATE/coturn.log" 2>&1 &
-  local bg=$!
-  disown "$bg"
-  if ! wait_until 5 "$bg" listening "$NS_WAN" "udp $WAN_A:3478" "udp $WAN_A:3479" "udp $WAN_B:3478" "udp $WAN_B:3479" ||
-     ! record_pid turnserver "$bg" "$STATE/coturn.ownpid" "$STATE/coturn.pid"; then
+    --log-file stdout --simple-log --pidfile "$STATE/$name.ownpid" \
+    </dev/null >"$STATE/$name.log" 2>&1 &
+  COTURN_BG[$name]=$!
+  disown "$!"
+}
+await_coturn() {
+  local name=$1 bg=${COTURN_BG[$1]:-} ns a b
+  [ -n "$bg" ] || { pid_alive turnserver "$STATE/$name.pid"; return; }
+  read -r ns a b <<<"$(coturn_where "$name")"
+  if ! wait_until 5 "$bg" listening "$ns" "udp $a:3478" "udp $a:3479" "udp $b:3478" "udp $b:3479" ||
+     ! record_pid turnserver "$bg" "$STATE/$name.ownpid" "$STATE/$name.pid"; then
     kill -TERM "$bg" 2>/dev/null || true
-    tail -n 20 "$STATE/coturn.log" >&2 || true
-    log "coturn did not come up on $WAN_A/$WAN_B ports 3478/3479"
+    tail -n 20 "$STATE/$name.log" >&2 || true
+    log "$name did not come up on $a/$b ports 3478/3479 in $ns"
     return 1
   fi
 }
+start_coturn() { launch_coturn "$1" && await_coturn "$1"; }
 
 start_miniupnpd() {
   pid_alive miniupnpd "$STATE/miniupnpd.pid" && return 0
   ns_exists "$NS_GW" || die "namespace $NS_GW does not exist (run up)"
-  pid_alive turnserver "$STATE/coturn.pid" || start_coturn || return 1
+  pid_alive turnserver "$STATE/$STUN_COTURN.pid" || start_coturn "$STUN_COTURN" || return 1
   local logf=$STATE/miniupnpd.log from bg ok=0
   rm -f "$STATE/miniupnpd.ownpid"   # a stale pid file => "MiniUPnPd is already running"
   printf '=== lab.sh: starting miniupnpd at %(%F %T)T ===\n' -1 >>"$logf"
@@ -216,7 +310,7 @@ start_miniupnpd() {
   # its startup STUN check takes a few ms with coturn up (3 x 3 s without an answer)
   wait_until 5 "$bg" listening "$NS_GW" "tcp 0.0.0.0%lan0:5000" "udp 0.0.0.0%lan0:1900" "udp $LAN_GW:5351" && ok=1
   if [ "$ok" = 1 ] && ! tail -c "+$from" "$logf" | grep -q 'Port forwarding is now enabled'; then
-    log "miniupnpd did not log 'Port forwarding is now enabled' (STUN check against coturn failed?)"
+    log "miniupnpd did not log 'Port forwarding is now enabled' (STUN check against $STUN_HOST failed?)"
     ok=0
   fi
   if [ "$ok" = 1 ] && ! record_pid miniupnpd "$bg" "$STATE/miniupnpd.ownpid" "$STATE/miniupnpd.pid"; then
@@ -231,34 +325,171 @@ start_miniupnpd() {
   fi
 }
 
+# ---- natkeeper's reflector (or any stand-in) in ns wan ----------------------------------
+# BINARY --listen 203.0.113.2:7000 --listen 203.0.113.3:7000 [ARG...]; it must serve UDP and
+# TCP on each. Stopped by PID like the daemons; its comm (the binary's name, 15 chars at
+# most) and path are recorded next to the pid file.
+reflector_alive() {
+  local comm
+  comm=$(cat "$STATE/reflector.comm" 2>/dev/null) || return 1
+  pid_alive "$comm" "$STATE/reflector.pid"
+}
+cmd_reflector_stop() {
+  local comm
+  if comm=$(cat "$STATE/reflector.comm" 2>/dev/null); then stop_pid "$comm" "$STATE/reflector.pid"; fi
+  rm -f "$STATE"/{reflector.pid,reflector.comm,reflector.bin}
+}
+cmd_reflector_start() {
+  [ $# -ge 1 ] || usage
+  local bin comm bg from why logf=$STATE/reflector.log a=$WAN_A:$REFLECTOR_PORT b=$WAN_B:$REFLECTOR_PORT
+  bin=$(realpath -e -- "$1" 2>/dev/null) || die "reflector binary '$1' does not exist"
+  shift
+  if [ ! -f "$bin" ] || [ ! -x "$bin" ]; then die "reflector '$bin' is not an executable file"; fi
+  if reflector_alive; then
+    if [ "$(cat "$STATE/reflector.bin" 2>/dev/null)" = "$bin" ]; then
+      log "reflector already running (pid $(cat "$STATE/reflector.pid"))"; return 0
+    fi
+    cmd_reflector_stop
+  fi
+  ns_exists "$NS_WAN" || die "namespace $NS_WAN does not exist (run up)"
+  echo "$bin" >"$STATE/reflector.bin"
+  printf '=== lab.sh: starting %s --listen %s --listen %s %s at %(%F %T)T ===\n' \
+    "$bin" "$a" "$b" "$*" -1 >>"$logf"
+  from=$(($(stat -c %s "$logf") + 1))
+  close_fds setsid ip netns exec "$NS_WAN" "$bin" --listen "$a" --listen "$b" "$@" \
+    </dev/null >>"$logf" 2>&1 &
+  bg=$!
+  disown "$bg"
+  # $bg ends up as the reflector itself (neither setsid nor `ip netns exec` forks here).
+  # Its comm is the binary's name - or the interpreter's, for a script run through
+  # `#!/usr/bin/env`: record what it is once it listens (by then the execs are done).
+  comm=${bin##*/}; comm=${comm:0:15}
+  if wait_until 5 "$bg" listening "$NS_WAN" "udp $a" "tcp $a" "udp $b" "tcp $b"; then
+    comm=$(cat "/proc/$bg/comm" 2>/dev/null) || comm=
+    case "$comm" in ''|setsid|ip) comm=${bin##*/}; comm=${comm:0:15} ;; esac
+  fi
+  echo "$comm" >"$STATE/reflector.comm"
+  if ! listening "$NS_WAN" "udp $a" "tcp $a" "udp $b" "tcp $b" ||
+     ! record_pid "$comm" "$bg" /dev/null "$STATE/reflector.pid"; then
+    # our child, whatever it runs by now (seconds ago it was started, so no PID reuse)
+    why="exited"
+    if comm=$(cat "/proc/$bg/comm" 2>/dev/null); then
+      why="did not listen on UDP+TCP $a and $b within 5 s"
+      echo "$bg" >"$STATE/reflector.pid"; stop_pid "$comm" "$STATE/reflector.pid" KILL
+    fi
+    rm -f "$STATE"/{reflector.pid,reflector.comm,reflector.bin}
+    tail -c "+$from" "$logf" | tail -n 20 >&2 || true
+    log "reflector $bin $why (log: $logf)"
+    return 1
+  fi
+  log "reflector $comm (pid $(cat "$STATE/reflector.pid")) on udp+tcp $a $b"
+}
+
+# ---- a rule deleted behind miniupnpd's back ---------------------------------------------
+# cmd_drop_dnat PROTO PORT: delete the DNAT rule(s) for external PORT from
+# prerouting_miniupnpd and, for each, one matching accept rule (internal address, port and
+# protocol) from the forward chain's miniupnpd chain, by handle, in one nft transaction.
+# miniupnpd keeps reporting the mapping; the gateway no longer forwards new flows (an
+# established conntrack flow keeps going: probe from a fresh source port).
+ip_hex() { local IFS=. o; read -r -a o <<<"$1"; printf '0x%x' $(((o[0] << 24) | (o[1] << 16) | (o[2] << 8) | o[3])); }
+cmd_drop_dnat() {
+  local proto=${1:-} port=${2:-} pb dn fl h to fh batch='' n=0 used=' '
+  case "$proto" in udp) pb=0x11 ;; tcp) pb=0x6 ;; *) die "drop-dnat: PROTO must be udp or tcp" ;; esac
+  if ! [[ $port =~ ^[0-9]{1,5}$ ]] || [ "$port" -lt 1 ] || [ "$port" -gt 65535 ]; then die "drop-dnat: bad port '$port'"; fi
+  ns_exists "$NS_GW" || die "namespace $NS_GW does not exist"
+  # "handle proto dport to" per DNAT rule / "handle proto dport daddr-hex" per accept rule
+  dn=$(nsx "$NS_GW" nft -a list chain inet filter prerouting_miniupnpd | awk '/ dnat / {
+        h = p = d = t = ""
+        for (i = 1; i < NF; i++) {
+          if ($i == "@nh,72,8") p = $(i+1); if ($i == "dport") d = $(i+1)
+          if ($i == "to") t = $(i+1); if ($i == "handle") h = $(i+1)
+        }
+        print h, p, d, t }') || die "nft list failed"
+  fl=$(nsx "$NS_GW" nft -a list chain inet filter miniupnpd | awk '/ accept / {
+        h = p = d = a = ""
+        for (i = 1; i < NF; i++) {
+          if ($i == "@nh,72,8") p = $(i+1); if ($i == "dport") d = $(i+1)
+          if ($i == "@nh,128,32") a = $(i+1); if ($i == "handle") h = $(i+1)
+        }
+        print h, p, d, a }') || die "nft list failed"
+  while read -r h p d to; do
+    if [ "$p" != "$pb" ] || [ "$d" != "$port" ] || ! [[ $h =~ ^[0-9]+$ ]]; then continue; fi
+    batch+="delete rule inet filter prerouting_miniupnpd handle $h"$'\n'
+    n=$((n + 1))
+    fh=$(awk -v p="$pb" -v d="${to##*:}" -v a="$(ip_hex "${to%:*}")" -v used="$used" \
+           '$2 == p && $3 == d && $4 == a && index(used, " " $1 " ") == 0 { print $1; exit }' <<<"$fl")
+    if [ -n "$fh" ]; then
+      batch+="delete rule inet filter miniupnpd handle $fh"$'\n'; used+="$fh "
+    else
+      log "drop-dnat: no accept rule for $proto to $to in chain miniupnpd (deleting the DNAT rule only)"
+    fi
+  done <<<"$dn"
+  [ "$n" -gt 0 ] || { log "drop-dnat: no DNAT rule for $proto $port"; return 1; }
+  nsx "$NS_GW" nft -f - <<<"$batch" || die "drop-dnat: nft delete failed"
+  log "drop-dnat: $proto $port: deleted $(grep -c . <<<"$batch") rule(s) behind miniupnpd's back"
+}
+
 # ---- subcommands ---------------------------------------------------------------------
 is_up() {
-  ns_exists "$NS_LAN" && ns_exists "$NS_GW" && ns_exists "$NS_WAN" &&
-    pid_alive turnserver "$STATE/coturn.pid" && pid_alive miniupnpd "$STATE/miniupnpd.pid"
+  local ns
+  [ "$(cat "$STATE/topology" 2>/dev/null)" = "$TOPOLOGY" ] || return 1
+  for ns in "${NS_LIST[@]}"; do ns_exists "$ns" || return 1; done
+  pid_alive turnserver "$STATE/coturn.pid" && pid_alive miniupnpd "$STATE/miniupnpd.pid" &&
+    { [ "$TOPOLOGY" = single ] || pid_alive turnserver "$STATE/coturn-isp.pid"; }
 }
 
 cmd_up() {
-  local t0 ns
+  local t0 ns fwd
   t0=$(now_us)
-  if is_up; then log "already up (state $STATE)"; return 0; fi
-  if ns_exists "$NS_LAN" || ns_exists "$NS_GW" || ns_exists "$NS_WAN"; then
-    log "partial lab found, tearing it down first"; cmd_down
-  fi
+  if is_up; then log "already up ($TOPOLOGY, state $STATE)"; return 0; fi
+  for ns in "${ALL_NS[@]}"; do
+    if ns_exists "$ns"; then log "partial (or other topology) lab found, tearing it down first"; cmd_down; break; fi
+  done
   mkdir -p "$STATE"
-  rm -f "$STATE"/{gw.nft,miniupnpd.conf,upnp.leases,turndb,coturn.log,miniupnpd.log}
+  rm -f "$STATE"/{gw.nft,isp.nft,miniupnpd.conf,upnp.leases,turndb,coturn.log,coturn-isp.log,miniupnpd.log}
+  echo "$TOPOLOGY" >"$STATE/topology"
   write_configs
   # from here on a failure tears down whatever exists
   trap 'log "up failed, tearing down"; cmd_down' ERR
   set -E
-  for ns in "$NS_LAN" "$NS_GW" "$NS_WAN"; do
+  for ns in "${NS_LIST[@]}"; do
     ip netns add "$ns"
+    fwd=0
+    case "$ns" in "$NS_GW" | "$NS_ISP") fwd=1 ;; esac   # the routers
     # a new namespace copies the host's IPv4 conf (rp_filter may be 1 or 2): set it
     nsx "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
-      net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+      net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 net.ipv4.ip_forward=$fwd
   done
   # veth pairs created straight inside the namespaces: nothing in the root namespace
   ip link add lan0 netns "$NS_GW" type veth peer name eth0 netns "$NS_LAN"
-  ip link add wan0 netns "$NS_GW" type veth peer name eth0 netns "$NS_WAN"
+  if [ "$TOPOLOGY" = double ]; then
+    ip link add wan0 netns "$NS_GW" type veth peer name cpe0 netns "$NS_ISP"
+    ip link add wan0 netns "$NS_ISP" type veth peer name eth0 netns "$NS_WAN"
+  else
+    ip link add wan0 netns "$NS_GW" type veth peer name eth0 netns "$NS_WAN"
+  fi
+  # The coturns start as soon as their addresses exist, and come up (~0.1 s) while the
+  # rest is configured: miniupnpd's startup STUN check decides whether it allows any
+  # mapping, so the one it uses must be there first. The other one is awaited last.
+  ip -n "$NS_WAN" -batch - <<EOF
+link set lo up
+addr add $WAN_A/24 dev eth0
+addr add $WAN_B/24 dev eth0
+link set eth0 up
+EOF
+  launch_coturn coturn
+  if [ "$TOPOLOGY" = double ]; then
+    ip -n "$NS_ISP" -batch - <<EOF
+link set lo up
+addr add $ISP_A/24 dev cpe0
+addr add $ISP_B/24 dev cpe0
+addr add $WAN_GW/24 dev wan0
+link set cpe0 up
+link set wan0 up
+EOF
+    launch_coturn coturn-isp
+    nsx "$NS_ISP" nft -f "$STATE/isp.nft"
+  fi
   ip -n "$NS_LAN" -batch - <<EOF
 link set lo up
 addr add $LAN_HOST/24 dev eth0
@@ -268,31 +499,28 @@ EOF
   ip -n "$NS_GW" -batch - <<EOF
 link set lo up
 addr add $LAN_GW/24 dev lan0
-addr add $WAN_GW/24 dev wan0
+addr add $GW_EXT/24 dev wan0
 link set lan0 up
 link set wan0 up
+$([ "$TOPOLOGY" = single ] || echo "route add default via $ISP_A")
 EOF
-  ip -n "$NS_WAN" -batch - <<EOF
-link set lo up
-addr add $WAN_A/24 dev eth0
-addr add $WAN_B/24 dev eth0
-link set eth0 up
-EOF
-  nsx "$NS_GW" sysctl -qw net.ipv4.ip_forward=1
   nsx "$NS_GW" nft -f "$STATE/gw.nft"
-  # coturn first: miniupnpd's startup STUN check decides whether it allows any mapping
-  start_coturn
+  await_coturn "$STUN_COTURN"
   start_miniupnpd
+  [ "$TOPOLOGY" = single ] || await_coturn coturn
   trap - ERR
-  log "up in $((($(now_us) - t0) / 1000)) ms: lan=$NS_LAN gw=$NS_GW wan=$NS_WAN state=$STATE"
+  log "up ($TOPOLOGY) in $((($(now_us) - t0) / 1000)) ms: ${NS_LIST[*]} state=$STATE"
 }
 
+# topology-independent: whatever of either topology exists goes (the reaper may not know)
 cmd_down() {
   local ns pid i comm
   trap - ERR
+  cmd_reflector_stop
   stop_pid miniupnpd "$STATE/miniupnpd.pid"
   stop_pid turnserver "$STATE/coturn.pid"
-  for ns in "$NS_LAN" "$NS_GW" "$NS_WAN"; do
+  stop_pid turnserver "$STATE/coturn-isp.pid"
+  for ns in "${ALL_NS[@]}"; do
     ns_exists "$ns" || continue
     # `ip netns del` does not stop what runs inside; a leftover process (a test helper, a
     # natkeeper that outlived its test) would keep the namespace alive. These were all
@@ -312,21 +540,29 @@ cmd_down() {
     done
     ip netns del "$ns" 2>/dev/null || { nap 0.1; ip netns del "$ns"; } || log "cannot delete netns $ns"
   done
-  rm -f "$STATE"/{miniupnpd.pid,miniupnpd.ownpid,coturn.pid,coturn.ownpid} 2>/dev/null || true
+  rm -f "$STATE"/{miniupnpd.pid,miniupnpd.ownpid,coturn.pid,coturn.ownpid,coturn-isp.pid,coturn-isp.ownpid,topology} 2>/dev/null || true
   if [ -d "$STATE" ]; then log "down (logs kept in $STATE)"; else log "down"; fi
 }
 
 cmd_status() {
-  local ns rc=0
-  for ns in "$NS_LAN" "$NS_GW" "$NS_WAN"; do
+  local ns name rc=0
+  echo "topology: $TOPOLOGY"
+  for ns in "${NS_LIST[@]}"; do
     if ns_exists "$ns"; then
       echo "ns $ns: $(ip -n "$ns" -br -4 addr show | awk '$1 != "lo" {$2=""; print}' | tr -s ' ' | paste -sd ';')"
     else echo "ns $ns: absent"; rc=1; fi
   done
-  if pid_alive turnserver "$STATE/coturn.pid"; then echo "coturn: pid $(cat "$STATE/coturn.pid")"
-  else echo "coturn: not running"; rc=1; fi
+  for name in coturn coturn-isp; do
+    [ "$name" = coturn ] || [ "$TOPOLOGY" = double ] || continue
+    if pid_alive turnserver "$STATE/$name.pid"; then echo "$name: pid $(cat "$STATE/$name.pid")"
+    else echo "$name: not running"; rc=1; fi
+  done
   if pid_alive miniupnpd "$STATE/miniupnpd.pid"; then echo "miniupnpd: pid $(cat "$STATE/miniupnpd.pid")"
   else echo "miniupnpd: not running"; rc=1; fi
+  # the reflector is optional: only a started one that died counts as a fault
+  if reflector_alive; then echo "reflector: pid $(cat "$STATE/reflector.pid") ($(cat "$STATE/reflector.bin"))"
+  elif [ -e "$STATE/reflector.comm" ]; then echo "reflector: died (log: $STATE/reflector.log)"; rc=1
+  else echo "reflector: not started"; fi
   if ns_exists "$NS_GW"; then
     echo "dnat rules: $(cmd_rules | wc -l)"
   fi
@@ -380,11 +616,11 @@ cmd_reap_after() {
 [ $# -ge 1 ] || usage
 cmd=$1; shift
 if [ "$cmd" = ns ]; then
-  case "${1:-}" in lan) echo "$NS_LAN" ;; gw) echo "$NS_GW" ;; wan) echo "$NS_WAN" ;; *) usage ;; esac
+  case "${1:-}" in lan) echo "$NS_LAN" ;; gw) echo "$NS_GW" ;; isp) echo "$NS_ISP" ;; wan) echo "$NS_WAN" ;; *) usage ;; esac
   exit 0
 fi
 [ "$(id -u)" = 0 ] || die "must run as root"
-for t in ip nft ss turnserver setsid mount flock; do command -v "$t" >/dev/null || die "missing command: $t"; done
+for t in ip nft ss turnserver setsid mount flock realpath; do command -v "$t" >/dev/null || die "missing command: $t"; done
 [ -x "$MINIUPNPD" ] || die "missing $MINIUPNPD (package miniupnpd-nftables)"
 # one state-changing subcommand at a time per lab (e.g. the reaper's `down` waits for an
 # `up` still running); the daemons must not inherit the lock (see close_fds)
@@ -393,7 +629,10 @@ lock() {
   exec {LOCK_FD}>"$STATE/lock"
   flock -w 20 "$LOCK_FD" || die "another lab.sh holds $STATE/lock for over 20 s"
 }
-case "$cmd" in up | down | stop-gateway | start-gateway | restart-gateway) lock ;; esac
+case "$cmd" in up | down | stop-gateway | start-gateway | restart-gateway | reflector-start | reflector-stop) lock ;; esac
+# `up` builds $LAB_TOPOLOGY; everything else works on the topology the lab was built with
+# (read after taking the lock, so it is not read halfway through an `up`)
+if [ "$cmd" = up ]; then set_topology "${LAB_TOPOLOGY:-single}"; else set_topology "$(recorded_topology)"; fi
 case "$cmd" in
   up) cmd_up ;;
   down) cmd_down ;;
@@ -402,6 +641,9 @@ case "$cmd" in
   stop-gateway) stop_pid miniupnpd "$STATE/miniupnpd.pid" ;;
   start-gateway) start_miniupnpd ;;
   restart-gateway) stop_pid miniupnpd "$STATE/miniupnpd.pid"; start_miniupnpd ;;
+  reflector-start) cmd_reflector_start "$@" ;;
+  reflector-stop) cmd_reflector_stop ;;
+  drop-dnat) cmd_drop_dnat "$@" ;;
   reap-after) cmd_reap_after "${1:-}" ;;
   *) usage ;;
 esac

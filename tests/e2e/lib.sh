@@ -4,6 +4,7 @@
 #   . "$(dirname "$0")/lib.sh"
 #   e2e_init "$@"            # root or skip (77); $1 = natkeeper binary -> $NK
 #   lab_begin                # own lab (unique prefix + state dir), torn down on any exit
+#                            # (lab_begin double, or LAB_TOPOLOGY=double: CGNAT in front)
 #   nk_run once --once --json; assert_rc 0      # stdout in $NK_OUT, exit status in $NK_RC
 #   expect_reaches udp:7076 tcp:15063 || fail "..."
 #   e2e_pass
@@ -33,6 +34,18 @@ RING_COUNT=108
 # what is probed of it: every non-RTP port and the first and last RTP port
 RING_PROBE=(udp:7076 udp:7077 udp:9078 udp:9079 udp:15063 udp:15064 udp:16500 udp:16599 tcp:15063 tcp:15064)
 LAN_HOST=10.77.0.2 LAN_GW=10.77.0.1 WAN_GW=203.0.113.1
+# The lab's addresses, as seen from the internet (ns wan):
+#   PUBLIC_IP   where the internet reaches the lab: gw's wan0 (single) or the ISP's (double);
+#               expect_reaches/expect_blocked send there
+#   GW_EXT_IP   the gateway's own external address, what it reports (set by lab_begin:
+#               203.0.113.1 single, 100.64.0.2 double)
+#   REFLECTOR, REFLECTOR_B  natkeeper-reflector's two endpoints in ns wan (UDP+TCP), once
+#               started (LAB_REFLECTOR=PATH before lab_begin, or lab_start_reflector PATH)
+#   STUN, STUN_B  coturn in ns wan (RFC 5780: other address STUN_B, alternate port 3479)
+#   ISP_STUN    coturn inside the ISP (double only; what miniupnpd's startup check uses)
+PUBLIC_IP=203.0.113.1 GW_EXT_IP=203.0.113.1
+REFLECTOR=203.0.113.2:7000 REFLECTOR_B=203.0.113.3:7000
+STUN=203.0.113.2:3478 STUN_B=203.0.113.3:3479 ISP_STUN=100.64.0.1:3478
 
 now_us() { echo "${EPOCHREALTIME//[!0-9]/}"; }
 say() { printf '%s\n' "$*"; }
@@ -65,6 +78,10 @@ e2e_diagnostics() {
     # table_cb lines (one per existing rule per change) drown everything else
     say "--- $LAB_STATE/miniupnpd.log (last 40 lines, table_cb lines left out)"
     grep -v 'table_cb' "$LAB_STATE/miniupnpd.log" | tail -n 40
+  fi
+  if [ -n "${LAB_STATE:-}" ] && [ -s "$LAB_STATE/reflector.log" ]; then
+    say "--- $LAB_STATE/reflector.log (last 20 lines)"
+    tail -n 20 "$LAB_STATE/reflector.log"
   fi
   if [ -n "${LAB_PREFIX:-}" ]; then
     say "--- lab status"
@@ -106,16 +123,28 @@ e2e_init_lab_only() {
   "$PYTHON" -c 'import json, selectors' 2>/dev/null || fail "no usable python3 ($PYTHON)"
 }
 
-# lab_begin: a lab of our own: unique prefix and state dir under ${TMPDIR:-/tmp}, torn
-# down on every exit (EXIT/INT/TERM trap) and - should this shell be SIGKILLed, e.g. by a
-# ctest timeout - by a detached reaper that notices the test shell is gone.
+# lab_begin [single|double]: a lab of our own: unique prefix and state dir under
+# ${TMPDIR:-/tmp}, torn down on every exit (EXIT/INT/TERM trap) and - should this shell be
+# SIGKILLed, e.g. by a ctest timeout - by a detached reaper that notices the test shell is
+# gone. The topology: the argument, else $LAB_TOPOLOGY, else single (see lab.sh's header).
+# With LAB_REFLECTOR=PATH set, the reflector is started in ns wan as well.
+# Sets LAB_PREFIX LAB_STATE LAB_TOPOLOGY (exported), LAB_NS_{LAN,GW,ISP,WAN}, GW_EXT_IP.
+# shellcheck disable=SC2120  # (the argument is optional)
 lab_begin() {
   local base=${TMPDIR:-/tmp}
+  LAB_TOPOLOGY=${1:-${LAB_TOPOLOGY:-single}}
+  case "$LAB_TOPOLOGY" in
+    single) GW_EXT_IP=203.0.113.1 ;;
+    double) GW_EXT_IP=100.64.0.2 ;;
+    *) fail "lab topology '$LAB_TOPOLOGY' is neither single nor double" ;;
+  esac
+  export LAB_TOPOLOGY
   LAB_STATE=$(mktemp -d "$base/natkeeper-e2e.XXXXXXXX") || fail "cannot create a state dir in $base"
   # the mktemp suffix is [A-Za-z0-9] and unique while the directory exists
   LAB_PREFIX=nk${LAB_STATE##*.}
   export LAB_PREFIX LAB_STATE
   LAB_NS_LAN=$("$LAB_SH" ns lan) LAB_NS_GW=$("$LAB_SH" ns gw) LAB_NS_WAN=$("$LAB_SH" ns wan)
+  LAB_NS_ISP=$("$LAB_SH" ns isp)
   trap lab_end EXIT
   trap 'lab_end 130' INT
   trap 'lab_end 143' TERM
@@ -126,7 +155,25 @@ lab_begin() {
     fail "lab did not come up"
   fi
   LAB_UP_MS=$((($(now_us) - t0) / 1000))
-  say "lab $LAB_PREFIX up in $LAB_UP_MS ms (state $LAB_STATE)"
+  say "lab $LAB_PREFIX ($LAB_TOPOLOGY) up in $LAB_UP_MS ms (state $LAB_STATE)"
+  if [ -n "${LAB_REFLECTOR:-}" ]; then lab_start_reflector "$LAB_REFLECTOR"; fi
+}
+
+# lab_start_reflector PATH [ARG...]: run PATH --listen $REFLECTOR --listen $REFLECTOR_B
+# [ARG...] in ns wan (log $LAB_STATE/reflector.log); returns once it listens on UDP and TCP
+# on both (at most 5 s), fails the test otherwise. Stopped with the lab, or by
+# lab_stop_reflector. Calling it again with the same PATH while it runs does nothing.
+lab_start_reflector() {
+  [ -n "${1:-}" ] || fail "lab_start_reflector: no reflector binary given"
+  local t0; t0=$(now_us)
+  if ! "$LAB_SH" reflector-start "$@" 2>>"$LAB_STATE/lab.log"; then
+    tail -n 25 "$LAB_STATE/lab.log"
+    fail "reflector $1 did not come up"
+  fi
+  say "reflector up on $REFLECTOR and $REFLECTOR_B in $((($(now_us) - t0) / 1000)) ms"
+}
+lab_stop_reflector() {
+  "$LAB_SH" reflector-stop 2>>"$LAB_STATE/lab.log" || fail "lab.sh reflector-stop failed"
 }
 
 # lab_end [STATUS]: tear the lab down (idempotent); keep the state dir when the test failed
@@ -159,6 +206,11 @@ lab_end() {
 in_lan() { ip netns exec "$LAB_NS_LAN" "$@"; }
 in_gw() { ip netns exec "$LAB_NS_GW" "$@"; }
 in_wan() { ip netns exec "$LAB_NS_WAN" "$@"; }
+# in_isp CMD...: in the ISP's namespace (double topology only)
+in_isp() {
+  [ "${LAB_TOPOLOGY:-single}" = double ] || fail "in_isp: this lab is not the double topology"
+  ip netns exec "$LAB_NS_ISP" "$@"
+}
 
 # nk_run NAME ARGS...: run natkeeper in the lan namespace, bounded by NK_TIMEOUT.
 # stdout -> $NK_OUT ($LAB_STATE/nk-NAME.out), stderr -> $NK_ERR; sets NK_RC and NK_MS.
@@ -185,6 +237,21 @@ gw_rule_count() { gw_rules | awk -v a="$LAN_HOST:" 'index($3, a) == 1' | wc -l; 
 gw_lease_count() { if [ -s "$LAB_STATE/upnp.leases" ]; then grep -c . "$LAB_STATE/upnp.leases"; else echo 0; fi; }
 # gw_filter_rule_count: accept rules in the forward chain's miniupnpd chain
 gw_filter_rule_count() { in_gw nft list chain inet filter miniupnpd | grep -c ' accept' || true; }
+# gw_drop_dnat PROTO PORT: delete the DNAT rule for external PORT (udp|tcp) and its accept
+# rule from the gateway's nftables behind miniupnpd's back (by rule handle): miniupnpd still
+# reports the mapping, the gateway no longer forwards it. Returns 1 if there was no such
+# rule. A NAT-PMP/PCP request for the mapping re-adds the rules; a UPnP AddPortMapping
+# usually does not ("updating existing port mapping": miniupnpd goes by its cached rule list,
+# which it re-reads only after a change of its own). Probe afterwards from fresh source
+# ports (expect_* do): an established conntrack flow keeps being forwarded.
+gw_drop_dnat() {
+  [ $# -eq 2 ] || fail "usage: gw_drop_dnat udp|tcp PORT"
+  if ! "$LAB_SH" drop-dnat "$1" "$2" 2>>"$LAB_STATE/lab.log"; then
+    tail -n 3 "$LAB_STATE/lab.log"
+    return 1
+  fi
+  say "gateway: $1 $2 DNAT + accept rule deleted behind miniupnpd's back"
+}
 
 # ---- reachability from the "internet" ------------------------------------------------------
 # expect_reaches SPEC...  : each token sent from wan to 203.0.113.1:PORT (fresh source port)
@@ -192,18 +259,29 @@ gw_filter_rule_count() { in_gw nft list chain inet filter miniupnpd | grep -c ' 
 # expect_blocked SPEC...  : nothing arrives within 1 s.
 # SPEC: udp:PORT, tcp:PORT, tcp+udp:PORT, udp:LOW-HIGH, udp:P1,P2,...  All in one process:
 # a list of ports takes as long as one. Prints a line per port; returns 0/1 (2: setup error).
-_probe() {
-  local expect=$1 rc; shift
-  timeout -k 1 15 "$PYTHON" "$PROBE_PY" --lan "$LAB_NS_LAN" --wan "$LAB_NS_WAN" \
+# In the double topology they send to the ISP's 203.0.113.1 ($PUBLIC_IP);
+# expect_reaches_from_isp / expect_blocked_from_isp send from inside the ISP (100.64.0.1)
+# to the gateway's own 100.64.0.2 instead: does the gateway itself forward?
+_probe() {   # from(wan|isp) expect SPEC...
+  local from=$1 expect=$2 rc ns dst src; shift 2
+  if [ "$from" = isp ]; then
+    [ "${LAB_TOPOLOGY:-single}" = double ] || fail "probing from the ISP needs the double topology"
+    ns=$LAB_NS_ISP dst=$GW_EXT_IP src=100.64.0.1
+  else
+    ns=$LAB_NS_WAN dst=$PUBLIC_IP src=203.0.113.2
+  fi
+  timeout -k 1 15 "$PYTHON" "$PROBE_PY" --lan "$LAB_NS_LAN" --wan "$ns" --dst "$dst" --src "$src" \
     --expect "$expect" --used-ports "$LAB_STATE/probe-source-ports" "$@"
   rc=$?
   if [ "$rc" = 0 ]; then
-    if [ "$expect" = reach ]; then pass "arrives in lan from wan: $*"; else pass "does not arrive in lan from wan: $*"; fi
+    if [ "$expect" = reach ]; then pass "arrives in lan from $from: $*"; else pass "does not arrive in lan from $from: $*"; fi
   fi
   return "$rc"
 }
-expect_reaches() { _probe reach "$@"; }
-expect_blocked() { _probe blocked "$@"; }
+expect_reaches() { _probe wan reach "$@"; }
+expect_blocked() { _probe wan blocked "$@"; }
+expect_reaches_from_isp() { _probe isp reach "$@"; }
+expect_blocked_from_isp() { _probe isp blocked "$@"; }
 _specs() { local proto=$1 p out=(); shift; for p in "$@"; do out+=("$proto:$p"); done; printf '%s\n' "${out[@]}"; }
 expect_udp_reaches() { mapfile -t _s < <(_specs udp "$@"); expect_reaches "${_s[@]}"; }
 expect_tcp_reaches() { mapfile -t _s < <(_specs tcp "$@"); expect_reaches "${_s[@]}"; }
