@@ -1,0 +1,169 @@
+#pragma once
+// natkeeper-reflector: the internet-side server that natkeeper's verifier asks
+// to probe a mapping. One io_context, single-threaded; every member function
+// runs on the loop's thread (or before the loop runs).
+//
+// Safety (it is an internet service):
+//   - probes go only to the request's own source IP (a request names no address);
+//   - over UDP nothing but a COOKIE (no larger than the request) is sent until
+//     the request echoes a valid cookie, which proves the source address;
+//   - no reply is larger than the request that caused it;
+//   - per-source (bounded LRU table) and global token buckets;
+//   - optional pre-shared key;
+//   - a TCP probe's outcome is never reported: RESULT "sent" is all it says;
+//   - bounded TCP connections, read time, message size and probes in flight.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "agent/reflector/protocol.hpp"
+#include "mappers/transport.hpp"
+
+namespace natkeeper::reflector {
+
+using Clock = std::chrono::steady_clock;
+
+// A token bucket: `rate` tokens a second, holding at most `burst`.
+class TokenBucket {
+ public:
+  TokenBucket(double rate, double burst, Clock::time_point now) noexcept;
+  // Takes one token when there is one.
+  bool take(Clock::time_point now) noexcept;
+
+ private:
+  double rate_;
+  double burst_;
+  double tokens_;
+  Clock::time_point last_;
+};
+
+// One token bucket per source, in a table of at most `capacity` sources; the
+// least recently seen source is forgotten first (it starts again with a full
+// bucket). IPv4 sources are keyed by address, IPv6 sources by their /64.
+class SourceLimiter {
+ public:
+  SourceLimiter(double rate, double burst, std::size_t capacity);
+  bool take(const boost::asio::ip::address& source, Clock::time_point now);
+  std::size_t size() const noexcept { return lru_.size(); }
+
+  using Key = std::array<std::uint8_t, 16>;
+  static Key key(const boost::asio::ip::address& source) noexcept;
+
+ private:
+  struct KeyHash {
+    std::uint64_t seed;
+    std::size_t operator()(const Key& key) const noexcept;
+  };
+  struct Entry {
+    Key key;
+    TokenBucket bucket;
+  };
+  double rate_, burst_;
+  std::size_t capacity_;
+  std::list<Entry> lru_;  // most recently seen first
+  std::unordered_map<Key, std::list<Entry>::iterator, KeyHash> index_;
+};
+
+// What the server sent, for logs and tests.
+struct SendRecord {
+  enum class Kind { cookie, result, udp_probe, tcp_probe };
+  Kind kind = Kind::result;
+  Transport via = Transport::udp;  // how the request arrived
+  Source request_source;           // where it came from
+  std::size_t request_size = 0;    // its size (over TCP: without the length)
+  Source destination;              // where this goes (a TCP probe: where it connects)
+  std::size_t size = 0;            // bytes sent (over TCP: without the length)
+  Status status = Status::sent;    // RESULT only
+};
+std::string_view to_string(SendRecord::Kind kind) noexcept;
+
+struct ServerOptions {
+  // UDP and TCP on each, on the same port; port 0 picks a free port.
+  std::vector<boost::asio::ip::udp::endpoint> listen;
+  std::vector<std::uint8_t> key;  // pre-shared key; empty: none required
+  // Requests (UDP datagrams, TCP requests) per second and source. A home with
+  // the Ring profile verifies about 110 mappings, two requests each, from one
+  // public address; replies and probes are never larger than the requests.
+  double rate_per_source = 100;
+  double global_rate = 1000;      // requests per second, all sources together
+  std::size_t source_table_size = 4096;
+  std::size_t max_tcp_connections = 64;
+  std::size_t max_tcp_connections_per_source = 4;
+  std::size_t max_tcp_probes = 64;  // connects in flight
+  std::chrono::milliseconds tcp_read_timeout{5000};   // a whole TCP exchange
+  std::chrono::milliseconds tcp_probe_timeout{3000};  // connect and write
+  // Called on the loop's thread for every message sent and probe started.
+  std::function<void(const SendRecord&)> on_send;
+};
+
+// --listen's argument: ADDRESS, ADDRESS:PORT, [IPV6] or [IPV6]:PORT; the port
+// defaults to kDefaultPort and must not be 0.
+std::optional<boost::asio::ip::udp::endpoint> parse_listen(std::string_view text);
+
+// A bucket holds twice its rate (at least one token): the burst a source may send.
+double burst_for(double rate) noexcept;
+
+struct ServerStats {
+  std::uint64_t udp_received = 0;   // datagrams on the listen ports
+  std::uint64_t tcp_accepted = 0;   // connections
+  std::uint64_t tcp_refused = 0;    // connections closed at once: too many
+  std::uint64_t oversized = 0;      // datagrams or frames over the maximum: dropped
+  std::uint64_t malformed = 0;      // undecodable requests, truncated frames, timeouts: dropped
+  std::uint64_t rate_limited = 0;   // requests over a rate
+  std::uint64_t cookies_sent = 0;
+  std::uint64_t results_sent = 0;
+  std::uint64_t auth_failed = 0;
+  std::uint64_t bad_requests = 0;
+  std::uint64_t busy = 0;
+  std::uint64_t udp_probes = 0;
+  std::uint64_t tcp_probes = 0;
+  std::uint64_t send_errors = 0;    // a reply or UDP probe the kernel did not take
+};
+
+// A listen address that cannot be bound; what() names it and says why.
+struct ListenError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class Server {
+ public:
+  // Opens and binds every socket; throws ListenError when one cannot be
+  // (address in use, not an address of this host, ...).
+  Server(boost::asio::io_context& loop, ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Starts serving on the loop.
+  void start();
+  // Closes every socket and ends every exchange and probe in flight; the
+  // loop runs out of work afterwards.
+  void stop();
+
+  // The bound addresses, in --listen order (UDP and TCP share the port).
+  std::vector<boost::asio::ip::udp::endpoint> udp_endpoints() const;
+  std::vector<boost::asio::ip::tcp::endpoint> tcp_endpoints() const;
+  // May be read from any thread.
+  ServerStats stats() const noexcept;
+
+  struct State;
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace natkeeper::reflector

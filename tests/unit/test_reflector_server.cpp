@@ -1,0 +1,800 @@
+// natkeeper-reflector's server, run in this process on 127.0.0.x ephemeral
+// ports: its io_context runs on a thread of its own while the test plays the
+// clients and the probed hosts with plain blocking sockets.
+#include <catch2/catch.hpp>
+
+#include "result_printer.hpp"
+
+#include <poll.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "agent/reflector/protocol.hpp"
+#include "agent/reflector/server.hpp"
+
+using namespace natkeeper;
+using namespace natkeeper::reflector;
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+namespace ip = asio::ip;
+
+namespace {
+
+using Bytes = std::vector<std::uint8_t>;
+using SteadyClock = std::chrono::steady_clock;
+
+asio::io_context& client_io() {
+  static asio::io_context io;  // blocking calls only: never run
+  return io;
+}
+
+bool readable(int fd, std::chrono::milliseconds timeout) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, static_cast<int>(timeout.count())) > 0;
+}
+
+// The server on its own thread; every message it sends is recorded.
+struct Running {
+  asio::io_context loop;
+  std::mutex mutex;
+  std::vector<SendRecord> sent;
+  std::optional<Server> server;
+  std::thread thread;
+
+  explicit Running(ServerOptions options = {}) {
+    if (options.listen.empty()) options.listen = {{ip::make_address("127.0.0.1"), 0}};
+    options.on_send = [this](const SendRecord& record) {
+      std::lock_guard lock(mutex);
+      sent.push_back(record);
+    };
+    server.emplace(loop, std::move(options));
+    server->start();
+    thread = std::thread([this] { loop.run(); });
+  }
+  ~Running() {
+    asio::post(loop, [this] { server->stop(); });
+    thread.join();
+    server.reset();
+  }
+  ip::udp::endpoint udp(std::size_t i = 0) const { return server->udp_endpoints().at(i); }
+  ip::tcp::endpoint tcp(std::size_t i = 0) const { return server->tcp_endpoints().at(i); }
+  std::vector<SendRecord> records() {
+    std::lock_guard lock(mutex);
+    return sent;
+  }
+  std::size_t count(SendRecord::Kind kind) {
+    std::size_t n = 0;
+    for (const auto& record : records()) n += record.kind == kind;
+    return n;
+  }
+  // Until the server has read `datagrams` datagrams, or read none for `quiet`
+  // (the kernel may drop some of a flood).
+  void wait_received(std::uint64_t datagrams, std::chrono::milliseconds quiet = 200ms) {
+    auto last = server->stats().udp_received;
+    auto last_change = SteadyClock::now();
+    while (last < datagrams && SteadyClock::now() - last_change < quiet) {
+      std::this_thread::sleep_for(1ms);
+      if (const auto now = server->stats().udp_received; now != last) {
+        last = now;
+        last_change = SteadyClock::now();
+      }
+    }
+  }
+};
+
+struct Datagram {
+  Bytes bytes;
+  ip::udp::endpoint from;
+};
+
+struct Udp {
+  ip::udp::socket socket;
+  explicit Udp(const char* address = "127.0.0.1")
+      : socket(client_io(), ip::udp::endpoint(ip::make_address(address), 0)) {}
+  ip::udp::endpoint local() const { return socket.local_endpoint(); }
+  std::uint16_t port() const { return local().port(); }
+  void send(std::span<const std::uint8_t> bytes, const ip::udp::endpoint& to) {
+    socket.send_to(asio::buffer(bytes.data(), bytes.size()), to);
+  }
+  std::optional<Datagram> receive(std::chrono::milliseconds timeout = 2000ms) {
+    if (!readable(socket.native_handle(), timeout)) return std::nullopt;
+    Datagram d;
+    d.bytes.resize(2048);
+    d.bytes.resize(socket.receive_from(asio::buffer(d.bytes), d.from));
+    return d;
+  }
+  std::vector<Datagram> drain(std::chrono::milliseconds quiet = 200ms) {
+    std::vector<Datagram> all;
+    while (auto d = receive(quiet)) all.push_back(std::move(*d));
+    return all;
+  }
+};
+
+Token random_token() {
+  static std::mt19937 rng(12345);
+  Token token{};
+  for (auto& b : token) b = static_cast<std::uint8_t>(rng());
+  return token;
+}
+
+// The first round: a request without a cookie, answered with a COOKIE.
+Reply cookie_round(Udp& client, const ip::udp::endpoint& server, RequestFields fields,
+                   std::span<const std::uint8_t> key = {}) {
+  fields.cookie = {};
+  client.send(encode_request(fields, key), server);
+  auto reply = client.receive();
+  REQUIRE(reply);
+  CHECK(reply->from == server);
+  auto decoded = decode_reply(reply->bytes);
+  REQUIRE(decoded);
+  REQUIRE(decoded->type == MessageType::cookie);
+  CHECK(decoded->token == fields.token);
+  return *decoded;
+}
+
+// Both rounds; gives the RESULT.
+Reply request_probe(Udp& client, const ip::udp::endpoint& server, RequestFields fields,
+                    std::span<const std::uint8_t> key = {}) {
+  fields.cookie = cookie_round(client, server, fields, key).cookie;
+  client.send(encode_request(fields, key), server);
+  auto reply = client.receive();
+  REQUIRE(reply);
+  auto decoded = decode_reply(reply->bytes);
+  REQUIRE(decoded);
+  REQUIRE(decoded->type == MessageType::result);
+  CHECK(decoded->token == fields.token);
+  return *decoded;
+}
+
+struct TcpClient {
+  ip::tcp::socket socket{client_io()};
+  explicit TcpClient(const ip::tcp::endpoint& server) { socket.connect(server); }
+  void send(std::span<const std::uint8_t> bytes) { asio::write(socket, asio::buffer(bytes.data(), bytes.size())); }
+  // Everything until the server closes (or the timeout): at most 4 KiB.
+  std::optional<Bytes> read_to_end(std::chrono::milliseconds timeout = 3000ms) {
+    Bytes all;
+    const auto deadline = SteadyClock::now() + timeout;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
+      if (left <= 0ms || !readable(socket.native_handle(), left)) return std::nullopt;  // still open
+      std::array<std::uint8_t, 512> chunk{};
+      boost::system::error_code ec;
+      const auto n = socket.read_some(asio::buffer(chunk), ec);
+      if (ec) return all;  // EOF or reset: closed
+      all.insert(all.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
+      if (all.size() > 4096) return all;
+    }
+  }
+};
+
+std::optional<Reply> tcp_request(const ip::tcp::endpoint& server, const RequestFields& fields,
+                                 std::span<const std::uint8_t> key = {}) {
+  TcpClient client(server);
+  client.send(encode_tcp_request(fields, key));
+  auto bytes = client.read_to_end();
+  REQUIRE(bytes);
+  if (bytes->size() < 2) return std::nullopt;
+  REQUIRE(bytes->size() == 2u + (*bytes)[1]);
+  auto reply = decode_reply(std::span(*bytes).subspan(2));
+  REQUIRE(reply);
+  CHECK(reply->token == fields.token);
+  return *reply;
+}
+
+struct TcpListener {
+  ip::tcp::acceptor acceptor;
+  explicit TcpListener(const char* address = "127.0.0.1")
+      : acceptor(client_io(), ip::tcp::endpoint(ip::make_address(address), 0)) {}
+  std::uint16_t port() const { return acceptor.local_endpoint().port(); }
+  // A connection's bytes until it closes, and where it came from.
+  std::optional<std::pair<Bytes, ip::tcp::endpoint>> accept(std::chrono::milliseconds timeout = 3000ms) {
+    if (!readable(acceptor.native_handle(), timeout)) return std::nullopt;
+    ip::tcp::socket socket(client_io());
+    acceptor.accept(socket);
+    const auto remote = socket.remote_endpoint();
+    Bytes all;
+    boost::system::error_code ec;
+    asio::read(socket, asio::dynamic_buffer(all), ec);  // to EOF
+    return std::pair{all, remote};
+  }
+};
+
+// Every message went to the request's source; over UDP none was larger than the request.
+void check_safety(const std::vector<SendRecord>& records) {
+  for (const auto& r : records) {
+    INFO(to_string(r.kind) << " to " << r.destination.address.to_string() << ":" << r.destination.port);
+    CHECK(r.destination.address == r.request_source.address);
+    if (r.kind == SendRecord::Kind::cookie || r.kind == SendRecord::Kind::result) CHECK(r.destination == r.request_source);
+    if (r.via == Transport::udp) CHECK(r.size <= r.request_size);
+    CHECK(r.size <= request::kSize);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("reflector: UDP cookie exchange, then a UDP probe to the source at the target port") {
+  Running reflector;
+  Udp client, target;
+  const RequestFields fields{random_token(), Transport::udp, target.port(), {}};
+
+  const auto cookie = cookie_round(client, reflector.udp(), fields);
+  CHECK(cookie.observed == Source{ip::make_address("127.0.0.1"), client.port()});
+  CHECK_FALSE(target.receive(300ms));  // no probe before the cookie is echoed
+
+  RequestFields second = fields;
+  second.cookie = cookie.cookie;
+  client.send(encode_request(second), reflector.udp());
+  const auto reply = client.receive();
+  REQUIRE(reply);
+  const auto result = decode_reply(reply->bytes);
+  REQUIRE(result);
+  CHECK(result->type == MessageType::result);
+  CHECK(result->status == Status::sent);
+  CHECK(result->observed == cookie.observed);
+
+  const auto probe = target.receive();
+  REQUIRE(probe);
+  CHECK(decode_probe(probe->bytes) == fields.token);
+  CHECK(probe->from.address() == ip::make_address("127.0.0.1"));
+  CHECK(probe->from.port() != reflector.udp().port());  // not the port the request went to
+  CHECK(reflector.server->stats().udp_probes == 1);
+  check_safety(reflector.records());
+}
+
+TEST_CASE("reflector: with two listen addresses the UDP probe comes from the other one") {
+  ServerOptions options;
+  options.listen = {{ip::make_address("127.0.0.1"), 0}, {ip::make_address("127.0.0.2"), 0}};
+  Running reflector(options);
+  Udp client, target;
+  const auto result = request_probe(client, reflector.udp(0), {random_token(), Transport::udp, target.port(), {}});
+  CHECK(result.status == Status::sent);
+  const auto probe = target.receive();
+  REQUIRE(probe);
+  CHECK(probe->from.address() == ip::make_address("127.0.0.2"));
+  CHECK(reflector.tcp(1).port() == reflector.udp(1).port());  // UDP and TCP share each port
+}
+
+TEST_CASE("reflector: a TCP probe connects to the source at the target port, writes the token, closes") {
+  Running reflector;
+  Udp client;
+  TcpListener target;
+  const Token token = random_token();
+  const auto result = request_probe(client, reflector.udp(), {token, Transport::tcp, target.port(), {}});
+  CHECK(result.status == Status::sent);
+  const auto probe = target.accept();
+  REQUIRE(probe);
+  CHECK(decode_probe(probe->first) == token);
+  CHECK(probe->second.address() == ip::make_address("127.0.0.1"));
+  CHECK(probe->second.port() != reflector.tcp().port());
+  check_safety(reflector.records());
+}
+
+TEST_CASE("reflector: a TCP probe to a closed port is reported as sent, like any other") {
+  Running reflector;
+  Udp client;
+  std::uint16_t closed = 0;
+  {
+    TcpListener gone;  // a port that was free a moment ago
+    closed = gone.port();
+  }
+  const auto result = request_probe(client, reflector.udp(), {random_token(), Transport::tcp, closed, {}});
+  CHECK(result.status == Status::sent);
+  const auto over_tcp = tcp_request(reflector.tcp(), {random_token(), Transport::tcp, closed, {}});
+  REQUIRE(over_tcp);
+  CHECK(over_tcp->status == Status::sent);
+}
+
+TEST_CASE("reflector: a TCP request needs no cookie and gets its RESULT on the connection") {
+  Running reflector;
+  Udp udp_target;
+  TcpListener tcp_target;
+  SECTION("UDP probe") {
+    const RequestFields fields{random_token(), Transport::udp, udp_target.port(), {}};
+    const auto reply = tcp_request(reflector.tcp(), fields);
+    REQUIRE(reply);
+    CHECK(reply->type == MessageType::result);
+    CHECK(reply->status == Status::sent);
+    CHECK(reply->observed.address == ip::make_address("127.0.0.1"));
+    const auto probe = udp_target.receive();
+    REQUIRE(probe);
+    CHECK(decode_probe(probe->bytes) == fields.token);
+  }
+  SECTION("TCP probe") {
+    const RequestFields fields{random_token(), Transport::tcp, tcp_target.port(), {}};
+    const auto reply = tcp_request(reflector.tcp(), fields);
+    REQUIRE(reply);
+    CHECK(reply->status == Status::sent);
+    const auto probe = tcp_target.accept();
+    REQUIRE(probe);
+    CHECK(decode_probe(probe->first) == fields.token);
+  }
+  check_safety(reflector.records());
+}
+
+TEST_CASE("reflector: requests without a valid cookie never cause a probe or a RESULT") {
+  ServerOptions options;
+  options.rate_per_source = 1000;  // every client here is 127.0.0.1
+  Running reflector(options);
+  Udp client, other, target;
+  const RequestFields fields{random_token(), Transport::udp, target.port(), {}};
+  std::mt19937 rng(7);
+  // Random cookies.
+  for (int i = 0; i < 20; ++i) {
+    RequestFields guess = fields;
+    for (auto& b : guess.cookie) b = static_cast<std::uint8_t>(rng());
+    client.send(encode_request(guess), reflector.udp());
+  }
+  // A cookie made for another source port.
+  RequestFields stolen = fields;
+  stolen.cookie = cookie_round(other, reflector.udp(), fields).cookie;
+  client.send(encode_request(stolen), reflector.udp());
+  // A cookie for this source, sent from another.
+  RequestFields own = fields;
+  own.cookie = cookie_round(client, reflector.udp(), fields).cookie;
+  const auto replies_before = client.drain();
+  other.send(encode_request(own), reflector.udp());
+
+  for (const auto& d : client.drain()) {
+    auto reply = decode_reply(d.bytes);
+    REQUIRE(reply);
+    CHECK(reply->type == MessageType::cookie);
+  }
+  for (const auto& d : replies_before) CHECK(decode_reply(d.bytes)->type == MessageType::cookie);
+  for (const auto& d : other.drain()) CHECK(decode_reply(d.bytes)->type == MessageType::cookie);
+  CHECK_FALSE(target.receive(300ms));
+  CHECK(reflector.count(SendRecord::Kind::udp_probe) == 0);
+  CHECK(reflector.count(SendRecord::Kind::result) == 0);
+  check_safety(reflector.records());
+}
+
+TEST_CASE("reflector: bad transport or port 0 → RESULT bad request, no probe") {
+  Running reflector;
+  Udp client, target;
+  SECTION("port 0") {
+    const auto result = request_probe(client, reflector.udp(), {random_token(), Transport::udp, 0, {}});
+    CHECK(result.status == Status::bad_request);
+  }
+  SECTION("transport 99") {
+    const RequestFields fields{random_token(), Transport::udp, target.port(), {}};
+    auto first = encode_request(fields);
+    first[request::kTransport] = 99;
+    client.send(first, reflector.udp());
+    const auto cookie = client.receive();
+    REQUIRE(cookie);
+    RequestFields second = fields;
+    second.cookie = decode_reply(cookie->bytes)->cookie;
+    auto bytes = encode_request(second);
+    bytes[request::kTransport] = 99;
+    client.send(bytes, reflector.udp());
+    const auto reply = client.receive();
+    REQUIRE(reply);
+    CHECK(decode_reply(reply->bytes)->status == Status::bad_request);
+  }
+  CHECK_FALSE(target.receive(200ms));
+  CHECK(reflector.server->stats().bad_requests == 1);
+}
+
+TEST_CASE("reflector: oversized, truncated and garbage datagrams are dropped and counted") {
+  Running reflector;
+  Udp client, target;
+  const RequestFields fields{random_token(), Transport::udp, target.port(), {}};
+  const auto good = encode_request(fields);
+  Bytes oversized(good.begin(), good.end());
+  oversized.resize(request::kMaxSize + 1, 0);
+  Bytes huge(good.begin(), good.end());
+  huge.resize(9000, 0);
+  Bytes bad_padding(good.begin(), good.end());
+  bad_padding.resize(100, 0xAA);
+  Bytes wrong_magic(good.begin(), good.end());
+  wrong_magic[0] = 'X';
+  Bytes wrong_version(good.begin(), good.end());
+  wrong_version[header::kVersion] = 2;
+  const Bytes garbage{'G', 'E', 'T', ' ', '/', '\r', '\n'};
+
+  client.send(oversized, reflector.udp());
+  client.send(huge, reflector.udp());
+  client.send(std::span(good).first(75), reflector.udp());
+  client.send(std::span(good).first(24), reflector.udp());
+  client.send(Bytes{}, reflector.udp());
+  client.send(bad_padding, reflector.udp());
+  client.send(wrong_magic, reflector.udp());
+  client.send(wrong_version, reflector.udp());
+  client.send(garbage, reflector.udp());
+  CHECK_FALSE(client.receive(300ms));
+  const auto stats = reflector.server->stats();
+  CHECK(stats.udp_received == 9);
+  CHECK(stats.oversized == 2);
+  CHECK(stats.malformed == 7);
+  CHECK(reflector.records().empty());
+
+  // Still serving.
+  CHECK(request_probe(client, reflector.udp(), fields).status == Status::sent);
+  CHECK(target.receive());
+}
+
+TEST_CASE("reflector: a padded request gets replies no larger than itself") {
+  Running reflector;
+  Udp client, target;
+  const RequestFields fields{random_token(), Transport::udp, target.port(), {}};
+  auto bytes = encode_request(fields);
+  Bytes padded(bytes.begin(), bytes.end());
+  padded.resize(300, 0);
+  client.send(padded, reflector.udp());
+  const auto cookie = client.receive();
+  REQUIRE(cookie);
+  CHECK(cookie->bytes.size() == cookie_reply::kSize);
+  check_safety(reflector.records());
+}
+
+TEST_CASE("reflector: malformed, oversized and slow TCP exchanges are closed without a reply") {
+  ServerOptions options;
+  options.tcp_read_timeout = 300ms;
+  Running reflector(options);
+  const auto good = encode_tcp_request({random_token(), Transport::udp, 9, {}});
+  SECTION("a frame longer than 512 bytes") {
+    TcpClient client(reflector.tcp());
+    client.send(encode_frame_length(1000));
+    const auto reply = client.read_to_end();
+    REQUIRE(reply);
+    CHECK(reply->empty());
+    CHECK(reflector.server->stats().oversized == 1);
+  }
+  SECTION("a frame of garbage") {
+    TcpClient client(reflector.tcp());
+    Bytes frame{0, 80};
+    frame.resize(82, 0x5A);
+    client.send(frame);
+    const auto reply = client.read_to_end();
+    REQUIRE(reply);
+    CHECK(reply->empty());
+  }
+  SECTION("a frame too short to be a request") {
+    TcpClient client(reflector.tcp());
+    Bytes frame{0, 10};
+    frame.resize(12, 0);
+    client.send(frame);
+    const auto reply = client.read_to_end();
+    REQUIRE(reply);
+    CHECK(reply->empty());
+  }
+  SECTION("truncated, then silence: closed at the read timeout") {
+    TcpClient client(reflector.tcp());
+    client.send(std::span(good).first(30));
+    const auto started = SteadyClock::now();
+    const auto reply = client.read_to_end(3000ms);
+    REQUIRE(reply);
+    CHECK(reply->empty());
+    CHECK(SteadyClock::now() - started < 2s);
+  }
+  SECTION("nothing at all") {
+    TcpClient client(reflector.tcp());
+    const auto reply = client.read_to_end(3000ms);
+    REQUIRE(reply);
+    CHECK(reply->empty());
+  }
+  CHECK(reflector.records().empty());
+  // Still serving.
+  Udp target;
+  const auto reply = tcp_request(reflector.tcp(), {random_token(), Transport::udp, target.port(), {}});
+  REQUIRE(reply);
+  CHECK(reply->status == Status::sent);
+}
+
+TEST_CASE("reflector: TCP connections are bounded per source") {
+  ServerOptions options;
+  options.max_tcp_connections_per_source = 2;
+  Running reflector(options);
+  TcpClient first(reflector.tcp()), second(reflector.tcp());
+  TcpClient third(reflector.tcp());  // accepted by the kernel, closed by the reflector
+  const auto closed = third.read_to_end(2000ms);
+  REQUIRE(closed);
+  CHECK(closed->empty());
+  CHECK(reflector.server->stats().tcp_refused == 1);
+  CHECK_FALSE(first.read_to_end(100ms));  // the first two wait for their request
+}
+
+TEST_CASE("reflector: too many TCP probes in flight → busy") {
+  ServerOptions options;
+  options.max_tcp_probes = 0;
+  Running reflector(options);
+  Udp client;
+  TcpListener target;
+  CHECK(request_probe(client, reflector.udp(), {random_token(), Transport::tcp, target.port(), {}}).status ==
+        Status::busy);
+  CHECK_FALSE(target.accept(300ms));
+}
+
+TEST_CASE("reflector: the per-source rate holds") {
+  ServerOptions options;
+  options.rate_per_source = 5;  // a burst of 10
+  Running reflector(options);
+  Udp client, target;
+  RequestFields fields{random_token(), Transport::udp, target.port(), {}};
+  const auto started = SteadyClock::now();
+  fields.cookie = cookie_round(client, reflector.udp(), fields).cookie;
+  const auto request = encode_request(fields);
+  for (int i = 0; i < 60; ++i) client.send(request, reflector.udp());
+  reflector.wait_received(61);
+  const auto replies = client.drain(300ms);
+  const auto probes = target.drain(300ms);
+  const std::chrono::duration<double> elapsed = SteadyClock::now() - started;
+
+  std::size_t limited = 0;
+  for (const auto& d : replies) limited += decode_reply(d.bytes)->status == Status::rate_limited;
+  CHECK(limited > 0);
+  CHECK(probes.size() >= 9);  // the burst, less the cookie round
+  CHECK(static_cast<double>(probes.size()) <= 10 + 5 * elapsed.count());
+  CHECK(reflector.server->stats().rate_limited == limited);
+  check_safety(reflector.records());
+}
+
+TEST_CASE("reflector: the global rate holds across sources") {
+  ServerOptions options;
+  options.global_rate = 5;  // a burst of 10
+  Running reflector(options);
+  Udp a("127.0.0.1"), b("127.0.0.2"), target;
+  const auto started = SteadyClock::now();
+  RequestFields fa{random_token(), Transport::udp, target.port(), {}}, fb = fa;
+  fa.cookie = cookie_round(a, reflector.udp(), fa).cookie;
+  fb.cookie = cookie_round(b, reflector.udp(), fb).cookie;
+  for (int i = 0; i < 30; ++i) {
+    a.send(encode_request(fa), reflector.udp());
+    b.send(encode_request(fb), reflector.udp());
+  }
+  reflector.wait_received(62);
+  target.drain(300ms);  // (b's probes go to 127.0.0.2, its own address)
+  const std::chrono::duration<double> elapsed = SteadyClock::now() - started;
+  const auto probes = reflector.count(SendRecord::Kind::udp_probe);
+  CHECK(probes >= 8);  // the burst, less the two cookie rounds
+  CHECK(static_cast<double>(probes) <= 10 + 5 * elapsed.count());
+  check_safety(reflector.records());
+}
+
+TEST_CASE("reflector: a flood of 10,000 random datagrams") {
+  ServerOptions options;
+  options.rate_per_source = 50;
+  options.global_rate = 200;
+  Running reflector(options);
+  std::mt19937 rng(2024);
+  auto below = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
+
+  // A few sources, each with its own cookie: half their requests are valid.
+  std::vector<std::unique_ptr<Udp>> flooders;
+  std::vector<Cookie> cookies;
+  const auto started = SteadyClock::now();
+  for (const char* address : {"127.0.0.2", "127.0.0.3", "127.0.0.4"}) {
+    flooders.push_back(std::make_unique<Udp>(address));
+    auto& f = *flooders.back();
+    cookies.push_back(cookie_round(f, reflector.udp(), {random_token(), Transport::udp, f.port(), {}}).cookie);
+  }
+  std::set<ip::udp::endpoint> flooder_endpoints;
+  for (const auto& f : flooders) flooder_endpoints.insert(f->local());
+
+  std::size_t received_replies = 0;
+  std::size_t largest_reply = 0;
+  auto collect = [&](Udp& f) {
+    while (auto d = f.receive(0ms)) {
+      ++received_replies;
+      largest_reply = std::max(largest_reply, d->bytes.size());
+      CHECK(d->from.address() == ip::make_address("127.0.0.1"));
+      const bool known = decode_reply(d->bytes) || decode_probe(d->bytes);
+      CHECK(known);
+    }
+  };
+
+  constexpr int kDatagrams = 10'000;
+  for (int i = 0; i < kDatagrams; ++i) {
+    const std::size_t which = i % flooders.size();
+    auto& f = *flooders[which];
+    // Probes only ever go back to the flooder itself: its own port is the target.
+    RequestFields fields{random_token(), Transport::udp, f.port(), {}};
+    Bytes bytes;
+    switch (below(6)) {
+      case 0: {  // noise of any length
+        bytes.resize(below(700));
+        for (auto& b : bytes) b = static_cast<std::uint8_t>(rng());
+        break;
+      }
+      case 1: {  // a valid header, random rest
+        const auto r = encode_request(fields);
+        bytes.assign(r.begin(), r.begin() + 24);
+        bytes.resize(24 + below(600));
+        for (std::size_t k = 24; k < bytes.size(); ++k) bytes[k] = static_cast<std::uint8_t>(rng());
+        break;
+      }
+      case 2: {  // a request without a cookie, maybe padded
+        const auto r = encode_request(fields);
+        bytes.assign(r.begin(), r.end());
+        bytes.resize(request::kSize + below(request::kMaxSize - request::kSize + 1), 0);
+        break;
+      }
+      case 3:
+      case 4: {  // a valid request, or one with a byte changed (never port or transport)
+        fields.cookie = cookies[which];
+        const auto r = encode_request(fields);
+        bytes.assign(r.begin(), r.end());
+        if (below(2)) {
+          std::size_t at = below(request::kSize - 4);
+          if (at >= request::kTransport) at += 4;
+          bytes[at] ^= static_cast<std::uint8_t>(1 + below(255));
+        }
+        break;
+      }
+      default: {  // oversized
+        const auto r = encode_request(fields);
+        bytes.assign(r.begin(), r.end());
+        bytes.resize(request::kMaxSize + 1 + below(1000), 0);
+        break;
+      }
+    }
+    f.send(bytes, reflector.udp());
+    if (i % 64 == 0) collect(f);
+    // A little pacing, so that most of the flood is read rather than dropped by the kernel.
+    if (i % 32 == 31) reflector.wait_received(static_cast<std::uint64_t>(i) - 64, 20ms);
+  }
+  reflector.wait_received(kDatagrams + flooders.size());
+  for (auto& f : flooders) {
+    for (const auto& d : f->drain(100ms)) {
+      ++received_replies;
+      largest_reply = std::max(largest_reply, d.bytes.size());
+    }
+  }
+  const std::chrono::duration<double> elapsed = SteadyClock::now() - started;
+
+  const auto records = reflector.records();
+  check_safety(records);
+  CHECK(largest_reply <= request::kSize);
+  CHECK(received_replies > 0);
+  // Every request the buckets let through gave one COOKIE or one RESULT.
+  std::map<ip::address, double> allowed;
+  double total = 0;
+  for (const auto& r : records) {
+    if (r.kind == SendRecord::Kind::udp_probe) {
+      const ip::udp::endpoint to(r.destination.address, r.destination.port);
+      CHECK(flooder_endpoints.count(to) == 1);
+    }
+    if (r.kind == SendRecord::Kind::cookie ||
+        (r.kind == SendRecord::Kind::result && r.status != Status::rate_limited)) {
+      allowed[r.request_source.address] += 1;
+      total += 1;
+    }
+  }
+  for (const auto& [source, count] : allowed) {
+    INFO(source.to_string() << ": " << count << " in " << elapsed.count() << " s");
+    CHECK(count <= burst_for(50) + 50 * elapsed.count() + 1);
+  }
+  CHECK(total <= burst_for(200) + 200 * elapsed.count() + 1);
+  CHECK(reflector.count(SendRecord::Kind::udp_probe) > 0);
+  const auto stats = reflector.server->stats();
+  INFO(stats.udp_received << " of " << kDatagrams << " datagrams read (the kernel may drop some)");
+  CHECK(stats.udp_received > kDatagrams / 2);
+  CHECK(stats.malformed > 0);
+  CHECK(stats.oversized > 0);
+  CHECK(stats.rate_limited > 0);
+  CHECK(stats.tcp_probes == 0);
+
+  // After the flood a good request is answered (once the global bucket has a token or two).
+  std::this_thread::sleep_for(50ms);
+  Udp client, target;
+  CHECK(request_probe(client, reflector.udp(), {random_token(), Transport::udp, target.port(), {}}).status ==
+        Status::sent);
+  CHECK(target.receive());
+}
+
+TEST_CASE("reflector: with a pre-shared key, only tagged requests are probed") {
+  const Bytes key{'s', '3', 'c', 'r', 'e', 't', '-', 'k', 'e', 'y', '-', 'o', 'f', '-', '1', '6', 'b'};
+  ServerOptions options;
+  options.key = key;
+  Running reflector(options);
+  Udp client, target;
+  TcpListener tcp_target;
+  const Bytes wrong{'n', 'o', 't', '-', 't', 'h', 'e', '-', 'k', 'e', 'y', '-', 'a', 't', '-', 'a', 'l'};
+
+  CHECK(request_probe(client, reflector.udp(), {random_token(), Transport::udp, target.port(), {}}).status ==
+        Status::auth_failed);
+  CHECK(request_probe(client, reflector.udp(), {random_token(), Transport::udp, target.port(), {}}, wrong).status ==
+        Status::auth_failed);
+  CHECK(request_probe(client, reflector.udp(), {random_token(), Transport::tcp, tcp_target.port(), {}}).status ==
+        Status::auth_failed);
+  const auto over_tcp = tcp_request(reflector.tcp(), {random_token(), Transport::udp, target.port(), {}});
+  REQUIRE(over_tcp);
+  CHECK(over_tcp->status == Status::auth_failed);
+  CHECK_FALSE(target.receive(300ms));
+  CHECK_FALSE(tcp_target.accept(100ms));
+  CHECK(reflector.server->stats().auth_failed == 4);
+
+  const Token token = random_token();
+  CHECK(request_probe(client, reflector.udp(), {token, Transport::udp, target.port(), {}}, key).status ==
+        Status::sent);
+  const auto probe = target.receive();
+  REQUIRE(probe);
+  CHECK(decode_probe(probe->bytes) == token);
+  const auto tagged_tcp = tcp_request(reflector.tcp(), {random_token(), Transport::udp, target.port(), {}}, key);
+  REQUIRE(tagged_tcp);
+  CHECK(tagged_tcp->status == Status::sent);
+}
+
+TEST_CASE("reflector: IPv6 loopback works the same way") {
+  ServerOptions options;
+  options.listen = {{ip::make_address("::1"), 0}};
+  Running reflector(options);
+  Udp client("::1"), target("::1");
+  const Token token = random_token();
+  const auto result = request_probe(client, reflector.udp(), {token, Transport::udp, target.port(), {}});
+  CHECK(result.status == Status::sent);
+  CHECK(result.observed == Source{ip::make_address("::1"), client.port()});
+  const auto probe = target.receive();
+  REQUIRE(probe);
+  CHECK(decode_probe(probe->bytes) == token);
+}
+
+TEST_CASE("reflector: token buckets and the bounded source table") {
+  const auto t0 = Clock::time_point{} + 1h;
+  SECTION("a bucket starts full, refills at its rate, never above its burst") {
+    TokenBucket bucket(2, 4, t0);
+    for (int i = 0; i < 4; ++i) CHECK(bucket.take(t0));
+    CHECK_FALSE(bucket.take(t0));
+    CHECK_FALSE(bucket.take(t0 + 400ms));
+    CHECK(bucket.take(t0 + 500ms));
+    CHECK_FALSE(bucket.take(t0 + 500ms));
+    int taken = 0;
+    while (bucket.take(t0 + 100s)) ++taken;
+    CHECK(taken == 4);
+  }
+  SECTION("each source has its own bucket; IPv6 sources share one per /64") {
+    SourceLimiter limiter(1, 2, 100);
+    const auto a = ip::make_address("192.0.2.1"), b = ip::make_address("192.0.2.2");
+    CHECK(limiter.take(a, t0));
+    CHECK(limiter.take(a, t0));
+    CHECK_FALSE(limiter.take(a, t0));
+    CHECK(limiter.take(b, t0));
+    CHECK(limiter.take(ip::make_address("::ffff:192.0.2.2"), t0));
+    CHECK_FALSE(limiter.take(ip::make_address("::ffff:192.0.2.2"), t0));
+    CHECK(limiter.take(ip::make_address("2001:db8:1:2::1"), t0));
+    CHECK(limiter.take(ip::make_address("2001:db8:1:2:ffff::9"), t0));
+    CHECK_FALSE(limiter.take(ip::make_address("2001:db8:1:2:abcd::"), t0));
+    CHECK(limiter.take(ip::make_address("2001:db8:1:3::1"), t0));
+  }
+  SECTION("the table never holds more than its capacity") {
+    SourceLimiter limiter(1, 1, 64);
+    for (std::uint32_t i = 0; i < 10'000; ++i) {
+      limiter.take(ip::address_v4(0x0A000000 + i), t0);
+      REQUIRE(limiter.size() <= 64);
+    }
+    CHECK(limiter.size() == 64);
+    // The most recent sources are remembered, the oldest forgotten.
+    CHECK_FALSE(limiter.take(ip::address_v4(0x0A000000 + 9'999), t0));
+    CHECK(limiter.take(ip::address_v4(0x0A000000), t0));
+  }
+  CHECK(burst_for(10) == 20);
+  CHECK(burst_for(0.1) == 1);
+}
+
+TEST_CASE("reflector --listen syntax") {
+  CHECK(parse_listen("203.0.113.2:7000") == ip::udp::endpoint(ip::make_address("203.0.113.2"), 7000));
+  CHECK(parse_listen("203.0.113.2") == ip::udp::endpoint(ip::make_address("203.0.113.2"), kDefaultPort));
+  CHECK(parse_listen("0.0.0.0:65535") == ip::udp::endpoint(ip::make_address("0.0.0.0"), 65535));
+  CHECK(parse_listen("[::]:7001") == ip::udp::endpoint(ip::make_address("::"), 7001));
+  CHECK(parse_listen("[2001:db8::1]") == ip::udp::endpoint(ip::make_address("2001:db8::1"), kDefaultPort));
+  CHECK(parse_listen("2001:db8::1") == ip::udp::endpoint(ip::make_address("2001:db8::1"), kDefaultPort));
+  for (const char* bad : {"", ":7000", "203.0.113.2:", "203.0.113.2:0", "203.0.113.2:65536", "203.0.113.2:70000x",
+                          "203.0.113.2:-1", "[::1", "[::1]:", "[::1]x", "host.example:7000", "[1.2.3.4:7000",
+                          "203.0.113.2:7000:1", "203.0.113.2:123456"}) {
+    INFO(bad);
+    CHECK_FALSE(parse_listen(bad));
+  }
+}
