@@ -40,6 +40,10 @@ CliParse parse_cli(int argc, const char* const* argv) {
   app.add_flag("--no-default-profile", options.no_default_profile, "Do not map the built-in Ring profile");
   app.add_option("--lease", options.lease_seconds, "Requested mapping lifetime in seconds (default 3600)");
   app.add_flag("--no-verify", options.no_verify, "Do not verify mappings from outside");
+  app.add_option("--reflector", options.reflector,
+                 "natkeeper-reflector HOST:PORT that probes each mapping from outside (UDP and TCP)");
+  app.add_option("--stun", options.stun, "RFC 5780 STUN server HOST:PORT that probes UDP mappings");
+  app.add_option("--reflector-key-file", options.reflector_key_file, "Pre-shared key of a private reflector");
   int verbose = 0;
   bool quiet = false;
   app.add_flag("-v,--verbose", verbose, "More detail on stderr (repeatable)");
@@ -97,6 +101,14 @@ std::optional<std::string> apply_cli(const CliOptions& options, config::Config& 
     config.lease = std::chrono::seconds(lease);
   }
   if (options.no_verify) config.verify = false;
+  for (auto [flag, value, target] : {std::tuple{"--reflector", &options.reflector, &config.reflector},
+                                     std::tuple{"--stun", &options.stun, &config.stun}}) {
+    if (!*value) continue;
+    if (!config::is_host_and_port(**value))
+      return fmt::format("{} '{}': expected HOST:PORT, e.g. 203.0.113.2:7000", flag, **value);
+    *target = **value;
+  }
+  if (options.reflector_key_file) config.reflector_key_file = *options.reflector_key_file;
   return std::nullopt;
 }
 

@@ -20,6 +20,9 @@ struct CliOptions {
   bool no_default_profile = false;
   std::optional<long long> lease_seconds;
   bool no_verify = false;
+  std::optional<std::string> reflector;
+  std::optional<std::string> stun;
+  std::optional<std::string> reflector_key_file;
   int verbosity = 0;  // -1 quiet, 0 normal, >0 verbose
 };
 

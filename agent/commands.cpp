@@ -6,11 +6,16 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <fstream>
+#include <sstream>
+
 #include "agent/discovery.hpp"
 #include "agent/exit_codes.hpp"
 #include "agent/log.hpp"
 #include "agent/map_batch.hpp"
+#include "agent/reflector/protocol.hpp"
 #include "agent/report.hpp"
+#include "agent/verifier.hpp"
 #include "mappers/errors.hpp"
 
 namespace natkeeper {
@@ -36,6 +41,9 @@ std::string_view display_name(Method method) {
   }
   return "?";
 }
+
+// Verification probes in flight at once: each holds two or three sockets.
+constexpr std::size_t kParallelProbes = 16;
 
 struct Session {
   const config::Config& config;
@@ -101,6 +109,63 @@ NatKind nat_of(std::optional<asio::ip::address> external_ip) {
   return external_ip ? classify_external_address(*external_ip) : NatKind::unknown;
 }
 
+// Resolves HOST:PORT (a name or an address) to an IPv4 endpoint.
+Result<asio::ip::udp::endpoint> resolve(const std::string& host_and_port) {
+  const auto colon = host_and_port.rfind(':');
+  asio::io_context resolving;
+  asio::ip::udp::resolver resolver(resolving);
+  boost::system::error_code ec;
+  const auto results = resolver.resolve(asio::ip::udp::v4(), host_and_port.substr(0, colon),
+                                        host_and_port.substr(colon + 1), ec);
+  if (ec || results.empty()) return ec ? std::error_code(ec) : std::make_error_code(std::errc::address_not_available);
+  return results.begin()->endpoint();
+}
+
+// Proves each mapping from outside and tells what kind of NAT this is; sets
+// each mapping's state and note, and the report's NAT diagnosis.
+asio::awaitable<void> verify_report(const Session& session, const GatewayPath& path, RunReport& report,
+                                    const std::optional<asio::ip::address>& gateway_ip) {
+  const auto& config = session.config;
+  std::string not_verified;
+  VerifyOptions options;
+  if (!config.verify) {
+    not_verified = "verification is off";
+  } else if (config.reflector.empty() && config.stun.empty()) {
+    not_verified = "no reflector or STUN server configured (--reflector, --stun)";
+  } else {
+    for (auto [name, text, target] : {std::tuple{"reflector", &config.reflector, &options.reflector},
+                                      std::tuple{"STUN server", &config.stun, &options.stun}}) {
+      if (text->empty()) continue;
+      auto endpoint = resolve(*text);
+      if (endpoint) *target = *endpoint;
+      else log::warning("cannot resolve the {} {}: {}", name, *text, endpoint.error().message());
+    }
+    if (!options.reflector && !options.stun) not_verified = "the reflector and STUN server names do not resolve";
+    if (!config.reflector_key_file.empty()) {
+      std::ifstream file(config.reflector_key_file, std::ios::binary);
+      std::ostringstream text;
+      text << file.rdbuf();
+      auto key = file ? reflector::parse_key(text.str()) : std::nullopt;
+      if (key) options.reflector_key = std::move(*key);
+      else log::warning("cannot use the reflector key file {}: unreadable or not a key", config.reflector_key_file);
+    }
+  }
+  if (!not_verified.empty()) {
+    for (auto& mapping : report.mappings)
+      if (mapping.mapping) mapping.note = not_verified;
+    co_return;
+  }
+  Verifier verifier(path.local.address, options);
+  co_await verifier.prepare();
+  co_await verify_all(verifier, report.mappings, kParallelProbes);
+  std::optional<asio::ip::address> observed;
+  if (const auto observer = verifier.observer()) {
+    observed = observer->public_address;
+    report.observed_public_ip = observed->to_string();
+  }
+  report.nat = diagnose_nat(gateway_ip, observed);
+}
+
 asio::awaitable<int> once(const Session& session) {
   auto requests = config::plan_requests(session.config);
   if (requests.empty()) {
@@ -118,15 +183,19 @@ asio::awaitable<int> once(const Session& session) {
   auto external_ip = known_external_ip(found);
   for (const auto& outcome : outcomes)
     if (!external_ip && outcome.mapping) external_ip = outcome.mapping->external_ip;
-  const auto report = make_report(gateway_report(path, found, external_ip), nat_of(external_ip),
-                                  to_string(found.method), outcomes);
+  auto report = make_report(gateway_report(path, found, external_ip), nat_of(external_ip),
+                            to_string(found.method), outcomes);
+  co_await verify_report(session, path, report, external_ip);
   if (session.json) fmt::print("{}\n", to_json(report).dump(2));
   else fmt::print("{}", to_text(report));
   const auto failed = report.mappings.size() - report.active();
-  if (failed > 0)
-    log::warning("{} of {} mappings failed; the first: {} {}: {}", failed, report.mappings.size(),
-                 to_string(first_failure(report).request.proto), first_failure(report).request.internal_port,
-                 describe_failure(first_failure(report).error, first_failure(report).request));
+  if (failed > 0) {
+    const auto& first = first_failure(report);
+    log::warning("{} of {} mappings failed or are unreachable; the first: {} {}: {}", failed,
+                 report.mappings.size(), to_string(first.request.proto), first.request.internal_port,
+                 first.error ? describe_failure(first.error, first.request)
+                             : fmt::format("{}: {}", to_string(first.state), first.note));
+  }
   co_return failed == 0 ? kExitOk : kExitSomeFailed;
 }
 

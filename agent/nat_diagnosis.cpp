@@ -25,8 +25,9 @@ std::string_view explain(NatKind kind) {
     case NatKind::single:
       return "one NAT: mappings on this gateway are reachable from the internet";
     case NatKind::double_nat:
-      return "double NAT: the gateway's external address is private, so another router sits "
-             "upstream; put that router in bridge mode, or forward the same ports on it too";
+      return "double NAT: another router sits between the gateway and the internet (its address "
+             "differs from what the internet sees); put that router in bridge mode, or forward the "
+             "same ports on it too";
     case NatKind::cgnat:
       return "carrier-grade NAT: the gateway's external address is in 100.64.0.0/10, shared by "
              "the internet provider; ask the provider for a public IPv4 address";
@@ -43,6 +44,15 @@ NatKind classify_external_address(const boost::asio::ip::address& external) {
     return NatKind::double_nat;
   if (in_prefix(a, 0x64400000, 10)) return NatKind::cgnat;
   return NatKind::unknown;
+}
+
+NatKind diagnose_nat(const std::optional<boost::asio::ip::address>& gateway_external,
+                     const std::optional<boost::asio::ip::address>& observed_public) {
+  if (gateway_external) {
+    if (const auto kind = classify_external_address(*gateway_external); kind != NatKind::unknown) return kind;
+  }
+  if (!gateway_external || !observed_public) return NatKind::unknown;
+  return *gateway_external == *observed_public ? NatKind::single : NatKind::double_nat;
 }
 
 }  // namespace natkeeper

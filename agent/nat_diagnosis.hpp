@@ -1,6 +1,7 @@
 #pragma once
 #include <boost/asio/ip/address.hpp>
 
+#include <optional>
 #include <string_view>
 
 namespace natkeeper {
@@ -15,5 +16,12 @@ std::string_view explain(NatKind kind);
 // address means another NAT sits upstream, 100.64.0.0/10 is the ISP's
 // carrier-grade NAT. Anything else needs an outside observer to confirm.
 NatKind classify_external_address(const boost::asio::ip::address& external);
+
+// The gateway's external address against the public address an outside
+// observer (reflector, STUN server) saw: a private or 100.64/10 gateway address
+// says it all; otherwise equal means one NAT, different means another NAT
+// upstream of the gateway.
+NatKind diagnose_nat(const std::optional<boost::asio::ip::address>& gateway_external,
+                     const std::optional<boost::asio::ip::address>& observed_public);
 
 }  // namespace natkeeper

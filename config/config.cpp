@@ -140,7 +140,29 @@ void read_mapping(const TableReader& mapping, Config& config) {
   }
 }
 
+void read_verify(const TableReader& verify, Config& config) {
+  verify.only({"enabled", "reflector", "stun", "reflector_key_file"});
+  if (auto enabled = verify.get<bool>("enabled", "true or false")) config.verify = enabled->first;
+  for (auto [key, target] : {std::pair{"reflector", &config.reflector}, std::pair{"stun", &config.stun}}) {
+    if (auto endpoint = verify.get<std::string>(key, "a \"host:port\" string")) {
+      if (!is_host_and_port(endpoint->first))
+        throw Invalid{endpoint->second, verify.path(key),
+                      fmt::format("'{}' is not host:port (e.g. \"reflector.example.net:7000\")", endpoint->first)};
+      *target = endpoint->first;
+    }
+  }
+  if (auto key_file = verify.get<std::string>("reflector_key_file", "a file name string"))
+    config.reflector_key_file = key_file->first;
+}
+
 }  // namespace
+
+bool is_host_and_port(std::string_view text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  const auto port = parse_port_range(text.substr(colon + 1));
+  return port && port->first == port->second;
+}
 
 std::string_view to_string(ProtocolChoice choice) {
   switch (choice) {
@@ -174,10 +196,11 @@ ConfigResult parse_config(std::string_view toml_text, std::string_view source_na
   try {
     const toml::table root = toml::parse(toml_text, source);
     const TableReader reader(root, "");
-    reader.only({"gateway", "profile", "mapping"});
+    reader.only({"gateway", "profile", "mapping", "verify"});
     if (const auto* gateway = reader.subtable("gateway")) read_gateway({*gateway, "gateway"}, config);
     if (const auto* profile = reader.subtable("profile")) read_profile({*profile, "profile"}, config);
     if (const auto* mapping = reader.subtable("mapping")) read_mapping({*mapping, "mapping"}, config);
+    if (const auto* verify = reader.subtable("verify")) read_verify({*verify, "verify"}, config);
   } catch (const toml::parse_error& error) {
     return ConfigError{source, error.source().begin.line, "", std::string(error.description())};
   } catch (const Invalid& invalid) {

@@ -34,7 +34,13 @@ struct Config {
   std::string description = "natkeeper";
   bool allow_other_external_port = false;
   bool verify = true;
+  std::string reflector;           // HOST:PORT of a natkeeper-reflector; empty: none
+  std::string stun;                // HOST:PORT of an RFC 5780 STUN server; empty: none
+  std::string reflector_key_file;  // pre-shared key of a private reflector
 };
+
+// "host:port" with a port 1-65535 (the host may be a name or an IPv4 address).
+bool is_host_and_port(std::string_view text);
 
 struct ConfigError {
   std::string file;

@@ -81,6 +81,8 @@ TEST_CASE("bad flag values are usage errors that say what was expected") {
            Case{{"--gateway", "router"}, "expected an IPv4 address"},
            Case{{"--igd", "10.0.0.1:5000"}, "http://"},
            Case{{"--lease", "10"}, "60-604800"},
+           Case{{"--reflector", "203.0.113.2"}, "HOST:PORT"},
+           Case{{"--stun", "stun.example.net:0"}, "HOST:PORT"},
        }) {
     auto p = parse(args);
     REQUIRE(p.options);
@@ -89,4 +91,17 @@ TEST_CASE("bad flag values are usage errors that say what was expected") {
     REQUIRE(error);
     CHECK_THAT(*error, Catch::Contains(complaint));
   }
+}
+
+TEST_CASE("verification flags override the configuration") {
+  std::vector<const char*> args{"natkeeper", "--once", "--reflector", "203.0.113.2:7000", "--stun",
+                                "stun.example.net:3478", "--reflector-key-file", "/k"};
+  auto p = parse_cli(static_cast<int>(args.size()), args.data());
+  REQUIRE(p.options);
+  config::Config config;
+  REQUIRE_FALSE(apply_cli(*p.options, config));
+  CHECK(config.reflector == "203.0.113.2:7000");
+  CHECK(config.stun == "stun.example.net:3478");
+  CHECK(config.reflector_key_file == "/k");
+  CHECK(config.verify);
 }

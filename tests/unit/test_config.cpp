@@ -168,3 +168,26 @@ TEST_CASE("a missing file is a config error naming it") {
   CHECK(loaded.error().file == "/nonexistent/natkeeper.toml");
   CHECK_THAT(loaded.error().message, Catch::Contains("cannot read"));
 }
+
+TEST_CASE("the [verify] table names the reflector and the STUN server") {
+  auto parsed = parse_config(R"(
+[verify]
+enabled = true
+reflector = "reflector.example.net:7000"
+stun = "203.0.113.2:3478"
+reflector_key_file = "/etc/natkeeper/reflector.key"
+)",
+                             "v.toml");
+  REQUIRE(parsed.has_value());
+  CHECK(parsed->verify);
+  CHECK(parsed->reflector == "reflector.example.net:7000");
+  CHECK(parsed->stun == "203.0.113.2:3478");
+  CHECK(parsed->reflector_key_file == "/etc/natkeeper/reflector.key");
+
+  auto e = error_of("[verify]\nstun = \"203.0.113.2\"\n");
+  CHECK(e.key == "verify.stun");
+  CHECK(e.line == 2);
+  CHECK_THAT(e.message, Catch::Contains("host:port"));
+  CHECK(error_of("[verify]\nreflector = \"x:70000\"\n").key == "verify.reflector");
+  CHECK(error_of("[verify]\nenabled = 1\n").key == "verify.enabled");
+}

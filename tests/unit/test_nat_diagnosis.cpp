@@ -21,3 +21,15 @@ TEST_CASE("a public-looking external address needs an outside observer") {
   CHECK(to_string(NatKind::double_nat) == "double");
   CHECK_THAT(std::string(explain(NatKind::cgnat)), Catch::Contains("provider"));
 }
+
+TEST_CASE("the observer's view against the gateway's address tells single from double NAT") {
+  const auto gateway = std::optional(make_address("203.0.113.1"));
+  CHECK(diagnose_nat(gateway, make_address("203.0.113.1")) == NatKind::single);
+  CHECK(diagnose_nat(gateway, make_address("198.51.100.7")) == NatKind::double_nat);
+  CHECK(diagnose_nat(gateway, std::nullopt) == NatKind::unknown);
+  CHECK(diagnose_nat(std::nullopt, make_address("203.0.113.1")) == NatKind::unknown);
+  // The gateway's own address decides when it is private or shared, whatever was observed.
+  CHECK(diagnose_nat(make_address("100.64.0.2"), make_address("203.0.113.1")) == NatKind::cgnat);
+  CHECK(diagnose_nat(make_address("192.168.0.2"), make_address("203.0.113.1")) == NatKind::double_nat);
+  CHECK(diagnose_nat(make_address("100.64.0.2"), std::nullopt) == NatKind::cgnat);
+}
