@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds natkeeper and shows it at work without touching your real router: brings
-# up the lab network (a LAN host, a gateway running miniupnpd, an "internet" host,
-# each in its own network namespace), runs `natkeeper --once` with the built-in
-# Ring profile on the LAN host, prints the mapping table, proves one mapping from
-# the internet side, and tears the lab down. Needs root.
+# up the lab network (a LAN host, a gateway running miniupnpd, an "internet" host
+# running coturn and natkeeper-reflector, each in its own network namespace), runs
+# `natkeeper --once` with the built-in Ring profile on the LAN host, which maps every
+# port and proves each one from the internet side through the reflector, prints the
+# mapping table, and tears the lab down. Needs root.
 #
 # Against your real gateway, run the built binary directly instead:
 #   build/agent/natkeeper --discover
@@ -16,18 +17,19 @@ build=${BUILD_DIR:-$top/build}
 # The lab's helpers check each step themselves (no set -e).
 . "$top/tests/e2e/lib.sh"
 e2e_init "$build/agent/natkeeper"
+LAB_REFLECTOR=$build/agent/natkeeper-reflector
 lab_begin
 
 echo
 echo "\$ natkeeper --discover        (on the LAN host)"
 in_lan "$NK" --discover
 echo
-echo "\$ natkeeper --once            (on the LAN host)"
-in_lan "$NK" --once; rc=$?
+echo "\$ natkeeper --once --reflector $REFLECTOR            (on the LAN host)"
+in_lan "$NK" --once --reflector "$REFLECTOR"; rc=$?
 echo "(exit status $rc)"
 echo
-echo "From the internet side, a UDP datagram to 203.0.113.1:7076 and a TCP connection to"
-echo "203.0.113.1:15063 now reach the LAN host:"
+echo "The same check by other means: a UDP datagram to 203.0.113.1:7076 and a TCP"
+echo "connection to 203.0.113.1:15063, sent from the internet side, reach the LAN host:"
 expect_reaches udp:7076 tcp:15063 || fail "the mappings do not forward"
 echo
 echo "\$ natkeeper --delete          (on the LAN host)"
