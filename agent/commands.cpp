@@ -8,6 +8,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <variant>
 
 #include "agent/discovery.hpp"
 #include "agent/exit_codes.hpp"
@@ -121,41 +122,42 @@ Result<asio::ip::udp::endpoint> resolve(const std::string& host_and_port) {
   return results.begin()->endpoint();
 }
 
+// The verification servers of the configuration, resolved; or why there are none.
+std::variant<VerifyOptions, std::string> verify_options(const config::Config& config) {
+  if (!config.verify) return std::string("verification is off");
+  if (config.reflector.empty() && config.stun.empty())
+    return std::string("no reflector or STUN server configured (--reflector, --stun)");
+  VerifyOptions options;
+  for (auto [name, text, target] : {std::tuple{"reflector", &config.reflector, &options.reflector},
+                                    std::tuple{"STUN server", &config.stun, &options.stun}}) {
+    if (text->empty()) continue;
+    auto endpoint = resolve(*text);
+    if (endpoint) *target = *endpoint;
+    else log::warning("cannot resolve the {} {}: {}", name, *text, endpoint.error().message());
+  }
+  if (!options.reflector && !options.stun) return std::string("the reflector and STUN server names do not resolve");
+  if (!config.reflector_key_file.empty()) {
+    std::ifstream file(config.reflector_key_file, std::ios::binary);
+    std::ostringstream text;
+    text << file.rdbuf();
+    auto key = file ? reflector::parse_key(text.str()) : std::nullopt;
+    if (key) options.reflector_key = std::move(*key);
+    else log::warning("cannot use the reflector key file {}: unreadable or not a key", config.reflector_key_file);
+  }
+  return options;
+}
+
 // Proves each mapping from outside and tells what kind of NAT this is; sets
 // each mapping's state and note, and the report's NAT diagnosis.
 asio::awaitable<void> verify_report(const Session& session, const GatewayPath& path, RunReport& report,
                                     const std::optional<asio::ip::address>& gateway_ip) {
-  const auto& config = session.config;
-  std::string not_verified;
-  VerifyOptions options;
-  if (!config.verify) {
-    not_verified = "verification is off";
-  } else if (config.reflector.empty() && config.stun.empty()) {
-    not_verified = "no reflector or STUN server configured (--reflector, --stun)";
-  } else {
-    for (auto [name, text, target] : {std::tuple{"reflector", &config.reflector, &options.reflector},
-                                      std::tuple{"STUN server", &config.stun, &options.stun}}) {
-      if (text->empty()) continue;
-      auto endpoint = resolve(*text);
-      if (endpoint) *target = *endpoint;
-      else log::warning("cannot resolve the {} {}: {}", name, *text, endpoint.error().message());
-    }
-    if (!options.reflector && !options.stun) not_verified = "the reflector and STUN server names do not resolve";
-    if (!config.reflector_key_file.empty()) {
-      std::ifstream file(config.reflector_key_file, std::ios::binary);
-      std::ostringstream text;
-      text << file.rdbuf();
-      auto key = file ? reflector::parse_key(text.str()) : std::nullopt;
-      if (key) options.reflector_key = std::move(*key);
-      else log::warning("cannot use the reflector key file {}: unreadable or not a key", config.reflector_key_file);
-    }
-  }
-  if (!not_verified.empty()) {
+  auto options = verify_options(session.config);
+  if (const auto* not_verified = std::get_if<std::string>(&options)) {
     for (auto& mapping : report.mappings)
-      if (mapping.mapping) mapping.note = not_verified;
+      if (mapping.mapping) mapping.note = *not_verified;
     co_return;
   }
-  Verifier verifier(path.local.address, options);
+  Verifier verifier(path.local.address, std::get<VerifyOptions>(options));
   co_await verifier.prepare();
   co_await verify_all(verifier, report.mappings, kParallelProbes);
   std::optional<asio::ip::address> observed;
@@ -164,6 +166,15 @@ asio::awaitable<void> verify_report(const Session& session, const GatewayPath& p
     report.observed_public_ip = observed->to_string();
   }
   report.nat = diagnose_nat(gateway_ip, observed);
+}
+
+// What an outside observer (reflector or STUN server) sees of this host, if one is configured.
+asio::awaitable<std::optional<Observer>> observe(const Session& session, const GatewayPath& path) {
+  auto options = verify_options(session.config);
+  if (!std::holds_alternative<VerifyOptions>(options)) co_return std::nullopt;
+  Verifier verifier(path.local.address, std::get<VerifyOptions>(options));
+  co_await verifier.prepare();
+  co_return verifier.observer();
 }
 
 asio::awaitable<int> once(const Session& session) {
@@ -244,7 +255,9 @@ asio::awaitable<int> discover_command(const Session& session) {
   }
   auto discovery = co_await discover(*path, session.config, session.workers, DiscoveryGoal::list_all);
   const auto chosen_ip = discovery.found.empty() ? std::nullopt : known_external_ip(discovery.found.front());
-  const auto nat = nat_of(chosen_ip);
+  const auto observer = co_await observe(session, *path);
+  const auto observed = observer ? std::optional(observer->public_address) : std::nullopt;
+  const auto nat = diagnose_nat(chosen_ip, observed);
   if (session.json) {
     nlohmann::json protocols = nlohmann::json::array(), unavailable = nlohmann::json::array();
     for (const auto& found : discovery.found) {
@@ -265,6 +278,7 @@ asio::awaitable<int> discover_command(const Session& session) {
                             {"local_address", path->local.address.to_string()}}},
                           {"protocols", protocols},
                           {"unavailable", unavailable},
+                          {"observed_public_ip", observed ? nlohmann::json(observed->to_string()) : nlohmann::json(nullptr)},
                           {"nat", to_string(nat)},
                           {"nat_explanation", explain(nat)}};
     fmt::print("{}\n", out.dump(2));
@@ -281,6 +295,8 @@ asio::awaitable<int> discover_command(const Session& session) {
     }
     for (const auto& failure : discovery.failed)
       fmt::print("  {:<9} no: {}\n", display_name(failure.method), failure.error.message());
+    if (observer)
+      fmt::print("Seen from outside ({}): {}\n", observer->method, observer->public_address.to_string());
     fmt::print("NAT: {}: {}\n", to_string(nat), explain(nat));
   }
   co_return discovery.found.empty() ? kExitUnavailable : kExitOk;

@@ -22,6 +22,13 @@ rtts = sorted(m["verification"]["round_trip_ms"] for m in maps)
 print("info: reflector probe round trip ms: median %.2f, max %.2f" % (rtts[len(rtts) // 2], rtts[-1]))
 ' || fail "verification through the reflector"
 
+nk_run discover --discover --stun "$STUN" --json
+assert_rc 0
+json_check "$NK_OUT" '
+check(doc["nat"] == "single", "--discover: nat is single (%r)" % doc["nat"])
+check(doc["observed_public_ip"] == "203.0.113.1", "--discover: STUN saw 203.0.113.1 (%r)" % doc["observed_public_ip"])
+' || fail "--discover with STUN"
+
 nk_run stun --once --stun "$STUN" --json
 assert_rc 0
 json_check "$NK_OUT" '

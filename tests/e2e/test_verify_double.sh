@@ -21,6 +21,13 @@ check("provider" in doc["nat_explanation"], "the explanation says what to ask th
 check(all(m["state"] == "unreachable" for m in maps), "every mapping unreachable: %s" % [m["state"] for m in maps])
 ' || fail "carrier-grade NAT diagnosis"
 
+nk_run discover --discover --reflector "$REFLECTOR" --json
+assert_rc 0
+json_check "$NK_OUT" '
+check(doc["nat"] == "cgnat", "--discover: nat is cgnat (%r)" % doc["nat"])
+check(doc["observed_public_ip"] == "203.0.113.1", "--discover: seen from outside as 203.0.113.1 (%r)" % doc["observed_public_ip"])
+' || fail "--discover does not diagnose the carrier-grade NAT"
+
 nk_run text --once --no-default-profile --map udp:7076 --reflector "$REFLECTOR"
 assert_rc 1
 grep -q "carrier-grade NAT" "$NK_OUT" || fail "the text output does not say carrier-grade NAT"
