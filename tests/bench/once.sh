@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# once.sh NATKEEPER [RUNS] - a benchmark, not a test: brings up the lab and times, RUNS
+# once.sh NATKEEPER [RUNS] [REFLECTOR] - a benchmark, not a test: brings up the lab and times, RUNS
 # times each (default 5) in the same run, mapping the default Ring profile (108 mappings)
 # from an empty gateway table:
 #   natkeeper --once --protocol upnp|natpmp|pcp
 #   upnpc -u URL -r ...            (one upnpc process mapping all 108, the reference client)
 #   natpmpc -g GW -a ... per port  (108 natpmpc processes, as a shell script would)
+#   natkeeper --once --reflector / --stun   (with REFLECTOR: mapped and verified from outside)
 # Every run is followed by an untimed --delete. Prints median/min/max and the ratios.
 . "$(dirname "$0")/../e2e/lib.sh"
 e2e_init "$1"
 RUNS=${2:-5}
+[ -n "${3:-}" ] && LAB_REFLECTOR=$3
 lab_begin
 URL=http://$LAN_GW:5000/rootDesc.xml
 
@@ -42,7 +44,7 @@ stats() {
     printf "%s %.1f %.1f %.1f\n", n, m, v[1], v[NR] }'
 }
 
-declare -a nk_upnp nk_natpmp nk_pcp ref_upnpc ref_natpmpc
+declare -a nk_upnp nk_natpmp nk_pcp ref_upnpc ref_natpmpc nk_verified_reflector nk_verified_stun
 for ((i = 0; i < RUNS; i++)); do
   nk_upnp+=("$(time_ms "$NK" --once --protocol upnp)"); clean upnp
   ref_upnpc+=("$(time_ms upnpc -u "$URL" -r "${upnpc_args[@]}")")
@@ -55,6 +57,11 @@ for ((i = 0; i < RUNS; i++)); do
   [ "$(gw_rule_count)" = "${#RING[@]}" ] || fail "natpmpc made $(gw_rule_count) of ${#RING[@]} mappings"
   clean natpmp
   nk_pcp+=("$(time_ms "$NK" --once --protocol pcp)"); clean pcp
+  if [ -n "${LAB_REFLECTOR:-}" ]; then
+    nk_verified_reflector+=("$(time_ms "$NK" --once --reflector "$REFLECTOR")"); clean pcp
+    nk_verified_stun+=("$(time_ms "$NK" --once --stun "$STUN" --no-default-profile --map udp:7076-7077 \
+      --map udp:9078-9079 --map udp:15063-15064 --map udp:16500-16599)"); clean pcp
+  fi
 done
 
 {
@@ -63,6 +70,10 @@ done
   stats "natkeeper-once-natpmp" "${nk_natpmp[@]}"
   stats "natpmpc-x108" "${ref_natpmpc[@]}"
   stats "natkeeper-once-pcp" "${nk_pcp[@]}"
+  if [ -n "${LAB_REFLECTOR:-}" ]; then
+    stats "once+verify(reflector)" "${nk_verified_reflector[@]}"
+    stats "once+verify(stun,106udp)" "${nk_verified_stun[@]}"
+  fi
 } | awk -v runs="$RUNS" 'BEGIN { printf "%-24s %10s %10s %10s   (ms, %d runs, 108 mappings)\n", "", "median", "min", "max", runs }
   { printf "%-24s %10.1f %10.1f %10.1f\n", $1, $2, $3, $4; med[$1] = $2 }
   END {
