@@ -6,21 +6,14 @@
 
 #include <algorithm>
 
+#include "mappers/byte_order.hpp"
+
 namespace natkeeper::reflector {
 namespace {
 
 namespace ip = boost::asio::ip;
-
-// Every read and write goes through these, with offsets the caller has
-// already checked against the buffer's size.
-void put16(std::span<std::uint8_t> out, std::size_t at, std::uint16_t value) noexcept {
-  out[at] = static_cast<std::uint8_t>(value >> 8);
-  out[at + 1] = static_cast<std::uint8_t>(value);
-}
-
-std::uint16_t get16(std::span<const std::uint8_t> in, std::size_t at) noexcept {
-  return static_cast<std::uint16_t>((in[at] << 8) | in[at + 1]);
-}
+using wire::get16;
+using wire::put16;
 
 template <std::size_t N>
 void put_bytes(std::span<std::uint8_t> out, std::size_t at, const std::array<std::uint8_t, N>& bytes) noexcept {

@@ -1,5 +1,7 @@
 #include "mappers/natpmp/natpmp_codec.hpp"
 
+#include "mappers/byte_order.hpp"
+
 namespace natkeeper::natpmp {
 namespace {
 
@@ -12,15 +14,6 @@ constexpr std::size_t kAddressOffset = 8;        // 32 bits, public address repl
 constexpr std::size_t kInternalPortOffset = 8;   // 16 bits, mapping replies
 constexpr std::size_t kExternalPortOffset = 10;  // 16 bits
 constexpr std::size_t kLifetimeOffset = 12;      // 32 bits
-
-std::uint16_t read16(std::span<const std::uint8_t> bytes, std::size_t offset) {
-  return static_cast<std::uint16_t>((bytes[offset] << 8) | bytes[offset + 1]);
-}
-
-std::uint32_t read32(std::span<const std::uint8_t> bytes, std::size_t offset) {
-  return (std::uint32_t{bytes[offset]} << 24) | (std::uint32_t{bytes[offset + 1]} << 16) |
-         (std::uint32_t{bytes[offset + 2]} << 8) | std::uint32_t{bytes[offset + 3]};
-}
 
 Decoded reject(Invalid why) { return Decoded{std::nullopt, why}; }
 
@@ -53,18 +46,18 @@ Decoded decode_reply(std::span<const std::uint8_t> datagram, const Expected& exp
 
   Reply reply;
   reply.opcode = expected.opcode;
-  reply.result_code = read16(datagram, kResultOffset);
-  reply.epoch = read32(datagram, kEpochOffset);
+  reply.result_code = wire::get16(datagram, kResultOffset);
+  reply.epoch = wire::get32(datagram, kEpochOffset);
   if (expected.opcode == Opcode::public_address) {
     if (reply.result_code == 0)
-      reply.external_address = boost::asio::ip::address_v4(read32(datagram, kAddressOffset));
+      reply.external_address = boost::asio::ip::address_v4(wire::get32(datagram, kAddressOffset));
     return Decoded{reply, {}};
   }
 
-  reply.internal_port = read16(datagram, kInternalPortOffset);
+  reply.internal_port = wire::get16(datagram, kInternalPortOffset);
   if (reply.internal_port != expected.internal_port) return reject(Invalid::internal_port);
-  reply.external_port = read16(datagram, kExternalPortOffset);
-  reply.lifetime = read32(datagram, kLifetimeOffset);
+  reply.external_port = wire::get16(datagram, kExternalPortOffset);
+  reply.lifetime = wire::get32(datagram, kLifetimeOffset);
   if (reply.result_code == 0) {
     const bool creation_ok = reply.lifetime != 0 && reply.external_port != 0;
     if (expected.deletion ? reply.lifetime != 0 : !creation_ok) return reject(Invalid::inconsistent);

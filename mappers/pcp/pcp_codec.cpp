@@ -1,36 +1,21 @@
 #include "mappers/pcp/pcp_codec.hpp"
 
+#include "mappers/byte_order.hpp"
+
 #include <algorithm>
 
 namespace natkeeper::pcp {
 namespace {
 
 namespace ip = boost::asio::ip;
-
-// All reads and writes go through these, with offsets the caller has already
-// checked against the buffer size.
-void put16(std::span<std::uint8_t> out, std::size_t at, std::uint16_t value) noexcept {
-  out[at] = static_cast<std::uint8_t>(value >> 8);
-  out[at + 1] = static_cast<std::uint8_t>(value);
-}
-
-void put32(std::span<std::uint8_t> out, std::size_t at, std::uint32_t value) noexcept {
-  for (std::size_t i = 0; i < 4; ++i) out[at + i] = static_cast<std::uint8_t>(value >> (24 - 8 * i));
-}
+using wire::get16;
+using wire::get32;
+using wire::put16;
+using wire::put32;
 
 void put_address(std::span<std::uint8_t> out, std::size_t at, const ip::address_v4& address) noexcept {
   const auto bytes = to_v4_mapped(address).to_bytes();
   std::copy(bytes.begin(), bytes.end(), out.begin() + static_cast<std::ptrdiff_t>(at));
-}
-
-std::uint16_t get16(std::span<const std::uint8_t> in, std::size_t at) noexcept {
-  return static_cast<std::uint16_t>((in[at] << 8) | in[at + 1]);
-}
-
-std::uint32_t get32(std::span<const std::uint8_t> in, std::size_t at) noexcept {
-  std::uint32_t value = 0;
-  for (std::size_t i = 0; i < 4; ++i) value = (value << 8) | in[at + i];
-  return value;
 }
 
 ip::address_v6 get_address(std::span<const std::uint8_t> in, std::size_t at) noexcept {

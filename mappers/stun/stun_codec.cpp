@@ -1,18 +1,11 @@
 #include "mappers/stun/stun_codec.hpp"
 
+#include "mappers/byte_order.hpp"
+
 namespace natkeeper::stun {
 namespace {
 
 using Bytes = std::span<const std::uint8_t>;
-
-std::uint16_t read16(Bytes b, std::size_t at) {
-  return static_cast<std::uint16_t>(b[at] << 8 | b[at + 1]);
-}
-
-std::uint32_t read32(Bytes b, std::size_t at) {
-  return static_cast<std::uint32_t>(b[at]) << 24 | static_cast<std::uint32_t>(b[at + 1]) << 16 |
-         static_cast<std::uint32_t>(b[at + 2]) << 8 | b[at + 3];
-}
 
 void put16(std::vector<std::uint8_t>& out, std::uint16_t v) {
   out.push_back(static_cast<std::uint8_t>(v >> 8));
@@ -32,10 +25,10 @@ constexpr std::uint8_t kFamilyIpv6 = 0x02;
 std::optional<boost::asio::ip::udp::endpoint> read_address(Bytes value, bool xored, const TransactionId& id) {
   if (value.size() < 4) return std::nullopt;
   const auto family = value[1];
-  std::uint16_t port = read16(value, 2);
+  std::uint16_t port = wire::get16(value, 2);
   if (xored) port ^= static_cast<std::uint16_t>(kMagicCookie >> 16);
   if (family == kFamilyIpv4 && value.size() == 8) {
-    std::uint32_t address = read32(value, 4);
+    std::uint32_t address = wire::get32(value, 4);
     if (xored) address ^= kMagicCookie;
     return boost::asio::ip::udp::endpoint(boost::asio::ip::address_v4(address), port);
   }
@@ -80,12 +73,12 @@ boost::system::result<BindingResponse, DecodeError> decode_binding_response(Byte
   if (datagram.size() < kHeaderSize) return DecodeError::too_short;
   if (datagram.size() > kMaxMessageSize) return DecodeError::too_long;
   // The two top bits of every STUN message are zero, and the cookie is fixed.
-  if ((datagram[0] & 0xc0) != 0 || read32(datagram, header::kCookie) != kMagicCookie) return DecodeError::not_stun;
-  const auto length = read16(datagram, header::kLength);
+  if ((datagram[0] & 0xc0) != 0 || wire::get32(datagram, header::kCookie) != kMagicCookie) return DecodeError::not_stun;
+  const auto length = wire::get16(datagram, header::kLength);
   if (length % 4 != 0) return DecodeError::not_stun;
   if (length != datagram.size() - kHeaderSize) return DecodeError::bad_length;
   BindingResponse response;
-  const auto type = read16(datagram, header::kType);
+  const auto type = wire::get16(datagram, header::kType);
   if (type == static_cast<std::uint16_t>(MessageType::binding_success)) response.type = MessageType::binding_success;
   else if (type == static_cast<std::uint16_t>(MessageType::binding_error)) response.type = MessageType::binding_error;
   else return DecodeError::not_a_response;
@@ -95,8 +88,8 @@ boost::system::result<BindingResponse, DecodeError> decode_binding_response(Byte
   std::size_t at = kHeaderSize;
   while (at < datagram.size()) {
     if (datagram.size() - at < 4) return DecodeError::bad_attribute;
-    const auto attribute = read16(datagram, at);
-    const auto value_length = read16(datagram, at + 2);
+    const auto attribute = wire::get16(datagram, at);
+    const auto value_length = wire::get16(datagram, at + 2);
     const auto padded = (static_cast<std::size_t>(value_length) + 3) & ~std::size_t{3};
     if (datagram.size() - at - 4 < padded) return DecodeError::bad_attribute;
     const auto value = datagram.subspan(at + 4, value_length);

@@ -4,41 +4,14 @@
 #include <vector>
 
 #include "mappers/natpmp/natpmp_codec.hpp"
+#include "natpmp_replies.hpp"
 
 using namespace natkeeper;
 using namespace natkeeper::natpmp;
 
 namespace {
 
-using Bytes = std::vector<std::uint8_t>;
-
-void put16(Bytes& b, std::uint16_t v) {
-  b.push_back(static_cast<std::uint8_t>(v >> 8));
-  b.push_back(static_cast<std::uint8_t>(v));
-}
-void put32(Bytes& b, std::uint32_t v) {
-  put16(b, static_cast<std::uint16_t>(v >> 16));
-  put16(b, static_cast<std::uint16_t>(v));
-}
-
-Bytes address_reply(std::uint16_t result, std::uint32_t epoch, std::uint32_t address) {
-  Bytes b{0, 128};
-  put16(b, result);
-  put32(b, epoch);
-  put32(b, address);
-  return b;
-}
-
-Bytes mapping_reply(std::uint8_t opcode, std::uint16_t result, std::uint32_t epoch, std::uint16_t internal,
-                    std::uint16_t external, std::uint32_t lifetime) {
-  Bytes b{0, opcode};
-  put16(b, result);
-  put32(b, epoch);
-  put16(b, internal);
-  put16(b, external);
-  put32(b, lifetime);
-  return b;
-}
+using namespace natpmp_replies;
 
 constexpr Expected kAddress{Opcode::public_address, 0, false};
 constexpr Expected kUdp7076{Opcode::map_udp, 7076, false};

@@ -23,6 +23,7 @@
 #include "mappers/errors.hpp"
 #include "mappers/natpmp/natpmp_codec.hpp"
 #include "mappers/natpmp/natpmp_mapper.hpp"
+#include "natpmp_replies.hpp"
 
 using namespace natkeeper;
 using namespace natkeeper::natpmp;
@@ -33,37 +34,10 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-using Bytes = std::vector<std::uint8_t>;
+using namespace natpmp_replies;
 
-void put16(Bytes& b, std::uint16_t v) {
-  b.push_back(static_cast<std::uint8_t>(v >> 8));
-  b.push_back(static_cast<std::uint8_t>(v));
-}
-void put32(Bytes& b, std::uint32_t v) {
-  put16(b, static_cast<std::uint16_t>(v >> 16));
-  put16(b, static_cast<std::uint16_t>(v));
-}
 std::uint16_t get16(const Bytes& b, std::size_t at) {
   return static_cast<std::uint16_t>((b[at] << 8) | b[at + 1]);
-}
-
-Bytes address_reply(std::uint16_t result, std::uint32_t epoch, std::uint32_t address = 0xCB007101) {
-  Bytes b{0, 128};
-  put16(b, result);
-  put32(b, epoch);
-  put32(b, address);
-  return b;
-}
-
-Bytes mapping_reply(std::uint8_t opcode, std::uint16_t result, std::uint32_t epoch, std::uint16_t internal,
-                    std::uint16_t external, std::uint32_t lifetime) {
-  Bytes b{0, opcode};
-  put16(b, result);
-  put32(b, epoch);
-  put16(b, internal);
-  put16(b, external);
-  put32(b, lifetime);
-  return b;
 }
 
 // A request as the fake gateway received it.
