@@ -197,6 +197,8 @@ asio::awaitable<int> once(const Session& session) {
   auto report = make_report(gateway_report(path, found, external_ip), nat_of(external_ip),
                             to_string(found.method), outcomes);
   co_await verify_report(session, path, report, external_ip);
+  if (const auto dropped = found.mapper->dropped(); dropped > 0)
+    log::info("{} datagrams that were no valid answer from the gateway were dropped", dropped);
   if (session.json) fmt::print("{}\n", to_json(report).dump(2));
   else fmt::print("{}", to_text(report));
   const auto failed = report.mappings.size() - report.active();

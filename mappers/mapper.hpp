@@ -54,6 +54,10 @@ class Mapper {
   // epoch, RFC 6886 §3.6 and RFC 6887 §8.5): all of them must be made again.
   // UPnP has no such signal.
   virtual bool take_gateway_lost_state() { return false; }
+  // Datagrams that reached this mapper's sockets and were discarded as
+  // malformed, unexpected or not matching a request (a rogue LAN device, or
+  // stale replies). UPnP's HTTP has no such datagrams.
+  virtual std::uint64_t dropped() const { return 0; }
 };
 
 }  // namespace natkeeper

@@ -91,7 +91,7 @@ class NatpmpMapper final : public Mapper {
   // Datagrams that reached a socket and were discarded: wrong length, version,
   // opcode, port, or stale replies to an earlier request. (Datagrams from any
   // source other than gateway:5351 never arrive: the sockets are connected.)
-  std::uint64_t dropped() const { return dropped_; }
+  std::uint64_t dropped() const override { return dropped_; }
   // True once after a reply's epoch showed the gateway lost its mappings
   // (RFC 6886 §3.6): every mapping must be requested again.
   bool take_gateway_lost_state() override;

@@ -40,7 +40,7 @@ class PcpMapper final : public Mapper {
   asio::awaitable<Result<AnnounceAnswer>> announce();
 
   bool take_gateway_lost_state() override { return client_.take_server_lost_state(); }
-  std::uint64_t dropped() const { return client_.dropped_total(); }
+  std::uint64_t dropped() const override { return client_.dropped_total(); }
 
  private:
   struct Waiter;
