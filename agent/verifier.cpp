@@ -28,9 +28,9 @@ constexpr auto kToken = asio::as_tuple(asio::use_awaitable);
 // A rate-limited reflector is asked again after this pause.
 constexpr auto kRateLimitPause = 300ms;
 // natkeeper-reflector allows 100 requests a second per source with a burst of
-// 200 by default; staying at 80 with a burst of 40 leaves room for retries.
-constexpr auto kReflectorRequestInterval = std::chrono::microseconds(12'500);
-constexpr int kReflectorBurst = 40;
+// 200 by default; staying at 90 with a burst of 150 leaves room for retries.
+constexpr auto kReflectorRequestInterval = std::chrono::microseconds(11'111);
+constexpr int kReflectorBurst = 150;
 
 template <std::size_t N>
 std::array<std::uint8_t, N> random_bytes() {
