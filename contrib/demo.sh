@@ -21,8 +21,8 @@ LAB_REFLECTOR=$build/agent/natkeeper-reflector
 lab_begin
 
 echo
-echo "\$ natkeeper --discover        (on the LAN host)"
-in_lan "$NK" --discover
+echo "\$ natkeeper --discover --reflector $REFLECTOR        (on the LAN host)"
+in_lan "$NK" --discover --reflector "$REFLECTOR"
 echo
 echo "\$ natkeeper --once --reflector $REFLECTOR            (on the LAN host)"
 in_lan "$NK" --once --reflector "$REFLECTOR"; rc=$?
