@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test_verify.sh NATKEEPER REFLECTOR - every mapping of the default profile is proven from
 # outside: through natkeeper-reflector (UDP and TCP) and through coturn (RFC 5780 STUN,
-# UDP); the NAT is diagnosed as single. Then mappings the gateway grants but does not
-# forward (its filter drops them) are reported unreachable, with exit status 1.
+# UDP); the NAT is diagnosed as single. A port the application holds stays "mapped" with
+# that reason. Then mappings the gateway grants but does not forward (its filter drops
+# them) are reported unreachable, with exit status 1.
 # Exit 0 pass, 1 fail, 77 skip (not root).
 . "$(dirname "$0")/lib.sh"
 e2e_init "$1"
@@ -40,6 +41,25 @@ check(all(m["state"] == "mapped" and "reflector" in m["verification"]["note"] fo
       "TCP mappings stay mapped, saying they need a reflector")
 check(doc["nat"] == "single", "nat is single (%r)" % doc["nat"])
 ' || fail "verification through STUN"
+
+# The application already holds an internal port: the probe cannot be observed there,
+# and natkeeper says so instead of calling the mapping unreachable.
+ip netns exec "$LAB_NS_LAN" "$PYTHON" -c 'import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.77.0.2", 7077))
+time.sleep(20)' &
+holder=$!  # ip netns exec execs python: this is its PID
+for _ in $(seq 50); do in_lan ss -Hlun sport = :7077 | grep -q . && break; sleep 0.05; done
+nk_run busy --once --no-default-profile --map udp:7076-7077 --stun "$STUN" --json
+kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
+assert_rc 0
+json_check "$NK_OUT" '
+by_port = {m["internal_port"]: m for m in maps}
+check(by_port[7076]["state"] == "verified", "udp 7076 verified (%s)" % by_port[7076]["state"])
+busy = by_port[7077]
+check(busy["state"] == "mapped" and "in use" in (busy["verification"]["note"] or ""),
+      "udp 7077, held by another program, stays mapped and says so (%s: %s)" % (busy["state"], busy["verification"]["note"]))
+' || fail "a port held by the application"
 
 # A router that grants mappings but does not forward some of them: its filter drops
 # what the mapping would let in (miniupnpd itself may restore a deleted DNAT rule).
