@@ -106,10 +106,6 @@ GatewayReport gateway_report(const GatewayPath& path, const FoundProtocol& found
           found.detail, external_ip ? std::optional(external_ip->to_string()) : std::nullopt};
 }
 
-NatKind nat_of(std::optional<asio::ip::address> external_ip) {
-  return external_ip ? classify_external_address(*external_ip) : NatKind::unknown;
-}
-
 // Resolves HOST:PORT (a name or an address) to an IPv4 endpoint.
 Result<asio::ip::udp::endpoint> resolve(const std::string& host_and_port) {
   const auto colon = host_and_port.rfind(':');
@@ -194,7 +190,7 @@ asio::awaitable<int> once(const Session& session) {
   auto external_ip = known_external_ip(found);
   for (const auto& outcome : outcomes)
     if (!external_ip && outcome.mapping) external_ip = outcome.mapping->external_ip;
-  auto report = make_report(gateway_report(path, found, external_ip), nat_of(external_ip),
+  auto report = make_report(gateway_report(path, found, external_ip), diagnose_nat(external_ip, std::nullopt),
                             to_string(found.method), outcomes);
   co_await verify_report(session, path, report, external_ip);
   if (const auto dropped = found.mapper->dropped(); dropped > 0)
@@ -267,7 +263,7 @@ asio::awaitable<int> discover_command(const Session& session) {
       protocols.push_back({{"method", to_string(found.method)},
                            {"detail", found.detail},
                            {"external_ip", ip ? nlohmann::json(ip->to_string()) : nlohmann::json(nullptr)},
-                           {"external_ip_kind", to_string(nat_of(ip))},
+                           {"external_ip_kind", to_string(diagnose_nat(ip, std::nullopt))},
                            {"answer_ms", std::chrono::duration<double, std::milli>(found.answer_time).count()}});
     }
     for (const auto& failure : discovery.failed)
@@ -290,7 +286,7 @@ asio::awaitable<int> discover_command(const Session& session) {
     for (const auto& found : discovery.found) {
       const auto ip = known_external_ip(found);
       std::string address = ip ? ip->to_string() : "unknown";
-      if (const auto kind = nat_of(ip); kind == NatKind::double_nat) address += " (private: double NAT)";
+      if (const auto kind = diagnose_nat(ip, std::nullopt); kind == NatKind::double_nat) address += " (private: double NAT)";
       else if (kind == NatKind::cgnat) address += " (100.64.0.0/10: carrier-grade NAT)";
       fmt::print("  {:<9} answered in {:>7.2f} ms, external address {}, {}\n", display_name(found.method),
                  std::chrono::duration<double, std::milli>(found.answer_time).count(), address, found.detail);

@@ -120,15 +120,9 @@ asio::awaitable<void> Verifier::prepare() {
     for (int attempt = 0; attempt < options_.attempts && !reflector_answers_; ++attempt) {
       auto control = open_udp(executor, local_address_, 0);
       if (!control) break;
-      const auto token = random_bytes<reflector::kTokenSize>();
-      const auto request = reflector::encode_request({token, Transport::udp, 9, {}}, options_.reflector_key);
-      boost::system::error_code ignored;
-      control->send_to(asio::buffer(request), *options_.reflector, 0, ignored);
-      std::array<std::uint8_t, reflector::request::kMaxSize> buffer{};
-      const auto size = co_await receive_within(*control, buffer, options_.wait_per_attempt);
-      if (!size) continue;
-      const auto reply = reflector::decode_reply(std::span<const std::uint8_t>(buffer.data(), *size));
-      if (!reply || reply->token != token) continue;
+      const reflector::RequestFields fields{random_bytes<reflector::kTokenSize>(), Transport::udp, 9, {}};
+      const auto reply = co_await ask_reflector(*control, fields);
+      if (!reply) continue;
       reflector_answers_ = true;
       observer_ = Observer{"reflector", reply->observed.address};
     }
@@ -212,16 +206,9 @@ asio::awaitable<Verification> Verifier::verify_with_reflector(const Mapping& map
     auto sent = Clock::now();  // of the request that makes the reflector probe
     std::optional<reflector::Reply> reply;
     for (int step = 0; step < 2; ++step) {  // the cookie exchange, then the request proper
-      co_await pace_reflector_request();
-      const auto request = reflector::encode_request(fields, options_.reflector_key);
-      boost::system::error_code ignored;
       sent = Clock::now();
-      control->send_to(asio::buffer(request), *options_.reflector, 0, ignored);
-      std::array<std::uint8_t, reflector::request::kMaxSize> buffer{};
-      const auto size = co_await receive_within(*control, buffer, options_.wait_per_attempt);
-      if (!size) break;
-      auto decoded = reflector::decode_reply(std::span<const std::uint8_t>(buffer.data(), *size));
-      if (!decoded || decoded->token != token) break;
+      auto decoded = co_await ask_reflector(*control, fields);
+      if (!decoded) break;
       if (decoded->type == reflector::MessageType::cookie) {
         fields.cookie = decoded->cookie;
         continue;
@@ -279,6 +266,20 @@ asio::awaitable<void> Verifier::pace_reflector_request() {
   if (slot <= now) co_return;
   asio::steady_timer wait(co_await asio::this_coro::executor, slot);
   co_await wait.async_wait(kToken);
+}
+
+asio::awaitable<std::optional<reflector::Reply>> Verifier::ask_reflector(udp::socket& control,
+                                                                         const reflector::RequestFields& fields) {
+  co_await pace_reflector_request();
+  const auto request = reflector::encode_request(fields, options_.reflector_key);
+  boost::system::error_code ignored;
+  control.send_to(asio::buffer(request), *options_.reflector, 0, ignored);
+  std::array<std::uint8_t, reflector::request::kMaxSize> buffer{};
+  const auto size = co_await receive_within(control, buffer, options_.wait_per_attempt);
+  if (!size) co_return std::nullopt;
+  auto reply = reflector::decode_reply(std::span<const std::uint8_t>(buffer.data(), *size));
+  if (!reply || reply->token != fields.token) co_return std::nullopt;
+  co_return *reply;
 }
 
 asio::awaitable<Verification> Verifier::verify_with_stun(const Mapping& mapping) {

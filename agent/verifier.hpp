@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/reflector/protocol.hpp"
 #include "agent/report.hpp"
 #include "mappers/mapper.hpp"
 
@@ -54,6 +55,9 @@ class Verifier {
   // it drops what comes faster, and all of this host's requests share its
   // public address.
   asio::awaitable<void> pace_reflector_request();
+  // Sends one request from `control` (paced) and awaits the reply with its token.
+  asio::awaitable<std::optional<reflector::Reply>> ask_reflector(asio::ip::udp::socket& control,
+                                                                 const reflector::RequestFields& fields);
 
   asio::ip::address_v4 local_address_;
   VerifyOptions options_;
