@@ -34,6 +34,18 @@
 #        lab.sh reflector-stop
 #        lab.sh drop-dnat udp|tcp PORT   delete the DNAT rule for external PORT and its filter
 #                  accept rule from gw's nftables behind miniupnpd's back (by rule handle)
+#        lab.sh gw-reboot [--kill]   a reboot that loses the gateway's state: gw-stop, gw-start
+#        lab.sh gw-stop [--kill] [--drop]   stop miniupnpd (SIGTERM: it sends ssdp:byebye;
+#                  --kill: SIGKILL, a power cut), flush its nftables chains, delete its lease
+#                  file; --drop: until gw-start the gateway also drops all it receives
+#                  (requests time out instead of ICMP port unreachable, nothing is routed)
+#        lab.sh gw-start   start miniupnpd (again); logs how long the gateway was down
+#                  (also in $LAB_STATE/gw-down-ms)
+#        lab.sh gw-wan-address ADDR[/LEN]   renumber gw's wan0 (default /24) as a DHCP client
+#                  does (old address off, new one on, routes fixed on both sides); miniupnpd
+#                  notices by itself; returns once it has re-checked the address by STUN
+#        lab.sh gw-announce   SIGUSR1 to miniupnpd: STUN check again, one NAT-PMP notice
+#                  and one PCP ANNOUNCE, epoch back to 0
 #        lab.sh reap-after PID   (internal: tear the lab down once process PID is gone; see lib.sh)
 #
 # Environment:
@@ -429,6 +441,163 @@ cmd_drop_dnat() {
   log "drop-dnat: $proto $port: deleted $(grep -c . <<<"$batch") rule(s) behind miniupnpd's back"
 }
 
+# ---- gateway faults: reboot, outage, WAN renumbering ------------------------------------
+# What miniupnpd 2.3.1 sends on lan0 (measured here), all from 10.77.0.1:
+#   start      one PCP ANNOUNCE (24 bytes: version 2, opcode 0x80, result 0, lifetime 0,
+#              epoch 0) from :5351 to 224.0.0.1:5350 - no NAT-PMP notice; ssdp:alive for
+#              its 13 NTs, twice 250 ms apart, then every notify_interval, from an ephemeral
+#              port (new at each start), BOOTID.UPNP.ORG = its start time in Unix seconds,
+#              CONFIGID.UPNP.ORG 1337
+#   SIGTERM    ssdp:byebye for the 13 NTs (old BOOTID); its rules and lease file stay, and
+#              a restart reloads them (hence the flush below). SIGKILL: nothing.
+#   wan0 address added/removed (its netlink watcher) or SIGUSR1: the STUN check again
+#              (blocking: 3 x 3 s without an answer), then one NAT-PMP notice (12 bytes,
+#              opcode 128, the address STUN found) and one PCP ANNOUNCE, from :5351 to
+#              224.0.0.1:5350, and the epoch (NAT-PMP and PCP share it) restarts at 0.
+#              Nothing is repeated; no SSDP message; BOOTID unchanged.
+readonly GW_OFF_TABLE=lab_gw_off
+# gw_log_has FROM REGEX: miniupnpd's log from byte FROM on has a line matching REGEX
+gw_log_has() { grep -qE -- "$2" < <(tail -c "+$1" "$STATE/miniupnpd.log" 2>/dev/null); }
+gw_log_end() { echo $(($(stat -c %s "$STATE/miniupnpd.log" 2>/dev/null || echo 0) + 1)); }
+
+cmd_gw_stop() {
+  local sig=TERM drop=0 a
+  for a in "$@"; do
+    case "$a" in --kill) sig=KILL ;; --drop) drop=1 ;; *) die "gw-stop: unknown option '$a'" ;; esac
+  done
+  ns_exists "$NS_GW" || die "namespace $NS_GW does not exist (run up)"
+  # the outage starts now, unless the gateway is already down
+  [ -e "$STATE/gw-down-since" ] || now_us >"$STATE/gw-down-since"
+  stop_pid miniupnpd "$STATE/miniupnpd.pid" "$sig"
+  # what a reboot loses: the chains are in gw.nft and stay, their rules go
+  nsx "$NS_GW" nft -f - <<'EOF' || die "gw-stop: cannot flush miniupnpd's chains"
+flush chain inet filter miniupnpd
+flush chain inet filter prerouting_miniupnpd
+flush chain inet filter postrouting_miniupnpd
+EOF
+  rm -f "$STATE/upnp.leases"
+  if [ "$drop" = 1 ]; then
+    # a gateway that is off: no answer (not even ICMP) and no routing, either side
+    nsx "$NS_GW" nft -f - <<EOF || die "gw-stop: cannot add table $GW_OFF_TABLE"
+table inet $GW_OFF_TABLE {
+  chain input { type filter hook input priority -50; policy accept; iifname { "lan0", "wan0" } drop; }
+  chain forward { type filter hook forward priority -50; policy accept; iifname { "lan0", "wan0" } drop; }
+}
+EOF
+  fi
+  log "gw-stop: miniupnpd stopped (SIG$sig), its rules and lease file deleted$([ "$drop" = 0 ] || echo ', gateway drops everything')"
+}
+
+cmd_gw_start() {
+  local since ms
+  ns_exists "$NS_GW" || die "namespace $NS_GW does not exist (run up)"
+  if nsx "$NS_GW" nft list table inet "$GW_OFF_TABLE" >/dev/null 2>&1; then
+    nsx "$NS_GW" nft delete table inet "$GW_OFF_TABLE" || die "gw-start: cannot delete table $GW_OFF_TABLE"
+  fi
+  start_miniupnpd || return 1
+  since=$(cat "$STATE/gw-down-since" 2>/dev/null) || { log "gw-start: miniupnpd runs"; return 0; }
+  ms=$((($(now_us) - since) / 1000))
+  echo "$ms" >"$STATE/gw-down-ms"
+  rm -f "$STATE/gw-down-since"
+  log "gw-start: miniupnpd answers again; the gateway was down for $ms ms"
+}
+
+cmd_gw_reboot() {
+  [ "${1:-}" = --kill ] || [ $# -eq 0 ] || die "gw-reboot: unknown option '$1'"
+  cmd_gw_stop "$@" && cmd_gw_start
+}
+
+# gw_await_stun FROM WHAT: wait (at most 15 s: a STUN check without answer takes 9 s) for
+# miniupnpd to finish the STUN check it started after log byte FROM; 1 if it failed
+gw_await_stun() {
+  local from=$1 what=$2 pid end='Port forwarding is now (en|dis)abled|STUN: \.\.\. done|Performing STUN failed|Cannot get IP address for ext'
+  pid=$(cat "$STATE/miniupnpd.pid")
+  if ! wait_until 15 "$pid" gw_log_has "$from" "$end"; then
+    log "$what: miniupnpd logged no end of a STUN check within 15 s"; return 1
+  fi
+  if gw_log_has "$from" 'Port forwarding is now disabled|Performing STUN failed|Cannot get IP address for ext'; then
+    tail -c "+$from" "$STATE/miniupnpd.log" | grep -E 'STUN|Port forwarding' | tail -n 5 >&2
+    log "$what: miniupnpd's STUN check failed: it refuses mappings and reports a stale address"
+    return 1
+  fi
+}
+
+cmd_gw_announce() {
+  local from t0
+  pid_alive miniupnpd "$STATE/miniupnpd.pid" || die "gw-announce: miniupnpd is not running"
+  from=$(gw_log_end) t0=$(now_us)
+  kill -USR1 "$(cat "$STATE/miniupnpd.pid")"
+  gw_await_stun "$from" gw-announce || return 1
+  log "gw-announce: miniupnpd re-checked its address and announced it ($((($(now_us) - t0) / 1000)) ms)"
+}
+
+ip_int() { local IFS=. o; read -r -a o <<<"$1"; echo $(((10#${o[0]} << 24) | (10#${o[1]} << 16) | (10#${o[2]} << 8) | 10#${o[3]})); }
+in_net() { [ $(($(ip_int "$1") >> (32 - $3))) = $(($(ip_int "$2") >> (32 - $3))) ]; }   # addr net len
+
+# cmd_gw_wan_address ADDR[/LEN]: old address off, new one on (as dhclient-script does), in
+# two steps miniupnpd sees apart: first it has no address (it reports the old one, as the
+# STUN result it keeps, and refuses mappings), then it checks the new one by STUN. Where
+# the new address is outside the link's /24, on-link routes connect both sides.
+cmd_gw_wan_address() {
+  local spec=${1:-} addr len o peer_ns peer_dev peer_addr old from t0 t1 running=0 pid
+  [[ $spec =~ ^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})(/([0-9]{1,2}))?$ ]] ||
+    die "gw-wan-address: want an IPv4 ADDR[/LEN], got '$spec'"
+  for o in 1 2 3 4; do [ $((10#${BASH_REMATCH[$o]})) -le 255 ] || die "gw-wan-address: bad address '$spec'"; done
+  addr=$((10#${BASH_REMATCH[1]})).$((10#${BASH_REMATCH[2]})).$((10#${BASH_REMATCH[3]})).$((10#${BASH_REMATCH[4]}))
+  len=$((10#${BASH_REMATCH[6]:-24}))
+  if [ "$len" -lt 8 ] || [ "$len" -gt 30 ]; then die "gw-wan-address: prefix length must be 8-30"; fi
+  o=${addr%%.*}
+  if [ "$o" = 0 ] || [ "$o" = 127 ] || [ "$o" -ge 224 ]; then die "gw-wan-address: '$addr' is no unicast host address"; fi
+  in_net "$addr" "$LAN_GW" 24 && die "gw-wan-address: '$addr' is in the lan's 10.77.0.0/24"
+  if [ "$TOPOLOGY" = single ]; then
+    peer_ns=$NS_WAN peer_dev=eth0 peer_addr=$WAN_A
+    if [ "$addr" = "$WAN_A" ] || [ "$addr" = "$WAN_B" ]; then die "gw-wan-address: $addr is ns wan's"; fi
+  else
+    peer_ns=$NS_ISP peer_dev=cpe0 peer_addr=$ISP_A
+    if [ "$addr" = "$ISP_A" ] || [ "$addr" = "$ISP_B" ] || in_net "$addr" "$WAN_GW" 24; then
+      die "gw-wan-address: $addr is taken in the ISP"
+    fi
+  fi
+  { ns_exists "$NS_GW" && ns_exists "$peer_ns"; } || die "the lab is not up"
+  old=$(nsx "$NS_GW" ip -4 -o addr show dev wan0 | awk '{print $4}' | paste -sd ' ')
+  if [ "$old" = "$addr/$len" ]; then log "gw-wan-address: wan0 has $addr/$len already"; return 0; fi
+  pid_alive miniupnpd "$STATE/miniupnpd.pid" && running=1
+  from=$(gw_log_end) t0=$(now_us)
+  nsx "$NS_GW" ip addr flush dev wan0
+  # the other side forgets the old address's MAC: miniupnpd's DNAT rules match any
+  # destination arriving on wan0, so a stale entry would keep the old address forwarding
+  for o in $old; do
+    ip -n "$peer_ns" neigh flush to "${o%/*}" dev "$peer_dev" || log "gw-wan-address: cannot flush ${o%/*} from $peer_ns's neighbours"
+  done
+  # let miniupnpd handle the loss on its own (else both changes may reach it as one)
+  if [ "$running" = 1 ]; then
+    pid=$(cat "$STATE/miniupnpd.pid")
+    wait_until 5 "$pid" gw_log_has "$from" 'Cannot get IP address for ext' ||
+      log "gw-wan-address: miniupnpd did not log the loss of wan0's address within 5 s"
+  fi
+  # on-link routes of an earlier renumbering go; new ones if the address is off the /24
+  ip -n "$NS_GW" route flush proto static
+  ip -n "$peer_ns" route flush proto static
+  in_net "$addr" "$peer_addr" 24 || ip -n "$peer_ns" route replace "$addr/32" dev "$peer_dev" proto static
+  if ! in_net "$peer_addr" "$addr" "$len"; then
+    if [ "$TOPOLOGY" = single ]; then ip -n "$NS_GW" route replace "${peer_addr%.*}.0/24" dev wan0 proto static
+    else ip -n "$NS_GW" route replace default via "$ISP_A" dev wan0 onlink proto static; fi
+  fi
+  from=$(gw_log_end) t1=$(now_us)
+  nsx "$NS_GW" ip addr add "$addr/$len" dev wan0
+  # the default route went with the last address (double topology)
+  if [ "$TOPOLOGY" = double ] && in_net "$peer_addr" "$addr" "$len"; then
+    ip -n "$NS_GW" route replace default via "$ISP_A" dev wan0
+  fi
+  echo "$addr" >"$STATE/gw-wan-address"
+  if [ "$running" = 0 ]; then
+    log "gw-wan-address: wan0 ${old:-none} -> $addr/$len (miniupnpd not running: it checks it at its start)"
+    return 0
+  fi
+  gw_await_stun "$from" gw-wan-address || return 1
+  log "gw-wan-address: wan0 ${old:-none} -> $addr/$len; without address for $(((t1 - t0) / 1000)) ms, miniupnpd re-checked the new one in $((($(now_us) - t1) / 1000)) ms"
+}
+
 # ---- subcommands ---------------------------------------------------------------------
 is_up() {
   local ns
@@ -541,6 +710,7 @@ cmd_down() {
     ip netns del "$ns" 2>/dev/null || { nap 0.1; ip netns del "$ns"; } || log "cannot delete netns $ns"
   done
   rm -f "$STATE"/{miniupnpd.pid,miniupnpd.ownpid,coturn.pid,coturn.ownpid,coturn-isp.pid,coturn-isp.ownpid,topology} 2>/dev/null || true
+  rm -f "$STATE"/{gw-down-since,gw-wan-address} 2>/dev/null || true
   if [ -d "$STATE" ]; then log "down (logs kept in $STATE)"; else log "down"; fi
 }
 
@@ -630,6 +800,7 @@ lock() {
   flock -w 20 "$LOCK_FD" || die "another lab.sh holds $STATE/lock for over 20 s"
 }
 case "$cmd" in up | down | stop-gateway | start-gateway | restart-gateway | reflector-start | reflector-stop) lock ;; esac
+case "$cmd" in gw-reboot | gw-stop | gw-start | gw-wan-address | gw-announce) lock ;; esac
 # `up` builds $LAB_TOPOLOGY; everything else works on the topology the lab was built with
 # (read after taking the lock, so it is not read halfway through an `up`)
 if [ "$cmd" = up ]; then set_topology "${LAB_TOPOLOGY:-single}"; else set_topology "$(recorded_topology)"; fi
@@ -644,6 +815,11 @@ case "$cmd" in
   reflector-start) cmd_reflector_start "$@" ;;
   reflector-stop) cmd_reflector_stop ;;
   drop-dnat) cmd_drop_dnat "$@" ;;
+  gw-reboot) cmd_gw_reboot "$@" ;;
+  gw-stop) cmd_gw_stop "$@" ;;
+  gw-start) cmd_gw_start ;;
+  gw-wan-address) cmd_gw_wan_address "$@" ;;
+  gw-announce) cmd_gw_announce ;;
   reap-after) cmd_reap_after "${1:-}" ;;
   *) usage ;;
 esac

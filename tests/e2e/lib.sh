@@ -7,6 +7,8 @@
 #                            # (lab_begin double, or LAB_TOPOLOGY=double: CGNAT in front)
 #   nk_run once --once --json; assert_rc 0      # stdout in $NK_OUT, exit status in $NK_RC
 #   expect_reaches udp:7076 tcp:15063 || fail "..."
+#   nk_service_start -v; wait_log 10 'REGEX' || fail "..."   # natkeeper as a service
+#   gw_reboot; gw_wait_rule_count 108 20 || fail "..."       # faults of the gateway
 #   e2e_pass
 #
 # Conventions: every check prints one line ("ok: ..."); `fail MSG` prints MSG, the last
@@ -25,6 +27,7 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 TEST_NAME=$(basename "$0" .sh)
 NK_TIMEOUT=${NK_TIMEOUT:-60}      # seconds any single natkeeper run may take
+NK_SVC_TIMEOUT=${NK_SVC_TIMEOUT:-300}   # seconds natkeeper may run as a service
 E2E_CHECKS=0
 E2E_T0=${EPOCHREALTIME//[!0-9]/}
 
@@ -69,6 +72,16 @@ e2e_diagnostics() {
   if [ -n "${NK_LAST:-}" ]; then
     say "--- last natkeeper run: natkeeper ${NK_LAST_ARGS:-} (exit ${NK_RC:-?}, ${NK_MS:-?} ms)"
     for f in "$NK_OUT" "$NK_ERR"; do
+      [ -s "$f" ] || continue
+      say "--- ${f##*/} (last 40 lines, cut at 1500 columns)"
+      tail -n 40 "$f" | cut -c1-1500
+    done
+  fi
+  if [ -n "${NK_SVC_ERR:-}" ]; then
+    if nk_service_running; then f="running, pid $NK_SVC_PID"
+    else f="exit status $(cat "$_NK_SVC_RCFILE" 2>/dev/null || echo '?')"; fi
+    say "--- natkeeper service: natkeeper $NK_SVC_ARGS ($f)"
+    for f in "$NK_SVC_OUT" "$NK_SVC_ERR"; do
       [ -s "$f" ] || continue
       say "--- ${f##*/} (last 40 lines, cut at 1500 columns)"
       tail -n 40 "$f" | cut -c1-1500
@@ -182,6 +195,9 @@ lab_end() {
   local rc=${1:-$?} pid i
   trap - EXIT INT TERM
   if [ -n "${LAB_STATE:-}" ] && [ -d "$LAB_STATE" ]; then
+    # our processes in the lab first (`down` would end them too, less gently)
+    nk_service_stop 3 >/dev/null 2>&1
+    notices_stop
     "$LAB_SH" down >>"$LAB_STATE/down.log" 2>&1 || say "warning: lab down failed, see $LAB_STATE/down.log"
     # then stop the reaper (after `down`: should this shell be killed meanwhile, the
     # reaper still finishes the job); by PID, checking its comm
@@ -228,6 +244,151 @@ nk_run() {
   return 0
 }
 
+# ---- waiting ---------------------------------------------------------------------------
+# _secs_us SECONDS (N or N.N) -> microseconds
+_secs_us() {
+  local f
+  [[ $1 =~ ^([0-9]{1,5})(\.([0-9]{1,6}))?$ ]] || return 1
+  f=${BASH_REMATCH[3]}000000
+  echo $((10#${BASH_REMATCH[1]} * 1000000 + 10#${f:0:6}))
+}
+# wait_for SECONDS CMD...: run CMD (in this shell) every 50 ms until it succeeds; 1 once
+# SECONDS have passed (by the clock and by count). Prints nothing.
+wait_for() {
+  local us end i
+  us=$(_secs_us "$1") || fail "wait_for: bad SECONDS '$1'"
+  shift
+  end=$(($(now_us) + us))
+  for ((i = 0; i <= us / 50000 + 1; i++)); do
+    "$@" && return 0
+    [ "$(now_us)" -lt "$end" ] || return 1
+    sleep 0.05
+  done
+  return 1
+}
+# _find_after FILE MARK REGEX: the first line after line MARK of FILE that matches REGEX
+# (grep -E) -> _FOUND_LINE, _FOUND_AT (its line number)
+_find_after() {
+  local hit
+  hit=$(grep -nE -m1 -- "$3" < <(tail -n "+$(($2 + 1))" "$1" 2>/dev/null)) || return 1
+  _FOUND_AT=$(($2 + ${hit%%:*})) _FOUND_LINE=${hit#*:}
+}
+
+# ---- natkeeper as a long-running service, in the lan namespace --------------------------
+# nk_service_start ARGS...: start "$NK" ARGS in ns lan in the background under `timeout`
+# (NK_SVC_TIMEOUT, 300 s), as systemd would: STATE_DIRECTORY=$NK_STATE_DIR (kept from one
+# start to the next, like a StateDirectory) and RUNTIME_DIRECTORY=$NK_RUNTIME_DIR (emptied
+# at each start). stdout -> $NK_SVC_OUT, stderr -> $NK_SVC_ERR (nk-svc-N.out/.err in
+# $LAB_STATE, N counting the starts); NK_SVC_PID is natkeeper's own PID (signals go to it,
+# not to `timeout`). Returns 1 (NK_SVC_RC set) if natkeeper exits at once. The lab's
+# teardown stops it (SIGTERM, then SIGKILL after 3 s).
+nk_service_dirs() {   # create (once) and export NK_STATE_DIR NK_RUNTIME_DIR
+  NK_STATE_DIR=${NK_STATE_DIR:-$LAB_STATE/nk-state} NK_RUNTIME_DIR=${NK_RUNTIME_DIR:-$LAB_STATE/nk-runtime}
+  export NK_STATE_DIR NK_RUNTIME_DIR
+  mkdir -p "$NK_STATE_DIR" "$NK_RUNTIME_DIR" || fail "cannot create $NK_STATE_DIR / $NK_RUNTIME_DIR"
+}
+nk_service_start() {
+  local i wrap tpid npid comm c
+  [ -n "${NK:-}" ] || fail "nk_service_start: no natkeeper binary (e2e_init)"
+  [ -n "${LAB_NS_LAN:-}" ] || fail "nk_service_start: no lab (lab_begin)"
+  nk_service_running && fail "nk_service_start: natkeeper already runs (pid $NK_SVC_PID)"
+  NK_SVC_N=$((${NK_SVC_N:-0} + 1)) NK_SVC_ARGS="$*" NK_SVC_PID='' NK_SVC_RC='' NK_LOG_MARK=0
+  NK_SVC_OUT=$LAB_STATE/nk-svc-$NK_SVC_N.out NK_SVC_ERR=$LAB_STATE/nk-svc-$NK_SVC_N.err
+  _NK_SVC_RCFILE=$LAB_STATE/nk-svc-$NK_SVC_N.rc
+  nk_service_dirs
+  rm -rf -- "$NK_RUNTIME_DIR"
+  mkdir -m 0755 "$NK_RUNTIME_DIR" || fail "cannot create $NK_RUNTIME_DIR"
+  : >"$NK_SVC_OUT"; : >"$NK_SVC_ERR"
+  comm=${NK##*/}; comm=${comm:0:15}
+  # the subshell only records the exit status (timeout's: natkeeper's, 124 on timeout,
+  # 128+N after signal N); `timeout` gives natkeeper default dispositions for SIGINT/QUIT,
+  # which a background job of a script would otherwise ignore
+  (
+    export STATE_DIRECTORY=$NK_STATE_DIR RUNTIME_DIRECTORY=$NK_RUNTIME_DIR
+    timeout -k 2 "$NK_SVC_TIMEOUT" ip netns exec "$LAB_NS_LAN" "$NK" "$@" </dev/null >"$NK_SVC_OUT" 2>"$NK_SVC_ERR"
+    echo "$?" >"$_NK_SVC_RCFILE"
+  ) 2>/dev/null &
+  wrap=$!
+  disown "$wrap"
+  # natkeeper is timeout's child (`ip netns exec` execs, it does not fork); its comm is
+  # the binary's name - or, after 0.5 s, whatever runs there (a script's interpreter)
+  for ((i = 0; i < 200; i++)); do   # <= 2 s
+    [ -e "$_NK_SVC_RCFILE" ] && break
+    tpid=$(cat "/proc/$wrap/task/$wrap/children" 2>/dev/null) && tpid=${tpid%% *} && [ -n "$tpid" ] &&
+      npid=$(cat "/proc/$tpid/task/$tpid/children" 2>/dev/null) && npid=${npid%% *} && [ -n "$npid" ] &&
+      c=$(cat "/proc/$npid/comm" 2>/dev/null) &&
+      if [ "$c" = "$comm" ] || { [ "$i" -ge 50 ] && [ "$c" != ip ] && [ "$c" != timeout ]; }; then NK_SVC_PID=$npid NK_SVC_COMM=$c; break; fi
+    sleep 0.01
+  done
+  if [ -z "$NK_SVC_PID" ]; then
+    wait_for 3 test -s "$_NK_SVC_RCFILE"
+    NK_SVC_RC=$(cat "$_NK_SVC_RCFILE" 2>/dev/null) || NK_SVC_RC=
+    say "service: natkeeper $* did not start or exited at once (status ${NK_SVC_RC:-?})"
+    return 1
+  fi
+  say "service: natkeeper $* (pid $NK_SVC_PID)"
+}
+# nk_service_running: the service natkeeper still runs
+nk_service_running() {
+  [ -n "${NK_SVC_PID:-}" ] && [ ! -e "$_NK_SVC_RCFILE" ] &&
+    [ "$(cat "/proc/$NK_SVC_PID/comm" 2>/dev/null)" = "$NK_SVC_COMM" ]
+}
+# nk_service_signal SIG: send SIG (TERM, HUP, INT, USR1, KILL...) to natkeeper; 1 if it
+# does not run
+nk_service_signal() {
+  local sig=${1#SIG}
+  nk_service_running || { say "service: natkeeper does not run (SIG$sig not sent)"; return 1; }
+  kill -s "$sig" "$NK_SVC_PID" || return 1
+  say "service: SIG$sig sent to natkeeper (pid $NK_SVC_PID)"
+}
+# nk_service_wait_exit SECONDS: wait for the service to end; sets NK_SVC_RC (natkeeper's
+# exit status, 128+N if signal N ended it, 124 if NK_SVC_TIMEOUT did); 1 if it still runs
+nk_service_wait_exit() {
+  local t0
+  [ -n "${_NK_SVC_RCFILE:-}" ] || fail "nk_service_wait_exit: no service was started"
+  t0=$(now_us)
+  if ! wait_for "$1" test -s "$_NK_SVC_RCFILE"; then
+    say "service: natkeeper (pid $NK_SVC_PID) still runs after $1 s"
+    return 1
+  fi
+  NK_SVC_RC=$(<"$_NK_SVC_RCFILE")
+  say "service: natkeeper exited with status $NK_SVC_RC (waited $((($(now_us) - t0) / 1000)) ms)"
+}
+# nk_service_stop [SECONDS]: SIGTERM, and SIGKILL if it still runs after SECONDS (5);
+# sets NK_SVC_RC. Nothing if no service runs.
+nk_service_stop() {
+  nk_service_running || return 0
+  nk_service_signal TERM
+  nk_service_wait_exit "${1:-5}" && return 0
+  nk_service_signal KILL
+  nk_service_wait_exit 3
+}
+# wait_log SECONDS REGEX: wait for a line of the service's stderr matching REGEX (grep -E)
+# after the lines already looked at (NK_LOG_MARK, 0 at each start). Found: prints it,
+# sets NK_LOG_LINE and moves NK_LOG_MARK past it, so successive calls find successive
+# events. Returns 1 after SECONDS, or at once when natkeeper has exited without it.
+_wait_log_step() {
+  _find_after "$NK_SVC_ERR" "$NK_LOG_MARK" "$1" && return 0
+  nk_service_running && return 1
+  _find_after "$NK_SVC_ERR" "$NK_LOG_MARK" "$1" && return 0   # its last words
+  _WAIT_LOG_GONE=1
+}
+wait_log() {
+  local t0
+  [ -n "${NK_SVC_ERR:-}" ] || fail "wait_log: no natkeeper service was started"
+  t0=$(now_us) _WAIT_LOG_GONE=0
+  if wait_for "$1" _wait_log_step "$2" && [ "$_WAIT_LOG_GONE" = 0 ]; then
+    NK_LOG_LINE=$_FOUND_LINE NK_LOG_MARK=$_FOUND_AT
+    pass "natkeeper logged (after $((($(now_us) - t0) / 1000)) ms): $(cut -c1-300 <<<"$NK_LOG_LINE")"
+    return 0
+  fi
+  if [ "$_WAIT_LOG_GONE" = 1 ]; then say "natkeeper exited without logging a line matching /$2/"
+  else say "natkeeper logged no line matching /$2/ within $1 s"; fi
+  return 1
+}
+# nk_log_mark: from now on wait_log looks only at lines logged later
+nk_log_mark() { NK_LOG_MARK=$(grep -c '' "$NK_SVC_ERR" 2>/dev/null) || NK_LOG_MARK=0; }
+
 # ---- the gateway's view ----------------------------------------------------------------
 # gw_rules: "proto port addr:port" per DNAT rule miniupnpd installed, e.g. "udp 7076 10.77.0.2:7076"
 gw_rules() { "$LAB_SH" rules --brief; }
@@ -252,6 +413,112 @@ gw_drop_dnat() {
   fi
   say "gateway: $1 $2 DNAT + accept rule deleted behind miniupnpd's back"
 }
+
+# ---- faults of the gateway ---------------------------------------------------------------
+# (what miniupnpd sends at these moments: see lab.sh, "gateway faults")
+_lab_do() {   # WHAT lab.sh-ARGS...: run it, its messages to lab.log; fail the test if it fails
+  local what=$1; shift
+  if ! "$LAB_SH" "$@" 2>>"$LAB_STATE/lab.log"; then
+    tail -n 25 "$LAB_STATE/lab.log"
+    fail "$what failed"
+  fi
+}
+# gw_reboot [--kill]: stop miniupnpd (SIGTERM, or SIGKILL: no ssdp:byebye), delete its
+# rules and lease file, start it again; returns once it answers. Sets GW_DOWN_MS.
+gw_reboot() {
+  _lab_do "gateway reboot" gw-reboot "$@"
+  GW_DOWN_MS=$(cat "$LAB_STATE/gw-down-ms")
+  say "gateway rebooted${1:+ ($1)}: its mappings are gone; down for $GW_DOWN_MS ms"
+}
+# gw_stop [--kill] [--drop]: the gateway goes down, losing its state (as gw_reboot); with
+# --drop it also drops everything it receives (no answer, no routing) until gw_start.
+# gw_start: it comes back; sets GW_DOWN_MS (since gw_stop).
+gw_stop() {
+  _lab_do "gateway stop" gw-stop "$@"
+  say "gateway down${*:+ ($*)}: miniupnpd stopped, its mappings gone"
+}
+gw_start() {
+  _lab_do "gateway start" gw-start
+  GW_DOWN_MS=$(cat "$LAB_STATE/gw-down-ms" 2>/dev/null) || GW_DOWN_MS=
+  say "gateway up again${GW_DOWN_MS:+ after $GW_DOWN_MS ms}"
+}
+# gw_set_wan_address ADDR[/LEN]: renumber the gateway's WAN side (default /24), as after a
+# new DHCP lease; miniupnpd notices by itself (one NAT-PMP notice with the old address as
+# the address goes, one with the new as it comes, each with a PCP ANNOUNCE; epoch 0).
+# Returns once miniupnpd reports ADDR. Sets GW_EXT_IP (and PUBLIC_IP in the single
+# topology: where expect_reaches sends). Existing mappings stay.
+gw_set_wan_address() {
+  [ $# -eq 1 ] || fail "usage: gw_set_wan_address ADDR[/LEN]"
+  _lab_do "gw-wan-address $1" gw-wan-address "$1"
+  GW_EXT_IP=$(cat "$LAB_STATE/gw-wan-address")
+  [ "${LAB_TOPOLOGY:-single}" = double ] || PUBLIC_IP=$GW_EXT_IP
+  say "gateway's WAN address is now $1; miniupnpd has checked it by STUN"
+}
+# gw_announce: SIGUSR1 to miniupnpd: the same address announced again (NAT-PMP notice +
+# PCP ANNOUNCE) and its epoch back at 0 - as a gateway does that restarted its NAT
+gw_announce() {
+  _lab_do "gateway announce" gw-announce
+  say "gateway re-announced its address (SIGUSR1)"
+}
+# gw_wait_rule_count N SECONDS: wait until the gateway has N DNAT rules to the lan host
+_gw_rule_count_is() { [ "$(gw_rule_count)" = "$1" ]; }
+gw_wait_rule_count() {
+  local t0; t0=$(now_us)
+  if wait_for "$2" _gw_rule_count_is "$1"; then
+    pass "gateway has $1 DNAT rules to $LAN_HOST (after $((($(now_us) - t0) / 1000)) ms)"
+    return 0
+  fi
+  say "gateway has $(gw_rule_count) DNAT rules to $LAN_HOST, not $1, after $2 s"
+  return 1
+}
+
+# ---- what the gateway announces on the lan ------------------------------------------------
+# notices_start [SECONDS]: record in $NOTICES, one line per datagram, what reaches the lan
+# host on UDP 5350 (NAT-PMP notices, PCP ANNOUNCE; 224.0.0.1) and 1900 (SSDP NOTIFY;
+# 239.255.255.250) - format in notice_listener.py. Binds 0.0.0.0:5350 and :1900 with
+# SO_REUSEADDR (a natkeeper listening there too must set it as well). Runs SECONDS (300)
+# at most; stopped with the lab or by notices_stop.
+# wait_notice SECONDS REGEX: like wait_log, on $NOTICES (NOTICE_MARK, NOTICE_LINE).
+# notices_count REGEX: lines of $NOTICES after NOTICE_MARK matching REGEX.
+notices_start() {
+  local i
+  NOTICES=$LAB_STATE/notices.txt NOTICE_MARK=0
+  rm -f "$LAB_STATE/notices.ready"
+  : >"$NOTICES"
+  timeout -k 1 $((${1:-300} + 5)) ip netns exec "$LAB_NS_LAN" "$PYTHON" "$E2E_DIR/notice_listener.py" \
+    --iface-addr "$LAN_HOST" --duration "${1:-300}" --out "$NOTICES" \
+    --ready "$LAB_STATE/notices.ready" </dev/null >/dev/null 2>"$LAB_STATE/notices.err" &
+  _NOTICES_PID=$!
+  disown "$_NOTICES_PID"
+  for ((i = 0; i < 300; i++)); do   # <= 3 s
+    [ -e "$LAB_STATE/notices.ready" ] && { say "listening in lan for NAT-PMP/PCP/SSDP announcements"; return 0; }
+    kill -0 "$_NOTICES_PID" 2>/dev/null || break
+    sleep 0.01
+  done
+  cat "$LAB_STATE/notices.err"
+  fail "notice_listener.py did not come up"
+}
+notices_stop() {
+  [ -n "${_NOTICES_PID:-}" ] || return 0
+  # timeout passes SIGTERM on to the listener; only while it is still our timeout
+  [ "$(cat "/proc/$_NOTICES_PID/comm" 2>/dev/null)" = timeout ] && kill -TERM "$_NOTICES_PID" 2>/dev/null
+  _NOTICES_PID=
+  return 0
+}
+wait_notice() {
+  local t0; t0=$(now_us)
+  [ -n "${NOTICES:-}" ] || fail "wait_notice: notices_start first"
+  if wait_for "$1" _find_after "$NOTICES" "$NOTICE_MARK" "$2"; then
+    NOTICE_LINE=$_FOUND_LINE NOTICE_MARK=$_FOUND_AT
+    pass "lan got (after $((($(now_us) - t0) / 1000)) ms): $(cut -c1-400 <<<"$NOTICE_LINE")"
+    return 0
+  fi
+  say "lan got nothing matching /$2/ within $1 s"
+  return 1
+}
+notices_count() { tail -n "+$((${NOTICE_MARK:-0} + 1))" "${NOTICES:-/dev/null}" | grep -cE -- "$1"; }
+# notices_mark: wait_notice / notices_count look only at what arrives from now on
+notices_mark() { NOTICE_MARK=$(grep -c '' "${NOTICES:-/dev/null}"); }
 
 # ---- reachability from the "internet" ------------------------------------------------------
 # expect_reaches SPEC...  : each token sent from wan to 203.0.113.1:PORT (fresh source port)
