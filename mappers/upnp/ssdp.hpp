@@ -1,6 +1,7 @@
 #pragma once
 // SSDP (UPnP Device Architecture 1.1, section 1.3) as pure text codecs: no I/O.
 #include <cstdint>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,6 +30,20 @@ struct SearchResponse {
 // Accepts "HTTP/1.1 200 OK" answers with LOCATION and ST; header names are
 // case-insensitive and lines may end in CRLF or LF.
 std::optional<SearchResponse> parse_search_response(std::string_view datagram);
+
+// A device's NOTIFY (UDA 1.1 §1.2): sent to the SSDP group when it comes up
+// (alive, repeated while it lives), changes (update) or goes away (byebye).
+struct Notify {
+  enum class Kind { alive, byebye, update };
+  Kind kind = Kind::alive;
+  std::string notification_type;  // NT
+  std::string location;           // empty for byebye
+  std::string usn;
+  // BOOTID.UPNP.ORG: changes whenever the device restarts (UDA 1.1; IGDs of
+  // UDA 1.0 may leave it out).
+  std::optional<std::uint32_t> boot_id;
+};
+std::optional<Notify> parse_notify(std::string_view datagram);
 
 // True for the device and WAN connection service types an IGD answers with.
 bool is_igd_search_target(std::string_view st);

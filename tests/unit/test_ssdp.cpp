@@ -90,3 +90,32 @@ TEST_CASE("a LOCATION must be the answering host itself, on this host's subnet")
   CHECK_FALSE(ok("http://10.77.0.2/", "10.77.0.2"));   // this host itself
   CHECK_FALSE(ok("http://224.0.0.1/", "224.0.0.1"));
 }
+
+TEST_CASE("NOTIFY: alive with its boot id, byebye without a location, others refused") {
+  const auto alive = parse_notify(
+      "NOTIFY * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nCACHE-CONTROL: max-age=120\r\n"
+      "LOCATION: http://10.77.0.1:5000/rootDesc.xml\r\nNT: urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\n"
+      "NTS: ssdp:alive\r\nUSN: uuid:x::urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\n"
+      "BOOTID.UPNP.ORG: 1764040000\r\nCONFIGID.UPNP.ORG: 1337\r\n\r\n");
+  REQUIRE(alive);
+  CHECK(alive->kind == Notify::Kind::alive);
+  CHECK(alive->location == "http://10.77.0.1:5000/rootDesc.xml");
+  CHECK(alive->notification_type == kIgdV1);
+  REQUIRE(alive->boot_id);
+  CHECK(*alive->boot_id == 1764040000u);
+
+  const auto byebye = parse_notify("NOTIFY * HTTP/1.1\nNT: upnp:rootdevice\nNTS: ssdp:byebye\nUSN: uuid:x\n\n");
+  REQUIRE(byebye);
+  CHECK(byebye->kind == Notify::Kind::byebye);
+  CHECK_FALSE(byebye->boot_id);
+
+  CHECK_FALSE(parse_notify("NOTIFY * HTTP/1.1\r\nNT: upnp:rootdevice\r\nNTS: ssdp:alive\r\n\r\n"));  // no LOCATION
+  CHECK_FALSE(parse_notify("NOTIFY * HTTP/1.1\r\nNT: a\r\nNTS: ssdp:bogus\r\nLOCATION: http://h/\r\n\r\n"));
+  CHECK_FALSE(parse_notify("HTTP/1.1 200 OK\r\nNT: a\r\nNTS: ssdp:alive\r\nLOCATION: http://h/\r\n\r\n"));
+  CHECK_FALSE(parse_notify("M-SEARCH * HTTP/1.1\r\nNT: a\r\nNTS: ssdp:alive\r\nLOCATION: http://h/\r\n\r\n"));
+  const auto odd_boot_id =
+      parse_notify("NOTIFY * HTTP/1.1\r\nNT: a\r\nNTS: ssdp:alive\r\nLOCATION: http://h/\r\nBOOTID.UPNP.ORG: 12x\r\n\r\n");
+  REQUIRE(odd_boot_id);
+  CHECK_FALSE(odd_boot_id->boot_id);
+  CHECK_FALSE(parse_notify(std::string(kMaxSsdpDatagram + 1, 'N')));
+}
