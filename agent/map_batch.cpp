@@ -1,6 +1,8 @@
 #include "agent/map_batch.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -18,21 +20,37 @@ asio::awaitable<void> for_each_bounded(std::size_t count, std::size_t parallel,
   auto executor = co_await asio::this_coro::executor;
   const std::size_t workers = std::min(count, std::max<std::size_t>(parallel, 1));
   if (workers == 0) co_return;
+  // The workers use this frame: it must outlive them even when the caller
+  // cancels. A cancellation is passed on to every worker (their requests in
+  // flight end with operation_aborted, no new job starts), then awaited.
+  co_await asio::this_coro::throw_if_cancelled(false);
   std::size_t next = 0, running = workers;
+  bool cancelled = false;
   std::exception_ptr failure;
+  std::vector<asio::cancellation_signal> cancel_worker(workers);
   asio::steady_timer all_done(executor, asio::steady_timer::time_point::max());
   for (std::size_t w = 0; w < workers; ++w) {
     asio::co_spawn(
         executor,
         [&]() -> asio::awaitable<void> {
-          while (next < count) co_await job(next++);
+          while (next < count && !cancelled) co_await job(next++);
         },
-        [&](std::exception_ptr error) {
+        asio::bind_cancellation_slot(cancel_worker[w].slot(), [&](std::exception_ptr error) {
           if (error && !failure) failure = error;
           if (--running == 0) all_done.cancel();
-        });
+        }));
   }
-  co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
+  while (running > 0) {
+    co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (running == 0 || cancelled) continue;
+    if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
+      cancelled = true;
+      for (auto& signal : cancel_worker) signal.emit(asio::cancellation_type::terminal);
+      co_await asio::this_coro::reset_cancellation_state(asio::disable_cancellation());
+    }
+    all_done.expires_at(asio::steady_timer::time_point::max());
+  }
+  if (cancelled) throw boost::system::system_error(asio::error::operation_aborted);
   if (failure) std::rethrow_exception(failure);
 }
 

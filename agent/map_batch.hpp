@@ -10,6 +10,8 @@
 namespace natkeeper {
 
 // Runs job(0) ... job(count - 1) with at most `parallel` in flight, in index order.
+// Cancelling it cancels the jobs in flight and starts no more; it then throws
+// operation_aborted once they have ended.
 asio::awaitable<void> for_each_bounded(std::size_t count, std::size_t parallel,
                                        std::function<asio::awaitable<void>(std::size_t)> job);
 
