@@ -141,7 +141,7 @@ void read_mapping(const TableReader& mapping, Config& config) {
 }
 
 void read_verify(const TableReader& verify, Config& config) {
-  verify.only({"enabled", "reflector", "stun", "reflector_key_file"});
+  verify.only({"enabled", "reflector", "stun", "reflector_key_file", "interval"});
   if (auto enabled = verify.get<bool>("enabled", "true or false")) config.verify = enabled->first;
   for (auto [key, target] : {std::pair{"reflector", &config.reflector}, std::pair{"stun", &config.stun}}) {
     if (auto endpoint = verify.get<std::string>(key, "a \"host:port\" string")) {
@@ -153,6 +153,13 @@ void read_verify(const TableReader& verify, Config& config) {
   }
   if (auto key_file = verify.get<std::string>("reflector_key_file", "a file name string"))
     config.reflector_key_file = key_file->first;
+  if (auto interval = verify.get<std::int64_t>("interval", "an integer number of seconds")) {
+    if (interval->first != 0 && (interval->first < kMinVerifyInterval.count() || interval->first > kMaxLease.count()))
+      throw Invalid{interval->second, verify.path("interval"),
+                    fmt::format("{} is neither 0 (only after changes) nor in {}-{} seconds", interval->first,
+                                kMinVerifyInterval.count(), kMaxLease.count())};
+    config.verify_interval = std::chrono::seconds(interval->first);
+  }
 }
 
 }  // namespace

@@ -21,6 +21,7 @@ inline constexpr std::string_view kProtocolChoices = "auto, pcp, natpmp, upnp";
 
 inline constexpr std::chrono::seconds kMinLease{60};
 inline constexpr std::chrono::seconds kMaxLease{604800};  // IGDv2's upper bound
+inline constexpr std::chrono::seconds kMinVerifyInterval{60};
 
 struct Config {
   std::string source = "built-in defaults";
@@ -37,6 +38,9 @@ struct Config {
   std::string reflector;           // HOST:PORT of a natkeeper-reflector; empty: none
   std::string stun;                // HOST:PORT of an RFC 5780 STUN server; empty: none
   std::string reflector_key_file;  // pre-shared key of a private reflector
+  // The service proves its mappings again this often (and after every change
+  // of them); zero: only after changes.
+  std::chrono::seconds verify_interval{3600};
 };
 
 // "host:port" with a port 1-65535 (the host may be a name or an IPv4 address).

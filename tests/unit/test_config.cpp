@@ -47,6 +47,8 @@ TEST_CASE("the example configuration loads and states the defaults") {
   CHECK(loaded->description == defaults.description);
   CHECK(loaded->allow_other_external_port == defaults.allow_other_external_port);
   CHECK(loaded->ports.empty());
+  CHECK(loaded->verify == defaults.verify);
+  CHECK(loaded->verify_interval == defaults.verify_interval);
 }
 
 TEST_CASE("every key is read") {
@@ -176,6 +178,7 @@ enabled = true
 reflector = "reflector.example.net:7000"
 stun = "203.0.113.2:3478"
 reflector_key_file = "/etc/natkeeper/reflector.key"
+interval = 600
 )",
                              "v.toml");
   REQUIRE(parsed.has_value());
@@ -183,6 +186,10 @@ reflector_key_file = "/etc/natkeeper/reflector.key"
   CHECK(parsed->reflector == "reflector.example.net:7000");
   CHECK(parsed->stun == "203.0.113.2:3478");
   CHECK(parsed->reflector_key_file == "/etc/natkeeper/reflector.key");
+  CHECK(parsed->verify_interval == std::chrono::seconds(600));
+  CHECK(parse_config("[verify]\ninterval = 0\n", "v.toml")->verify_interval == std::chrono::seconds(0));
+  CHECK(error_of("[verify]\ninterval = 59\n").key == "verify.interval");
+  CHECK(error_of("[verify]\ninterval = -1\n").key == "verify.interval");
 
   auto e = error_of("[verify]\nstun = \"203.0.113.2\"\n");
   CHECK(e.key == "verify.stun");
