@@ -53,7 +53,8 @@ std::optional<asio::ip::address_v4> parse_default_gateway(std::string_view proc_
 }
 
 Result<asio::ip::address_v4> find_default_gateway() {
-  std::ifstream file("/proc/net/route");
+  // (/proc/self/net/route: the same table, and still there under ProcSubset=pid)
+  std::ifstream file("/proc/self/net/route");
   std::ostringstream text;
   text << file.rdbuf();
   if (auto gateway = parse_default_gateway(text.str())) return *gateway;

@@ -15,7 +15,7 @@ struct LocalInterface {
   asio::ip::address_v4 netmask;
 };
 
-// The gateway of the lowest-metric IPv4 default route in /proc/net/route's text.
+// The gateway of the lowest-metric IPv4 default route in /proc/self/net/route's text.
 std::optional<asio::ip::address_v4> parse_default_gateway(std::string_view proc_net_route);
 
 // This host's default gateway, or Errc::no_default_route.
