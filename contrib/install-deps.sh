@@ -6,7 +6,7 @@ set -eu
 packages="
   build-essential cmake pkg-config ninja-build
   libboost1.81-dev libminiupnpc-dev libnatpmp-dev libtomlplusplus-dev
-  libcli11-dev libfmt-dev nlohmann-json3-dev libsystemd-dev libssl-dev
+  libcli11-dev libfmt-dev nlohmann-json3-dev libsystemd-dev libsodium-dev
   catch2 mandoc
   clang libclang-rt-14-dev
   iproute2 nftables miniupnpd-nftables coturn procps util-linux psmisc

@@ -1,12 +1,9 @@
 #include "agent/reflector/protocol.hpp"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
 #include <algorithm>
 
 #include "mappers/byte_order.hpp"
+#include "mappers/hmac.hpp"
 
 namespace natkeeper::reflector {
 namespace {
@@ -66,24 +63,6 @@ std::optional<DecodeError> check_header(std::span<const std::uint8_t> in) noexce
 
 bool all_zero(std::span<const std::uint8_t> bytes) noexcept {
   return std::all_of(bytes.begin(), bytes.end(), [](std::uint8_t b) { return b == 0; });
-}
-
-// HMAC-SHA256 of `message` under `key`; an empty key is a valid HMAC key.
-std::array<std::uint8_t, 32> hmac_sha256(std::span<const std::uint8_t> key,
-                                         std::span<const std::uint8_t> message) noexcept {
-  static constexpr std::uint8_t kEmpty = 0;
-  std::array<std::uint8_t, EVP_MAX_MD_SIZE> digest{};
-  unsigned int length = 0;
-  HMAC(EVP_sha256(), key.empty() ? &kEmpty : key.data(), static_cast<int>(key.size()),
-       message.empty() ? &kEmpty : message.data(), message.size(), digest.data(), &length);
-  std::array<std::uint8_t, 32> out{};
-  std::copy_n(digest.begin(), out.size(), out.begin());
-  return out;
-}
-
-template <std::size_t N>
-bool equal_constant_time(const std::array<std::uint8_t, N>& a, const std::array<std::uint8_t, N>& b) noexcept {
-  return CRYPTO_memcmp(a.data(), b.data(), N) == 0;
 }
 
 }  // namespace

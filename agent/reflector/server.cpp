@@ -1,6 +1,6 @@
 #include "agent/reflector/server.hpp"
 
-#include <openssl/rand.h>
+#include <sodium.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/v6_only.hpp>
@@ -43,9 +43,10 @@ std::uint64_t mix(std::uint64_t x) noexcept {  // splitmix64's finaliser
 
 template <class T>
 T random_value() {
+  // sodium_init() picks the system's random source; it is idempotent and thread-safe.
+  if (sodium_init() < 0) throw std::runtime_error("libsodium cannot initialise (no random source)");
   T value{};
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(&value), sizeof value) != 1)
-    throw std::runtime_error("no random bytes from the system (RAND_bytes failed)");
+  randombytes_buf(&value, sizeof value);
   return value;
 }
 

@@ -1,7 +1,8 @@
 #include "mappers/pcp/pcp_nonce.hpp"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <algorithm>
+
+#include "mappers/hmac.hpp"
 
 namespace natkeeper::pcp {
 
@@ -12,10 +13,7 @@ Nonce derive_nonce(std::span<const std::uint8_t, 32> host_key, const boost::asio
                                             static_cast<std::uint8_t>(proto),
                                             static_cast<std::uint8_t>(internal_port >> 8),
                                             static_cast<std::uint8_t>(internal_port & 0xff)};
-  std::array<std::uint8_t, EVP_MAX_MD_SIZE> digest{};
-  unsigned int length = 0;
-  HMAC(EVP_sha256(), host_key.data(), static_cast<int>(host_key.size()), message.data(), message.size(),
-       digest.data(), &length);
+  const auto digest = hmac_sha256(host_key, message);
   Nonce nonce{};
   std::copy_n(digest.begin(), nonce.size(), nonce.begin());
   return nonce;

@@ -2,13 +2,12 @@
 
 #include "result_printer.hpp"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <algorithm>
 #include <vector>
 
 #include "agent/reflector/protocol.hpp"
+#include "mappers/hmac.hpp"
 
 using namespace natkeeper;
 using namespace natkeeper::reflector;
@@ -71,10 +70,7 @@ TEST_CASE("reflector request: the auth tag is HMAC-SHA256 of bytes 0-59, cut to 
   const auto key = key_bytes("correct horse battery staple");
   const RequestFields fields{token_of(1), Transport::udp, 20000, cookie_of(7)};
   const auto bytes = encode_request(fields, key);
-  std::array<std::uint8_t, EVP_MAX_MD_SIZE> digest{};
-  unsigned int length = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), bytes.data(), 60, digest.data(), &length);
-  REQUIRE(length == 32);
+  const auto digest = natkeeper::hmac_sha256(key, std::span(bytes).first(60));
   CHECK(slice(bytes, 60, 16) == slice(digest, 0, 16));
   CHECK(vec(compute_auth_tag(key, bytes)) == slice(digest, 0, 16));
 
