@@ -1,0 +1,36 @@
+#pragma once
+// What a gateway tells its LAN unasked, as a pure codec: NAT-PMP public
+// address notices and PCP ANNOUNCE responses multicast to 224.0.0.1:5350
+// (RFC 6886 §3.2.1, RFC 6887 §14.1.1), and SSDP NOTIFYs to 239.255.255.250:1900.
+#include <boost/asio/ip/address_v4.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+
+namespace natkeeper {
+
+inline constexpr std::uint16_t kAnnouncePort = 5350;
+inline constexpr std::uint16_t kSsdpNotifyPort = 1900;
+
+struct GatewayNotice {
+  enum class Kind {
+    natpmp_address,  // NAT-PMP: "my external address is ... (epoch ...)"
+    pcp_announce,    // PCP: "I restarted or changed: renew your mappings"
+    ssdp_alive,      // UPnP device alive (at start, then periodically)
+    ssdp_byebye,     // UPnP device leaving
+  };
+  Kind kind = Kind::natpmp_address;
+  std::uint32_t epoch = 0;                                   // NAT-PMP and PCP
+  std::optional<boost::asio::ip::address_v4> external_address;  // NAT-PMP
+  std::string location;                                      // SSDP alive
+  std::optional<std::uint32_t> boot_id;                      // SSDP, when sent
+};
+
+// A datagram received on `port` (kAnnouncePort or kSsdpNotifyPort), whoever
+// sent it; nullopt when it is none of the notices above (including NAT-PMP/PCP
+// error results, and SSDP NOTIFYs of devices that are not an IGD).
+std::optional<GatewayNotice> parse_gateway_notice(std::span<const std::uint8_t> datagram, std::uint16_t port);
+
+}  // namespace natkeeper
