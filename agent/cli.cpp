@@ -13,22 +13,26 @@ namespace natkeeper {
 CliParse parse_cli(int argc, const char* const* argv) {
   CLI::App app{"natkeeper: keeps the port mappings a device needs open on the home NAT gateway",
                "natkeeper"};
-  app.footer("Exit status: 0 all mappings active, 1 some failed, 64 usage, 69 no gateway or "
-             "no supported protocol, 78 bad configuration. See natkeeper(8).");
+  app.footer("Without a mode flag natkeeper runs as a service in the foreground: it keeps the mappings "
+             "until SIGTERM, reloads on SIGHUP. Exit status: 0 all mappings active, 1 some failed, 64 usage, "
+             "69 no gateway or no supported protocol (--status: no service), 70 internal error, 78 bad "
+             "configuration. See natkeeper(8).");
   app.set_version_flag("--version", std::string("natkeeper ") + NATKEEPER_VERSION);
 
   CliOptions options;
-  bool once = false, discover = false, remove = false, check_config = false;
+  bool once = false, discover = false, remove = false, check_config = false, status = false;
   auto* once_flag = app.add_flag("--once", once, "Map, report and exit (for setup scripts)");
   auto* discover_flag = app.add_flag("--discover", discover,
                                      "Show the gateway, the protocols it speaks and its external address; exit");
   auto* delete_flag = app.add_flag("--delete", remove, "Remove this host's mappings; exit");
   auto* check_flag = app.add_flag("--check-config", check_config, "Validate the configuration and exit");
-  for (auto* a : {once_flag, discover_flag, delete_flag, check_flag})
-    for (auto* b : {once_flag, discover_flag, delete_flag, check_flag})
+  auto* status_flag = app.add_flag("--status", status, "Ask the running service for its mappings and their state");
+  const auto modes = {once_flag, discover_flag, delete_flag, check_flag, status_flag};
+  for (auto* a : modes)
+    for (auto* b : modes)
       if (a != b) a->excludes(b);
 
-  app.add_option("-c,--config", options.config_file, "Configuration file (TOML)");
+  app.add_option("-c,--config", options.config_file, "Configuration file (TOML); the service rereads it on SIGHUP");
   app.add_flag("--json", options.json, "Print the result as one JSON object");
   app.add_option("--protocol", options.protocol,
                  fmt::format("Port-mapping protocol: {} (default: auto)", config::kProtocolChoices));
@@ -66,6 +70,7 @@ CliParse parse_cli(int argc, const char* const* argv) {
   if (discover) options.mode = Mode::discover;
   if (remove) options.mode = Mode::remove;
   if (check_config) options.mode = Mode::check_config;
+  if (status) options.mode = Mode::status;
   result.options = std::move(options);
   return result;
 }

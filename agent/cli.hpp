@@ -7,7 +7,7 @@
 
 namespace natkeeper {
 
-enum class Mode { service, once, discover, remove, check_config };
+enum class Mode { service, once, discover, remove, check_config, status };
 
 struct CliOptions {
   Mode mode = Mode::service;

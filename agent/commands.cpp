@@ -6,45 +6,19 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include <fstream>
-#include <sstream>
-#include <variant>
+#include <set>
 
-#include "agent/discovery.hpp"
 #include "agent/exit_codes.hpp"
+#include "agent/gateway_session.hpp"
 #include "agent/log.hpp"
 #include "agent/map_batch.hpp"
-#include "agent/reflector/protocol.hpp"
+#include "agent/recorded_mappings.hpp"
 #include "agent/report.hpp"
-#include "agent/verifier.hpp"
+#include "agent/state_file.hpp"
 #include "mappers/errors.hpp"
 
 namespace natkeeper {
 namespace {
-
-// Requests in flight at once, per protocol. miniupnpd's HTTP server has a
-// listen backlog of 5: more parallel SOAP calls stall it. PCP and NAT-PMP
-// requests are single datagrams matched by nonce or port.
-std::size_t parallel_requests(Method method) {
-  switch (method) {
-    case Method::pcp: return 16;
-    case Method::natpmp: return 8;
-    case Method::upnp: return 4;
-  }
-  return 1;
-}
-
-std::string_view display_name(Method method) {
-  switch (method) {
-    case Method::pcp: return "PCP";
-    case Method::natpmp: return "NAT-PMP";
-    case Method::upnp: return "UPnP-IGD";
-  }
-  return "?";
-}
-
-// Verification probes in flight at once: each holds two or three sockets.
-constexpr std::size_t kParallelProbes = 16;
 
 struct Session {
   const config::Config& config;
@@ -59,127 +33,13 @@ const MappingReport& first_failure(const RunReport& report) {
                        });
 }
 
-std::optional<asio::ip::address> known_external_ip(const FoundProtocol& found) {
-  if (found.external_ip && *found.external_ip) return **found.external_ip;
-  return std::nullopt;
-}
-
-struct Connection {
-  GatewayPath path;
-  FoundProtocol protocol;
-};
-
-// Finds the gateway and the best protocol it speaks; logs why not and returns nullopt.
-asio::awaitable<std::optional<Connection>> connect(const Session& session) {
-  auto path = locate_gateway(session.config);
-  if (!path) {
-    log::error("cannot find the gateway: {}", path.error().message());
-    co_return std::nullopt;
-  }
-  log::info("gateway {} via {} ({})", path->gateway.to_string(), path->local.name,
-            path->local.address.to_string());
-  const auto started = std::chrono::steady_clock::now();
-  auto discovery = co_await discover(*path, session.config, session.workers, DiscoveryGoal::map_soon);
-  const std::chrono::duration<double, std::milli> decided = std::chrono::steady_clock::now() - started;
-  if (discovery.found.empty()) {
-    std::string reasons;
-    for (const auto& failure : discovery.failed)
-      reasons += fmt::format("{}{}: {}", reasons.empty() ? "" : "; ", display_name(failure.method),
-                             failure.error.message());
-    log::error("no port-mapping protocol answered at {} ({}). Is UPnP, NAT-PMP or PCP enabled on the router?",
-               path->gateway.to_string(), reasons);
-    co_return std::nullopt;
-  }
-  auto& chosen = discovery.found.front();
-  // The first mapping request leaves right after this decision.
-  log::info("discovery decided in {:.2f} ms: {} ({}) answered in {:.2f} ms", decided.count(),
-            display_name(chosen.method), chosen.detail,
-            std::chrono::duration<double, std::milli>(chosen.answer_time).count());
-  if (chosen.external_ip && !*chosen.external_ip)
-    log::warning("the gateway does not tell its external address: {}", chosen.external_ip->error().message());
-  co_return Connection{std::move(*path), std::move(chosen)};
-}
-
-GatewayReport gateway_report(const GatewayPath& path, const FoundProtocol& found,
-                             std::optional<asio::ip::address> external_ip) {
-  return {path.gateway.to_string(), path.local.address.to_string(), std::string(to_string(found.method)),
-          found.detail, external_ip ? std::optional(external_ip->to_string()) : std::nullopt};
-}
-
-// Resolves HOST:PORT (a name or an address) to an IPv4 endpoint.
-Result<asio::ip::udp::endpoint> resolve(const std::string& host_and_port) {
-  const auto colon = host_and_port.rfind(':');
-  asio::io_context resolving;
-  asio::ip::udp::resolver resolver(resolving);
-  boost::system::error_code ec;
-  const auto results = resolver.resolve(asio::ip::udp::v4(), host_and_port.substr(0, colon),
-                                        host_and_port.substr(colon + 1), ec);
-  if (ec || results.empty()) return ec ? std::error_code(ec) : std::make_error_code(std::errc::address_not_available);
-  return results.begin()->endpoint();
-}
-
-// The verification servers of the configuration, resolved; or why there are none.
-std::variant<VerifyOptions, std::string> verify_options(const config::Config& config) {
-  if (!config.verify) return std::string("verification is off");
-  if (config.reflector.empty() && config.stun.empty())
-    return std::string("no reflector or STUN server configured (--reflector, --stun)");
-  VerifyOptions options;
-  for (auto [name, text, target] : {std::tuple{"reflector", &config.reflector, &options.reflector},
-                                    std::tuple{"STUN server", &config.stun, &options.stun}}) {
-    if (text->empty()) continue;
-    auto endpoint = resolve(*text);
-    if (endpoint) *target = *endpoint;
-    else log::warning("cannot resolve the {} {}: {}", name, *text, endpoint.error().message());
-  }
-  if (!options.reflector && !options.stun) return std::string("the reflector and STUN server names do not resolve");
-  if (!config.reflector_key_file.empty()) {
-    std::ifstream file(config.reflector_key_file, std::ios::binary);
-    std::ostringstream text;
-    text << file.rdbuf();
-    auto key = file ? reflector::parse_key(text.str()) : std::nullopt;
-    if (key) options.reflector_key = std::move(*key);
-    else log::warning("cannot use the reflector key file {}: unreadable or not a key", config.reflector_key_file);
-  }
-  return options;
-}
-
-// Proves each mapping from outside and tells what kind of NAT this is; sets
-// each mapping's state and note, and the report's NAT diagnosis.
-asio::awaitable<void> verify_report(const Session& session, const GatewayPath& path, RunReport& report,
-                                    const std::optional<asio::ip::address>& gateway_ip) {
-  auto options = verify_options(session.config);
-  if (const auto* not_verified = std::get_if<std::string>(&options)) {
-    for (auto& mapping : report.mappings)
-      if (mapping.mapping) mapping.note = *not_verified;
-    co_return;
-  }
-  Verifier verifier(path.local.address, std::get<VerifyOptions>(options));
-  co_await verifier.prepare();
-  co_await verify_all(verifier, report.mappings, kParallelProbes);
-  std::optional<asio::ip::address> observed;
-  if (const auto observer = verifier.observer()) {
-    observed = observer->public_address;
-    report.observed_public_ip = observed->to_string();
-  }
-  report.nat = diagnose_nat(gateway_ip, observed);
-}
-
-// What an outside observer (reflector or STUN server) sees of this host, if one is configured.
-asio::awaitable<std::optional<Observer>> observe(const Session& session, const GatewayPath& path) {
-  auto options = verify_options(session.config);
-  if (!std::holds_alternative<VerifyOptions>(options)) co_return std::nullopt;
-  Verifier verifier(path.local.address, std::get<VerifyOptions>(options));
-  co_await verifier.prepare();
-  co_return verifier.observer();
-}
-
 asio::awaitable<int> once(const Session& session) {
   auto requests = config::plan_requests(session.config);
   if (requests.empty()) {
     log::error("nothing to map: the profile is off and no ports are given (--map or mapping.ports)");
     co_return kExitUsage;
   }
-  auto connection = co_await connect(session);
+  auto connection = co_await connect(session.config, session.workers);
   if (!connection) co_return kExitUnavailable;
   auto& [path, found] = *connection;
   log::info("mapping {} ports via {}", requests.size(), display_name(found.method));
@@ -192,7 +52,9 @@ asio::awaitable<int> once(const Session& session) {
     if (!external_ip && outcome.mapping) external_ip = outcome.mapping->external_ip;
   auto report = make_report(gateway_report(path, found, external_ip), diagnose_nat(external_ip, std::nullopt),
                             to_string(found.method), outcomes);
-  co_await verify_report(session, path, report, external_ip);
+  const auto verified = co_await verify_mappings(session.config, path, report.mappings, external_ip);
+  report.nat = verified.nat;
+  if (verified.observed_public_ip) report.observed_public_ip = verified.observed_public_ip->to_string();
   if (const auto dropped = found.mapper->dropped(); dropped > 0)
     log::info("{} datagrams that were no valid answer from the gateway were dropped", dropped);
   if (session.json) fmt::print("{}\n", to_json(report).dump(2));
@@ -210,13 +72,26 @@ asio::awaitable<int> once(const Session& session) {
 
 asio::awaitable<int> remove(const Session& session) {
   auto requests = config::plan_requests(session.config);
-  auto connection = co_await connect(session);
+  auto connection = co_await connect(session.config, session.workers);
   if (!connection) co_return kExitUnavailable;
   auto& [path, found] = *connection;
   std::vector<Mapping> mappings;
+  std::set<std::pair<Transport, std::uint16_t>> external_ports;
   for (auto& request : requests) {
     const auto port = request.wanted_external_port;
+    external_ports.emplace(request.proto, port);
     mappings.push_back(Mapping{std::move(request), {}, port, {}, false});
+  }
+  // What the service recorded: mappings on other external ports, or left by a crash.
+  const auto recorded = read_state_file(state_file_path());
+  if (!recorded.error.empty()) log::warning("{}", recorded.error);
+  std::size_t recorded_left = 0;
+  if (recorded_through(recorded.state, *connection)) {
+    for (auto& mapping : recorded_mappings(recorded.state))
+      if (external_ports.emplace(mapping.request.proto, mapping.external_port).second)
+        mappings.push_back(std::move(mapping));
+  } else if (!recorded.state.mappings.empty()) {
+    recorded_left = (co_await remove_recorded(recorded.state, session.config, session.workers)).size();
   }
   const auto errors = co_await unmap_all(*found.mapper, mappings, parallel_requests(found.method));
   nlohmann::json failures = nlohmann::json::array();
@@ -233,7 +108,7 @@ asio::awaitable<int> remove(const Session& session) {
     nlohmann::json out = {{"gateway", gateway["gateway"]}, {"checked", mappings.size()}, {"failed", failures}};
     fmt::print("{}\n", out.dump(2));
   } else {
-    fmt::print("Checked {} planned mappings on gateway {} via {}: this host's are removed, other hosts' "
+    fmt::print("Checked {} planned and recorded mappings on gateway {} via {}: this host's are removed, other hosts' "
                "left alone; {} failed.\n",
                mappings.size(), path.gateway.to_string(), display_name(found.method), failures.size());
     constexpr std::size_t kShown = 5;  // the rest usually fail the same way
@@ -242,7 +117,14 @@ asio::awaitable<int> remove(const Session& session) {
                  failures[i]["error"].get<std::string>());
     if (failures.size() > kShown) fmt::print("  ... and {} more (--json lists them all)\n", failures.size() - kShown);
   }
-  co_return failures.empty() ? kExitOk : kExitSomeFailed;
+  if (recorded_left > 0)
+    log::warning("{} mappings an earlier run recorded at {} via {} could not be removed", recorded_left,
+                 recorded.state.gateway, recorded.state.method);
+  if (failures.empty() && recorded_left == 0) {
+    if (const auto error = remove_state_file(state_file_path()))
+      log::warning("cannot remove {}: {}", state_file_path().string(), error.message());
+  }
+  co_return failures.empty() && recorded_left == 0 ? kExitOk : kExitSomeFailed;
 }
 
 asio::awaitable<int> discover_command(const Session& session) {
@@ -253,7 +135,7 @@ asio::awaitable<int> discover_command(const Session& session) {
   }
   auto discovery = co_await discover(*path, session.config, session.workers, DiscoveryGoal::list_all);
   const auto chosen_ip = discovery.found.empty() ? std::nullopt : known_external_ip(discovery.found.front());
-  const auto observer = co_await observe(session, *path);
+  const auto observer = co_await observe(session.config, *path);
   const auto observed = observer ? std::optional(observer->public_address) : std::nullopt;
   const auto nat = diagnose_nat(chosen_ip, observed);
   if (session.json) {

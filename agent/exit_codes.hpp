@@ -7,7 +7,8 @@ enum ExitCode : int {
   kExitOk = 0,             // every mapping active (and verified unless verification is off)
   kExitSomeFailed = 1,     // at least one mapping failed or failed verification
   kExitUsage = 64,         // EX_USAGE: bad flag or --map spec
-  kExitUnavailable = 69,   // EX_UNAVAILABLE: no gateway / no supported protocol
+  kExitUnavailable = 69,   // EX_UNAVAILABLE: no gateway / no supported protocol; --status: no service
+  kExitSoftware = 70,      // EX_SOFTWARE: an internal error stopped the service
   kExitConfig = 78,        // EX_CONFIG: bad configuration file
 };
 

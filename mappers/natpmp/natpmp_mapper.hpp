@@ -86,7 +86,7 @@ class NatpmpMapper final : public Mapper {
   // Returns whether it was taken; anything else there (PCP ANNOUNCE, other
   // hosts) is the caller's to route elsewhere.
   bool on_announcement(std::span<const std::uint8_t> datagram, const asio::ip::address& source,
-                       std::uint16_t source_port);
+                       std::uint16_t source_port) override;
 
   // Datagrams that reached a socket and were discarded: wrong length, version,
   // opcode, port, or stale replies to an earlier request. (Datagrams from any

@@ -120,6 +120,14 @@ void PcpMapper::fail_all(std::error_code error) {
   }
 }
 
+bool PcpMapper::on_announcement(std::span<const std::uint8_t> datagram, const asio::ip::address& source,
+                                std::uint16_t source_port) {
+  if (source != options_.server_address || source_port != kServerPort) return false;
+  client_.on_datagram(datagram, source, source_port, Clock::now());
+  deliver_completions();
+  return true;
+}
+
 asio::awaitable<Result<AnnounceAnswer>> PcpMapper::announce() {
   const auto started = Clock::now();
   const auto id = client_.announce(started);

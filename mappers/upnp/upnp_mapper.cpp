@@ -78,19 +78,27 @@ std::uint16_t UpnpMapper::pick_other_port() {
 asio::awaitable<std::error_code> UpnpMapper::unmap(Mapping mapping) {
   const auto proto = mapping.request.proto;
   const auto port = mapping.external_port;
-  auto get_entry = [igd = igd_, proto, port] { return igd->get_specific_port_mapping(proto, port); };
-  auto entry = co_await runner_.run(std::move(get_entry));
-  if (!entry) {
-    // 714 NoSuchEntryInArray: nothing to delete.
-    if (entry.error() == make_upnp_error(714)) co_return std::error_code{};
-    co_return entry.error();
-  }
   // Never delete a mapping some other host holds on the same port.
-  if (entry->internal_client != internal_client_) co_return std::error_code{};
+  const auto ours = co_await holds(mapping);
+  if (!ours) co_return ours.error();
+  if (!*ours) co_return std::error_code{};
   auto delete_entry = [igd = igd_, proto, port] { return igd->delete_port_mapping(proto, port); };
   const auto ec = co_await runner_.run(std::move(delete_entry));
   if (ec == make_upnp_error(714)) co_return std::error_code{};
   co_return ec;
+}
+
+asio::awaitable<Result<bool>> UpnpMapper::holds(const Mapping& mapping) {
+  auto get_entry = [igd = igd_, proto = mapping.request.proto, port = mapping.external_port] {
+    return igd->get_specific_port_mapping(proto, port);
+  };
+  auto entry = co_await runner_.run(std::move(get_entry));
+  if (!entry) {
+    // 714 NoSuchEntryInArray: the gateway has no mapping on that port.
+    if (entry.error() == make_upnp_error(714)) co_return false;
+    co_return Result<bool>(boost::system::in_place_error, entry.error());
+  }
+  co_return entry->internal_client == internal_client_ && entry->internal_port == mapping.request.internal_port;
 }
 
 }  // namespace natkeeper::upnp

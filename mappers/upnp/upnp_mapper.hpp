@@ -32,6 +32,7 @@ class UpnpMapper final : public Mapper {
   asio::awaitable<Result<asio::ip::address>> external_address() override;
   asio::awaitable<Result<Mapping>> map(MapRequest request) override;
   asio::awaitable<std::error_code> unmap(Mapping mapping) override;
+  asio::awaitable<Result<bool>> holds(const Mapping& mapping) override;
 
  private:
   asio::awaitable<Result<std::uint16_t>> add(PortMappingArgs args);

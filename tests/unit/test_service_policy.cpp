@@ -1,0 +1,57 @@
+#include <catch2/catch.hpp>
+
+#include "agent/service_policy.hpp"
+
+using namespace natkeeper;
+using namespace std::chrono_literals;
+
+TEST_CASE("renewal falls in [1/2, 5/8] of the lifetime", "[service_policy]") {
+  CHECK(policy::renewal_delay(3600s, 0.0) == 1800s);
+  CHECK(policy::renewal_delay(3600s, 1.0) == 2250s);
+  CHECK(policy::renewal_delay(3600s, 0.5) == 2025s);
+  CHECK(policy::renewal_delay(3600s, 7.0) == 2250s);  // out-of-range randomness is clamped
+  CHECK(policy::renewal_window_start(120s) == 60s);
+}
+
+TEST_CASE("retries back off from 5 s to 10 minutes with ±25 % spread", "[service_policy]") {
+  CHECK(policy::retry_delay(1, 0.5) == 5s);
+  CHECK(policy::retry_delay(2, 0.5) == 10s);
+  CHECK(policy::retry_delay(4, 0.5) == 40s);
+  CHECK(policy::retry_delay(40, 0.5) == 600s);
+  CHECK(policy::retry_delay(1, 0.0) == 3750ms);
+  CHECK(policy::retry_delay(1, 1.0) == 6250ms);
+  CHECK(policy::announcement_delay(0.5) == 250ms);
+  CHECK(policy::announcement_delay(1.5) == 500ms);
+}
+
+TEST_CASE("a reload's difference: added, removed and kept mappings", "[service_policy]") {
+  const MapRequest a{Transport::udp, 7076, 7076, 3600s, "x"}, b{Transport::tcp, 15063, 15063, 3600s, "x"},
+      c{Transport::udp, 15063, 15063, 3600s, "x"};
+  auto b_new_lease = b;
+  b_new_lease.lifetime = 600s;
+  const auto diff = policy::diff_requests({a, b}, {b_new_lease, c});
+  REQUIRE(diff.added.size() == 1);
+  CHECK(diff.added[0].proto == Transport::udp);
+  CHECK(diff.added[0].internal_port == 15063);
+  REQUIRE(diff.removed.size() == 1);
+  CHECK(diff.removed[0].internal_port == 7076);
+  REQUIRE(diff.kept.size() == 1);
+  CHECK(diff.kept[0].lifetime == 600s);  // as the new plan words it
+
+  const auto same = policy::diff_requests({a, b}, {a, b});
+  CHECK(same.added.empty());
+  CHECK(same.removed.empty());
+  CHECK(same.kept.size() == 2);
+}
+
+TEST_CASE("only gateway, protocol and IGD URL changes move every mapping", "[service_policy]") {
+  config::Config before, after;
+  after.lease = 600s;
+  after.ports.push_back({Transport::udp, 5000, 5001});
+  CHECK_FALSE(policy::gateway_settings_differ(before, after));
+  after.protocol = config::ProtocolChoice::pcp;
+  CHECK(policy::gateway_settings_differ(before, after));
+  after = before;
+  after.gateway = boost::asio::ip::make_address_v4("10.0.0.1");
+  CHECK(policy::gateway_settings_differ(before, after));
+}
