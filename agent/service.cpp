@@ -89,10 +89,15 @@ int run_service(config::Config config, ConfigLoader load) {
     asio::co_spawn(executor, watch_network(), asio::detached);
 
   asio::signal_set signals(loop, SIGTERM, SIGINT, SIGHUP);
+  signals.add(SIGUSR1);
   auto handle_signals = [&]() -> asio::awaitable<void> {
     for (;;) {
       auto [error, signal] = co_await signals.async_wait(asio::as_tuple(asio::use_awaitable));
       if (error) co_return;
+      if (signal == SIGUSR1) {
+        supervisor.refresh("SIGUSR1");
+        continue;
+      }
       if (signal == SIGHUP) {
         systemd::notify("RELOADING=1\nMONOTONIC_USEC=" + monotonic_usec());
         auto loaded = load();

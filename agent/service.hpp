@@ -13,7 +13,8 @@ namespace natkeeper {
 using ConfigLoader = std::function<std::variant<config::Config, std::string>()>;
 
 // The service: keeps the mappings alive until SIGTERM or SIGINT, removes them
-// then, and exits 0. SIGHUP reloads through `load`. Talks to systemd
+// then, and exits 0. SIGHUP reloads through `load`; SIGUSR1 checks the way to
+// the gateway and requests every mapping again. Talks to systemd
 // (sd_notify) when run by it, and serves --status on the control socket.
 int run_service(config::Config config, ConfigLoader load);
 

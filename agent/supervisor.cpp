@@ -514,6 +514,16 @@ void Supervisor::network_changed(std::string what) {
   wake();
 }
 
+void Supervisor::refresh(std::string why) {
+  log::notice("{}: checking the way to the gateway and mapping everything again", why);
+  const auto now = Clock::now();
+  path_check_at_ = now;
+  if (connection_) remap_at_ = now;
+  connect_failures_ = 0;
+  next_connect_ = now;
+  wake();
+}
+
 void Supervisor::gateway_datagram(std::span<const std::uint8_t> datagram, const asio::ip::udp::endpoint& source,
                                   std::uint16_t port) {
   const bool from_gateway = connection_ && source.address() == asio::ip::address(connection_->path.gateway);

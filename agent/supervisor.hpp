@@ -52,6 +52,9 @@ class Supervisor {
   void reload(config::Config config);
   // Something in the kernel's view of the network changed (link, address, route).
   void network_changed(std::string what);
+  // Asked from outside (SIGUSR1: a router's hook after a WAN change): check the
+  // way to the gateway and request every mapping again now.
+  void refresh(std::string why);
   // A datagram on the gateway notice ports (GatewayListener's handler).
   void gateway_datagram(std::span<const std::uint8_t> datagram, const asio::ip::udp::endpoint& source,
                         std::uint16_t port);

@@ -67,25 +67,26 @@ e2e_pass() {
   exit 0
 }
 
+_show_tails() {   # FILE...: the last lines of each non-empty one
+  local f
+  for f in "$@"; do
+    [ -s "$f" ] || continue
+    say "--- ${f##*/} (last 40 lines, cut at 1500 columns)"
+    tail -n 40 "$f" | cut -c1-1500
+  done
+}
+
 e2e_diagnostics() {
   local f
   if [ -n "${NK_LAST:-}" ]; then
     say "--- last natkeeper run: natkeeper ${NK_LAST_ARGS:-} (exit ${NK_RC:-?}, ${NK_MS:-?} ms)"
-    for f in "$NK_OUT" "$NK_ERR"; do
-      [ -s "$f" ] || continue
-      say "--- ${f##*/} (last 40 lines, cut at 1500 columns)"
-      tail -n 40 "$f" | cut -c1-1500
-    done
+    _show_tails "$NK_OUT" "$NK_ERR"
   fi
   if [ -n "${NK_SVC_ERR:-}" ]; then
     if nk_service_running; then f="running, pid $NK_SVC_PID"
     else f="exit status $(cat "$_NK_SVC_RCFILE" 2>/dev/null || echo '?')"; fi
     say "--- natkeeper service: natkeeper $NK_SVC_ARGS ($f)"
-    for f in "$NK_SVC_OUT" "$NK_SVC_ERR"; do
-      [ -s "$f" ] || continue
-      say "--- ${f##*/} (last 40 lines, cut at 1500 columns)"
-      tail -n 40 "$f" | cut -c1-1500
-    done
+    _show_tails "$NK_SVC_OUT" "$NK_SVC_ERR"
   fi
   if [ -n "${LAB_STATE:-}" ] && [ -s "$LAB_STATE/miniupnpd.log" ]; then
     # table_cb lines (one per existing rule per change) drown everything else

@@ -6,6 +6,7 @@
 #   gateway reboot that loses its state: every mapping back (seconds measured);
 #   the gateway's WAN address changes: detected, logged and in --status;
 #   the LAN link goes down and up: noticed through netlink, everything mapped again;
+#   SIGUSR1: everything requested again;
 #   SIGKILL, then a new start: the leftovers are taken over, no duplicates;
 #   SIGTERM: every rule gone within 5 s, exit 0, the state file removed.
 # Throughout, a stand-in for systemd's notification socket records what the service
@@ -125,8 +126,15 @@ wait_log 5 "no way to the gateway" || fail "the link going down was not noticed"
 in_lan ip link set eth0 up
 in_lan ip route replace default via "$LAN_GW"
 wait_log 5 "the network towards the gateway is back: mapping everything again" || fail "the link coming back was not noticed"
+# (the rules were never deleted: the round must have ended before they tell anything)
+wait_log 10 "asked for $EXPECTED mappings via" || fail "the mapping round after the link came back did not end"
 gw_wait_rule_count "$EXPECTED" 5 || fail "mappings not all there after the link came back"
 expect_reaches udp:7076 tcp:15063 || fail "mappings do not forward after the link came back"
+
+# SIGUSR1 (a router's WAN hook): every mapping requested again at once
+nk_service_signal USR1
+wait_log 5 "SIGUSR1: checking the way to the gateway and mapping everything again" || fail "SIGUSR1 was not taken"
+wait_log 10 "asked for $EXPECTED mappings via" || fail "SIGUSR1 did not request the mappings again"
 
 # SIGKILL leaves everything behind; the next start takes it over
 rules_before=$(gw_rules | sort)
