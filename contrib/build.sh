@@ -5,5 +5,6 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$top/build}
 "$top/contrib/install-deps.sh"
-cmake -S "$top" -B "$build" -G Ninja "$@"
+# /usr: the paths of the systemd units and of the Debian package (cpack -G DEB)
+cmake -S "$top" -B "$build" -G Ninja -DCMAKE_INSTALL_PREFIX=/usr "$@"
 cmake --build "$build" --parallel "$(nproc)"

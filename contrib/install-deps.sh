@@ -11,6 +11,7 @@ packages="
   clang libclang-rt-14-dev
   iproute2 nftables miniupnpd-nftables coturn procps util-linux psmisc
   miniupnpc natpmpc python3
+  dpkg-dev lintian systemd bash-completion
 "
 
 if [ "$(id -u)" -ne 0 ]; then
