@@ -36,6 +36,9 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+# Besides the libraries shlibdeps finds: the units' ExecReload runs /bin/kill,
+# which minimal systems (a container's debootstrap --variant=minbase) lack.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "procps")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
   ${PROJECT_SOURCE_DIR}/contrib/debian/conffiles
   ${PROJECT_SOURCE_DIR}/contrib/debian/postinst

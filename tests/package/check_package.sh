@@ -224,7 +224,7 @@ check_field Section net
 check_field Maintainer "natkeeper developers <dev@natkeeper.invalid>"
 depends=$(field Depends)
 echo "Depends: $depends"
-for lib in libminiupnpc libnatpmp libsodium libsystemd; do
+for lib in libminiupnpc libnatpmp libsodium libsystemd procps; do
   if printf '%s\n' "$depends" | grep -Eq "(^|, *)${lib}[0-9a-z.+-]*( |,|$)"; then
     pass "Depends names $lib"
   else
