@@ -62,7 +62,11 @@ int run_service(config::Config config, ConfigLoader load) {
 
   SupervisorHooks hooks{[](const std::string& line) { systemd::notify("STATUS=" + line); },
                         [] { systemd::notify("READY=1"); }};
-  Supervisor supervisor(executor, workers.get_executor(), std::move(config), state_file_path(), std::move(hooks));
+  auto find_gateway = [workers = workers.get_executor()](const config::Config& current) {
+    return connect(current, workers);
+  };
+  Supervisor supervisor(executor, workers.get_executor(), find_gateway, std::move(config), state_file_path(),
+                        std::move(hooks));
 
   ControlServer control(executor, control_socket_path(), [&] { return supervisor.status(); });
   if (const auto error = control.open())

@@ -71,10 +71,11 @@ std::string describe(const MapRequest& request) {
 
 }  // namespace
 
-Supervisor::Supervisor(asio::any_io_executor executor, asio::any_io_executor workers, config::Config config,
-                       std::filesystem::path state_file, SupervisorHooks hooks)
+Supervisor::Supervisor(asio::any_io_executor executor, asio::any_io_executor workers, Connector connector,
+                       config::Config config, std::filesystem::path state_file, SupervisorHooks hooks)
     : executor_(executor),
       workers_(std::move(workers)),
+      connector_(std::move(connector)),
       config_(std::move(config)),
       state_file_(std::move(state_file)),
       hooks_(std::move(hooks)),
@@ -208,7 +209,7 @@ asio::awaitable<void> Supervisor::step() {
 
 asio::awaitable<void> Supervisor::reconnect() {
   reconnect_ = false;
-  auto fresh = co_await connect(config_, workers_);
+  auto fresh = co_await connector_(config_);
   if (!fresh) {
     ++connect_failures_;
     const auto delay = policy::retry_delay(connect_failures_, random_unit());

@@ -33,12 +33,18 @@ struct SupervisorHooks {
   std::function<void()> ready;                          // after the first round, and after each reload
 };
 
+// Finds the gateway and its protocol for a configuration (connect() in the
+// service; a scripted gateway in tests).
+using Connector = std::function<asio::awaitable<std::optional<Connection>>(const config::Config&)>;
+
 class Supervisor {
  public:
   using Clock = std::chrono::steady_clock;
 
-  Supervisor(asio::any_io_executor executor, asio::any_io_executor workers, config::Config config,
-             std::filesystem::path state_file, SupervisorHooks hooks);
+  // `workers` run blocking libminiupnpc calls when leftovers of another
+  // gateway are removed.
+  Supervisor(asio::any_io_executor executor, asio::any_io_executor workers, Connector connector,
+             config::Config config, std::filesystem::path state_file, SupervisorHooks hooks);
 
   // Keeps the mappings alive until stop(); returns then, with requests in
   // flight cancelled.
@@ -104,6 +110,7 @@ class Supervisor {
 
   asio::any_io_executor executor_;
   asio::any_io_executor workers_;
+  Connector connector_;
   config::Config config_;
   std::filesystem::path state_file_;
   SupervisorHooks hooks_;
