@@ -41,6 +41,11 @@ expect_no_duplicates() {
   [ "$all" = "$unique" ] || fail "the gateway has duplicate rules ($all rules, $unique distinct)"
   pass "no duplicate rules at the gateway ($all)"
 }
+# every "mapping everything again" / "finding the gateway again" so far was followed by a round
+rounds_done() {
+  awk '/mapping everything again|finding the gateway again/ { pending = 1 } /asked for [0-9]+ mappings via/ { pending = 0 }
+       END { exit pending }' "$NK_SVC_ERR"
+}
 gw_has_rule() { gw_rules | grep -q "^$1 $2 "; }
 status_has_external_ip() {
   status_json && json_check "$LAB_STATE/status.json" 'check((doc.get("gateway") or {}).get("external_ip") == env["IP"], "external_ip")' "IP=$1" >/dev/null
@@ -120,9 +125,12 @@ expect_reaches udp:7076 tcp:15063 || fail "mappings do not forward on the new ad
 expect_no_duplicates
 
 # the LAN link goes down and up (a cable pulled, a Wi-Fi roam): noticed through netlink
+# (first the round the address change started must end: with the link gone its
+# SOAP calls would wait for their timeouts before the change is looked at)
+wait_for 10 rounds_done || fail "the mapping round after the address change did not end"
 nk_log_mark
 in_lan ip link set eth0 down
-wait_log 5 "no way to the gateway" || fail "the link going down was not noticed"
+wait_log 10 "no way to the gateway" || fail "the link going down was not noticed"
 in_lan ip link set eth0 up
 in_lan ip route replace default via "$LAN_GW"
 wait_log 5 "the network towards the gateway is back: mapping everything again" || fail "the link coming back was not noticed"
