@@ -24,6 +24,8 @@
 #include <optional>
 #include <string>
 
+#include "agent/state_dir.hpp"
+
 namespace natkeeper {
 namespace {
 
@@ -93,13 +95,7 @@ asio::awaitable<Result<Json>> ask_status(stream_protocol::endpoint endpoint) {
 
 }  // namespace
 
-std::filesystem::path runtime_directory() {
-  if (const char* systemd = std::getenv("RUNTIME_DIRECTORY"); systemd && *systemd) {
-    const std::string dirs(systemd);
-    return dirs.substr(0, dirs.find(':'));  // the first, when the unit names several
-  }
-  return "/run/natkeeper";
-}
+std::filesystem::path runtime_directory() { return directory_from_systemd("RUNTIME_DIRECTORY", "/run/natkeeper"); }
 
 std::filesystem::path control_socket_path() { return runtime_directory() / "control"; }
 

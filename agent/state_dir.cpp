@@ -27,13 +27,15 @@ std::error_code read_key(int fd, HostKey& key) {
 
 }  // namespace
 
-std::filesystem::path state_directory() {
-  if (const char* systemd = std::getenv("STATE_DIRECTORY"); systemd && *systemd) {
+std::filesystem::path directory_from_systemd(const char* variable, std::filesystem::path fallback) {
+  if (const char* systemd = std::getenv(variable); systemd && *systemd) {
     const std::string dirs(systemd);
     return dirs.substr(0, dirs.find(':'));  // the first, when the unit names several
   }
-  return "/var/lib/natkeeper";
+  return fallback;
 }
+
+std::filesystem::path state_directory() { return directory_from_systemd("STATE_DIRECTORY", "/var/lib/natkeeper"); }
 
 Result<HostKey> load_or_create_host_key(const std::filesystem::path& directory) {
   const auto path = directory / "host.key";

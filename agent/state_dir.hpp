@@ -7,6 +7,10 @@
 
 namespace natkeeper {
 
+// The directory systemd names in `variable` (StateDirectory= and the like set
+// $STATE_DIRECTORY...; the first when there are several), else `fallback`.
+std::filesystem::path directory_from_systemd(const char* variable, std::filesystem::path fallback);
+
 // Where natkeeper keeps what must outlive one run: systemd's $STATE_DIRECTORY
 // when set (StateDirectory=), else /var/lib/natkeeper.
 std::filesystem::path state_directory();
