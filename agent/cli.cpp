@@ -88,8 +88,8 @@ std::optional<std::string> apply_cli(const CliOptions& options, config::Config& 
     if (ec) return fmt::format("--gateway '{}': expected an IPv4 address, e.g. 192.168.1.1", *options.gateway);
   }
   if (options.igd_url) {
-    if (!options.igd_url->starts_with("http://"))
-      return fmt::format("--igd '{}': expected the http:// URL of the gateway's IGD description", *options.igd_url);
+    if (!config::is_igd_url(*options.igd_url))
+      return fmt::format("--igd '{}': expected {}", *options.igd_url, config::kIgdUrlSyntax);
     config.igd_url = *options.igd_url;
   }
   for (const auto& spec : options.maps) {

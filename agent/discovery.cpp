@@ -18,6 +18,7 @@
 #include "mappers/natpmp/natpmp_mapper.hpp"
 #include "mappers/pcp/pcp_mapper.hpp"
 #include "mappers/pcp/pcp_nonce.hpp"
+#include "mappers/upnp/http_get.hpp"
 #include "mappers/upnp/miniupnpc_igd.hpp"
 #include "mappers/upnp/ssdp_search.hpp"
 #include "mappers/upnp/upnp_mapper.hpp"
@@ -40,8 +41,6 @@ constexpr auto kPreferenceGrace = 20ms;
 constexpr auto kSsdpDeadline = 2500ms;
 // Bound on one description fetch or SOAP call.
 constexpr auto kUpnpCallDeadline = 5000ms;
-// How long an IGD answer from another host waits for the gateway's own.
-constexpr auto kGatewayHeadStart = 300ms;
 // PCP requests in normal operation give up after this (RFC 6887 would retry forever).
 constexpr auto kPcpRequestDeadline = 10000ms;
 
@@ -83,10 +82,14 @@ struct ProbeContext {
 asio::awaitable<Result<FoundProtocol>> probe_upnp(ProbeContext context) {
   const BlockingRunner runner(context.workers, kUpnpCallDeadline);
   auto open = [&](const std::string& location) -> asio::awaitable<Result<FoundProtocol>> {
-    // The call is named, not a temporary: GCC 12 destroys a temporary lambda
-    // inside a co_await expression twice.
-    auto fetch_description = [location] { return upnp::open_igd(location); };
-    auto igd = co_await runner.run(std::move(fetch_description));
+    const auto url = upnp::parse_http_url(location);
+    if (!url) co_return make_error_code(Errc::not_an_igd);
+    auto fetched = co_await upnp::http_get(*url, {kUpnpCallDeadline, {}});
+    if (fetched.error) {
+      log::info("UPnP: {}: {}", location, fetched.detail);
+      co_return fetched.error;
+    }
+    auto igd = upnp::open_igd(location, fetched.body);
     if (!igd) {
       log::info("UPnP: {}: {}", location, igd.error().message());
       co_return igd.error();
@@ -110,24 +113,18 @@ asio::awaitable<Result<FoundProtocol>> probe_upnp(ProbeContext context) {
                           path.gateway);
   if (const auto ec = search.start()) co_return ec;
   const auto deadline = context.started + kSsdpDeadline;
-  auto wait_until = deadline;
-  std::vector<upnp::SsdpAnswer> others;
-  while (auto answer = co_await search.next_answer(wait_until)) {
+  while (auto answer = co_await search.next_answer(deadline)) {
     log::debug("SSDP: {} answered after {} ms: {}", answer->responder.to_string(),
                std::chrono::duration_cast<std::chrono::milliseconds>(answer->elapsed).count(),
                answer->response.location);
     if (answer->responder != path.gateway) {
-      // Another LAN device claims to be an IGD. The default gateway is the one
-      // that forwards this host's traffic: give it a moment to answer first.
-      if (others.empty()) wait_until = std::min(deadline, Clock::now() + kGatewayHeadStart);
-      others.push_back(std::move(*answer));
+      // Only the gateway forwards this host's traffic: another device's
+      // mappings would lead nowhere, and any LAN device can claim to be an IGD.
+      log::info("UPnP: ignoring the IGD answer of {}, which is not the gateway {} (--igd names a device)",
+                answer->responder.to_string(), path.gateway.to_string());
       continue;
     }
     auto found = co_await open(answer->response.location);
-    if (found) co_return found;
-  }
-  for (const auto& other : others) {
-    auto found = co_await open(other.response.location);
     if (found) co_return found;
   }
   co_return make_error_code(Errc::no_gateway_answer);

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "config/ring_profile.hpp"
+#include "mappers/upnp/ssdp.hpp"
 
 namespace natkeeper::config {
 namespace {
@@ -83,8 +84,8 @@ void read_gateway(const TableReader& gateway, Config& config) {
                     fmt::format("'{}' is not an IPv4 address", address->first)};
   }
   if (auto igd = gateway.get<std::string>("igd", "a URL string")) {
-    if (!igd->first.starts_with("http://"))
-      throw Invalid{igd->second, gateway.path("igd"), "expected an http:// URL of the IGD description"};
+    if (!is_igd_url(igd->first))
+      throw Invalid{igd->second, gateway.path("igd"), fmt::format("expected {}", kIgdUrlSyntax)};
     config.igd_url = igd->first;
   }
 }
@@ -107,7 +108,7 @@ void read_profile(const TableReader& profile, Config& config) {
 }
 
 void read_mapping(const TableReader& mapping, Config& config) {
-  mapping.only({"lease", "description", "allow_other_external_port", "ports"});
+  mapping.only({"lease", "description", "allow_other_external_port", "ports", "warn_above"});
   if (auto lease = mapping.get<std::int64_t>("lease", "an integer number of seconds")) {
     if (lease->first < kMinLease.count() || lease->first > kMaxLease.count())
       throw Invalid{lease->second, mapping.path("lease"),
@@ -127,6 +128,12 @@ void read_mapping(const TableReader& mapping, Config& config) {
   }
   if (auto allow = mapping.get<bool>("allow_other_external_port", "true or false"))
     config.allow_other_external_port = allow->first;
+  if (auto warn_above = mapping.get<std::int64_t>("warn_above", "an integer number of mappings")) {
+    if (warn_above->first < 0 || warn_above->first > kMaxPlannedMappings)
+      throw Invalid{warn_above->second, mapping.path("warn_above"),
+                    fmt::format("{} is out of range 0-{}", warn_above->first, kMaxPlannedMappings)};
+    config.warn_above = static_cast<std::size_t>(warn_above->first);
+  }
   if (const auto* ports = mapping.array("ports")) {
     for (std::size_t i = 0; i < ports->size(); ++i) {
       const auto& node = *ports->get(i);
@@ -169,6 +176,12 @@ bool is_host_and_port(std::string_view text) {
   if (colon == std::string_view::npos || colon == 0) return false;
   const auto port = parse_port_range(text.substr(colon + 1));
   return port && port->first == port->second;
+}
+
+bool is_igd_url(std::string_view text) {
+  const auto url = upnp::parse_http_url(text);
+  boost::system::error_code ec;
+  return url && (boost::asio::ip::make_address_v4(url->host, ec), !ec);
 }
 
 std::string_view to_string(ProtocolChoice choice) {

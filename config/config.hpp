@@ -22,6 +22,8 @@ inline constexpr std::string_view kProtocolChoices = "auto, pcp, natpmp, upnp";
 inline constexpr std::chrono::seconds kMinLease{60};
 inline constexpr std::chrono::seconds kMaxLease{604800};  // IGDv2's upper bound
 inline constexpr std::chrono::seconds kMinVerifyInterval{60};
+// Every port of both transports.
+inline constexpr std::int64_t kMaxPlannedMappings = 2 * 65535;
 
 struct Config {
   std::string source = "built-in defaults";
@@ -34,6 +36,8 @@ struct Config {
   std::chrono::seconds lease{3600};
   std::string description = "natkeeper";
   bool allow_other_external_port = false;
+  // Plans of more mappings than this get a warning first (0: never).
+  std::size_t warn_above = 128;
   bool verify = true;
   std::string reflector;           // HOST:PORT of a natkeeper-reflector; empty: none
   std::string stun;                // HOST:PORT of an RFC 5780 STUN server; empty: none
@@ -45,6 +49,12 @@ struct Config {
 
 // "host:port" with a port 1-65535 (the host may be a name or an IPv4 address).
 bool is_host_and_port(std::string_view text);
+
+// "http://192.168.1.1:5000/rootDesc.xml": an http URL whose host is an IPv4
+// address (natkeeper fetches descriptions only from literal addresses).
+bool is_igd_url(std::string_view text);
+inline constexpr std::string_view kIgdUrlSyntax =
+    "the http:// URL of the gateway's IGD description, with an IPv4 address as its host";
 
 struct ConfigError {
   std::string file;

@@ -27,6 +27,8 @@ class NatkeeperCategory final : public std::error_category {
       case Errc::external_port_moved:
         return "the gateway offered only another external port, and the configuration "
                "requires the same port";
+      case Errc::bad_http_answer:
+        return "the device's HTTP answer was refused (malformed, too large or not 200 OK)";
     }
     return fmt::format("natkeeper error {}", value);
   }

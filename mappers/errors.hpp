@@ -12,6 +12,7 @@ enum class Errc {
   timed_out,
   table_full_skipped,  // not attempted: the gateway already said its table is full
   external_port_moved, // gateway offered another external port, config forbids it
+  bad_http_answer,     // malformed, over a size limit, or not 200 OK
 };
 const std::error_category& natkeeper_category();
 std::error_code make_error_code(Errc e);

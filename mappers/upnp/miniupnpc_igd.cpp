@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "mappers/errors.hpp"
+#include "mappers/upnp/ssdp.hpp"
 
 namespace natkeeper::upnp {
 namespace {
@@ -109,21 +110,24 @@ bool is_wan_connection_service(std::string_view type) {
          type.starts_with("urn:schemas-upnp-org:service:WANPPPConnection:");
 }
 
+bool same_host(const std::string& url, const std::string& other_url) {
+  const auto a = parse_http_url(url), b = parse_http_url(other_url);
+  return a && b && a->host == b->host;
+}
+
 }  // namespace
 
-Result<OpenedIgd> open_igd(const std::string& location) {
-  UPNPUrls urls{};
+Result<OpenedIgd> open_igd(const std::string& location, std::string_view description) {
   IGDdatas data{};
-  char lan_address[64] = {};
-  if (UPNP_GetIGDFromUrl(location.c_str(), &urls, &data, lan_address, sizeof lan_address) != 1) {
-    FreeUPNPUrls(&urls);
-    return make_error_code(Errc::not_an_igd);
-  }
+  parserootdesc(description.data(), static_cast<int>(description.size()), &data);
   IgdDescription found;
   found.location = location;
   found.service_type = from_buffer(data.first.servicetype);
+  if (!is_wan_connection_service(found.service_type)) return make_error_code(Errc::not_an_igd);
+  UPNPUrls urls{};
+  GetUPNPUrls(&urls, &data, location.c_str(), 0);
   found.control_url = urls.controlURL ? urls.controlURL : "";
-  if (!is_wan_connection_service(found.service_type) || found.control_url.empty()) {
+  if (!same_host(found.control_url, location)) {
     FreeUPNPUrls(&urls);
     return make_error_code(Errc::not_an_igd);
   }

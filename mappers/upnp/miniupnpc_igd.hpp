@@ -1,6 +1,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "mappers/upnp/igd_control.hpp"
 
@@ -18,10 +19,13 @@ struct OpenedIgd {
   IgdDescription description;
 };
 
-// Fetches and parses the root description at `location` (blocking) and returns
-// the IGD's WAN connection service, or Errc::not_an_igd. It deliberately does not
-// ask whether the IGD calls itself "connected": gateways whose external address
-// is in a reserved range say no and still map.
-Result<OpenedIgd> open_igd(const std::string& location);
+// Reads the root description fetched from `location` and returns the IGD's WAN
+// connection service, or Errc::not_an_igd. Only libminiupnpc's XML parser sees
+// the bytes (natkeeper fetches them itself, within limits). The control URL must
+// be on the description's host, so a description cannot aim natkeeper's SOAP
+// calls elsewhere. It deliberately does not ask whether the IGD calls itself
+// "connected": gateways whose external address is in a reserved range say no and
+// still map.
+Result<OpenedIgd> open_igd(const std::string& location, std::string_view description);
 
 }  // namespace natkeeper::upnp

@@ -95,9 +95,9 @@ asio::awaitable<std::optional<SsdpAnswer>> SsdpSearch::next_answer(
     const auto url = parse_http_url(response->location);
     const auto responder = sender.address().to_v4();
     if (!url || !location_is_acceptable(*url, responder, local_address_, netmask_)) continue;
-    if (seen_locations_.size() >= kMaxDevices ||
-        !seen_locations_.insert(response->location).second)
-      continue;
+    // The gateway is never crowded out by other devices.
+    if (seen_hosts_.contains(responder) || (seen_hosts_.size() >= kMaxDevices && responder != gateway_)) continue;
+    seen_hosts_.insert(responder);
     co_return SsdpAnswer{std::move(*response), responder, std::chrono::steady_clock::now() - started_};
   }
   co_return std::nullopt;

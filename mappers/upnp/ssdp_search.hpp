@@ -40,7 +40,8 @@ class SsdpSearch {
              asio::ip::address_v4 netmask, asio::ip::address_v4 gateway);
 
   std::error_code start();
-  // The next acceptable IGD answer (each LOCATION once); nullopt at `deadline`.
+  // The next acceptable IGD answer (one per host, at most 10 hosts besides the
+  // gateway); nullopt at `deadline`.
   // Searches are resent on a short schedule while waiting.
   asio::awaitable<std::optional<SsdpAnswer>> next_answer(std::chrono::steady_clock::time_point deadline);
 
@@ -52,7 +53,7 @@ class SsdpSearch {
   asio::ip::address_v4 local_address_, netmask_, gateway_;
   std::chrono::steady_clock::time_point started_;
   int searches_sent_ = 0;
-  std::set<std::string> seen_locations_;
+  std::set<asio::ip::address_v4> seen_hosts_;
   std::array<char, kMaxSsdpDatagram + 1> buffer_{};
 };
 

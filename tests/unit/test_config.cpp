@@ -134,6 +134,7 @@ TEST_CASE("out-of-range and malformed values are rejected with their key") {
            Case{"[gateway]\naddress = \"fe80::1\"", "gateway.address", "not an IPv4 address"},
            Case{"[gateway]\naddress = 17", "gateway.address", "expected"},
            Case{"[gateway]\nigd = \"ftp://x/\"", "gateway.igd", "http://"},
+           Case{"[gateway]\nigd = \"http://router.lan/d.xml\"", "gateway.igd", "IPv4 address"},
            Case{"[profile]\nname = \"nest\"", "profile.name", "not one of"},
            Case{"[profile]\nrtp = \"16000-16599\"", "profile.rtp", "outside the RTP range"},
            Case{"[profile]\nrtp = \"16600-16500\"", "profile.rtp", "ends before it starts"},
