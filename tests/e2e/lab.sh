@@ -27,7 +27,17 @@
 #   can't reach". (miniupnpd 2.3.1 refuses a reserved/private external address unless its
 #   startup STUN check finds no filtering; the check goes to the STUN server inside the ISP.)
 #
-# Usage: lab.sh up|down|status|stop-gateway|start-gateway|restart-gateway|rules [--brief]|ns lan|gw|isp|wan
+# LAB_ROGUE=1 (either topology): a hostile device on the LAN. gw's lan0 is then a bridge
+# (same name, so miniupnpd's config and the nft rules stay as they are) with two ports:
+#
+#   ns lan    eth0 10.77.0.2/24  ---- lanp  \
+#                                            lan0 (bridge) 10.77.0.1/24 in ns gw
+#   ns rogue  eth0 10.77.0.66/24 ---- roguep /
+#
+#   `rogue-start` runs rogue_device.py there (SSDP answers with bad LOCATIONs, a fake IGD,
+#   NAT-PMP/PCP spray) and the traps a follower of those LOCATIONs would reach.
+#
+# Usage: lab.sh up|down|status|stop-gateway|start-gateway|restart-gateway|rules [--brief]|ns lan|gw|isp|wan|rogue
 #        lab.sh reflector-start BINARY [ARG...]   run BINARY --listen 203.0.113.2:7000
 #                  --listen 203.0.113.3:7000 [ARG...] in ns wan (log: $LAB_STATE/reflector.log);
 #                  returns once it listens on UDP and TCP on both (at most 5 s)
@@ -46,6 +56,13 @@
 #                  notices by itself; returns once it has re-checked the address by STUN
 #        lab.sh gw-announce   SIGUSR1 to miniupnpd: STUN check again, one NAT-PMP notice
 #                  and one PCP ANNOUNCE, epoch back to 0
+#        lab.sh rogue-start [ARG...]   (LAB_ROGUE=1 labs) run rogue_device.py rogue in ns rogue
+#                  (HTTP :8000-8003 and :8010-8059, SSDP; LOCATIONs 127.0.0.1:8000 and
+#                  203.0.113.3:8080; [ARG...] e.g. --spray-ports LO-HI) and traps counting
+#                  TCP connections on 127.0.0.1:8000 in ns lan and 203.0.113.3:8080 in ns wan;
+#                  returns once all three listen (at most 5 s). Counts: $LAB_STATE/rogue-*.json
+#        lab.sh rogue-counts   have the three write their counts now (at most 2 s)
+#        lab.sh rogue-stop   stop them (they write their counts on the way out)
 #        lab.sh reap-after PID   (internal: tear the lab down once process PID is gone; see lib.sh)
 #
 # Environment:
@@ -56,8 +73,11 @@
 #               (default ${TMPDIR:-/tmp}/natkeeper-lab-$LAB_PREFIX).
 #   LAB_TOPOLOGY  single (default) or double; read by `up`, which records it in $LAB_STATE;
 #               later subcommands use the recorded one. `up` rebuilds a lab of the other kind.
+#   LAB_ROGUE   1: add the rogue namespace (see above); 0 (default): the lab above, exactly.
+#               Read and recorded by `up` like LAB_TOPOLOGY.
 #
-# Root only (except `ns`). Needs iproute2, nftables, miniupnpd-nftables, coturn, util-linux.
+# Root only (except `ns`). Needs iproute2, nftables, miniupnpd-nftables, coturn, util-linux
+# (and python3 for the rogue).
 # Daemons run in the foreground under `ip netns exec`, detached with setsid, logging to
 # $LAB_STATE; they are stopped by recorded PID (checked against /proc/PID/comm). IPv4 only.
 set -euo pipefail
@@ -66,6 +86,10 @@ readonly LAN_HOST=10.77.0.2 LAN_GW=10.77.0.1 WAN_GW=203.0.113.1 WAN_A=203.0.113.
 # double topology: gw's WAN address, the ISP's inner addresses (gateway, second STUN address)
 readonly CGN_GW=100.64.0.2 ISP_A=100.64.0.1 ISP_B=100.64.0.3
 readonly REFLECTOR_PORT=7000
+# the rogue's address, its first HTTP port, and where its LOCATIONs that no one may follow point
+readonly ROGUE_HOST=10.77.0.66 ROGUE_HTTP=8000 TRAP_LOOPBACK=127.0.0.1:8000 TRAP_OFFNET=$WAN_B:8080
+ROGUE_PY=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/rogue_device.py
+readonly ROGUE_PY
 readonly MINIUPNPD=/usr/sbin/miniupnpd
 
 log() { printf '[lab %s] %s\n' "${LAB_PREFIX:-?}" "$*" >&2; }
@@ -79,8 +103,8 @@ usage() {
 PREFIX=${LAB_PREFIX:-}
 [ -n "$PREFIX" ] || { log "LAB_PREFIX is not set (e.g. LAB_PREFIX=nk\$\$)"; usage; }
 [[ $PREFIX =~ ^[A-Za-z0-9_-]{1,40}$ ]] || die "LAB_PREFIX '$PREFIX' must match [A-Za-z0-9_-]{1,40}"
-readonly NS_LAN=${PREFIX}lan NS_GW=${PREFIX}gw NS_ISP=${PREFIX}isp NS_WAN=${PREFIX}wan
-readonly ALL_NS=("$NS_LAN" "$NS_GW" "$NS_ISP" "$NS_WAN")
+readonly NS_LAN=${PREFIX}lan NS_GW=${PREFIX}gw NS_ISP=${PREFIX}isp NS_WAN=${PREFIX}wan NS_ROGUE=${PREFIX}rogue
+readonly ALL_NS=("$NS_LAN" "$NS_GW" "$NS_ISP" "$NS_WAN" "$NS_ROGUE")
 STATE=${LAB_STATE:-${TMPDIR:-/tmp}/natkeeper-lab-$PREFIX}
 
 # set_topology single|double: the namespaces (NS_LIST), gw's WAN address (GW_EXT) and the
@@ -97,6 +121,15 @@ set_topology() {
 }
 # the topology an existing lab was built with (recorded by `up`), else $LAB_TOPOLOGY
 recorded_topology() { cat "$STATE/topology" 2>/dev/null || echo "${LAB_TOPOLOGY:-single}"; }
+# set_rogue 0|1 (after set_topology): ROGUE, and ns rogue in NS_LIST
+set_rogue() {
+  case "$1" in
+    '' | 0) ROGUE=0 ;;
+    1) ROGUE=1; NS_LIST+=("$NS_ROGUE") ;;
+    *) die "LAB_ROGUE '$1' must be 0 or 1" ;;
+  esac
+}
+recorded_rogue() { cat "$STATE/rogue" 2>/dev/null || echo "${LAB_ROGUE:-0}"; }
 
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 # iproute2 keeps named namespaces as files here (NETNS_RUN_DIR; /var/run -> /run on Debian).
@@ -397,6 +430,84 @@ cmd_reflector_start() {
   log "reflector $comm (pid $(cat "$STATE/reflector.pid")) on udp+tcp $a $b"
 }
 
+# ---- the rogue device (LAB_ROGUE=1) and its traps ----------------------------------------
+# NAME -> namespace; each runs rogue_device.py with --counts $STATE/NAME.json and
+# --ready $STATE/NAME.ready, logs to $STATE/NAME.log, and is stopped by PID and comm
+# (it names itself nk-rogue / nk-trap; the comm is read back once it is ready).
+readonly ROGUE_DAEMONS=(rogue-device rogue-trap-lan rogue-trap-wan)
+rogue_ns() {
+  case "$1" in rogue-device) echo "$NS_ROGUE" ;; rogue-trap-lan) echo "$NS_LAN" ;; rogue-trap-wan) echo "$NS_WAN" ;; esac
+}
+rogue_alive() {
+  local comm
+  comm=$(cat "$STATE/$1.comm" 2>/dev/null) || return 1
+  pid_alive "$comm" "$STATE/$1.pid"
+}
+cmd_rogue_stop() {
+  local name comm
+  for name in "${ROGUE_DAEMONS[@]}"; do
+    if comm=$(cat "$STATE/$name.comm" 2>/dev/null); then stop_pid "$comm" "$STATE/$name.pid"; fi
+    rm -f "$STATE"/{"$name".pid,"$name".comm,"$name".ready}
+  done
+}
+cmd_rogue_start() {
+  local name ns bg comm py=${PYTHON:-python3} ok=1
+  # the distribution's python3 if present, as lib.sh
+  [ -n "${PYTHON:-}" ] || [ ! -x /usr/bin/python3 ] || py=/usr/bin/python3
+  local -A bgs=()
+  [ "$ROGUE" = 1 ] || die "rogue-start: this lab has no rogue namespace (LAB_ROGUE=1 at up)"
+  ns_exists "$NS_ROGUE" || die "namespace $NS_ROGUE does not exist (run up)"
+  [ -f "$ROGUE_PY" ] || die "missing $ROGUE_PY"
+  cmd_rogue_stop
+  for name in "${ROGUE_DAEMONS[@]}"; do
+    local args=()
+    case "$name" in
+      rogue-device) args=(rogue --addr "$ROGUE_HOST" --target "$LAN_HOST" --http-base "$ROGUE_HTTP"
+                          --loopback-port "${TRAP_LOOPBACK##*:}" --offnet "$TRAP_OFFNET" "$@") ;;
+      rogue-trap-lan) args=(trap --listen "$TRAP_LOOPBACK") ;;
+      rogue-trap-wan) args=(trap --listen "$TRAP_OFFNET") ;;
+    esac
+    ns=$(rogue_ns "$name")
+    rm -f "$STATE"/{"$name".json,"$name".ready}
+    printf '=== lab.sh: starting rogue_device.py %s at %(%F %T)T ===\n' "${args[*]}" -1 >>"$STATE/$name.log"
+    # --duration: it ends by itself should every teardown miss it
+    close_fds setsid ip netns exec "$ns" "$py" "$ROGUE_PY" "${args[@]}" --duration 900 \
+      --counts "$STATE/$name.json" --ready "$STATE/$name.ready" </dev/null >>"$STATE/$name.log" 2>&1 &
+    bgs[$name]=$!
+    disown "$!"
+  done
+  # $! is the interpreter itself (neither setsid nor `ip netns exec` forks here)
+  for name in "${ROGUE_DAEMONS[@]}"; do
+    bg=${bgs[$name]}
+    if wait_until 5 "$bg" test -e "$STATE/$name.ready" &&
+       comm=$(cat "/proc/$bg/comm" 2>/dev/null) && echo "$comm" >"$STATE/$name.comm" &&
+       record_pid "$comm" "$bg" /dev/null "$STATE/$name.pid"; then
+      log "$name ($comm, pid $bg) runs in $(rogue_ns "$name")"
+    else
+      ok=0
+      tail -n 20 "$STATE/$name.log" >&2 || true
+      log "$name did not come up (log: $STATE/$name.log)"
+      # our child, started seconds ago: no PID reuse
+      if comm=$(cat "/proc/$bg/comm" 2>/dev/null); then
+        echo "$bg" >"$STATE/$name.pid"; echo "$comm" >"$STATE/$name.comm"
+      fi
+    fi
+  done
+  [ "$ok" = 1 ] || { cmd_rogue_stop; return 1; }
+}
+# cmd_rogue_counts: each running one writes $STATE/NAME.json now (SIGUSR1); at most 2 s each
+cmd_rogue_counts() {
+  local name pid rc=0
+  for name in "${ROGUE_DAEMONS[@]}"; do
+    rogue_alive "$name" || { log "rogue-counts: $name does not run"; rc=1; continue; }
+    pid=$(cat "$STATE/$name.pid")
+    rm -f "$STATE/$name.json"
+    kill -USR1 "$pid"
+    wait_until 2 "$pid" test -s "$STATE/$name.json" || { log "rogue-counts: no counts from $name"; rc=1; }
+  done
+  return $rc
+}
+
 # ---- a rule deleted behind miniupnpd's back ---------------------------------------------
 # cmd_drop_dnat PROTO PORT: delete the DNAT rule(s) for external PORT from
 # prerouting_miniupnpd and, for each, one matching accept rule (internal address, port and
@@ -602,6 +713,7 @@ cmd_gw_wan_address() {
 is_up() {
   local ns
   [ "$(cat "$STATE/topology" 2>/dev/null)" = "$TOPOLOGY" ] || return 1
+  [ "$(cat "$STATE/rogue" 2>/dev/null || echo 0)" = "$ROGUE" ] || return 1
   for ns in "${NS_LIST[@]}"; do ns_exists "$ns" || return 1; done
   pid_alive turnserver "$STATE/coturn.pid" && pid_alive miniupnpd "$STATE/miniupnpd.pid" &&
     { [ "$TOPOLOGY" = single ] || pid_alive turnserver "$STATE/coturn-isp.pid"; }
@@ -617,6 +729,7 @@ cmd_up() {
   mkdir -p "$STATE"
   rm -f "$STATE"/{gw.nft,isp.nft,miniupnpd.conf,upnp.leases,turndb,coturn.log,coturn-isp.log,miniupnpd.log}
   echo "$TOPOLOGY" >"$STATE/topology"
+  echo "$ROGUE" >"$STATE/rogue"
   write_configs
   # from here on a failure tears down whatever exists
   trap 'log "up failed, tearing down"; cmd_down' ERR
@@ -630,7 +743,33 @@ cmd_up() {
       net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 net.ipv4.ip_forward=$fwd
   done
   # veth pairs created straight inside the namespaces: nothing in the root namespace
-  ip link add lan0 netns "$NS_GW" type veth peer name eth0 netns "$NS_LAN"
+  if [ "$ROGUE" = 1 ]; then
+    # lan0 becomes a bridge: the gateway's LAN a segment that more than one host shares.
+    # No multicast snooping: there is no IGMP querier, and SSDP must reach every port.
+    ip link add lanp netns "$NS_GW" type veth peer name eth0 netns "$NS_LAN"
+    ip link add roguep netns "$NS_GW" type veth peer name eth0 netns "$NS_ROGUE"
+    ip -n "$NS_GW" -batch - <<EOF
+link add lan0 type bridge mcast_snooping 0
+link set lanp master lan0
+link set roguep master lan0
+link set lanp up
+link set roguep up
+EOF
+    # with br_netfilter loaded (by anything on the host), bridged frames would pass the
+    # gateway's forward chain, whose policy drops lan-to-lan traffic
+    if nsx "$NS_GW" test -d /proc/sys/net/bridge; then
+      nsx "$NS_GW" sysctl -qw net.bridge.bridge-nf-call-iptables=0 net.bridge.bridge-nf-call-arptables=0 \
+        net.bridge.bridge-nf-call-ip6tables=0
+    fi
+    ip -n "$NS_ROGUE" -batch - <<EOF
+link set lo up
+addr add $ROGUE_HOST/24 dev eth0
+link set eth0 up
+route add default via $LAN_GW
+EOF
+  else
+    ip link add lan0 netns "$NS_GW" type veth peer name eth0 netns "$NS_LAN"
+  fi
   if [ "$TOPOLOGY" = double ]; then
     ip link add wan0 netns "$NS_GW" type veth peer name cpe0 netns "$NS_ISP"
     ip link add wan0 netns "$NS_ISP" type veth peer name eth0 netns "$NS_WAN"
@@ -678,7 +817,7 @@ EOF
   start_miniupnpd
   [ "$TOPOLOGY" = single ] || await_coturn coturn
   trap - ERR
-  log "up ($TOPOLOGY) in $((($(now_us) - t0) / 1000)) ms: ${NS_LIST[*]} state=$STATE"
+  log "up ($TOPOLOGY$([ "$ROGUE" = 0 ] || echo ', rogue')) in $((($(now_us) - t0) / 1000)) ms: ${NS_LIST[*]} state=$STATE"
 }
 
 # topology-independent: whatever of either topology exists goes (the reaper may not know)
@@ -686,6 +825,7 @@ cmd_down() {
   local ns pid i comm
   trap - ERR
   cmd_reflector_stop
+  cmd_rogue_stop
   stop_pid miniupnpd "$STATE/miniupnpd.pid"
   stop_pid turnserver "$STATE/coturn.pid"
   stop_pid turnserver "$STATE/coturn-isp.pid"
@@ -709,14 +849,14 @@ cmd_down() {
     done
     ip netns del "$ns" 2>/dev/null || { nap 0.1; ip netns del "$ns"; } || log "cannot delete netns $ns"
   done
-  rm -f "$STATE"/{miniupnpd.pid,miniupnpd.ownpid,coturn.pid,coturn.ownpid,coturn-isp.pid,coturn-isp.ownpid,topology} 2>/dev/null || true
+  rm -f "$STATE"/{miniupnpd.pid,miniupnpd.ownpid,coturn.pid,coturn.ownpid,coturn-isp.pid,coturn-isp.ownpid,topology,rogue} 2>/dev/null || true
   rm -f "$STATE"/{gw-down-since,gw-wan-address} 2>/dev/null || true
   if [ -d "$STATE" ]; then log "down (logs kept in $STATE)"; else log "down"; fi
 }
 
 cmd_status() {
   local ns name rc=0
-  echo "topology: $TOPOLOGY"
+  echo "topology: $TOPOLOGY$([ "$ROGUE" = 0 ] || echo ' + rogue')"
   for ns in "${NS_LIST[@]}"; do
     if ns_exists "$ns"; then
       echo "ns $ns: $(ip -n "$ns" -br -4 addr show | awk '$1 != "lo" {$2=""; print}' | tr -s ' ' | paste -sd ';')"
@@ -733,6 +873,13 @@ cmd_status() {
   if reflector_alive; then echo "reflector: pid $(cat "$STATE/reflector.pid") ($(cat "$STATE/reflector.bin"))"
   elif [ -e "$STATE/reflector.comm" ]; then echo "reflector: died (log: $STATE/reflector.log)"; rc=1
   else echo "reflector: not started"; fi
+  if [ "$ROGUE" = 1 ]; then
+    for name in "${ROGUE_DAEMONS[@]}"; do
+      if rogue_alive "$name"; then echo "$name: pid $(cat "$STATE/$name.pid")"
+      elif [ -e "$STATE/$name.comm" ]; then echo "$name: died (log: $STATE/$name.log)"; rc=1
+      else echo "$name: not started"; fi
+    done
+  fi
   if ns_exists "$NS_GW"; then
     echo "dnat rules: $(cmd_rules | wc -l)"
   fi
@@ -786,7 +933,10 @@ cmd_reap_after() {
 [ $# -ge 1 ] || usage
 cmd=$1; shift
 if [ "$cmd" = ns ]; then
-  case "${1:-}" in lan) echo "$NS_LAN" ;; gw) echo "$NS_GW" ;; isp) echo "$NS_ISP" ;; wan) echo "$NS_WAN" ;; *) usage ;; esac
+  case "${1:-}" in
+    lan) echo "$NS_LAN" ;; gw) echo "$NS_GW" ;; isp) echo "$NS_ISP" ;; wan) echo "$NS_WAN" ;; rogue) echo "$NS_ROGUE" ;;
+    *) usage ;;
+  esac
   exit 0
 fi
 [ "$(id -u)" = 0 ] || die "must run as root"
@@ -801,9 +951,14 @@ lock() {
 }
 case "$cmd" in up | down | stop-gateway | start-gateway | restart-gateway | reflector-start | reflector-stop) lock ;; esac
 case "$cmd" in gw-reboot | gw-stop | gw-start | gw-wan-address | gw-announce) lock ;; esac
+case "$cmd" in rogue-start | rogue-stop | rogue-counts) lock ;; esac
 # `up` builds $LAB_TOPOLOGY; everything else works on the topology the lab was built with
 # (read after taking the lock, so it is not read halfway through an `up`)
-if [ "$cmd" = up ]; then set_topology "${LAB_TOPOLOGY:-single}"; else set_topology "$(recorded_topology)"; fi
+if [ "$cmd" = up ]; then
+  set_topology "${LAB_TOPOLOGY:-single}"; set_rogue "${LAB_ROGUE:-0}"
+else
+  set_topology "$(recorded_topology)"; set_rogue "$(recorded_rogue)"
+fi
 case "$cmd" in
   up) cmd_up ;;
   down) cmd_down ;;
@@ -820,6 +975,9 @@ case "$cmd" in
   gw-start) cmd_gw_start ;;
   gw-wan-address) cmd_gw_wan_address "$@" ;;
   gw-announce) cmd_gw_announce ;;
+  rogue-start) cmd_rogue_start "$@" ;;
+  rogue-stop) cmd_rogue_stop ;;
+  rogue-counts) cmd_rogue_counts ;;
   reap-after) cmd_reap_after "${1:-}" ;;
   *) usage ;;
 esac

@@ -673,3 +673,54 @@ PY
   fi
   pass "gateway has exactly $(grep -c . <<<"$want") DNAT rules to $LAN_HOST: $1"
 }
+
+# ---- a hostile device on the LAN (lab.sh: LAB_ROGUE=1) ---------------------------------------
+# lab_begin_rogue [single|double]: lab_begin, with the rogue namespace bridged to the
+# gateway's LAN (10.77.0.66). Sets LAB_NS_ROGUE.
+# rogue_start [ARG...]: rogue_device.py in ns rogue (ARG: its rogue-mode options) and the
+# traps on 127.0.0.1:8000 in ns lan and 203.0.113.3:8080 in ns wan; fails the test if one
+# does not come up. rogue_counts: refresh $ROGUE_COUNTS, $TRAP_LAN_COUNTS, $TRAP_WAN_COUNTS
+# (JSON, see rogue_device.py). Both are stopped with the lab.
+ROGUE_IP=10.77.0.66 ROGUE_HTTP_BASE=8000  # as lab.sh starts it
+# shellcheck disable=SC2120  # (the argument is optional)
+lab_begin_rogue() {
+  LAB_ROGUE=1
+  export LAB_ROGUE
+  lab_begin "$@"
+  LAB_NS_ROGUE=$("$LAB_SH" ns rogue)
+  ROGUE_COUNTS=$LAB_STATE/rogue-device.json
+  TRAP_LAN_COUNTS=$LAB_STATE/rogue-trap-lan.json TRAP_WAN_COUNTS=$LAB_STATE/rogue-trap-wan.json
+}
+in_rogue() { ip netns exec "$LAB_NS_ROGUE" "$@"; }
+rogue_start() {
+  local t0; t0=$(now_us)
+  _lab_do "rogue start" rogue-start "$@"
+  say "rogue device up on $ROGUE_IP, traps listening, in $((($(now_us) - t0) / 1000)) ms"
+}
+rogue_counts() { _lab_do "rogue counts" rogue-counts; }
+
+# nk_run_rss NAME ARGS...: nk_run, and natkeeper's peak resident set in NK_RSS_KB (from
+# wait4's rusage: `ip netns exec` execs natkeeper, so the child is natkeeper itself)
+nk_run_rss() {
+  local name=$1 t0; shift
+  NK_LAST=$name NK_LAST_ARGS="$*"
+  NK_OUT=$LAB_STATE/nk-$name.out NK_ERR=$LAB_STATE/nk-$name.err NK_RSS_KB=
+  say "run: natkeeper $*"
+  t0=$(now_us)
+  timeout -k 2 "$NK_TIMEOUT" "$PYTHON" -c '
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(f"{usage.ru_maxrss}\n")
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+' "$LAB_STATE/nk-$name.rss" ip netns exec "$LAB_NS_LAN" "$NK" "$@" </dev/null >"$NK_OUT" 2>"$NK_ERR"
+  NK_RC=$?
+  NK_MS=$((($(now_us) - t0) / 1000))
+  [ "$NK_RC" = 124 ] && fail "natkeeper $* did not finish within $NK_TIMEOUT s"
+  NK_RSS_KB=$(cat "$LAB_STATE/nk-$name.rss" 2>/dev/null) || NK_RSS_KB=
+  return 0
+}
