@@ -12,6 +12,7 @@
 #include "agent/gateway_session.hpp"
 #include "agent/log.hpp"
 #include "agent/map_batch.hpp"
+#include "agent/progress.hpp"
 #include "agent/recorded_mappings.hpp"
 #include "agent/report.hpp"
 #include "agent/state_file.hpp"
@@ -43,9 +44,19 @@ asio::awaitable<int> once(const Session& session) {
   if (!connection) co_return kExitUnavailable;
   auto& [path, found] = *connection;
   log::info("mapping {} ports via {}", requests.size(), display_name(found.method));
-  const auto outcomes =
-      co_await map_all_until_stable(*found.mapper, std::move(requests),
-                                    {parallel_requests(found.method), session.config.allow_other_external_port});
+  warn_about_large_plan(session.config, requests.size());
+  BatchPolicy policy{request_window(found.method), session.config.allow_other_external_port, {}};
+  std::optional<ProgressBar> progress;
+  if (requests.size() > kProgressBarThreshold && stderr_shows_progress()) {
+    progress.emplace(stderr, fmt::format("mapping via {}", display_name(found.method)));
+    policy.on_progress = [&progress](std::size_t done, std::size_t total) { progress->update(done, total); };
+  }
+  const auto outcomes = co_await map_all_until_stable(*found.mapper, std::move(requests), policy);
+  progress.reset();
+  if (const auto full = table_full_summary(outcomes))
+    log::warning("{}. Free entries on the router or map fewer ports (for example a smaller profile.rtp window); "
+                 "the most important ports were mapped first.",
+                 *full);
   // PCP tells the external address only with a mapping.
   auto external_ip = known_external_ip(found);
   for (const auto& outcome : outcomes)

@@ -25,6 +25,27 @@ std::size_t parallel_requests(Method method) {
   return 1;
 }
 
+WindowSettings request_window(Method method) {
+  using std::chrono::milliseconds;
+  // Well below each protocol's first retransmission: PCP after 3 s or more
+  // (RFC 6887 §8.1.1), NAT-PMP after 250 ms (RFC 6886 §3.1). A SOAP call is not
+  // retransmitted, but miniupnpd serves one at a time.
+  switch (method) {
+    case Method::pcp: return {parallel_requests(method), milliseconds(1000)};
+    case Method::natpmp: return {parallel_requests(method), milliseconds(125)};
+    case Method::upnp: return {parallel_requests(method), milliseconds(1000)};
+  }
+  return {1, milliseconds(1000)};
+}
+
+void warn_about_large_plan(const config::Config& config, std::size_t planned) {
+  if (config.warn_above == 0 || planned <= config.warn_above) return;
+  log::warning("about to ask the gateway for {} mappings. Many home routers hold only a few dozen, and a full "
+               "table refuses other devices' mappings too; the most important ports go first. (This warning "
+               "comes above mapping.warn_above = {}.)",
+               planned, config.warn_above);
+}
+
 std::string_view display_name(Method method) {
   switch (method) {
     case Method::pcp: return "PCP";

@@ -10,6 +10,7 @@
 
 #include "agent/discovery.hpp"
 #include "agent/report.hpp"
+#include "agent/request_window.hpp"
 #include "agent/verifier.hpp"
 #include "config/config.hpp"
 
@@ -17,6 +18,12 @@ namespace natkeeper {
 
 // Requests in flight at once for one protocol.
 std::size_t parallel_requests(Method method);
+// The request window for bulk mapping with `method`; its maximum is
+// parallel_requests(method).
+WindowSettings request_window(Method method);
+// Before a plan of more mappings than `config.warn_above`: how many, and what
+// that can do to a home router.
+void warn_about_large_plan(const config::Config& config, std::size_t planned);
 // "PCP", "NAT-PMP", "UPnP-IGD": for people (to_string(Method) is for scripts).
 std::string_view display_name(Method method);
 

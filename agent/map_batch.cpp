@@ -8,6 +8,9 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <functional>
 
 #include "agent/log.hpp"
@@ -15,25 +18,45 @@
 
 namespace natkeeper {
 
-asio::awaitable<void> for_each_bounded(std::size_t count, std::size_t parallel,
-                                  std::function<asio::awaitable<void>(std::size_t)> job) {
+asio::awaitable<void> for_each_windowed(std::size_t count, std::size_t maximum, std::function<std::size_t()> window,
+                                        std::function<asio::awaitable<void>(std::size_t)> job) {
   auto executor = co_await asio::this_coro::executor;
-  const std::size_t workers = std::min(count, std::max<std::size_t>(parallel, 1));
+  const std::size_t workers = std::min(count, std::max<std::size_t>(maximum, 1));
   if (workers == 0) co_return;
-  // The workers use this frame: it must outlive them even when the caller
-  // cancels. A cancellation is passed on to every worker (their requests in
-  // flight end with operation_aborted, no new job starts), then awaited.
+  // Each of `workers` coroutines runs one job at a time; those beyond the
+  // window wait for a job to end. They use this frame: it must outlive them
+  // even when the caller cancels. A cancellation is passed on to every worker
+  // (their requests in flight end with operation_aborted, no new job starts),
+  // then awaited.
   co_await asio::this_coro::throw_if_cancelled(false);
-  std::size_t next = 0, running = workers;
+  std::size_t next = 0, running = workers, in_flight = 0;
   bool cancelled = false;
   std::exception_ptr failure;
   std::vector<asio::cancellation_signal> cancel_worker(workers);
   asio::steady_timer all_done(executor, asio::steady_timer::time_point::max());
+  // Never expires: cancelling it wakes the workers waiting for room.
+  asio::steady_timer job_ended(executor, asio::steady_timer::time_point::max());
+  auto has_room = [&] { return in_flight < std::max<std::size_t>(window(), 1); };
   for (std::size_t w = 0; w < workers; ++w) {
     asio::co_spawn(
         executor,
         [&]() -> asio::awaitable<void> {
-          while (next < count && !cancelled) co_await job(next++);
+          while (next < count && !cancelled) {
+            if (!has_room()) {
+              co_await job_ended.async_wait(asio::as_tuple(asio::use_awaitable));
+              continue;
+            }
+            ++in_flight;
+            struct Ended {
+              std::size_t& in_flight;
+              asio::steady_timer& job_ended;
+              ~Ended() {
+                --in_flight;
+                job_ended.cancel();
+              }
+            } ended{in_flight, job_ended};
+            co_await job(next++);
+          }
         },
         asio::bind_cancellation_slot(cancel_worker[w].slot(), [&](std::exception_ptr error) {
           if (error && !failure) failure = error;
@@ -46,6 +69,7 @@ asio::awaitable<void> for_each_bounded(std::size_t count, std::size_t parallel,
     if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
       cancelled = true;
       for (auto& signal : cancel_worker) signal.emit(asio::cancellation_type::terminal);
+      job_ended.cancel();
       co_await asio::this_coro::reset_cancellation_state(asio::disable_cancellation());
     }
     all_done.expires_at(asio::steady_timer::time_point::max());
@@ -54,18 +78,34 @@ asio::awaitable<void> for_each_bounded(std::size_t count, std::size_t parallel,
   if (failure) std::rethrow_exception(failure);
 }
 
+asio::awaitable<void> for_each_bounded(std::size_t count, std::size_t parallel,
+                                       std::function<asio::awaitable<void>(std::size_t)> job) {
+  return for_each_windowed(count, parallel, [parallel] { return parallel; }, std::move(job));
+}
+
 asio::awaitable<std::vector<MapOutcome>> map_all(Mapper& mapper, std::vector<MapRequest> requests,
                                                  BatchPolicy policy) {
   std::vector<MapOutcome> outcomes(requests.size());
   bool table_full = false;
+  RequestWindow window(policy.window);
+  std::size_t done = 0;
+  auto count_done = [&] {
+    if (policy.on_progress) policy.on_progress(++done, requests.size());
+  };
   auto map_one = [&](std::size_t i) -> asio::awaitable<void> {
     auto& outcome = outcomes[i];
     outcome.request = requests[i];
     if (table_full) {
       outcome.error = make_error_code(Errc::table_full_skipped);
+      count_done();
       co_return;
     }
+    const auto sent = std::chrono::steady_clock::now();
     auto mapping = co_await mapper.map(requests[i]);
+    if (!mapping && (mapping.error() == Errc::timed_out || mapping.error() == std::errc::timed_out))
+      window.on_timeout();
+    else
+      window.on_answer(std::chrono::steady_clock::now() - sent);
     if (mapping && mapping->external_port != requests[i].wanted_external_port &&
         !policy.allow_other_external_port) {
       co_await mapper.unmap(*mapping);
@@ -76,9 +116,19 @@ asio::awaitable<std::vector<MapOutcome>> map_all(Mapper& mapper, std::vector<Map
       outcome.error = mapping.error();
       if (outcome.error == MapFailure::table_full) table_full = true;
     }
+    count_done();
   };
-  co_await for_each_bounded(requests.size(), policy.parallel, map_one);
+  std::function<std::size_t()> window_size = [&window] { return window.size(); };
+  co_await for_each_windowed(requests.size(), policy.window.maximum, window_size, map_one);
   co_return outcomes;
+}
+
+std::optional<std::string> table_full_summary(const std::vector<MapOutcome>& outcomes) {
+  const auto full = std::any_of(outcomes.begin(), outcomes.end(),
+                                [](const MapOutcome& o) { return o.error == MapFailure::table_full; });
+  if (!full) return std::nullopt;
+  const auto mapped = std::count_if(outcomes.begin(), outcomes.end(), [](const MapOutcome& o) { return o.mapping.has_value(); });
+  return fmt::format("mapped {} of {}: gateway table full", mapped, outcomes.size());
 }
 
 asio::awaitable<std::vector<MapOutcome>> map_all_until_stable(Mapper& mapper, std::vector<MapRequest> requests,

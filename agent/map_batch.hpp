@@ -3,15 +3,22 @@
 
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
+#include "agent/request_window.hpp"
 #include "mappers/mapper.hpp"
 
 namespace natkeeper {
 
-// Runs job(0) ... job(count - 1) with at most `parallel` in flight, in index order.
+// Runs job(0) ... job(count - 1) in index order, with at most window() in
+// flight (asked before each start, at least 1) and never more than `maximum`.
 // Cancelling it cancels the jobs in flight and starts no more; it then throws
 // operation_aborted once they have ended.
+asio::awaitable<void> for_each_windowed(std::size_t count, std::size_t maximum, std::function<std::size_t()> window,
+                                        std::function<asio::awaitable<void>(std::size_t)> job);
+
+// for_each_windowed with a fixed window of `parallel`.
 asio::awaitable<void> for_each_bounded(std::size_t count, std::size_t parallel,
                                        std::function<asio::awaitable<void>(std::size_t)> job);
 
@@ -22,18 +29,25 @@ struct MapOutcome {
 };
 
 struct BatchPolicy {
-  std::size_t parallel = 1;
+  WindowSettings window;
   // A mapping granted on another external port than the wanted one is kept
   // only when this is set; otherwise it is removed again and reported as a
   // conflict (the device behind it would not know the other port).
   bool allow_other_external_port = false;
+  // Called after each request with how many are done, of how many.
+  std::function<void(std::size_t done, std::size_t total)> on_progress;
 };
 
-// Maps every request, at most `policy.parallel` at a time, in request order (so
-// the most important ports go first). Once the gateway reports its table full,
-// the rest are not attempted: asking again would only repeat the refusal.
+// Maps every request in request order (so the most important ports go first),
+// with as many in flight as a RequestWindow allows. Once the gateway reports
+// its table full, the rest are not attempted: asking again would only repeat
+// the refusal.
 asio::awaitable<std::vector<MapOutcome>> map_all(Mapper& mapper, std::vector<MapRequest> requests,
                                                  BatchPolicy policy);
+
+// "mapped 40 of 200: gateway table full" when the gateway refused mappings
+// because its table is full; nullopt otherwise.
+std::optional<std::string> table_full_summary(const std::vector<MapOutcome>& outcomes);
 
 // map_all, and once more when the gateway lost its state meanwhile (its epoch
 // went back): what was mapped before the loss is gone. Bounded: a gateway that

@@ -94,6 +94,7 @@ std::vector<Supervisor::Entry> Supervisor::plan_entries() const {
     entry.report.note = "not mapped yet";
     entries.push_back(std::move(entry));
   }
+  warn_about_large_plan(config_, entries.size());
   return entries;
 }
 
@@ -286,7 +287,9 @@ asio::awaitable<void> Supervisor::apply_config(config::Config config) {
   } else {
     std::vector<MapRequest> before;
     for (const auto& entry : entries_) before.push_back(entry.report.request);
-    const auto diff = policy::diff_requests(before, config::plan_requests(config));
+    const auto planned = config::plan_requests(config);
+    if (planned.size() > before.size()) warn_about_large_plan(config, planned.size());
+    const auto diff = policy::diff_requests(before, planned);
     std::map<decltype(request_key(MapRequest{})), Entry> old_entries;
     for (auto& entry : entries_) old_entries.emplace(request_key(entry.report.request), std::move(entry));
     std::vector<Mapping> removed;
@@ -375,7 +378,7 @@ asio::awaitable<void> Supervisor::renew(std::vector<std::size_t> indices) {
   auto& found = connection_->protocol;
   const auto started = Clock::now();
   const auto outcomes = co_await interruptible(
-      map_all(*found.mapper, std::move(requests), {parallel_requests(found.method), config_.allow_other_external_port}));
+      map_all(*found.mapper, std::move(requests), {request_window(found.method), config_.allow_other_external_port, {}}));
   const auto now = Clock::now();
   log::info("asked for {} mappings via {} in {} ms", outcomes.size(), display_name(found.method),
             std::chrono::duration_cast<std::chrono::milliseconds>(now - started).count());
@@ -386,6 +389,7 @@ asio::awaitable<void> Supervisor::renew(std::vector<std::size_t> indices) {
     if (outcomes[k].error) ++failed;
     unreachable = unreachable || gateway_unreachable(outcomes[k].error);
   }
+  if (const auto full = table_full_summary(outcomes)) log::warning("{}", *full);
   if (failed > 0) {
     const auto& first = *std::find_if(outcomes.begin(), outcomes.end(), [](const auto& o) { return bool(o.error); });
     log::warning("{} of {} mappings failed; the first: {}: {}", failed, outcomes.size(), describe(first.request),
@@ -542,6 +546,11 @@ void Supervisor::gateway_datagram(std::span<const std::uint8_t> datagram, const 
     ++dropped_notices_;
     log::debug("dropped a {}-byte datagram from {}:{} on port {}", datagram.size(), source.address().to_string(),
                source.port(), port);
+    if (const auto now = Clock::now(); now - dropped_reported_ >= std::chrono::minutes(1)) {
+      dropped_reported_ = now;
+      log::info("{} datagrams dropped so far that were no notice from the gateway (the last from {})",
+                dropped_notices_, source.address().to_string());
+    }
   }
 }
 

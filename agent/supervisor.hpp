@@ -145,6 +145,7 @@ class Supervisor {
   bool natpmp_notice_seen_ = false, pcp_notice_seen_ = false;
   std::optional<std::uint32_t> gateway_boot_id_;
   std::uint64_t dropped_notices_ = 0;
+  Clock::time_point dropped_reported_{};  // -v tells the count at most once a minute
 
   std::optional<asio::ip::address> external_ip_;
   int external_ip_changes_ = 0;

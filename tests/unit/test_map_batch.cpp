@@ -3,6 +3,7 @@
 #include "result_printer.hpp"
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -26,6 +27,8 @@ class ScriptedMapper final : public Mapper {
   std::vector<std::uint16_t> asked;
   std::vector<std::uint16_t> unmapped;
   std::size_t in_flight = 0, max_in_flight = 0;
+  std::vector<std::size_t> in_flight_at_start;  // counting the request itself
+  std::chrono::milliseconds latency{0};         // else: one turn of the loop
 
   std::string_view method() const override { return "scripted"; }
   asio::awaitable<Result<asio::ip::address>> external_address() override {
@@ -34,7 +37,13 @@ class ScriptedMapper final : public Mapper {
   asio::awaitable<Result<Mapping>> map(MapRequest request) override {
     asked.push_back(request.internal_port);
     max_in_flight = std::max(max_in_flight, ++in_flight);
-    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    in_flight_at_start.push_back(in_flight);
+    if (latency > 0ms) {
+      asio::steady_timer timer(co_await asio::this_coro::executor, latency);
+      co_await timer.async_wait(asio::use_awaitable);
+    } else {
+      co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    }
     --in_flight;
     if (auto code = codes.find(request.internal_port); code != codes.end())
       co_return make_upnp_error(code->second);
@@ -55,13 +64,21 @@ std::vector<MapRequest> ports(std::uint16_t first, std::uint16_t last) {
   return requests;
 }
 
+// A fixed window of `parallel`.
+BatchPolicy batch(std::size_t parallel, bool allow_other_external_port = false) {
+  BatchPolicy policy;
+  policy.window.maximum = parallel;
+  policy.allow_other_external_port = allow_other_external_port;
+  return policy;
+}
+
 }  // namespace
 
 TEST_CASE("all requests are mapped in order, with a bounded number in flight") {
   boost::asio::io_context loop;
   ScriptedMapper mapper;
   mapper.codes = {{7, 718}};
-  const auto outcomes = run_loop(loop, map_all(mapper, ports(1, 20), {4}));
+  const auto outcomes = run_loop(loop, map_all(mapper, ports(1, 20), batch(4)));
   REQUIRE(outcomes.size() == 20);
   CHECK(mapper.max_in_flight == 4);
   CHECK(mapper.asked.front() == 1);
@@ -77,20 +94,48 @@ TEST_CASE("a full table stops the batch: the rest are not attempted") {
   ScriptedMapper mapper;
   mapper.codes = {{10, 728}, {11, 728}, {12, 728}, {13, 728}};
   for (unsigned p = 14; p <= 100; ++p) mapper.codes[static_cast<std::uint16_t>(p)] = 728;
-  const auto outcomes = run_loop(loop, map_all(mapper, ports(1, 100), {2}));
+  const auto outcomes = run_loop(loop, map_all(mapper, ports(1, 100), batch(2)));
   // Only requests already in flight when the first 728 arrived were sent.
   CHECK(mapper.asked.size() <= 11);
   for (std::size_t i = 0; i < 9; ++i) CHECK(outcomes[i].mapping);
   CHECK(outcomes[9].error == make_upnp_error(728));
   CHECK(outcomes[99].error == Errc::table_full_skipped);
   CHECK(outcomes[99].error == MapFailure::table_full);
+  CHECK(table_full_summary(outcomes) == "mapped 9 of 100: gateway table full");
+  CHECK_FALSE(table_full_summary({outcomes.begin(), outcomes.begin() + 9}));
+}
+
+TEST_CASE("progress is reported once per request, table-full skips included") {
+  boost::asio::io_context loop;
+  ScriptedMapper mapper;
+  mapper.codes = {{3, 728}};
+  std::vector<std::size_t> reported;
+  auto policy = batch(2);
+  policy.on_progress = [&](std::size_t done, std::size_t total) {
+    CHECK(total == 10);
+    reported.push_back(done);
+  };
+  run_loop(loop, map_all(mapper, ports(1, 10), policy));
+  REQUIRE(reported.size() == 10);
+  for (std::size_t i = 0; i < reported.size(); ++i) CHECK(reported[i] == i + 1);
+}
+
+TEST_CASE("a gateway that answers late gets fewer requests in flight") {
+  boost::asio::io_context loop;
+  ScriptedMapper mapper;
+  mapper.latency = 5ms;
+  const BatchPolicy policy{{8, 1ms}, false, {}};
+  run_loop(loop, map_all(mapper, ports(1, 40), policy));
+  REQUIRE(mapper.in_flight_at_start.size() == 40);
+  CHECK(mapper.in_flight_at_start[7] == 8);  // the first window went out whole
+  for (std::size_t i = 30; i < 40; ++i) CHECK(mapper.in_flight_at_start[i] <= 2);
 }
 
 TEST_CASE("an empty batch and a batch smaller than the window") {
   boost::asio::io_context loop;
   ScriptedMapper mapper;
-  CHECK(run_loop(loop, map_all(mapper, {}, {4})).empty());
-  CHECK(run_loop(loop, map_all(mapper, ports(1, 2), {4})).size() == 2);
+  CHECK(run_loop(loop, map_all(mapper, {}, batch(4))).empty());
+  CHECK(run_loop(loop, map_all(mapper, ports(1, 2), batch(4))).size() == 2);
   CHECK(mapper.max_in_flight == 2);
 }
 
@@ -136,7 +181,7 @@ class ForgetfulMapper final : public Mapper {
 TEST_CASE("a gateway that lost its state during the batch gets every mapping again") {
   boost::asio::io_context loop;
   ForgetfulMapper mapper;
-  const auto outcomes = run_loop(loop, map_all_until_stable(mapper, ports(1, 10), {4}));
+  const auto outcomes = run_loop(loop, map_all_until_stable(mapper, ports(1, 10), batch(4)));
   CHECK(outcomes.size() == 10);
   CHECK(mapper.requests == 20);
 }
@@ -146,7 +191,7 @@ TEST_CASE("a gateway that keeps losing its state gets a bounded number of rounds
   ForgetfulMapper mapper;
   mapper.losses_left = 100;
   mapper.lose_every = 10;  // once in every round
-  const auto outcomes = run_loop(loop, map_all_until_stable(mapper, ports(1, 10), {4}, 3));
+  const auto outcomes = run_loop(loop, map_all_until_stable(mapper, ports(1, 10), batch(4), 3));
   CHECK(outcomes.size() == 10);
   CHECK(mapper.requests == 30);
 }
@@ -156,7 +201,7 @@ TEST_CASE("a loss noticed before the batch does not repeat it") {
   ForgetfulMapper mapper;
   mapper.lost = true;
   mapper.losses_left = 0;
-  run_loop(loop, map_all_until_stable(mapper, ports(1, 10), {4}));
+  run_loop(loop, map_all_until_stable(mapper, ports(1, 10), batch(4)));
   CHECK(mapper.requests == 10);
 }
 
@@ -165,7 +210,7 @@ TEST_CASE("a mapping granted on another external port is undone unless allowed")
   ScriptedMapper mapper;
   mapper.moved = {{2, 40000}};
   SECTION("not allowed: removed again, reported as a conflict") {
-    const auto outcomes = run_loop(loop, map_all(mapper, ports(1, 3), {4, false}));
+    const auto outcomes = run_loop(loop, map_all(mapper, ports(1, 3), batch(4, false)));
     CHECK_FALSE(outcomes[1].mapping);
     CHECK(outcomes[1].error == Errc::external_port_moved);
     CHECK(outcomes[1].error == MapFailure::port_conflict);
@@ -174,7 +219,7 @@ TEST_CASE("a mapping granted on another external port is undone unless allowed")
     CHECK(outcomes[2].mapping);
   }
   SECTION("allowed: kept") {
-    const auto outcomes = run_loop(loop, map_all(mapper, ports(1, 3), {4, true}));
+    const auto outcomes = run_loop(loop, map_all(mapper, ports(1, 3), batch(4, true)));
     REQUIRE(outcomes[1].mapping);
     CHECK(outcomes[1].mapping->external_port == 40000);
     CHECK(mapper.unmapped.empty());
