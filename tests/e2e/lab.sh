@@ -354,7 +354,9 @@ start_miniupnpd() {
   disown "$bg"   # no "Killed" job notice from this shell
   # its startup STUN check takes a few ms with coturn up (3 x 3 s without an answer)
   wait_until 5 "$bg" listening "$NS_GW" "tcp 0.0.0.0%lan0:5000" "udp 0.0.0.0%lan0:1900" "udp $LAN_GW:5351" && ok=1
-  if [ "$ok" = 1 ] && ! tail -c "+$from" "$logf" | grep -q 'Port forwarding is now enabled'; then
+  # grep without -q reads to the end: with -q it may exit first, and tail's SIGPIPE then
+  # fails the pipeline (pipefail) although the line is there
+  if [ "$ok" = 1 ] && ! tail -c "+$from" "$logf" | grep 'Port forwarding is now enabled' >/dev/null; then
     log "miniupnpd did not log 'Port forwarding is now enabled' (STUN check against $STUN_HOST failed?)"
     ok=0
   fi

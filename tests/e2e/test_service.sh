@@ -46,7 +46,7 @@ rounds_done() {
   awk '/mapping everything again|finding the gateway again/ { pending = 1 } /asked for [0-9]+ mappings via/ { pending = 0 }
        END { exit pending }' "$NK_SVC_ERR"
 }
-gw_has_rule() { gw_rules | grep -q "^$1 $2 "; }
+gw_has_rule() { gw_rules | grep "^$1 $2 " >/dev/null; }  # not -q: see lab.sh's start_miniupnpd
 status_has_external_ip() {
   status_json && json_check "$LAB_STATE/status.json" 'check((doc.get("gateway") or {}).get("external_ip") == env["IP"], "external_ip")' "IP=$1" >/dev/null
 }
