@@ -139,6 +139,7 @@ int run_service(config::Config config, ConfigLoader load) {
   auto life = [&]() -> asio::awaitable<void> {
     co_await supervisor.run();
     const bool all_removed = co_await supervisor.release(kReleaseDeadline);
+    co_await supervisor.flush_state();
     if (all_removed) log::notice("all mappings removed; stopped");
     stopped = true;
     signals.cancel();

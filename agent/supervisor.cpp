@@ -5,6 +5,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -75,6 +76,7 @@ Supervisor::Supervisor(asio::any_io_executor executor, asio::any_io_executor wor
                        config::Config config, std::filesystem::path state_file, SupervisorHooks hooks)
     : executor_(executor),
       workers_(std::move(workers)),
+      state_writer_(asio::make_strand(workers_)),
       connector_(std::move(connector)),
       config_(std::move(config)),
       state_file_(std::move(state_file)),
@@ -627,9 +629,19 @@ void Supervisor::save_state() {
   if (!connection_) return;
   state_dirty_ = false;
   const auto live = live_mappings();
-  const auto error = live.empty() ? remove_state_file(state_file_)
-                                  : write_state_file(state_file_, record_mappings(*connection_, live));
-  if (error) log::warning("cannot write {}: {}", state_file_.string(), error.message());
+  std::optional<state::ServiceState> snapshot;
+  if (!live.empty()) snapshot = record_mappings(*connection_, live);
+  // The worker owns copies only; a failure is logged from the loop.
+  asio::post(state_writer_, [file = state_file_, snapshot = std::move(snapshot), loop = executor_] {
+    const auto error = snapshot ? write_state_file(file, *snapshot) : remove_state_file(file);
+    if (error)
+      asio::post(loop, [file, error] { log::warning("cannot write {}: {}", file.string(), error.message()); });
+  });
+}
+
+asio::awaitable<void> Supervisor::flush_state() {
+  // The strand runs in order: this completes after every write posted before it.
+  co_await asio::post(state_writer_, asio::use_awaitable);
 }
 
 asio::awaitable<bool> Supervisor::release(Clock::duration deadline) {

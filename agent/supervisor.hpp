@@ -8,6 +8,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -42,7 +43,8 @@ class Supervisor {
   using Clock = std::chrono::steady_clock;
 
   // `workers` run blocking libminiupnpc calls when leftovers of another
-  // gateway are removed.
+  // gateway are removed, and write the state file (its fsync can take seconds
+  // on a busy disk, which must not stall the loop and its watchdog).
   Supervisor(asio::any_io_executor executor, asio::any_io_executor workers, Connector connector,
              config::Config config, std::filesystem::path state_file, SupervisorHooks hooks);
 
@@ -53,6 +55,8 @@ class Supervisor {
   // After run(): removes every mapping this host holds, giving up after
   // `deadline`. True when none is left at the gateway (as far as it said).
   asio::awaitable<bool> release(Clock::duration deadline);
+  // Returns once every state file write asked for so far is done.
+  asio::awaitable<void> flush_state();
 
   // Takes a new, valid configuration: applies the difference at the next step.
   void reload(config::Config config);
@@ -110,6 +114,7 @@ class Supervisor {
 
   asio::any_io_executor executor_;
   asio::any_io_executor workers_;
+  asio::strand<asio::any_io_executor> state_writer_;  // one write at a time, in order
   Connector connector_;
   config::Config config_;
   std::filesystem::path state_file_;

@@ -127,6 +127,8 @@ TEST_CASE("the first round maps the plan, tells READY, and records it in the sta
   CHECK(f.mapper->table.size() == 4);
   CHECK(f.summary()["active"] == 4);
   CHECK(f.summary()["failed"] == 0);
+  // Written by the workers (here: the same loop), after READY.
+  REQUIRE(f.run_until([&] { return std::filesystem::exists(f.state.file); }));
   const auto recorded = read_state_file(f.state.file);
   CHECK(recorded.error.empty());
   CHECK(recorded.state.mappings.size() == 4);
@@ -187,18 +189,22 @@ TEST_CASE("a refused mapping is reported with the gateway's reason; the others s
   CHECK(mappings[1]["state"] == "failed");
   CHECK(mappings[1]["error_code"] == "natpmp:4");
   CHECK(mappings[1]["renew_in_s"].get<long long>() <= 7);  // retried within the first backoff step
-  CHECK(read_state_file(f.state.file).state.mappings.size() == 2);
+  CHECK(f.run_until([&] { return read_state_file(f.state.file).state.mappings.size() == 2; }));
 }
 
 TEST_CASE("stop ends the loop; release removes every mapping and the state file", "[supervisor]") {
   Fixture f(ports_config({{Transport::udp, 5000, 5002}}));
   f.start();
-  REQUIRE(f.run_until([&] { return f.ready_calls == 1; }));
-  REQUIRE(std::filesystem::exists(f.state.file));
+  REQUIRE(f.run_until([&] { return f.ready_calls == 1 && std::filesystem::exists(f.state.file); }));
   f.supervisor->stop();
   REQUIRE(f.run_until([&] { return f.finished; }));
   bool all_removed = false, released = false;
-  asio::co_spawn(f.loop, f.supervisor->release(1s), [&](std::exception_ptr error, bool removed) {
+  auto release_and_flush = [&]() -> asio::awaitable<bool> {
+    const bool removed = co_await f.supervisor->release(1s);
+    co_await f.supervisor->flush_state();
+    co_return removed;
+  };
+  asio::co_spawn(f.loop, release_and_flush(), [&](std::exception_ptr error, bool removed) {
     if (error) std::rethrow_exception(error);
     all_removed = removed;
     released = true;
@@ -232,6 +238,10 @@ TEST_CASE("a state file's mappings are taken over where still wanted, the rest r
   REQUIRE(f.run_until([&] { return f.ready_calls == 1; }));
   CHECK(f.mapper->unmap_calls == 1);  // udp 7000, no longer planned
   CHECK(f.mapper->map_calls == 2);    // udp 5000 renewed on its port, udp 5001 made
+  REQUIRE(f.run_until([&] {  // the earlier file had 2 mappings too: wait for udp 5001
+    const auto mappings = read_state_file(f.state.file).state.mappings;
+    return mappings.size() == 2 && mappings[1].internal_port == 5001;
+  }));
   const auto recorded = read_state_file(f.state.file).state;
   REQUIRE(recorded.mappings.size() == 2);
   CHECK(recorded.mappings[0].internal_port == 5000);
