@@ -4,11 +4,11 @@
 #include <filesystem>
 #include <variant>
 
-#include "agent/cli.hpp"
-#include "agent/commands.hpp"
-#include "agent/exit_codes.hpp"
-#include "agent/log.hpp"
-#include "agent/service.hpp"
+#include "agent/base/exit_codes.hpp"
+#include "agent/base/log.hpp"
+#include "agent/cli/cli.hpp"
+#include "agent/cli/commands.hpp"
+#include "agent/service/service.hpp"
 #include "config/config.hpp"
 
 using namespace natkeeper;

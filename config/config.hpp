@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "config/map_spec.hpp"
-#include "mappers/mapper.hpp"
+#include "mappers/mapping.hpp"
 
 namespace natkeeper::config {
 

@@ -13,6 +13,8 @@
 #include <system_error>
 #include <type_traits>
 
+#include "mappers/errors.hpp"
+
 namespace natkeeper {
 
 // Runs blocking calls (libminiupnpc's) on a worker executor and resumes the
@@ -49,7 +51,7 @@ class BlockingRunner {
     });
     auto [ec] = co_await pending->done.async_wait(asio::as_tuple(asio::use_awaitable));
     if (pending->result) co_return std::move(*pending->result);
-    co_return R{std::make_error_code(ec ? std::errc::operation_canceled : std::errc::timed_out)};
+    co_return R{ec ? std::make_error_code(std::errc::operation_canceled) : make_error_code(Errc::timed_out)};
   }
 
  private:

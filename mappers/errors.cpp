@@ -139,8 +139,19 @@ class MapFailureCategory final : public std::error_category {
       case MapFailure::port_conflict: return "external port is held by another client";
       case MapFailure::not_authorized: return "not authorized by the gateway";
       case MapFailure::only_permanent_leases: return "gateway grants only permanent leases";
+      case MapFailure::gateway_unreachable: return "the gateway does not answer";
     }
     return fmt::format("mapping failure {}", value);
+  }
+  // Unreachability spans categories no protocol category could declare alone.
+  bool equivalent(const std::error_code& code, int condition) const noexcept override {
+    if (static_cast<MapFailure>(condition) != MapFailure::gateway_unreachable)
+      return error_category::equivalent(code, condition);
+    if (!code) return false;
+    if (code == Errc::no_gateway_answer || code == Errc::timed_out) return true;
+    // libminiupnpc's own negative codes: no HTTP answer, a broken reply.
+    if (code.category() == upnp_category()) return code.value() < 0;
+    return code.category() == std::system_category() || code.category() == std::generic_category();
   }
 };
 

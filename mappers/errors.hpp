@@ -37,6 +37,9 @@ enum class MapFailure {
   port_conflict,
   not_authorized,
   only_permanent_leases,
+  // No answer (timeouts, libminiupnpc's HTTP failures) or a socket error: the
+  // gateway is not there, or not the one we knew.
+  gateway_unreachable,
 };
 const std::error_category& map_failure_category();
 std::error_condition make_error_condition(MapFailure f);

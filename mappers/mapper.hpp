@@ -1,42 +1,17 @@
 #pragma once
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/address.hpp>
-#include <boost/system/result.hpp>
 
-#include <chrono>
-#include <cstdint>
 #include <span>
-#include <string>
-#include <string_view>
 #include <system_error>
 
-#include "mappers/transport.hpp"
+#include "mappers/mapping.hpp"
+#include "mappers/method.hpp"
+#include "mappers/result.hpp"
 
 namespace natkeeper {
 
 namespace asio = boost::asio;
-
-template <class T>
-using Result = boost::system::result<T, std::error_code>;
-
-struct MapRequest {
-  Transport proto = Transport::udp;
-  std::uint16_t internal_port = 0;
-  std::uint16_t wanted_external_port = 0;
-  std::chrono::seconds lifetime{3600};
-  std::string description;
-};
-
-struct Mapping {
-  MapRequest request;
-  asio::ip::address external_ip;
-  std::uint16_t external_port = 0;
-  // Granted lifetime; zero with `permanent` set when the gateway only grants
-  // leases without expiry.
-  std::chrono::seconds lifetime{0};
-  // A permanent lease outlives natkeeper: it must be deleted explicitly.
-  bool permanent = false;
-};
 
 // One port-mapping protocol spoken to one gateway. All operations run on the
 // caller's executor and report failures as error codes, never exceptions; an
@@ -44,8 +19,7 @@ struct Mapping {
 class Mapper {
  public:
   virtual ~Mapper() = default;
-  // "upnp", "natpmp" or "pcp": the method name of the CLI/JSON contract.
-  virtual std::string_view method() const = 0;
+  virtual Method method() const = 0;
   virtual asio::awaitable<Result<asio::ip::address>> external_address() = 0;
   virtual asio::awaitable<Result<Mapping>> map(MapRequest request) = 0;
   // Removes a mapping this host holds. A mapping that is already gone, or that

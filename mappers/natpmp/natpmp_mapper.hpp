@@ -63,7 +63,7 @@ class NatpmpMapper final : public Mapper {
   NatpmpMapper(const NatpmpMapper&) = delete;
   NatpmpMapper& operator=(const NatpmpMapper&) = delete;
 
-  std::string_view method() const override { return "natpmp"; }
+  Method method() const override { return Method::natpmp; }
   // Asked once (opcode 0) and cached; concurrent callers share one request.
   // A gateway that lost its state (epoch) is asked again.
   asio::awaitable<Result<asio::ip::address>> external_address() override;

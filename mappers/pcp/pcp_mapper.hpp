@@ -28,7 +28,7 @@ class PcpMapper final : public Mapper {
 
   std::error_code open();
 
-  std::string_view method() const override { return "pcp"; }
+  Method method() const override { return Method::pcp; }
   // PCP has no "what is my address" request: the address comes with a
   // mapping, so when no mapping has been made yet a short one is made for a
   // port of this mapper's own socket and removed again.

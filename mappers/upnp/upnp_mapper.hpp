@@ -28,7 +28,7 @@ class UpnpMapper final : public Mapper {
   UpnpMapper(std::shared_ptr<IgdControl> igd, BlockingRunner runner, std::string internal_client,
              UpnpMapperOptions options = {});
 
-  std::string_view method() const override { return "upnp"; }
+  Method method() const override { return Method::upnp; }
   asio::awaitable<Result<asio::ip::address>> external_address() override;
   asio::awaitable<Result<Mapping>> map(MapRequest request) override;
   asio::awaitable<std::error_code> unmap(Mapping mapping) override;

@@ -1,5 +1,5 @@
 // STUN responses arrive from the internet (and anything on the path).
-#include "mappers/stun/stun_codec.hpp"
+#include "agent/codecs/stun_codec.hpp"
 #include "tests/fuzz/fuzz_target.hpp"
 
 NATKEEPER_FUZZ_TARGET(stun_response) {

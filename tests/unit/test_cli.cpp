@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
-#include "agent/cli.hpp"
-#include "agent/exit_codes.hpp"
+#include "agent/base/exit_codes.hpp"
+#include "agent/cli/cli.hpp"
 
 using namespace natkeeper;
 

@@ -21,7 +21,7 @@
 #include <thread>
 #include <vector>
 
-#include "agent/control_socket.hpp"
+#include "agent/service/control_socket.hpp"
 #include "result_printer.hpp"
 
 using namespace natkeeper;

@@ -4,7 +4,7 @@
 
 #include <filesystem>
 
-#include "agent/state_dir.hpp"
+#include "agent/base/state_dir.hpp"
 #include "mappers/pcp/pcp_nonce.hpp"
 #include "result_printer.hpp"
 

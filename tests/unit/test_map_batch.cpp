@@ -9,7 +9,7 @@
 
 #include <map>
 
-#include "agent/map_batch.hpp"
+#include "agent/gateway/map_batch.hpp"
 #include "mappers/errors.hpp"
 #include "run_loop.hpp"
 
@@ -30,7 +30,7 @@ class ScriptedMapper final : public Mapper {
   std::vector<std::size_t> in_flight_at_start;  // counting the request itself
   std::chrono::milliseconds latency{0};         // else: one turn of the loop
 
-  std::string_view method() const override { return "scripted"; }
+  Method method() const override { return Method::natpmp; }
   asio::awaitable<Result<asio::ip::address>> external_address() override {
     co_return asio::ip::make_address("203.0.113.1");
   }
@@ -160,7 +160,7 @@ class ForgetfulMapper final : public Mapper {
   int requests = 0;
   bool lost = false;
 
-  std::string_view method() const override { return "forgetful"; }
+  Method method() const override { return Method::pcp; }
   asio::awaitable<Result<asio::ip::address>> external_address() override {
     co_return asio::ip::make_address("203.0.113.1");
   }

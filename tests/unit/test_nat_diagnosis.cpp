@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "agent/nat_diagnosis.hpp"
+#include "agent/gateway/nat_diagnosis.hpp"
 
 using namespace natkeeper;
 using boost::asio::ip::make_address;

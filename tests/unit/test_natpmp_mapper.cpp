@@ -197,7 +197,7 @@ TEST_CASE("natpmp mapper: address once, then a mapping with the wanted port and 
   Fixture f(1);
   if (!f.ready()) return;
   auto& m = f.mapper();
-  CHECK(m.method() == "natpmp");
+  CHECK(m.method() == Method::natpmp);
   auto mapping = f.run(m.map(request(7076)));
   REQUIRE(mapping);
   CHECK(mapping->external_ip.to_string() == "203.0.113.1");

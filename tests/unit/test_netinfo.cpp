@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "agent/netinfo.hpp"
+#include "agent/gateway/netinfo.hpp"
 
 using natkeeper::parse_default_gateway;
 

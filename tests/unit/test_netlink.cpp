@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/netlink_watcher.hpp"
+#include "agent/service/netlink_watcher.hpp"
 #include "run_loop.hpp"
 
 using namespace natkeeper;

@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "agent/report.hpp"
+#include "agent/report/report.hpp"
 #include "mappers/errors.hpp"
 
 using namespace natkeeper;

@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
-#include "agent/progress.hpp"
-#include "agent/request_window.hpp"
+#include "agent/cli/progress.hpp"
+#include "agent/gateway/request_window.hpp"
 
 using natkeeper::RequestWindow;
 using namespace std::chrono_literals;

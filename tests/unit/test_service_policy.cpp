@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "agent/service_policy.hpp"
+#include "agent/service/service_policy.hpp"
 
 using namespace natkeeper;
 using namespace std::chrono_literals;

@@ -13,7 +13,7 @@
 #include <limits>
 #include <random>
 
-#include "agent/state_file.hpp"
+#include "agent/base/state_file.hpp"
 
 using namespace natkeeper;
 using namespace natkeeper::state;

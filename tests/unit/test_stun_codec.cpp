@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "mappers/stun/stun_codec.hpp"
+#include "agent/codecs/stun_codec.hpp"
 #include "result_printer.hpp"
 
 using namespace natkeeper::stun;

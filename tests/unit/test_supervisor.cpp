@@ -1,19 +1,21 @@
 #include <catch2/catch.hpp>
 
 #include "result_printer.hpp"
+#include "virtual_time.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <map>
 #include <set>
 
-#include "agent/log.hpp"
-#include "agent/state_file.hpp"
-#include "agent/supervisor.hpp"
+#include "agent/base/log.hpp"
+#include "agent/base/state_file.hpp"
+#include "agent/service/supervisor.hpp"
 #include "mappers/errors.hpp"
 
 using namespace natkeeper;
@@ -23,31 +25,61 @@ namespace ip = boost::asio::ip;
 namespace {
 
 const auto kGateway = ip::make_address_v4("10.77.0.1");
+const auto kLocal = ip::make_address_v4("127.0.0.1");
 
 // A gateway's mapping table behind the Mapper interface; each request yields
-// to the loop once, as a real one would.
+// to the loop once, as a real one would. Every request is logged with the
+// virtual time it was made at.
 class TableMapper final : public Mapper {
  public:
+  explicit TableMapper(const Timebase& time) : time_(time) {}
+
   std::map<std::pair<Transport, std::uint16_t>, std::uint16_t> table;  // (proto, external) -> internal
   std::set<std::uint16_t> refused;  // internal ports answered "out of resources"
-  int map_calls = 0, unmap_calls = 0;
+  std::chrono::seconds lease{3600};
+  bool answers = true;      // false: every request times out
+  int lose_state_on = 0;    // the next so many map() calls show lost state (epoch)
+  bool unmap_hangs = false;  // unmap() never ends (until cancelled)
+  std::optional<bool> holds_answer;  // what holds() says; unset: not supported
+  std::vector<Timebase::TimePoint> map_times;
+  int unmap_calls = 0, holds_calls = 0;
 
-  std::string_view method() const override { return "natpmp"; }
+  int map_calls() const { return static_cast<int>(map_times.size()); }
+  Method method() const override { return Method::natpmp; }
   asio::awaitable<Result<ip::address>> external_address() override { co_return ip::make_address("203.0.113.1"); }
   asio::awaitable<Result<Mapping>> map(MapRequest request) override {
-    ++map_calls;
+    map_times.push_back(time_.now());
     co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    if (lose_state_on > 0) {
+      --lose_state_on;
+      lost_state_ = true;
+    }
+    if (!answers) co_return make_error_code(Errc::timed_out);
     if (refused.count(request.internal_port)) co_return make_natpmp_error(4);
     table[{request.proto, request.wanted_external_port}] = request.internal_port;
     const auto port = request.wanted_external_port;
-    co_return Mapping{std::move(request), ip::make_address("203.0.113.1"), port, 3600s, false};
+    co_return Mapping{std::move(request), ip::make_address("203.0.113.1"), port, lease, false};
   }
   asio::awaitable<std::error_code> unmap(Mapping mapping) override {
     ++unmap_calls;
     co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    if (unmap_hangs) {
+      asio::steady_timer never(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
+      co_await never.async_wait(asio::use_awaitable);
+    }
     table.erase({mapping.request.proto, mapping.external_port});
     co_return std::error_code{};
   }
+  asio::awaitable<Result<bool>> holds(const Mapping& mapping) override {
+    ++holds_calls;
+    if (!holds_answer) co_return co_await Mapper::holds(mapping);
+    co_return *holds_answer;
+  }
+  bool take_gateway_lost_state() override { return std::exchange(lost_state_, false); }
+
+ private:
+  const Timebase& time_;
+  bool lost_state_ = false;
 };
 
 config::Config ports_config(std::vector<config::PortRange> ports) {
@@ -58,56 +90,105 @@ config::Config ports_config(std::vector<config::PortRange> ports) {
   return config;
 }
 
+// In memory where there is a tmpfs: a state write's fsync then costs nothing.
+std::filesystem::path scratch_directory() {
+  return std::filesystem::is_directory("/dev/shm") ? std::filesystem::path("/dev/shm")
+                                                   : std::filesystem::temp_directory_path();
+}
+
 struct TemporaryStateFile {
-  std::filesystem::path directory = std::filesystem::temp_directory_path() /
-                                    ("natkeeper-supervisor-" + std::to_string(::getpid()));
+  std::filesystem::path directory = scratch_directory() / ("natkeeper-supervisor-" + std::to_string(::getpid()));
   std::filesystem::path file = directory / "mappings.json";
   TemporaryStateFile() { std::filesystem::create_directories(directory); }
   ~TemporaryStateFile() { std::filesystem::remove_all(directory); }
 };
 
-// The supervisor over a scripted gateway, run on the test's own loop.
+// The supervisor over a scripted gateway and network, on the test's own loop
+// and virtual time.
 struct Fixture {
   asio::io_context loop;
+  testing::VirtualTime time{loop};
   TemporaryStateFile state;
   TableMapper* mapper = nullptr;  // owned by the current connection
-  int connects = 0, ready_calls = 0;
+  // How the next gateway found answers.
+  Method method = Method::natpmp;
+  std::set<std::uint16_t> refused;
+  std::chrono::seconds lease{3600};
+  int connects = 0, ready_calls = 0, verify_calls = 0;
   bool gateway_answers = true;
-  bool finished = false;
+  Result<GatewayPath> path = GatewayPath{kGateway, LocalInterface{"lo", kLocal, ip::make_address_v4("255.0.0.0")}};
+  std::vector<state::ServiceState> removed_recorded;
+  std::error_code write_error;  // what the state writer's writes fail with
+  int failed_writes = 0;
+  bool started_run = false, finished = false;
   std::unique_ptr<Supervisor> supervisor;
 
   explicit Fixture(config::Config config) {
     log::set_verbosity(-1);
-    auto connector = [this](const config::Config&) -> asio::awaitable<std::optional<Connection>> {
+    SupervisorEffects effects;
+    effects.connect = [this](const config::Config&) -> asio::awaitable<std::optional<Connection>> {
       ++connects;
-      if (!gateway_answers) co_return std::nullopt;
-      auto table = std::make_unique<TableMapper>();
+      if (!gateway_answers || !path) co_return std::nullopt;
+      auto table = std::make_unique<TableMapper>(time);
+      table->refused = refused;
+      table->lease = lease;
       if (mapper) table->table = mapper->table;  // the same gateway, found again
       mapper = table.get();
-      co_return Connection{GatewayPath{kGateway, LocalInterface{"lo", ip::make_address_v4("127.0.0.1"),
-                                                                ip::make_address_v4("255.0.0.0")}},
-                           FoundProtocol{Method::natpmp, std::move(table), "scripted", {}, {}}};
+      co_return Connection{*path, FoundProtocol{method, std::move(table), "scripted", {}, {}}};
     };
-    supervisor = std::make_unique<Supervisor>(loop.get_executor(), loop.get_executor(), connector, std::move(config),
-                                              state.file, SupervisorHooks{[](const std::string&) {},
-                                                                          [this] { ++ready_calls; }});
+    effects.locate = [this](const config::Config&) { return path; };
+    effects.verify = [this](const config::Config&, const GatewayPath&, std::vector<MappingReport>& reports,
+                            const std::optional<ip::address>&) -> asio::awaitable<VerifyResult> {
+      ++verify_calls;
+      for (auto& report : reports) report.note = "verification is off";
+      co_return VerifyResult{};
+    };
+    effects.remove_recorded = [this](const state::ServiceState& recorded,
+                                     const config::Config&) -> asio::awaitable<std::vector<Mapping>> {
+      removed_recorded.push_back(recorded);
+      co_return std::vector<Mapping>{};
+    };
+    StateWriter state_writer(loop.get_executor(), loop.get_executor(), state.file,
+                             [this](const std::filesystem::path& file, const std::optional<state::ServiceState>& snapshot) {
+                               if (write_error) {
+                                 ++failed_writes;
+                                 return write_error;
+                               }
+                               return StateWriter::write_or_remove(file, snapshot);
+                             });
+    supervisor = std::make_unique<Supervisor>(loop.get_executor(), time, std::move(effects), std::move(config),
+                                              std::move(state_writer),
+                                              SupervisorHooks{[](const std::string&) {}, [this] { ++ready_calls; }},
+                                              /*seed=*/42);
+  }
+
+  // The loop's coroutines refer to the supervisor and the time: they end first.
+  ~Fixture() {
+    if (!started_run) return;
+    supervisor->stop();
+    time.run_until([&] { return finished; }, 10s);
   }
 
   void start() {
+    started_run = true;
     asio::co_spawn(loop, supervisor->run(), [this](std::exception_ptr error) {
       if (error) std::rethrow_exception(error);
       finished = true;
     });
   }
 
-  // Runs the loop until `done` holds, at most `limit` (real time).
-  bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit = 2000ms) {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (!done() && std::chrono::steady_clock::now() < end) loop.run_one_for(10ms);
-    return done();
+  // Runs until `done` holds, at most `limit` of virtual time.
+  bool run_until(const std::function<bool()>& done, Timebase::Duration limit = 10s) {
+    return time.run_until(done, limit);
+  }
+  void run_for(Timebase::Duration span) { time.run_for(span); }
+  bool started() {
+    start();
+    return run_until([&] { return ready_calls == 1; });
   }
 
   nlohmann::json summary() { return supervisor->status()["summary"]; }
+  Timebase::Duration since(Timebase::TimePoint then) const { return time.now() - then; }
 };
 
 std::vector<std::uint8_t> pcp_announce(std::uint32_t epoch) {
@@ -118,12 +199,19 @@ std::vector<std::uint8_t> pcp_announce(std::uint32_t epoch) {
   return datagram;
 }
 
+std::vector<std::uint8_t> ssdp_alive(std::uint32_t boot_id) {
+  const auto text = "NOTIFY * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nNT: urn:schemas-upnp-org:device:"
+                    "InternetGatewayDevice:1\r\nNTS: ssdp:alive\r\nLOCATION: http://10.77.0.1:5000/rootDesc.xml\r\n"
+                    "BOOTID.UPNP.ORG: " +
+                    std::to_string(boot_id) + "\r\n\r\n";
+  return {text.begin(), text.end()};
+}
+
 }  // namespace
 
 TEST_CASE("the first round maps the plan, tells READY, and records it in the state file", "[supervisor]") {
   Fixture f(ports_config({{Transport::udp, 5000, 5002}, {Transport::tcp, 6000, 6000}}));
-  f.start();
-  REQUIRE(f.run_until([&] { return f.ready_calls == 1; }));
+  REQUIRE(f.started());
   CHECK(f.mapper->table.size() == 4);
   CHECK(f.summary()["active"] == 4);
   CHECK(f.summary()["failed"] == 0);
@@ -136,53 +224,39 @@ TEST_CASE("the first round maps the plan, tells READY, and records it in the sta
   CHECK(recorded.state.gateway == "10.77.0.1");
 }
 
-TEST_CASE("a gateway announcement maps everything again; the same from another host is dropped", "[supervisor]") {
+TEST_CASE("each lease is renewed within [1/2, 5/8] of it, renewals due together go together", "[supervisor]") {
   Fixture f(ports_config({{Transport::udp, 5000, 5002}}));
-  f.start();
-  REQUIRE(f.run_until([&] { return f.ready_calls == 1; }));
-  REQUIRE(f.mapper->map_calls == 3);
-  const auto announce = pcp_announce(0);
-
-  f.supervisor->gateway_datagram(announce, {ip::make_address("10.77.0.9"), 5351}, kAnnouncePort);
-  f.supervisor->gateway_datagram(announce, {kGateway, 40000}, kAnnouncePort);  // not the server port
-  f.run_until([] { return false; }, 700ms);
-  CHECK(f.mapper->map_calls == 3);
-  CHECK(f.supervisor->status()["dropped_datagrams"] == 2);
-
-  const auto announced = std::chrono::steady_clock::now();
-  f.supervisor->gateway_datagram(announce, {kGateway, 5351}, kAnnouncePort);
-  // after at most 0.5 s of spreading
-  CHECK(f.run_until([&] { return f.mapper->map_calls == 6; }, 1500ms));
-  // the same announcement again, its epoch as far on as the clock: nothing to repair
-  const auto since = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - announced);
-  f.supervisor->gateway_datagram(pcp_announce(static_cast<std::uint32_t>(since.count())), {kGateway, 5351},
-                                 kAnnouncePort);
-  f.run_until([] { return false; }, 700ms);
-  CHECK(f.mapper->map_calls == 6);
+  const auto start = f.time.now();
+  REQUIRE(f.started());
+  REQUIRE(f.mapper->map_calls() == 3);
+  // Nothing is asked again before half the lease (30 min) has gone.
+  f.run_for(1800s - 1s);
+  CHECK(f.mapper->map_calls() == 3);
+  REQUIRE(f.run_until([&] { return f.mapper->map_calls() == 6; }, 2250s - 1799s));
+  const auto renewed = f.mapper->map_times.back() - start;
+  CHECK(renewed >= 1800s);
+  CHECK(renewed <= 2250s);
+  // The three were due within 450 s of each other: one round renewed them all.
+  CHECK(f.mapper->map_times[3] == f.mapper->map_times[5]);
+  // And the next round follows the renewed leases, not the first ones.
+  REQUIRE(f.run_until([&] { return f.mapper->map_calls() == 9; }, 2250s));
+  CHECK(f.mapper->map_times[6] - f.mapper->map_times[5] >= 1800s);
 }
 
-TEST_CASE("a reload applies only the difference", "[supervisor]") {
-  Fixture f(ports_config({{Transport::udp, 5000, 5002}, {Transport::tcp, 6000, 6000}}));
-  f.start();
-  REQUIRE(f.run_until([&] { return f.ready_calls == 1; }));
-  REQUIRE(f.mapper->map_calls == 4);
-
-  f.supervisor->reload(ports_config({{Transport::udp, 5001, 5003}, {Transport::tcp, 6000, 6000}}));
-  REQUIRE(f.run_until([&] { return f.ready_calls == 2 && f.mapper->table.count({Transport::udp, 5003}) == 1; }));
-  CHECK(f.mapper->map_calls == 5);    // only udp 5003: the kept ones are not asked again
-  CHECK(f.mapper->unmap_calls == 1);  // udp 5000
-  CHECK_FALSE(f.mapper->table.count({Transport::udp, 5000}));
-  CHECK(f.mapper->table.size() == 4);
-  CHECK(f.summary()["planned"] == 4);
+TEST_CASE("a short lease is renewed as if it were 4 s long: no busy loop on a silly grant", "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5000}}));
+  f.lease = 0s;
+  REQUIRE(f.started());
+  f.run_for(60s);
+  // Every 2-2.5 s: 24 to 30 renewals in a minute, and not one more.
+  CHECK(f.mapper->map_calls() >= 1 + 24);
+  CHECK(f.mapper->map_calls() <= 1 + 30);
 }
 
-TEST_CASE("a refused mapping is reported with the gateway's reason; the others stay", "[supervisor]") {
-  config::Config config = ports_config({{Transport::udp, 5000, 5002}});
-  Fixture f(config);
-  f.start();
-  f.run_until([&] { return f.mapper != nullptr; });
-  f.mapper->refused = {5001};
-  REQUIRE(f.run_until([&] { return f.ready_calls == 1; }));
+TEST_CASE("a refused mapping is retried with backoff; the others stay", "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5002}}));
+  f.refused = {5001};
+  REQUIRE(f.started());
   CHECK(f.summary()["active"] == 2);
   CHECK(f.summary()["failed"] == 1);
   const auto mappings = f.supervisor->status()["mappings"];
@@ -190,12 +264,185 @@ TEST_CASE("a refused mapping is reported with the gateway's reason; the others s
   CHECK(mappings[1]["error_code"] == "natpmp:4");
   CHECK(mappings[1]["renew_in_s"].get<long long>() <= 7);  // retried within the first backoff step
   CHECK(f.run_until([&] { return read_state_file(f.state.file).state.mappings.size() == 2; }));
+
+  // 5 s, then 10 s, then 20 s, each spread by ±25 %.
+  auto retried_after = [&](int calls) {
+    const auto before = f.mapper->map_times.back();
+    REQUIRE(f.run_until([&] { return f.mapper->map_calls() == calls; }, 60s));
+    return f.mapper->map_times.back() - before;
+  };
+  const auto first = retried_after(4), second = retried_after(5), third = retried_after(6);
+  CHECK(first >= 3750ms);
+  CHECK(first <= 6250ms);
+  CHECK(second >= 7500ms);
+  CHECK(second <= 12500ms);
+  CHECK(third >= 15s);
+  CHECK(third <= 25s);
+  // Once granted, it is active and renewed like the others.
+  f.mapper->refused.clear();
+  REQUIRE(f.run_until([&] { return f.summary()["active"] == 3; }, 60s));
+  CHECK(f.supervisor->status()["mappings"][1]["renew_in_s"].get<long long>() >= 1800);
+}
+
+TEST_CASE("a gateway announcement maps everything again; the same from another host is dropped", "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5002}}));
+  REQUIRE(f.started());
+  REQUIRE(f.mapper->map_calls() == 3);
+  const auto announce = pcp_announce(0);
+
+  f.supervisor->gateway_datagram(announce, {ip::make_address("10.77.0.9"), 5351}, kAnnouncePort);
+  f.supervisor->gateway_datagram(announce, {kGateway, 40000}, kAnnouncePort);  // not the server port
+  f.run_for(700ms);
+  CHECK(f.mapper->map_calls() == 3);
+  CHECK(f.supervisor->status()["dropped_datagrams"] == 2);
+
+  const auto announced = f.time.now();
+  f.supervisor->gateway_datagram(announce, {kGateway, 5351}, kAnnouncePort);
+  REQUIRE(f.run_until([&] { return f.mapper->map_calls() == 6; }, 1500ms));
+  CHECK(f.mapper->map_times[3] - announced <= 500ms);  // spread over at most 0.5 s
+  // the same announcement again, its epoch as far on as the clock: nothing to repair
+  f.run_for(3s);
+  f.supervisor->gateway_datagram(pcp_announce(3), {kGateway, 5351}, kAnnouncePort);
+  f.run_for(700ms);
+  CHECK(f.mapper->map_calls() == 6);
+  // an epoch that went back: the gateway restarted
+  f.supervisor->gateway_datagram(pcp_announce(1), {kGateway, 5351}, kAnnouncePort);
+  CHECK(f.run_until([&] { return f.mapper->map_calls() == 9; }, 500ms));
+}
+
+TEST_CASE("a gateway that keeps losing its state is mapped again at once three times, then with backoff",
+          "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5000}}));
+  REQUIRE(f.started());
+  const auto calls = f.mapper->map_calls();
+  f.mapper->lose_state_on = 5;  // five rounds in a row
+  f.supervisor->refresh("test");
+  REQUIRE(f.run_until([&] { return f.mapper->map_calls() == calls + 6; }, 60s));
+  const auto& times = f.mapper->map_times;
+  auto gap = [&](int round) { return times[calls + round + 1] - times[calls + round]; };
+  // Losses 1-3: at once; then the backoff: 5 s, then 10 s (±25 %).
+  CHECK(gap(0) == 0s);
+  CHECK(gap(1) == 0s);
+  CHECK(gap(2) == 0s);
+  CHECK(gap(3) >= 3750ms);
+  CHECK(gap(3) <= 6250ms);
+  CHECK(gap(4) >= 7500ms);
+  CHECK(gap(4) <= 12500ms);
+  // The sixth round lost nothing: the count starts again.
+  f.run_for(60s);
+  CHECK(f.mapper->map_calls() == calls + 6);
+}
+
+TEST_CASE("SSDP: a new boot id finds the gateway again; alive notices are spot-checked once per burst",
+          "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5000}}));
+  f.method = Method::upnp;
+  REQUIRE(f.started());
+  REQUIRE(f.connects == 1);
+  f.mapper->holds_answer = true;
+  const ip::udp::endpoint gateway{kGateway, 1900};
+  for (int i = 0; i < 12; ++i) f.supervisor->gateway_datagram(ssdp_alive(7), gateway, kSsdpNotifyPort);
+  f.run_for(1s);
+  CHECK(f.mapper->holds_calls == 1);
+  CHECK(f.connects == 1);
+  // 10 s on, the next burst gets its look: the gateway no longer holds the mapping
+  f.run_for(9s);
+  f.mapper->holds_answer = false;
+  const auto calls = f.mapper->map_calls();
+  f.supervisor->gateway_datagram(ssdp_alive(7), gateway, kSsdpNotifyPort);
+  REQUIRE(f.run_until([&] { return f.mapper->map_calls() == calls + 1; }, 1s));
+  CHECK(f.mapper->holds_calls == 2);
+  // a new boot id: the gateway restarted
+  f.supervisor->gateway_datagram(ssdp_alive(8), gateway, kSsdpNotifyPort);
+  CHECK(f.run_until([&] { return f.connects == 2; }, 1s));
+}
+
+TEST_CASE("a reload applies only the difference", "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5002}, {Transport::tcp, 6000, 6000}}));
+  REQUIRE(f.started());
+  REQUIRE(f.mapper->map_calls() == 4);
+
+  f.supervisor->reload(ports_config({{Transport::udp, 5001, 5003}, {Transport::tcp, 6000, 6000}}));
+  REQUIRE(f.run_until([&] { return f.ready_calls == 2 && f.mapper->table.count({Transport::udp, 5003}) == 1; }));
+  CHECK(f.mapper->map_calls() == 5);  // only udp 5003: the kept ones are not asked again
+  CHECK(f.mapper->unmap_calls == 1);  // udp 5000
+  CHECK_FALSE(f.mapper->table.count({Transport::udp, 5000}));
+  CHECK(f.mapper->table.size() == 4);
+  CHECK(f.summary()["planned"] == 4);
+  CHECK(f.connects == 1);
+}
+
+TEST_CASE("a reload with other gateway settings moves every mapping", "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5001}}));
+  REQUIRE(f.started());
+  auto changed = ports_config({{Transport::udp, 5000, 5001}});
+  changed.gateway = kGateway;
+  f.supervisor->reload(changed);
+  REQUIRE(f.run_until([&] { return f.ready_calls == 2 && f.connects == 2 && f.mapper->map_calls() == 2; }));
+  // removed through the old connection, made again through the new one
+  CHECK(f.mapper->table.size() == 2);
+  CHECK(f.summary()["active"] == 2);
+}
+
+TEST_CASE("verification runs after the first round, after a change, and every verify interval", "[supervisor]") {
+  auto config = ports_config({{Transport::udp, 5000, 5000}});
+  config.verify_interval = 600s;
+  Fixture f(config);
+  REQUIRE(f.started());
+  CHECK(f.verify_calls == 1);
+  f.run_for(599s);
+  CHECK(f.verify_calls == 1);
+  REQUIRE(f.run_until([&] { return f.verify_calls == 2; }, 2s));
+  CHECK(f.supervisor->status()["mappings"][0]["note"] == "verification is off");
+}
+
+TEST_CASE("a changed way to the gateway is noticed half a second after the burst", "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5000}}));
+  REQUIRE(f.started());
+  f.path = make_error_code(Errc::no_default_route);
+  f.supervisor->network_changed("link 2 down");
+  f.run_for(400ms);
+  f.supervisor->network_changed("default route removed");  // the same burst: no later check
+  f.run_for(150ms);
+  CHECK(f.supervisor->status()["status"] == "no network towards the gateway; waiting for it");
+  // back on the same path: everything is asked again, without finding the gateway anew
+  f.path = GatewayPath{kGateway, LocalInterface{"lo", kLocal, ip::make_address_v4("255.0.0.0")}};
+  const auto calls = f.mapper->map_calls();
+  f.supervisor->network_changed("link 2 up");
+  REQUIRE(f.run_until([&] { return f.mapper->map_calls() == calls + 1; }, 1s));
+  CHECK(f.connects == 1);
+  // on another address: the gateway is found again
+  f.path->local.address = ip::make_address_v4("127.0.0.2");
+  f.supervisor->network_changed("address added on 2");
+  CHECK(f.run_until([&] { return f.connects == 2; }, 1s));
+}
+
+TEST_CASE("a gateway that stops answering is looked for again", "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5000}}));
+  REQUIRE(f.started());
+  f.mapper->answers = false;
+  f.supervisor->refresh("test");
+  CHECK(f.run_until([&] { return f.connects == 2; }, 1s));
+}
+
+TEST_CASE("a failing state write is logged and counted; the service keeps its mappings and writes again",
+          "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5001}}));
+  f.write_error = std::make_error_code(std::errc::no_space_on_device);
+  REQUIRE(f.started());
+  f.run_for(1s);
+  CHECK_FALSE(std::filesystem::exists(f.state.file));
+  CHECK(f.summary()["active"] == 2);
+  CHECK(f.failed_writes == 1);
+  f.write_error = {};
+  f.supervisor->refresh("test");
+  CHECK(f.run_until([&] { return read_state_file(f.state.file).state.mappings.size() == 2; }, 1s));
 }
 
 TEST_CASE("stop ends the loop; release removes every mapping and the state file", "[supervisor]") {
   Fixture f(ports_config({{Transport::udp, 5000, 5002}}));
-  f.start();
-  REQUIRE(f.run_until([&] { return f.ready_calls == 1 && std::filesystem::exists(f.state.file); }));
+  REQUIRE(f.started());
+  REQUIRE(f.run_until([&] { return std::filesystem::exists(f.state.file); }));
   f.supervisor->stop();
   REQUIRE(f.run_until([&] { return f.finished; }));
   bool all_removed = false, released = false;
@@ -215,17 +462,39 @@ TEST_CASE("stop ends the loop; release removes every mapping and the state file"
   CHECK_FALSE(std::filesystem::exists(f.state.file));
 }
 
+TEST_CASE("release gives up at its deadline when the gateway does not answer", "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5000}}));
+  REQUIRE(f.started());
+  f.supervisor->stop();
+  REQUIRE(f.run_until([&] { return f.finished; }));
+  f.mapper->unmap_hangs = true;  // the gateway is gone
+  std::optional<bool> released;
+  const auto asked = f.time.now();
+  asio::co_spawn(f.loop, f.supervisor->release(2s), [&](std::exception_ptr error, bool removed) {
+    if (error) std::rethrow_exception(error);
+    released = removed;
+  });
+  REQUIRE(f.run_until([&] { return released.has_value(); }, 3s));
+  CHECK(f.time.now() - asked == 2s);
+  CHECK_FALSE(*released);
+  // What is left stays recorded for the next start.
+  f.run_for(1s);
+  CHECK(read_state_file(f.state.file).state.mappings.size() == 1);
+}
+
 TEST_CASE("without a gateway it is READY all the same, and looks again later", "[supervisor]") {
   Fixture f(ports_config({{Transport::udp, 5000, 5000}}));
   f.gateway_answers = false;
-  f.start();
-  REQUIRE(f.run_until([&] { return f.ready_calls == 1; }));
+  REQUIRE(f.started());
   CHECK(f.connects == 1);
   CHECK(f.supervisor->status()["status"] == "no gateway answers; trying again");
   CHECK(f.supervisor->status()["gateway"].is_null());
   // the next look is 3.75-6.25 s away: nothing happens before
-  f.run_until([] { return false; }, 1s);
+  f.run_for(3700ms);
   CHECK(f.connects == 1);
+  f.gateway_answers = true;
+  REQUIRE(f.run_until([&] { return f.connects == 2; }, 2600ms));
+  CHECK(f.run_until([&] { return f.summary()["active"] == 1; }, 1s));
 }
 
 TEST_CASE("a state file's mappings are taken over where still wanted, the rest removed", "[supervisor]") {
@@ -234,10 +503,10 @@ TEST_CASE("a state file's mappings are taken over where still wanted, the rest r
   earlier.mappings.push_back({Transport::udp, 5000, 5000, "203.0.113.1", false, 0});
   earlier.mappings.push_back({Transport::udp, 7000, 7000, "203.0.113.1", false, 0});
   REQUIRE_FALSE(write_state_file(f.state.file, earlier));
-  f.start();
-  REQUIRE(f.run_until([&] { return f.ready_calls == 1; }));
-  CHECK(f.mapper->unmap_calls == 1);  // udp 7000, no longer planned
-  CHECK(f.mapper->map_calls == 2);    // udp 5000 renewed on its port, udp 5001 made
+  REQUIRE(f.started());
+  CHECK(f.mapper->unmap_calls == 1);   // udp 7000, no longer planned
+  CHECK(f.mapper->map_calls() == 2);  // udp 5000 renewed on its port, udp 5001 made
+  CHECK(f.removed_recorded.empty());
   REQUIRE(f.run_until([&] {  // the earlier file had 2 mappings too: wait for udp 5001
     const auto mappings = read_state_file(f.state.file).state.mappings;
     return mappings.size() == 2 && mappings[1].internal_port == 5001;
@@ -246,4 +515,16 @@ TEST_CASE("a state file's mappings are taken over where still wanted, the rest r
   REQUIRE(recorded.mappings.size() == 2);
   CHECK(recorded.mappings[0].internal_port == 5000);
   CHECK(recorded.mappings[1].internal_port == 5001);
+}
+
+TEST_CASE("a state file of another gateway is removed there, not taken over", "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5000}}));
+  state::ServiceState earlier{"10.99.0.1", "upnp", "127.0.0.1", {}};
+  earlier.mappings.push_back({Transport::udp, 5000, 5000, "198.51.100.1", false, 0});
+  REQUIRE_FALSE(write_state_file(f.state.file, earlier));
+  REQUIRE(f.started());
+  REQUIRE(f.removed_recorded.size() == 1);
+  CHECK(f.removed_recorded[0].gateway == "10.99.0.1");
+  CHECK(f.mapper->unmap_calls == 0);
+  CHECK(f.mapper->map_calls() == 1);
 }

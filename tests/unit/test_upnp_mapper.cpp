@@ -247,6 +247,6 @@ TEST_CASE("a blocking call past its deadline times out instead of hanging the lo
   const auto started = std::chrono::steady_clock::now();
   auto result = run_loop(loop, runner.run(std::move(call)));
   REQUIRE_FALSE(result);
-  CHECK(result.error() == std::errc::timed_out);
+  CHECK(result.error() == Errc::timed_out);
   CHECK(std::chrono::steady_clock::now() - started < 2s);
 }

@@ -1,0 +1,221 @@
+#include "agent/cli/commands.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <set>
+
+#include "agent/base/exit_codes.hpp"
+#include "agent/base/log.hpp"
+#include "agent/base/state_file.hpp"
+#include "agent/cli/progress.hpp"
+#include "agent/gateway/connection.hpp"
+#include "agent/gateway/map_batch.hpp"
+#include "agent/gateway/recorded_mappings.hpp"
+#include "agent/report/report.hpp"
+#include "agent/verify/verification.hpp"
+#include "mappers/errors.hpp"
+
+namespace natkeeper {
+namespace {
+
+struct Session {
+  const config::Config& config;
+  bool json;
+  asio::any_io_executor workers;
+};
+
+const MappingReport& first_failure(const RunReport& report) {
+  return *std::find_if(report.mappings.begin(), report.mappings.end(),
+                       [](const auto& m) {
+                         return m.state != MappingState::mapped && m.state != MappingState::verified;
+                       });
+}
+
+asio::awaitable<int> once(const Session& session) {
+  auto requests = config::plan_requests(session.config);
+  if (requests.empty()) {
+    log::error("nothing to map: the profile is off and no ports are given (--map or mapping.ports)");
+    co_return kExitUsage;
+  }
+  auto connection = co_await connect(session.config, session.workers);
+  if (!connection) co_return kExitUnavailable;
+  auto& [path, found] = *connection;
+  log::info("mapping {} ports via {}", requests.size(), display_name(found.method));
+  warn_about_large_plan(session.config, requests.size());
+  BatchPolicy policy{request_window(found.method), session.config.allow_other_external_port, {}};
+  std::optional<ProgressBar> progress;
+  if (requests.size() > kProgressBarThreshold && stderr_shows_progress()) {
+    progress.emplace(stderr, fmt::format("mapping via {}", display_name(found.method)));
+    policy.on_progress = [&progress](std::size_t done, std::size_t total) { progress->update(done, total); };
+  }
+  const auto outcomes = co_await map_all_until_stable(*found.mapper, std::move(requests), policy);
+  progress.reset();
+  if (const auto full = table_full_summary(outcomes))
+    log::warning("{}. Free entries on the router or map fewer ports (for example a smaller profile.rtp window); "
+                 "the most important ports were mapped first.",
+                 *full);
+  // PCP tells the external address only with a mapping.
+  auto external_ip = known_external_ip(found);
+  for (const auto& outcome : outcomes)
+    if (!external_ip && outcome.mapping) external_ip = outcome.mapping->external_ip;
+  auto report = make_report(gateway_report(path, found, external_ip), diagnose_nat(external_ip, std::nullopt),
+                            to_string(found.method), outcomes);
+  const auto verified = co_await verify_mappings(session.config, path, report.mappings, external_ip);
+  report.nat = verified.nat;
+  if (verified.observed_public_ip) report.observed_public_ip = verified.observed_public_ip->to_string();
+  if (const auto dropped = found.mapper->dropped(); dropped > 0)
+    log::info("{} datagrams that were no valid answer from the gateway were dropped", dropped);
+  if (session.json) fmt::print("{}\n", to_json(report).dump(2));
+  else fmt::print("{}", to_text(report));
+  const auto failed = report.mappings.size() - report.active();
+  if (failed > 0) {
+    const auto& first = first_failure(report);
+    log::warning("{} of {} mappings failed or are unreachable; the first: {} {}: {}", failed,
+                 report.mappings.size(), to_string(first.request.proto), first.request.internal_port,
+                 first.error ? describe_failure(first.error, first.request)
+                             : fmt::format("{}: {}", to_string(first.state), first.note));
+  }
+  co_return failed == 0 ? kExitOk : kExitSomeFailed;
+}
+
+asio::awaitable<int> remove(const Session& session) {
+  auto requests = config::plan_requests(session.config);
+  auto connection = co_await connect(session.config, session.workers);
+  if (!connection) co_return kExitUnavailable;
+  auto& [path, found] = *connection;
+  std::vector<Mapping> mappings;
+  std::set<std::pair<Transport, std::uint16_t>> external_ports;
+  for (auto& request : requests) {
+    const auto port = request.wanted_external_port;
+    external_ports.emplace(request.proto, port);
+    mappings.push_back(Mapping{std::move(request), {}, port, {}, false});
+  }
+  // What the service recorded: mappings on other external ports, or left by a crash.
+  const auto recorded = read_state_file(state_file_path());
+  if (!recorded.error.empty()) log::warning("{}", recorded.error);
+  std::size_t recorded_left = 0;
+  if (recorded_through(recorded.state, *connection)) {
+    for (auto& mapping : recorded_mappings(recorded.state))
+      if (external_ports.emplace(mapping.request.proto, mapping.external_port).second)
+        mappings.push_back(std::move(mapping));
+  } else if (!recorded.state.mappings.empty()) {
+    recorded_left = (co_await remove_recorded(recorded.state, session.config, session.workers)).size();
+  }
+  const auto errors = co_await unmap_all(*found.mapper, mappings, parallel_requests(found.method));
+  nlohmann::json failures = nlohmann::json::array();
+  for (std::size_t i = 0; i < errors.size(); ++i) {
+    if (!errors[i]) continue;
+    const auto& request = mappings[i].request;
+    failures.push_back({{"proto", to_string(request.proto)},
+                        {"internal_port", request.internal_port},
+                        {"error", describe_failure(errors[i], request)},
+                        {"error_code", error_code_name(errors[i])}});
+  }
+  if (session.json) {
+    const auto gateway = to_json(RunReport{gateway_report(path, found, known_external_ip(found)), {}, {}, {}});
+    nlohmann::json out = {{"gateway", gateway["gateway"]}, {"checked", mappings.size()}, {"failed", failures}};
+    fmt::print("{}\n", out.dump(2));
+  } else {
+    fmt::print("Checked {} planned and recorded mappings on gateway {} via {}: this host's are removed, other hosts' "
+               "left alone; {} failed.\n",
+               mappings.size(), path.gateway.to_string(), display_name(found.method), failures.size());
+    constexpr std::size_t kShown = 5;  // the rest usually fail the same way
+    for (std::size_t i = 0; i < std::min(kShown, failures.size()); ++i)
+      fmt::print("  {} {}: {}\n", failures[i]["proto"].get<std::string>(), failures[i]["internal_port"].get<int>(),
+                 failures[i]["error"].get<std::string>());
+    if (failures.size() > kShown) fmt::print("  ... and {} more (--json lists them all)\n", failures.size() - kShown);
+  }
+  if (recorded_left > 0)
+    log::warning("{} mappings an earlier run recorded at {} via {} could not be removed", recorded_left,
+                 recorded.state.gateway, recorded.state.method);
+  if (failures.empty() && recorded_left == 0) {
+    if (const auto error = remove_state_file(state_file_path()))
+      log::warning("cannot remove {}: {}", state_file_path().string(), error.message());
+  }
+  co_return failures.empty() && recorded_left == 0 ? kExitOk : kExitSomeFailed;
+}
+
+asio::awaitable<int> discover_command(const Session& session) {
+  auto path = locate_gateway(session.config);
+  if (!path) {
+    log::error("cannot find the gateway: {}", path.error().message());
+    co_return kExitUnavailable;
+  }
+  auto discovery = co_await discover(*path, session.config, session.workers, DiscoveryGoal::list_all);
+  const auto chosen_ip = discovery.found.empty() ? std::nullopt : known_external_ip(discovery.found.front());
+  const auto observer = co_await observe(session.config, *path);
+  const auto observed = observer ? std::optional(observer->public_address) : std::nullopt;
+  const auto nat = diagnose_nat(chosen_ip, observed);
+  if (session.json) {
+    nlohmann::json protocols = nlohmann::json::array(), unavailable = nlohmann::json::array();
+    for (const auto& found : discovery.found) {
+      const auto ip = known_external_ip(found);
+      protocols.push_back({{"method", to_string(found.method)},
+                           {"detail", found.detail},
+                           {"external_ip", ip ? nlohmann::json(ip->to_string()) : nlohmann::json(nullptr)},
+                           {"external_ip_kind", to_string(diagnose_nat(ip, std::nullopt))},
+                           {"answer_ms", std::chrono::duration<double, std::milli>(found.answer_time).count()}});
+    }
+    for (const auto& failure : discovery.failed)
+      unavailable.push_back({{"method", to_string(failure.method)},
+                             {"error", failure.error.message()},
+                             {"error_code", error_code_name(failure.error)}});
+    nlohmann::json out = {{"gateway",
+                           {{"address", path->gateway.to_string()},
+                            {"interface", path->local.name},
+                            {"local_address", path->local.address.to_string()}}},
+                          {"protocols", protocols},
+                          {"unavailable", unavailable},
+                          {"observed_public_ip", observed ? nlohmann::json(observed->to_string()) : nlohmann::json(nullptr)},
+                          {"nat", to_string(nat)},
+                          {"nat_explanation", explain(nat)}};
+    fmt::print("{}\n", out.dump(2));
+  } else {
+    fmt::print("Gateway {} (this host: {} on {})\n", path->gateway.to_string(), path->local.address.to_string(),
+               path->local.name);
+    for (const auto& found : discovery.found) {
+      const auto ip = known_external_ip(found);
+      std::string address = ip ? ip->to_string() : "unknown";
+      if (const auto kind = diagnose_nat(ip, std::nullopt); kind == NatKind::double_nat) address += " (private: double NAT)";
+      else if (kind == NatKind::cgnat) address += " (100.64.0.0/10: carrier-grade NAT)";
+      fmt::print("  {:<9} answered in {:>7.2f} ms, external address {}, {}\n", display_name(found.method),
+                 std::chrono::duration<double, std::milli>(found.answer_time).count(), address, found.detail);
+    }
+    for (const auto& failure : discovery.failed)
+      fmt::print("  {:<9} no: {}\n", display_name(failure.method), failure.error.message());
+    if (observer)
+      fmt::print("Seen from outside ({}): {}\n", observer->method, observer->public_address.to_string());
+    fmt::print("NAT: {}: {}\n", to_string(nat), explain(nat));
+  }
+  co_return discovery.found.empty() ? kExitUnavailable : kExitOk;
+}
+
+}  // namespace
+
+int run_command(Mode mode, const config::Config& config, bool json) {
+  // Declared after the loop so it is joined first: its threads post results to the loop.
+  asio::io_context loop;
+  asio::thread_pool workers(parallel_requests(Method::upnp));
+  const Session session{config, json, workers.get_executor()};
+  int exit_code = kExitUnavailable;
+  auto body = [&]() -> asio::awaitable<int> {
+    switch (mode) {
+      case Mode::once: co_return co_await once(session);
+      case Mode::remove: co_return co_await remove(session);
+      case Mode::discover: co_return co_await discover_command(session);
+      default: co_return kExitUsage;
+    }
+  };
+  asio::co_spawn(loop, body(), [&](std::exception_ptr error, int code) {
+    if (error) std::rethrow_exception(error);
+    exit_code = code;
+  });
+  loop.run();
+  return exit_code;
+}
+
+}  // namespace natkeeper

@@ -1,0 +1,59 @@
+#pragma once
+#include <boost/asio/any_io_executor.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/gateway/netinfo.hpp"
+#include "config/config.hpp"
+#include "mappers/mapper.hpp"
+
+namespace natkeeper {
+
+struct GatewayPath {
+  asio::ip::address_v4 gateway;
+  LocalInterface local;
+};
+
+// Where the gateway is and which address this host has towards it: the
+// configured gateway, the --igd URL's host, or the default route's gateway.
+Result<GatewayPath> locate_gateway(const config::Config& config);
+
+// A protocol the gateway answered, ready to map with.
+struct FoundProtocol {
+  Method method = Method::upnp;
+  std::unique_ptr<Mapper> mapper;
+  std::string detail;  // e.g. "IGDv2 at http://10.77.0.1:5000/rootDesc.xml"
+  std::chrono::steady_clock::duration answer_time{};  // from the start of discovery
+  // Known at discovery for NAT-PMP and UPnP; for PCP only when asked for.
+  std::optional<Result<asio::ip::address>> external_ip;
+};
+
+struct ProtocolFailure {
+  Method method;
+  std::error_code error;
+};
+
+struct Discovery {
+  std::vector<FoundProtocol> found;  // most preferred first
+  std::vector<ProtocolFailure> failed;
+};
+
+enum class DiscoveryGoal {
+  // Stop at the first answer that no more preferred protocol can beat within
+  // a short grace window (--once, the service).
+  map_soon,
+  // Wait for every protocol and learn each one's external address (--discover).
+  list_all,
+};
+
+// Probes PCP (ANNOUNCE), NAT-PMP (public address) and UPnP-IGD (SSDP) at the
+// same time, or only the configured protocol. Blocking libminiupnpc calls run
+// on `workers`. Probes that lose the race are cancelled before this returns.
+asio::awaitable<Discovery> discover(const GatewayPath& path, const config::Config& config,
+                                    asio::any_io_executor workers, DiscoveryGoal goal);
+
+}  // namespace natkeeper

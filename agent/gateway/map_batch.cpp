@@ -1,0 +1,88 @@
+#include "agent/gateway/map_batch.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <functional>
+
+#include "agent/base/bounded_concurrency.hpp"
+#include "agent/base/log.hpp"
+#include "mappers/errors.hpp"
+
+namespace natkeeper {
+
+asio::awaitable<std::vector<MapOutcome>> map_all(Mapper& mapper, std::vector<MapRequest> requests,
+                                                 BatchPolicy policy) {
+  std::vector<MapOutcome> outcomes(requests.size());
+  bool table_full = false;
+  RequestWindow window(policy.window);
+  std::size_t done = 0;
+  auto count_done = [&] {
+    if (policy.on_progress) policy.on_progress(++done, requests.size());
+  };
+  auto map_one = [&](std::size_t i) -> asio::awaitable<void> {
+    auto& outcome = outcomes[i];
+    outcome.request = requests[i];
+    if (table_full) {
+      outcome.error = make_error_code(Errc::table_full_skipped);
+      count_done();
+      co_return;
+    }
+    const auto sent = std::chrono::steady_clock::now();
+    auto mapping = co_await mapper.map(requests[i]);
+    if (!mapping && (mapping.error() == Errc::timed_out || mapping.error() == std::errc::timed_out))
+      window.on_timeout();
+    else
+      window.on_answer(std::chrono::steady_clock::now() - sent);
+    if (mapping && mapping->external_port != requests[i].wanted_external_port &&
+        !policy.allow_other_external_port) {
+      co_await mapper.unmap(*mapping);
+      outcome.error = make_error_code(Errc::external_port_moved);
+    } else if (mapping) {
+      outcome.mapping = std::move(*mapping);
+    } else {
+      outcome.error = mapping.error();
+      if (outcome.error == MapFailure::table_full) table_full = true;
+    }
+    count_done();
+  };
+  std::function<std::size_t()> window_size = [&window] { return window.size(); };
+  co_await for_each_windowed(requests.size(), policy.window.maximum, window_size, map_one);
+  co_return outcomes;
+}
+
+std::optional<std::string> table_full_summary(const std::vector<MapOutcome>& outcomes) {
+  const auto full = std::any_of(outcomes.begin(), outcomes.end(),
+                                [](const MapOutcome& o) { return o.error == MapFailure::table_full; });
+  if (!full) return std::nullopt;
+  const auto mapped = std::count_if(outcomes.begin(), outcomes.end(), [](const MapOutcome& o) { return o.mapping.has_value(); });
+  return fmt::format("mapped {} of {}: gateway table full", mapped, outcomes.size());
+}
+
+asio::awaitable<std::vector<MapOutcome>> map_all_until_stable(Mapper& mapper, std::vector<MapRequest> requests,
+                                                              BatchPolicy policy, int max_rounds) {
+  mapper.take_gateway_lost_state();  // a loss before this batch concerns no mapping of it
+  auto outcomes = co_await map_all(mapper, requests, policy);
+  for (int round = 1; round < max_rounds && mapper.take_gateway_lost_state(); ++round) {
+    log::notice("the gateway lost its mappings (its epoch went back): mapping again");
+    outcomes = co_await map_all(mapper, requests, policy);
+  }
+  co_return outcomes;
+}
+
+asio::awaitable<std::vector<std::error_code>> unmap_all(Mapper& mapper, std::vector<Mapping> mappings,
+                                                        std::size_t parallel) {
+  std::vector<std::error_code> errors(mappings.size());
+  auto unmap_one = [&](std::size_t i) -> asio::awaitable<void> {
+    errors[i] = co_await mapper.unmap(mappings[i]);
+  };
+  co_await for_each_bounded(mappings.size(), parallel, unmap_one);
+  co_return errors;
+}
+
+}  // namespace natkeeper

@@ -1,0 +1,27 @@
+#pragma once
+// Between the service's live mappings and its state file: what is recorded,
+// and how recorded mappings are removed when the situation that made them
+// (gateway, protocol, this host's address) is gone.
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <vector>
+
+#include "agent/codecs/state_codec.hpp"
+#include "agent/gateway/connection.hpp"
+
+namespace natkeeper {
+
+state::ServiceState record_mappings(const Connection& connection, const std::vector<Mapping>& mappings);
+std::vector<Mapping> recorded_mappings(const state::ServiceState& state);
+
+// Were the recorded mappings made through this gateway, protocol and local address?
+bool recorded_through(const state::ServiceState& state, const Connection& connection);
+
+// Removes recorded mappings through the protocol they were made with, at the
+// gateway they were made on (found again for this alone). Returns those that
+// could not be removed.
+asio::awaitable<std::vector<Mapping>> remove_recorded(const state::ServiceState& state, const config::Config& config,
+                                                      asio::any_io_executor workers);
+
+}  // namespace natkeeper

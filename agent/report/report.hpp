@@ -1,0 +1,62 @@
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/gateway/discovery.hpp"
+#include "agent/gateway/map_batch.hpp"
+#include "agent/gateway/nat_diagnosis.hpp"
+
+namespace natkeeper {
+
+enum class MappingState { verified, mapped, unreachable, failed };
+std::string_view to_string(MappingState state);
+
+struct GatewayReport {
+  std::string address;
+  std::string local_address;
+  std::string method;
+  std::string detail;
+  std::optional<std::string> external_ip;
+};
+
+struct MappingReport {
+  MapRequest request;
+  std::string method;
+  std::optional<Mapping> mapping;
+  std::error_code error;
+  MappingState state = MappingState::failed;
+  std::string verified_by;  // "reflector" or "stun" once verified
+  std::string note;         // why only mapped, or what an unreachable probe tried
+  std::optional<std::chrono::steady_clock::duration> probe_round_trip;
+};
+
+struct RunReport {
+  GatewayReport gateway;
+  NatKind nat = NatKind::unknown;
+  std::optional<std::string> observed_public_ip;  // what the outside observer saw
+  std::vector<MappingReport> mappings;
+  std::size_t active() const;
+};
+
+RunReport make_report(GatewayReport gateway, NatKind nat, std::string_view method,
+                      const std::vector<MapOutcome>& outcomes);
+
+// The gateway as a report shows it.
+GatewayReport gateway_report(const GatewayPath& path, const FoundProtocol& found,
+                             std::optional<asio::ip::address> external_ip);
+
+// The message a user reads for a failed mapping, with the protocol's own code.
+std::string describe_failure(const std::error_code& error, const MapRequest& request);
+// "upnp:718"-style code for scripts.
+std::string error_code_name(const std::error_code& error);
+// "1h", "2h30m", "45s", "permanent".
+std::string format_lease(const Mapping& mapping);
+
+nlohmann::json to_json(const RunReport& report);
+// A table one reads at a glance: consecutive ports with the same outcome share a row.
+std::string to_text(const RunReport& report);
+
+}  // namespace natkeeper

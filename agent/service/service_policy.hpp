@@ -1,0 +1,53 @@
+#pragma once
+// The service's timing and reload rules as pure functions: no clock, no
+// randomness of their own (a `unit` in [0, 1) is passed in), so tests pin them.
+#include <chrono>
+#include <tuple>
+#include <vector>
+
+#include "config/config.hpp"
+#include "mappers/mapping.hpp"
+
+namespace natkeeper::policy {
+
+using Duration = std::chrono::steady_clock::duration;
+
+// When to renew a lease granted for `lifetime`: at a random point in [1/2, 5/8]
+// of it, so the clients of one gateway spread out, and a lost renewal still
+// leaves 3/8 of the lifetime for the next try.
+Duration renewal_delay(std::chrono::seconds lifetime, double unit);
+// The earliest point a renewal makes sense: renewals due close together are
+// sent together once each one's lease is half gone.
+Duration renewal_window_start(std::chrono::seconds lifetime);
+
+// How long to wait before trying again what failed `failures` times in a row
+// (mapping requests, finding the gateway): 5 s doubling to 10 minutes, each
+// spread by ±25 %.
+Duration retry_delay(int failures, double unit);
+
+// How long to wait after the gateway announced a restart or an address change
+// before mapping again. RFC 6887 §14.1.1 spreads clients over 0–5 s against a
+// storm at a large gateway; a home gateway has a handful of clients, and a
+// doorbell offline for 5 s misses calls, so 0–0.5 s.
+Duration announcement_delay(double unit);
+
+struct RequestDiff {
+  std::vector<MapRequest> added;    // in the new plan only
+  std::vector<MapRequest> removed;  // in the old plan only
+  std::vector<MapRequest> kept;     // in both (as the new plan words them: lease, description)
+};
+// Requests are the same mapping when protocol, internal and wanted external
+// port agree: this key.
+inline auto request_key(const MapRequest& request) {
+  return std::tuple{request.proto, request.internal_port, request.wanted_external_port};
+}
+RequestDiff diff_requests(const std::vector<MapRequest>& before, const std::vector<MapRequest>& after);
+
+// True when the new configuration talks to another gateway or protocol: every
+// mapping must then move.
+bool gateway_settings_differ(const config::Config& before, const config::Config& after);
+// True when the new configuration proves mappings differently (servers, key,
+// interval, on or off): every mapping must be proven again.
+bool verification_settings_differ(const config::Config& before, const config::Config& after);
+
+}  // namespace natkeeper::policy

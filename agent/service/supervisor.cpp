@@ -1,0 +1,681 @@
+#include "agent/service/supervisor.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <tuple>
+
+#include "agent/base/log.hpp"
+#include "agent/base/state_file.hpp"
+#include "agent/gateway/map_batch.hpp"
+#include "agent/gateway/recorded_mappings.hpp"
+#include "agent/service/service_policy.hpp"
+#include "mappers/errors.hpp"
+#include "mappers/natpmp/natpmp_codec.hpp"
+
+namespace natkeeper {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Netlink changes come in bursts (a link going up brings its addresses and routes).
+constexpr auto kPathSettleTime = 500ms;
+// A gateway that keeps losing its state is mapped again at once this many times in a row, then with backoff.
+constexpr int kImmediateRemapsAfterLoss = 3;
+// Leases shorter than this are renewed as if they were this long: no busy loop on a silly grant.
+constexpr std::chrono::seconds kShortestScheduledLease{4};
+// Removing what an old situation (gateway, address) left: it may not answer any more.
+constexpr auto kOldSituationDeadline = 2s;
+
+long long whole_seconds(std::chrono::steady_clock::duration span) {
+  return std::chrono::duration_cast<std::chrono::seconds>(span).count();
+}
+
+std::string describe(const MapRequest& request) {
+  return fmt::format("{} {}", to_string(request.proto), request.internal_port);
+}
+
+}  // namespace
+
+SupervisorEffects system_effects(asio::any_io_executor workers) {
+  return {[workers](const config::Config& config) { return connect(config, workers); },
+          locate_gateway,
+          verify_mappings,
+          [workers](const state::ServiceState& recorded, const config::Config& config) {
+            return remove_recorded(recorded, config, workers);
+          }};
+}
+
+Supervisor::Supervisor(asio::any_io_executor executor, Timebase& time, SupervisorEffects effects,
+                       config::Config config, StateWriter state, SupervisorHooks hooks, std::uint64_t seed)
+    : executor_(executor),
+      time_(time),
+      effects_(std::move(effects)),
+      config_(std::move(config)),
+      state_(std::move(state)),
+      hooks_(std::move(hooks)),
+      listener_(executor,
+                [this](std::span<const std::uint8_t> datagram, const asio::ip::udp::endpoint& source,
+                       std::uint16_t port) { gateway_datagram(datagram, source, port); }),
+      wake_(executor),
+      random_(seed),
+      started_(time.wall_now()) {
+  entries_ = plan_entries();
+}
+
+std::vector<PlannedMapping> Supervisor::plan_entries() const {
+  std::vector<PlannedMapping> entries;
+  for (auto& request : config::plan_requests(config_)) entries.push_back(unmapped(std::move(request)));
+  warn_about_large_plan(config_, entries.size());
+  return entries;
+}
+
+double Supervisor::random_unit() { return std::uniform_real_distribution<double>(0.0, 1.0)(random_); }
+
+void Supervisor::wake() {
+  // An expired event: a wait on it now, or at the next sleep, ends at once.
+  wake_.expires_at(asio::steady_timer::time_point::min());
+}
+
+template <class T>
+asio::awaitable<T> Supervisor::interruptible(asio::awaitable<T> task) {
+  if (stopping_) throw boost::system::system_error(asio::error::operation_aborted);
+  co_return co_await asio::co_spawn(executor_, std::move(task),
+                                    asio::bind_cancellation_slot(stop_signal_.slot(), asio::use_awaitable));
+}
+
+template <class T>
+asio::awaitable<std::optional<T>> Supervisor::within(asio::awaitable<T> task, Duration limit) {
+  using namespace asio::experimental::awaitable_operators;
+  auto outcome = co_await (std::move(task) || time_.sleep_until(time_.now() + limit));
+  if (outcome.index() == 0) co_return std::move(std::get<0>(outcome));
+  co_return std::nullopt;
+}
+
+void Supervisor::stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  if (stop_signal_.slot().has_handler()) stop_signal_.emit(asio::cancellation_type::terminal);
+  wake();
+}
+
+asio::awaitable<void> Supervisor::run() {
+  const auto loaded = read_state_file(state_.file());
+  if (!loaded.error.empty()) log::warning("{}; mappings of an earlier run, if any, expire with their leases", loaded.error);
+  if (!loaded.state.mappings.empty()) recorded_ = loaded.state;
+  while (!stopping_) {
+    // Re-armed before the step: a wake() from here on ends the next sleep.
+    wake_.expires_at(asio::steady_timer::time_point::max());
+    try {
+      co_await step();
+    } catch (const boost::system::system_error& error) {
+      // stop() cancels what is in flight; anything else is a fault.
+      if (!stopping_ || error.code() != asio::error::operation_aborted) throw;
+    }
+    if (stopping_) break;
+    publish();
+    co_await sleep_until(next_wakeup());
+  }
+  listener_.close();
+}
+
+asio::awaitable<void> Supervisor::sleep_until(TimePoint when) {
+  // Yields even when due: events queued meanwhile are handled first.
+  using namespace asio::experimental::awaitable_operators;
+  co_await (time_.sleep_until(when) || wake_.async_wait(asio::as_tuple(asio::use_awaitable)));
+}
+
+Supervisor::TimePoint Supervisor::next_wakeup() const {
+  // Mirrors step(): whatever is due here must be done there, or the loop would spin.
+  const auto now = time_.now();
+  if (stopping_ || pending_config_) return now;
+  auto next = TimePoint::max();
+  if (path_check_at_) next = std::min(next, *path_check_at_);
+  if (network_down_) return next;
+  if (!connection_ || reconnect_) next = std::min(next, next_connect_);
+  if (connection_) {
+    if (remap_at_) next = std::min(next, *remap_at_);
+    if (verify_pending_ || spot_check_) next = now;
+    next = std::min(next, next_verify_);
+    for (const auto& entry : entries_) next = std::min(next, entry.renew_at);
+  }
+  return next;
+}
+
+asio::awaitable<void> Supervisor::step() {
+  if (pending_config_) {
+    auto config = std::move(*pending_config_);
+    pending_config_.reset();
+    co_await apply_config(std::move(config));
+  }
+  if (path_check_at_ && time_.now() >= *path_check_at_) {
+    path_check_at_.reset();
+    co_await check_path();
+  }
+  if ((!connection_ || reconnect_) && !network_down_ && time_.now() >= next_connect_) co_await reconnect();
+  if (connection_ && !network_down_) {
+    if (recorded_) {
+      auto recorded = std::move(*recorded_);
+      recorded_.reset();
+      co_await take_over_recorded(recorded);
+    }
+    if (spot_check_) co_await spot_check();
+
+    auto now = time_.now();
+    const bool everything = remap_at_ && now >= *remap_at_;
+    if (everything) {
+      remap_at_.reset();
+      // A loss the mapper knew of before this round (an announcement's epoch) is what the round repairs.
+      connection_->protocol.mapper->take_gateway_lost_state();
+    }
+    const bool any_due = std::any_of(entries_.begin(), entries_.end(), [&](const PlannedMapping& e) { return e.renew_at <= now; });
+    std::vector<std::size_t> due;
+    for (std::size_t i = 0; i < entries_.size(); ++i)
+      if (everything || (any_due && entries_[i].window_start <= now)) due.push_back(i);
+    if (!due.empty()) co_await renew(std::move(due));
+
+    if (connection_ && connection_->protocol.mapper->take_gateway_lost_state()) {
+      ++losses_in_a_row_;
+      const auto delay = losses_in_a_row_ <= kImmediateRemapsAfterLoss
+                             ? Duration::zero()
+                             : policy::retry_delay(losses_in_a_row_ - kImmediateRemapsAfterLoss, random_unit());
+      schedule_remap("the gateway lost its mappings (its epoch went back)", delay);
+    } else if (everything) {
+      losses_in_a_row_ = 0;
+    }
+    if (connection_ && (verify_pending_ || time_.now() >= next_verify_)) co_await verify();
+  }
+  if (state_dirty_) save_state();
+  if (!ready_) {
+    ready_ = true;
+    publish();
+    hooks_.ready();
+  }
+}
+
+asio::awaitable<void> Supervisor::reconnect() {
+  reconnect_ = false;
+  auto fresh = co_await effects_.connect(config_);
+  if (!fresh) {
+    ++connect_failures_;
+    const auto delay = policy::retry_delay(connect_failures_, random_unit());
+    next_connect_ = time_.now() + delay;
+    reconnect_ = true;
+    log::notice("looking for the gateway again in {} s", std::max(1LL, whole_seconds(delay)));
+    for (auto& entry : entries_) {
+      entry.report.state = MappingState::failed;
+      entry.report.note = "no gateway answers";
+    }
+    co_return;
+  }
+  connect_failures_ = 0;
+  if (connection_ && !recorded_through(record_mappings(*connection_, {}), *fresh)) {
+    // A new gateway, protocol or address of this host: what the old one holds
+    // points nowhere now. Remove it while the old gateway may still answer.
+    const auto old = live_mappings();
+    if (!old.empty()) {
+      log::notice("removing {} mappings of the old situation via {}", old.size(), display_name(connection_->protocol.method));
+      auto removal = unmap_all(*connection_->protocol.mapper, old, parallel_requests(connection_->protocol.method));
+      if (!co_await within(std::move(removal), kOldSituationDeadline))
+        log::warning("the old gateway did not answer in time; its mappings expire with their leases");
+    }
+    for (auto& entry : entries_) entry.report.mapping.reset();
+  }
+  connection_ = std::move(fresh);
+  log::notice("using {} at {} ({})", display_name(connection_->protocol.method), connection_->path.gateway.to_string(),
+              connection_->protocol.detail);
+  listener_.open(connection_->path.local.address);
+  notices_ = {};
+  remap_at_ = time_.now();
+  verify_pending_ = true;
+  state_dirty_ = true;
+}
+
+asio::awaitable<void> Supervisor::check_path() {
+  auto path = effects_.locate(config_);
+  if (!path) {
+    if (!network_down_)
+      log::warning("no way to the gateway ({}); waiting for the network to come back", path.error().message());
+    network_down_ = true;
+    co_return;
+  }
+  const bool was_down = std::exchange(network_down_, false);
+  if (!connection_) {
+    next_connect_ = time_.now();
+    reconnect_ = true;
+    co_return;
+  }
+  const auto& known = connection_->path;
+  if (path->gateway != known.gateway || path->local.address != known.local.address || path->local.name != known.local.name) {
+    connect_failures_ = 0;
+    schedule_reconnect(fmt::format("the way to the gateway changed from {} via {} ({}) to {} via {} ({})",
+                                   known.gateway.to_string(), known.local.name, known.local.address.to_string(),
+                                   path->gateway.to_string(), path->local.name, path->local.address.to_string()));
+  } else if (was_down) {
+    schedule_remap("the network towards the gateway is back", Duration::zero());
+  }
+}
+
+asio::awaitable<void> Supervisor::apply_config(config::Config config) {
+  if (policy::gateway_settings_differ(config_, config)) {
+    log::notice("reloaded {}: the gateway settings changed, every mapping moves", config.source);
+    co_await release(kOldSituationDeadline);
+    // What the old gateway did not confirm is removed like a crash's leftovers.
+    if (const auto left = live_mappings(); !left.empty() && connection_) recorded_ = record_mappings(*connection_, left);
+    config_ = std::move(config);
+    entries_ = plan_entries();
+    connect_failures_ = 0;
+    schedule_reconnect("new gateway settings");
+  } else {
+    const auto planned = config::plan_requests(config);
+    if (planned.size() > entries_.size()) warn_about_large_plan(config, planned.size());
+    auto merge = merge_plan(std::move(entries_), planned);
+    const bool verification_changed = policy::verification_settings_differ(config_, config);
+    config_ = std::move(config);
+    entries_ = std::move(merge.entries);
+    const auto& diff = merge.diff;
+    const auto& removed = merge.removed;
+    log::notice("reloaded {}: {} mappings added, {} removed, {} unchanged", config_.source, diff.added.size(),
+                diff.removed.size(), diff.kept.size());
+    if (!removed.empty() && connection_) {
+      const auto errors = co_await interruptible(unmap_entries(removed));
+      const auto failed = std::count_if(errors.begin(), errors.end(), [](const auto& e) { return bool(e); });
+      if (failed > 0) log::warning("{} of {} removed mappings could not be deleted at the gateway", failed, removed.size());
+    }
+    if (!diff.added.empty() || verification_changed) verify_pending_ = true;
+  }
+  next_verify_ = TimePoint::max();
+  if (config_.verify_interval.count() > 0) next_verify_ = time_.now() + config_.verify_interval;
+  state_dirty_ = true;
+  hooks_.ready();
+}
+
+asio::awaitable<std::vector<std::error_code>> Supervisor::unmap_entries(const std::vector<Mapping>& mappings) {
+  co_return co_await unmap_all(*connection_->protocol.mapper, mappings, parallel_requests(connection_->protocol.method));
+}
+
+asio::awaitable<void> Supervisor::take_over_recorded(const state::ServiceState& recorded) {
+  if (!recorded_through(recorded, *connection_)) {
+    const auto left = co_await effects_.remove_recorded(recorded, config_);
+    log::notice("{} mappings left by an earlier run via {} at {}: {} removed", recorded.mappings.size(), recorded.method,
+                recorded.gateway, recorded.mappings.size() - left.size());
+    co_return;
+  }
+  // What the plan still wants is asked for again in this round, on the same
+  // external port: the gateway renews it, nothing is doubled.
+  std::vector<Mapping> unwanted;
+  std::size_t taken = 0;
+  for (auto& mapping : recorded_mappings(recorded)) {
+    const auto planned = std::find_if(entries_.begin(), entries_.end(), [&](const PlannedMapping& entry) {
+      const auto& request = entry.report.request;
+      return !entry.report.mapping && request.proto == mapping.request.proto &&
+             request.internal_port == mapping.request.internal_port &&
+             (config_.allow_other_external_port || request.wanted_external_port == mapping.external_port);
+    });
+    if (planned == entries_.end()) {
+      unwanted.push_back(std::move(mapping));
+      continue;
+    }
+    mapping.request = planned->report.request;
+    planned->report.mapping = std::move(mapping);
+    ++taken;
+  }
+  if (!unwanted.empty()) co_await interruptible(unmap_entries(unwanted));
+  log::notice("{} mappings left by an earlier run: {} taken over, {} no longer wanted removed", recorded.mappings.size(),
+              taken, unwanted.size());
+}
+
+asio::awaitable<void> Supervisor::renew(std::vector<std::size_t> indices) {
+  std::vector<MapRequest> requests;
+  for (const auto i : indices) {
+    auto request = entries_[i].report.request;
+    // A renewal asks for the port it has (it may differ where other ports are allowed).
+    if (entries_[i].report.mapping) request.wanted_external_port = entries_[i].report.mapping->external_port;
+    requests.push_back(std::move(request));
+  }
+  auto& found = connection_->protocol;
+  const auto started = time_.now();
+  const auto outcomes = co_await interruptible(
+      map_all(*found.mapper, std::move(requests), {request_window(found.method), config_.allow_other_external_port, {}}));
+  const auto now = time_.now();
+  log::info("asked for {} mappings via {} in {} ms", outcomes.size(), display_name(found.method),
+            std::chrono::duration_cast<std::chrono::milliseconds>(now - started).count());
+  bool unreachable = false;
+  std::size_t failed = 0;
+  for (std::size_t k = 0; k < indices.size(); ++k) {
+    apply_outcome(entries_[indices[k]], outcomes[k], now);
+    if (outcomes[k].error) ++failed;
+    unreachable = unreachable || outcomes[k].error == MapFailure::gateway_unreachable;
+  }
+  if (const auto full = table_full_summary(outcomes)) log::warning("{}", *full);
+  if (failed > 0) {
+    const auto& first = *std::find_if(outcomes.begin(), outcomes.end(), [](const auto& o) { return bool(o.error); });
+    log::warning("{} of {} mappings failed; the first: {}: {}", failed, outcomes.size(), describe(first.request),
+                 describe_failure(first.error, first.request));
+  }
+  if (unreachable) schedule_reconnect("the gateway does not answer");
+  note_external_address();
+  state_dirty_ = true;
+}
+
+void Supervisor::apply_outcome(PlannedMapping& entry, const MapOutcome& outcome, TimePoint now) {
+  auto& report = entry.report;
+  report.method = std::string(to_string(connection_->protocol.method));
+  if (outcome.mapping) {
+    const bool unchanged = report.mapping && report.state != MappingState::failed &&
+                           report.mapping->external_port == outcome.mapping->external_port &&
+                           report.mapping->external_ip == outcome.mapping->external_ip;
+    if (!unchanged) {
+      // New, moved or back: what was proven of it before no longer holds.
+      report.state = MappingState::mapped;
+      report.verified_by.clear();
+      report.note.clear();
+      report.probe_round_trip.reset();
+      entry.verified_at.reset();
+      verify_pending_ = true;
+    }
+    report.mapping = outcome.mapping;
+    report.error = {};
+    entry.failures = 0;
+    const auto lease =
+        std::max(outcome.mapping->permanent ? report.request.lifetime : outcome.mapping->lifetime, kShortestScheduledLease);
+    entry.renew_at = now + policy::renewal_delay(lease, random_unit());
+    entry.window_start = now + policy::renewal_window_start(lease);
+    return;
+  }
+  // The mapping it had, if any, stays recorded: it may still exist at the gateway.
+  report.error = outcome.error;
+  report.state = MappingState::failed;
+  report.verified_by.clear();
+  report.note.clear();
+  ++entry.failures;
+  entry.renew_at = entry.window_start = now + policy::retry_delay(entry.failures, random_unit());
+}
+
+void Supervisor::note_external_address() {
+  std::optional<asio::ip::address> current;
+  for (const auto& entry : entries_) {
+    if (entry.report.mapping && !entry.report.error && !entry.report.mapping->external_ip.is_unspecified()) {
+      current = entry.report.mapping->external_ip;
+      break;
+    }
+  }
+  if (!current && connection_) current = known_external_ip(connection_->protocol);
+  if (!current || current == external_ip_) return;
+  if (external_ip_) {
+    ++external_ip_changes_;
+    log::notice("the gateway's external address changed from {} to {}", external_ip_->to_string(), current->to_string());
+    verify_pending_ = true;
+  }
+  external_ip_ = current;
+  observed_public_ip_.reset();
+  nat_ = diagnose_nat(external_ip_, std::nullopt);
+}
+
+asio::awaitable<void> Supervisor::verify() {
+  verify_pending_ = false;
+  next_verify_ = config_.verify_interval.count() > 0 ? time_.now() + config_.verify_interval : TimePoint::max();
+  std::vector<std::size_t> active;
+  std::vector<MappingReport> reports;
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    if (!entries_[i].report.mapping || entries_[i].report.error) continue;
+    active.push_back(i);
+    reports.push_back(entries_[i].report);
+  }
+  if (reports.empty()) co_return;
+  const auto result =
+      co_await interruptible(effects_.verify(config_, connection_->path, reports, external_ip_));
+  const auto when = time_.wall_now();
+  std::size_t verified = 0, unreachable = 0;
+  for (std::size_t k = 0; k < active.size(); ++k) {
+    auto& entry = entries_[active[k]];
+    entry.report.state = reports[k].state;
+    entry.report.verified_by = reports[k].verified_by;
+    entry.report.note = reports[k].note;
+    entry.report.probe_round_trip = reports[k].probe_round_trip;
+    if (reports[k].state == MappingState::verified) {
+      entry.verified_at = when;
+      ++verified;
+    }
+    if (reports[k].state == MappingState::unreachable) ++unreachable;
+  }
+  nat_ = result.nat;
+  observed_public_ip_ = result.observed_public_ip;
+  if (unreachable > 0)
+    log::warning("{} of {} mappings are not reachable from outside: {}", unreachable, active.size(), explain(nat_));
+  else if (verified > 0)
+    log::info("{} of {} mappings verified from outside", verified, active.size());
+}
+
+asio::awaitable<void> Supervisor::spot_check() {
+  spot_check_ = false;
+  last_spot_check_ = time_.now();
+  const auto sample = std::find_if(entries_.begin(), entries_.end(),
+                                   [](const PlannedMapping& e) { return e.report.mapping && !e.report.error; });
+  if (sample == entries_.end()) co_return;
+  const auto mapping = *sample->report.mapping;
+  const auto held = co_await interruptible(connection_->protocol.mapper->holds(mapping));
+  if (!held) {
+    if (held.error() == MapFailure::gateway_unreachable) schedule_reconnect("the gateway does not answer");
+    co_return;
+  }
+  if (!*held)
+    schedule_remap(fmt::format("the gateway no longer holds {} (external port {})", describe(mapping.request),
+                               mapping.external_port),
+                   Duration::zero());
+}
+
+void Supervisor::reload(config::Config config) {
+  pending_config_ = std::move(config);
+  wake();
+}
+
+void Supervisor::network_changed(std::string what) {
+  log::debug("network change: {}", what);
+  // The first change of a burst sets the time; the rest of the burst does not postpone it.
+  if (!path_check_at_) path_check_at_ = time_.now() + kPathSettleTime;
+  wake();
+}
+
+void Supervisor::refresh(std::string why) {
+  log::notice("{}: checking the way to the gateway and mapping everything again", why);
+  const auto now = time_.now();
+  path_check_at_ = now;
+  if (connection_) remap_at_ = now;
+  connect_failures_ = 0;
+  next_connect_ = now;
+  wake();
+}
+
+void Supervisor::gateway_datagram(std::span<const std::uint8_t> datagram, const asio::ip::udp::endpoint& source,
+                                  std::uint16_t port) {
+  const bool from_gateway = connection_ && source.address() == asio::ip::address(connection_->path.gateway);
+  // NAT-PMP and PCP notices come from the server port (RFC 6886 §3.2.1, RFC 6887 §14.1.1).
+  const bool right_port = port != kAnnouncePort || source.port() == natpmp::kServerPort;
+  const auto notice = from_gateway && right_port ? parse_gateway_notice(datagram, port) : std::nullopt;
+  if (notice) {
+    // The mapper learns the new address and epoch; the supervisor decides what to do.
+    if (port == kAnnouncePort) connection_->protocol.mapper->on_announcement(datagram, source.address(), source.port());
+    on_notice(*notice);
+    return;
+  }
+  // SSDP: every device's NOTIFYs arrive here; only the announce port is the gateway's alone.
+  if (port == kAnnouncePort || from_gateway) {
+    ++dropped_notices_;
+    log::debug("dropped a {}-byte datagram from {}:{} on port {}", datagram.size(), source.address().to_string(),
+               source.port(), port);
+    if (const auto now = time_.now(); now - dropped_reported_ >= std::chrono::minutes(1)) {
+      dropped_reported_ = now;
+      log::info("{} datagrams dropped so far that were no notice from the gateway (the last from {})",
+                dropped_notices_, source.address().to_string());
+    }
+  }
+}
+
+void Supervisor::on_notice(const GatewayNotice& notice) {
+  const policy::NoticeContext context{connection_->protocol.method, external_ip_, spot_check_, last_spot_check_};
+  auto verdict = policy::judge_notice(notice, notices_, context, time_.now(), random_unit());
+  using Action = policy::NoticeVerdict::Action;
+  switch (verdict.action) {
+    case Action::ignore:
+      if (!verdict.why.empty()) log::debug("{}", verdict.why);
+      break;
+    case Action::remap: schedule_remap(std::move(verdict.why), verdict.delay); break;
+    case Action::reconnect: schedule_reconnect(std::move(verdict.why)); break;
+    case Action::spot_check:
+      spot_check_ = true;
+      wake();
+      break;
+  }
+}
+
+void Supervisor::schedule_remap(std::string why, Duration delay) {
+  const auto when = time_.now() + delay;
+  if (remap_at_ && *remap_at_ <= when) return;
+  log::notice("{}: mapping everything again", why);
+  remap_at_ = when;
+  wake();
+}
+
+void Supervisor::schedule_reconnect(std::string why) {
+  if (!reconnect_) log::notice("{}: finding the gateway again", why);
+  reconnect_ = true;
+  if (connect_failures_ == 0) next_connect_ = time_.now();
+  wake();
+}
+
+std::vector<Mapping> Supervisor::live_mappings() const {
+  std::vector<Mapping> mappings;
+  for (const auto& entry : entries_)
+    if (entry.report.mapping) mappings.push_back(*entry.report.mapping);
+  return mappings;
+}
+
+void Supervisor::save_state() {
+  // Without a connection nothing was taken over yet: the file keeps what it has.
+  if (!connection_) return;
+  state_dirty_ = false;
+  const auto live = live_mappings();
+  state_.save(live.empty() ? std::nullopt : std::optional(record_mappings(*connection_, live)));
+}
+
+asio::awaitable<bool> Supervisor::release(Duration deadline) {
+  const auto mappings = live_mappings();
+  if (mappings.empty()) {
+    if (connection_ && !recorded_) save_state();
+    co_return true;
+  }
+  if (!connection_) co_return false;
+  log::notice("removing {} mappings", mappings.size());
+  auto removal = unmap_entries(mappings);
+  const auto errors = co_await within(std::move(removal), deadline);
+  if (!errors) {
+    log::warning("the gateway did not confirm every deletion within {} ms; what is left stays recorded for the next start",
+                 std::chrono::duration_cast<std::chrono::milliseconds>(deadline).count());
+    save_state();
+    co_return false;
+  }
+  std::size_t failed = 0;
+  for (std::size_t i = 0, k = 0; i < entries_.size(); ++i) {
+    if (!entries_[i].report.mapping) continue;
+    if ((*errors)[k++]) ++failed;
+    else entries_[i].report.mapping.reset();
+  }
+  if (failed > 0) log::warning("{} of {} mappings could not be removed", failed, mappings.size());
+  save_state();
+  co_return failed == 0;
+}
+
+std::string Supervisor::summary() const {
+  if (network_down_) return "no network towards the gateway; waiting for it";
+  if (!connection_) return ready_ ? "no gateway answers; trying again" : "looking for the gateway";
+  std::size_t active = 0, verified = 0;
+  for (const auto& entry : entries_) {
+    if (entry.report.mapping && !entry.report.error) ++active;
+    if (entry.report.state == MappingState::verified) ++verified;
+  }
+  auto line = fmt::format("{} of {} mappings active via {} at {}", active, entries_.size(),
+                          display_name(connection_->protocol.method), connection_->path.gateway.to_string());
+  if (external_ip_) line += fmt::format(", external {}", external_ip_->to_string());
+  if (verified > 0) line += fmt::format(", {} verified", verified);
+  if (nat_ == NatKind::double_nat || nat_ == NatKind::cgnat) line += fmt::format(", NAT {}", to_string(nat_));
+  return line;
+}
+
+void Supervisor::publish() {
+  auto line = summary();
+  if (line == last_summary_) return;
+  log::info("{}", line);
+  last_summary_ = line;
+  hooks_.status(line);
+}
+
+nlohmann::json Supervisor::status() const {
+  using nlohmann::json;
+  const auto now = time_.now();
+  const auto wall_now = time_.wall_now();
+  json mappings = json::array();
+  std::size_t active = 0, verified = 0, unreachable = 0, failed = 0;
+  for (const auto& entry : entries_) {
+    const auto& report = entry.report;
+    const bool live = report.mapping && !report.error;
+    if (live) ++active;
+    if (report.state == MappingState::verified) ++verified;
+    if (report.state == MappingState::unreachable) ++unreachable;
+    if (!live) ++failed;
+    json item = {{"proto", to_string(report.request.proto)},
+                 {"internal_port", report.request.internal_port},
+                 {"external_port", report.mapping ? json(report.mapping->external_port) : json(nullptr)},
+                 {"external_ip", report.mapping && !report.mapping->external_ip.is_unspecified()
+                                     ? json(report.mapping->external_ip.to_string())
+                                     : json(nullptr)},
+                 {"state", live || report.error ? std::string(to_string(report.state)) : std::string("pending")},
+                 {"method", report.method},
+                 {"lease", report.mapping ? format_lease(*report.mapping) : std::string()},
+                 {"renew_in_s", entry.renew_at > now ? whole_seconds(entry.renew_at - now) : 0},
+                 {"verified_by", report.verified_by},
+                 {"verified_ago_s", entry.verified_at ? json(std::chrono::duration_cast<std::chrono::seconds>(
+                                                                 wall_now - *entry.verified_at)
+                                                                 .count())
+                                                      : json(nullptr)},
+                 {"note", report.note}};
+    if (report.error) {
+      item["error"] = describe_failure(report.error, report.request);
+      item["error_code"] = error_code_name(report.error);
+    }
+    mappings.push_back(std::move(item));
+  }
+  json gateway = nullptr;
+  if (connection_) {
+    gateway = {{"address", connection_->path.gateway.to_string()},
+               {"interface", connection_->path.local.name},
+               {"local_address", connection_->path.local.address.to_string()},
+               {"method", to_string(connection_->protocol.method)},
+               {"detail", connection_->protocol.detail},
+               {"external_ip", external_ip_ ? json(external_ip_->to_string()) : json(nullptr)}};
+  }
+  const auto dropped = dropped_notices_ + (connection_ ? connection_->protocol.mapper->dropped() : 0);
+  return {{"pid", ::getpid()},
+          {"config", config_.source},
+          {"running_s", std::chrono::duration_cast<std::chrono::seconds>(wall_now - started_).count()},
+          {"status", summary()},
+          {"gateway", gateway},
+          {"external_ip_changes", external_ip_changes_},
+          {"nat", to_string(nat_)},
+          {"nat_explanation", explain(nat_)},
+          {"observed_public_ip", observed_public_ip_ ? json(observed_public_ip_->to_string()) : json(nullptr)},
+          {"dropped_datagrams", dropped},
+          {"summary", {{"planned", entries_.size()}, {"active", active}, {"verified", verified},
+                       {"unreachable", unreachable}, {"failed", failed}}},
+          {"mappings", mappings}};
+}
+
+}  // namespace natkeeper

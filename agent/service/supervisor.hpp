@@ -1,0 +1,174 @@
+#pragma once
+// The service's orchestration: keeps the configured mappings alive through one
+// gateway connection, renews them, heals them when the gateway or the network
+// changes, and releases them on stop. Everything runs on one executor; events
+// (signals, notices, netlink) arrive as calls and wake the one loop in run().
+// What it decides is in pure functions (service_policy, notice_policy, plan);
+// time and every effect on the world are injected, so tests run it in virtual
+// time against a scripted gateway.
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "agent/base/timebase.hpp"
+#include "agent/codecs/state_codec.hpp"
+#include "agent/gateway/connection.hpp"
+#include "agent/gateway/gateway_listener.hpp"
+#include "agent/service/notice_policy.hpp"
+#include "agent/service/plan.hpp"
+#include "agent/service/state_writer.hpp"
+#include "agent/verify/verification.hpp"
+#include "config/config.hpp"
+
+namespace natkeeper {
+
+struct SupervisorHooks {
+  std::function<void(const std::string& line)> status;  // a one-line summary after each change
+  std::function<void()> ready;                          // after the first round, and after each reload
+};
+
+// What the supervisor does to the world besides asking its mapper.
+struct SupervisorEffects {
+  // Finds the gateway and its protocol for a configuration.
+  std::function<asio::awaitable<std::optional<Connection>>(const config::Config&)> connect;
+  // The way to the gateway as the kernel sees it now (locate_gateway).
+  std::function<Result<GatewayPath>(const config::Config&)> locate;
+  // Proves mappings from outside (verify_mappings).
+  std::function<asio::awaitable<VerifyResult>(const config::Config&, const GatewayPath&, std::vector<MappingReport>&,
+                                              const std::optional<asio::ip::address>&)>
+      verify;
+  // Removes what an earlier run recorded through another gateway or protocol
+  // (remove_recorded); returns what could not be removed.
+  std::function<asio::awaitable<std::vector<Mapping>>(const state::ServiceState&, const config::Config&)>
+      remove_recorded;
+};
+
+// The real ones; blocking libminiupnpc calls run on `workers`.
+SupervisorEffects system_effects(asio::any_io_executor workers);
+
+class Supervisor {
+ public:
+  using TimePoint = Timebase::TimePoint;
+  using Duration = Timebase::Duration;
+
+  // `seed` drives the spreading of renewals and retries.
+  Supervisor(asio::any_io_executor executor, Timebase& time, SupervisorEffects effects, config::Config config,
+             StateWriter state, SupervisorHooks hooks, std::uint64_t seed = std::random_device{}());
+
+  // Keeps the mappings alive until stop(); returns then, with requests in
+  // flight cancelled.
+  asio::awaitable<void> run();
+  void stop();
+  // After run(): removes every mapping this host holds, giving up after
+  // `deadline`. True when none is left at the gateway (as far as it said).
+  asio::awaitable<bool> release(Duration deadline);
+  // Returns once every state file write asked for so far is done.
+  asio::awaitable<void> flush_state() { return state_.flush(); }
+
+  // Takes a new, valid configuration: applies the difference at the next step.
+  void reload(config::Config config);
+  // Something in the kernel's view of the network changed (link, address, route).
+  void network_changed(std::string what);
+  // Asked from outside (SIGUSR1: a router's hook after a WAN change): check the
+  // way to the gateway and request every mapping again now.
+  void refresh(std::string why);
+  // A datagram on the gateway notice ports (GatewayListener's handler).
+  void gateway_datagram(std::span<const std::uint8_t> datagram, const asio::ip::udp::endpoint& source,
+                        std::uint16_t port);
+
+  // For --status: the gateway, the NAT diagnosis and every mapping.
+  nlohmann::json status() const;
+  const config::Config& config() const { return config_; }
+
+ private:
+  asio::awaitable<void> step();
+  asio::awaitable<void> sleep_until(TimePoint when);
+  TimePoint next_wakeup() const;
+  void wake();
+  double random_unit();
+
+  // Runs `task` so that stop() cancels it.
+  template <class T>
+  asio::awaitable<T> interruptible(asio::awaitable<T> task);
+  // `task`'s result, or nullopt when `limit` passed first (the task is then cancelled).
+  template <class T>
+  asio::awaitable<std::optional<T>> within(asio::awaitable<T> task, Duration limit);
+
+  asio::awaitable<void> reconnect();
+  asio::awaitable<void> check_path();
+  asio::awaitable<void> apply_config(config::Config config);
+  asio::awaitable<void> take_over_recorded(const state::ServiceState& recorded);
+  asio::awaitable<void> renew(std::vector<std::size_t> indices);
+  asio::awaitable<void> verify();
+  asio::awaitable<void> spot_check();
+  asio::awaitable<std::vector<std::error_code>> unmap_entries(const std::vector<Mapping>& mappings);
+
+  void apply_outcome(PlannedMapping& entry, const MapOutcome& outcome, TimePoint now);
+  void note_external_address();
+  void on_notice(const GatewayNotice& notice);
+  void schedule_remap(std::string why, Duration delay);
+  void schedule_reconnect(std::string why);
+  std::vector<PlannedMapping> plan_entries() const;
+  std::vector<Mapping> live_mappings() const;
+  void save_state();
+  void publish();
+  std::string summary() const;
+
+  asio::any_io_executor executor_;
+  Timebase& time_;
+  SupervisorEffects effects_;
+  config::Config config_;
+  StateWriter state_;
+  SupervisorHooks hooks_;
+  std::vector<PlannedMapping> entries_;
+  std::optional<Connection> connection_;
+  GatewayListener listener_;
+
+  // An event for the loop: wake() makes it expire, each turn of the loop re-arms it.
+  asio::steady_timer wake_;
+  asio::cancellation_signal stop_signal_;
+  bool stopping_ = false;
+  bool ready_ = false;
+  std::mt19937_64 random_;
+
+  // What is pending (set by events, done by step()).
+  std::optional<config::Config> pending_config_;
+  std::optional<TimePoint> remap_at_;
+  std::optional<TimePoint> path_check_at_;
+  bool reconnect_ = false;
+  bool spot_check_ = false;
+  bool verify_pending_ = false;
+  bool state_dirty_ = true;
+  bool network_down_ = false;
+  TimePoint next_connect_{};
+  TimePoint next_verify_{TimePoint::max()};
+  TimePoint last_spot_check_{};
+  int connect_failures_ = 0;
+  int losses_in_a_row_ = 0;
+  std::optional<state::ServiceState> recorded_;  // the state file's mappings, until taken over
+
+  // What the gateway said unasked.
+  policy::NoticeHistory notices_;
+  std::uint64_t dropped_notices_ = 0;
+  TimePoint dropped_reported_{};  // -v tells the count at most once a minute
+
+  std::optional<asio::ip::address> external_ip_;
+  int external_ip_changes_ = 0;
+  NatKind nat_ = NatKind::unknown;
+  std::optional<asio::ip::address> observed_public_ip_;
+  std::chrono::system_clock::time_point started_;
+  std::string last_summary_;
+};
+
+}  // namespace natkeeper

@@ -1,0 +1,357 @@
+#include "agent/verify/verifier.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+
+#include <random>
+
+#include "agent/base/bounded_concurrency.hpp"
+#include "agent/base/log.hpp"
+#include "agent/codecs/stun_codec.hpp"
+#include "agent/reflector/protocol.hpp"
+
+namespace natkeeper {
+namespace {
+
+using namespace std::chrono_literals;
+using namespace asio::experimental::awaitable_operators;
+using Clock = std::chrono::steady_clock;
+using asio::ip::tcp;
+using asio::ip::udp;
+constexpr auto kToken = asio::as_tuple(asio::use_awaitable);
+// A rate-limited reflector is asked again after this pause.
+constexpr auto kRateLimitPause = 300ms;
+// natkeeper-reflector allows 100 requests a second per source with a burst of
+// 200 by default; staying at 90 with a burst of 150 leaves room for retries.
+constexpr auto kReflectorRequestInterval = std::chrono::microseconds(11'111);
+constexpr int kReflectorBurst = 150;
+
+template <std::size_t N>
+std::array<std::uint8_t, N> random_bytes() {
+  static thread_local std::mt19937 generator{std::random_device{}()};
+  std::array<std::uint8_t, N> bytes{};
+  for (auto& b : bytes) b = static_cast<std::uint8_t>(generator());
+  return bytes;
+}
+
+// One datagram on `socket` within `wait`; nullopt on timeout or error.
+asio::awaitable<std::optional<std::size_t>> receive_within(udp::socket& socket, std::span<std::uint8_t> buffer,
+                                                           Clock::duration wait) {
+  asio::steady_timer timer(socket.get_executor(), wait);
+  auto outcome = co_await (socket.async_receive(asio::buffer(buffer.data(), buffer.size()), kToken) ||
+                           timer.async_wait(kToken));
+  if (outcome.index() != 0) co_return std::nullopt;
+  const auto [ec, size] = std::get<0>(outcome);
+  if (ec) co_return std::nullopt;
+  co_return size;
+}
+
+// A socket on this host's address: a fresh port when `port` is 0. The error
+// says when the port is taken (the application may hold it).
+Result<udp::socket> open_udp(const asio::any_io_executor& executor, const asio::ip::address_v4& local,
+                             std::uint16_t port) {
+  udp::socket socket(executor);
+  boost::system::error_code ec;
+  socket.open(udp::v4(), ec);
+  if (!ec) socket.bind({local, port}, ec);
+  if (ec) return std::error_code(ec);
+  return socket;
+}
+
+std::string busy_note(const Mapping& mapping) {
+  return fmt::format("{} port {} is in use on this host (the application?): the probe cannot be observed",
+                     to_string(mapping.request.proto), mapping.request.internal_port);
+}
+
+// Waits on `listener` for a datagram that `accept(bytes, sender)` takes, within `wait`.
+template <class Accept>
+asio::awaitable<bool> await_datagram(udp::socket& listener, Clock::duration wait, Accept accept) {
+  std::array<std::uint8_t, 1500> buffer{};
+  const auto deadline = Clock::now() + wait;
+  while (Clock::now() < deadline) {
+    asio::steady_timer timer(listener.get_executor(), deadline);
+    udp::endpoint sender;
+    auto outcome = co_await (listener.async_receive_from(asio::buffer(buffer), sender, kToken) ||
+                             timer.async_wait(kToken));
+    if (outcome.index() != 0) co_return false;
+    const auto [ec, size] = std::get<0>(outcome);
+    if (ec) co_return false;
+    if (accept(std::span<const std::uint8_t>(buffer.data(), size), sender)) co_return true;
+  }
+  co_return false;
+}
+
+// Waits on `listener` for a connection that writes the probe with `token`.
+asio::awaitable<bool> await_tcp_probe(tcp::acceptor& listener, Clock::duration wait,
+                                      const reflector::Token& token) {
+  const auto deadline = Clock::now() + wait;
+  while (Clock::now() < deadline) {
+    asio::steady_timer timer(listener.get_executor(), deadline);
+    auto accepted = co_await (listener.async_accept(kToken) || timer.async_wait(kToken));
+    if (accepted.index() != 0) co_return false;
+    auto [ec, connection] = std::move(std::get<0>(accepted));
+    if (ec) co_return false;
+    std::array<std::uint8_t, reflector::probe::kSize> message{};
+    auto read = co_await (asio::async_read(connection, asio::buffer(message), kToken) || timer.async_wait(kToken));
+    if (read.index() != 0) co_return false;
+    if (std::get<0>(std::get<0>(read))) continue;  // closed before the whole probe came
+    const auto probe = reflector::decode_probe(message);
+    if (probe && *probe == token) co_return true;
+  }
+  co_return false;
+}
+
+}  // namespace
+
+Verifier::Verifier(asio::ip::address_v4 local_address, VerifyOptions options)
+    : local_address_(local_address), options_(std::move(options)) {}
+
+asio::awaitable<void> Verifier::prepare() {
+  const auto executor = co_await asio::this_coro::executor;
+  if (options_.reflector) {
+    // A request without a cookie makes the reflector answer with one, and with
+    // the address it saw: it sends no probe for it.
+    for (int attempt = 0; attempt < options_.attempts && !reflector_answers_; ++attempt) {
+      auto control = open_udp(executor, local_address_, 0);
+      if (!control) break;
+      const reflector::RequestFields fields{random_bytes<reflector::kTokenSize>(), Transport::udp, 9, {}};
+      const auto reply = co_await ask_reflector(*control, fields);
+      if (!reply) continue;
+      reflector_answers_ = true;
+      observer_ = Observer{"reflector", reply->observed.address};
+    }
+    if (!reflector_answers_)
+      log::warning("the reflector at {} does not answer: mappings cannot be verified through it",
+                   options_.reflector->address().to_string() + ":" + std::to_string(options_.reflector->port()));
+  }
+  if (options_.stun) {
+    for (int attempt = 0; attempt < options_.attempts && !stun_answers_; ++attempt) {
+      auto sender = open_udp(executor, local_address_, 0);
+      if (!sender) break;
+      const auto id = random_bytes<stun::kTransactionIdSize>();
+      const auto request = stun::encode_binding_request({id, 0, std::nullopt});
+      boost::system::error_code ignored;
+      sender->send_to(asio::buffer(request), *options_.stun, 0, ignored);
+      std::array<std::uint8_t, stun::kMaxMessageSize> buffer{};
+      const auto size = co_await receive_within(*sender, buffer, options_.wait_per_attempt);
+      if (!size) continue;
+      const auto response = stun::decode_binding_response(std::span<const std::uint8_t>(buffer.data(), *size));
+      if (!response || response->transaction_id != id || !response->mapped) continue;
+      stun_answers_ = true;
+      if (!observer_) observer_ = Observer{"stun", response->mapped->address()};
+    }
+    if (!stun_answers_)
+      log::warning("the STUN server at {}:{} does not answer: UDP mappings cannot be verified through it",
+                   options_.stun->address().to_string(), options_.stun->port());
+  }
+}
+
+asio::awaitable<Verification> Verifier::verify(const Mapping& mapping) {
+  const bool udp_mapping = mapping.request.proto == Transport::udp;
+  if (reflector_answers_) co_return co_await verify_with_reflector(mapping);
+  if (udp_mapping && stun_answers_) co_return co_await verify_with_stun(mapping);
+  Verification none;
+  if (!options_.reflector && !options_.stun)
+    none.note = "no reflector or STUN server configured (--reflector, --stun)";
+  else if (!udp_mapping && !options_.reflector)
+    none.note = "TCP mappings are verified only through natkeeper-reflector (--reflector)";
+  else
+    none.note = "the verification server does not answer";
+  co_return none;
+}
+
+asio::awaitable<Verification> Verifier::verify_with_reflector(const Mapping& mapping) {
+  const auto executor = co_await asio::this_coro::executor;
+  const auto proto = mapping.request.proto;
+  Verification result;
+  // Listen where the probe must arrive before anything is asked.
+  std::optional<udp::socket> udp_listener;
+  std::optional<tcp::acceptor> tcp_listener;
+  boost::system::error_code ec;
+  if (proto == Transport::udp) {
+    auto socket = open_udp(executor, local_address_, mapping.request.internal_port);
+    if (!socket) ec = boost::system::error_code(socket.error().value(), boost::system::system_category());
+    else udp_listener.emplace(std::move(*socket));
+  } else {
+    tcp_listener.emplace(executor);
+    tcp_listener->open(tcp::v4(), ec);
+    // The probe connection an earlier run accepted may linger in TIME_WAIT;
+    // a port an application listens on still refuses the bind.
+    if (!ec) tcp_listener->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) tcp_listener->bind({local_address_, mapping.request.internal_port}, ec);
+    if (!ec) tcp_listener->listen(asio::socket_base::max_listen_connections, ec);
+  }
+  if (ec == asio::error::address_in_use) {
+    result.note = busy_note(mapping);
+    co_return result;
+  }
+  if (ec) {
+    result.note = fmt::format("cannot listen on port {}: {}", mapping.request.internal_port, ec.message());
+    co_return result;
+  }
+
+  bool probe_sent = false;
+  for (int attempt = 0; attempt < options_.attempts; ++attempt) {
+    // A fresh source port for every attempt: see the class comment.
+    auto control = open_udp(executor, local_address_, 0);
+    if (!control) break;
+    const auto token = random_bytes<reflector::kTokenSize>();
+    reflector::RequestFields fields{token, proto, mapping.external_port, {}};
+    auto sent = Clock::now();  // of the request that makes the reflector probe
+    std::optional<reflector::Reply> reply;
+    for (int step = 0; step < 2; ++step) {  // the cookie exchange, then the request proper
+      sent = Clock::now();
+      auto decoded = co_await ask_reflector(*control, fields);
+      if (!decoded) break;
+      if (decoded->type == reflector::MessageType::cookie) {
+        fields.cookie = decoded->cookie;
+        continue;
+      }
+      reply = *decoded;
+      break;
+    }
+    if (!reply) {
+      // Silence: lost, or dropped over the rate. Back off before the next try.
+      asio::steady_timer pause(executor, kRateLimitPause * (attempt + 1));
+      co_await pause.async_wait(kToken);
+      continue;
+    }
+    if (reply->status == reflector::Status::auth_failed) {
+      result.note = "the reflector wants a pre-shared key (--reflector-key-file) and refused this one";
+      co_return result;
+    }
+    if (reply->status != reflector::Status::sent) {
+      asio::steady_timer pause(executor, kRateLimitPause * (attempt + 1));
+      co_await pause.async_wait(kToken);
+      continue;
+    }
+    probe_sent = true;
+    bool arrived = false;
+    if (udp_listener) {
+      auto carries_token = [token](std::span<const std::uint8_t> datagram, const udp::endpoint&) {
+        const auto probe = reflector::decode_probe(datagram);
+        return probe && *probe == token;
+      };
+      arrived = co_await await_datagram(*udp_listener, options_.wait_per_attempt, carries_token);
+    } else {
+      arrived = co_await await_tcp_probe(*tcp_listener, options_.wait_per_attempt, token);
+    }
+    if (arrived) {
+      result.state = MappingState::verified;
+      result.method = "reflector";
+      result.round_trip = Clock::now() - sent;
+      co_return result;
+    }
+  }
+  if (probe_sent) {
+    result.state = MappingState::unreachable;
+    result.note = "the reflector's probe never arrived";
+  } else {
+    result.note = "the reflector did not answer the probe request";
+  }
+  co_return result;
+}
+
+asio::awaitable<void> Verifier::pace_reflector_request() {
+  const auto now = Clock::now();
+  next_request_slot_ = std::max(next_request_slot_, now - kReflectorBurst * kReflectorRequestInterval);
+  const auto slot = next_request_slot_;
+  next_request_slot_ += kReflectorRequestInterval;
+  if (slot <= now) co_return;
+  asio::steady_timer wait(co_await asio::this_coro::executor, slot);
+  co_await wait.async_wait(kToken);
+}
+
+asio::awaitable<std::optional<reflector::Reply>> Verifier::ask_reflector(udp::socket& control,
+                                                                         const reflector::RequestFields& fields) {
+  co_await pace_reflector_request();
+  const auto request = reflector::encode_request(fields, options_.reflector_key);
+  boost::system::error_code ignored;
+  control.send_to(asio::buffer(request), *options_.reflector, 0, ignored);
+  std::array<std::uint8_t, reflector::request::kMaxSize> buffer{};
+  const auto size = co_await receive_within(control, buffer, options_.wait_per_attempt);
+  if (!size) co_return std::nullopt;
+  auto reply = reflector::decode_reply(std::span<const std::uint8_t>(buffer.data(), *size));
+  if (!reply || reply->token != fields.token) co_return std::nullopt;
+  co_return *reply;
+}
+
+asio::awaitable<Verification> Verifier::verify_with_stun(const Mapping& mapping) {
+  const auto executor = co_await asio::this_coro::executor;
+  Verification result;
+  auto listener = open_udp(executor, local_address_, mapping.request.internal_port);
+  if (!listener) {
+    result.note = listener.error() == std::errc::address_in_use
+                      ? busy_note(mapping)
+                      : fmt::format("cannot listen on port {}: {}", mapping.request.internal_port,
+                                    listener.error().message());
+    co_return result;
+  }
+  // A success for our transaction; `not_from`: the server's own address, which
+  // an answer sent back along the request's flow would come from (no proof).
+  auto answers = [](const stun::TransactionId& id, std::optional<udp::endpoint> not_from) {
+    return [id, not_from](std::span<const std::uint8_t> datagram, const udp::endpoint& sender) {
+      const auto response = stun::decode_binding_response(datagram);
+      return response && response->type == stun::MessageType::binding_success && response->transaction_id == id &&
+             sender != not_from;
+    };
+  };
+  for (int attempt = 0; attempt < options_.attempts; ++attempt) {
+    // RESPONSE-PORT (RFC 5780 §7.5): the server answers to our public address
+    // at the external port, i.e. through the mapping, from a fresh port of ours.
+    auto sender = open_udp(executor, local_address_, 0);
+    if (!sender) break;
+    const auto id = random_bytes<stun::kTransactionIdSize>();
+    const auto request = stun::encode_binding_request({id, 0, mapping.external_port});
+    const auto started = Clock::now();
+    boost::system::error_code ignored;
+    sender->send_to(asio::buffer(request), *options_.stun, 0, ignored);
+    const auto answered = answers(id, std::nullopt);
+    if (co_await await_datagram(*listener, options_.wait_per_attempt, answered)) {
+      result.state = MappingState::verified;
+      result.method = "stun";
+      result.round_trip = Clock::now() - started;
+      co_return result;
+    }
+  }
+  // A server without RESPONSE-PORT: ask from the internal port itself for an
+  // answer from its other address and port, which only the mapping lets in.
+  for (int attempt = 0; attempt < options_.attempts; ++attempt) {
+    const auto id = random_bytes<stun::kTransactionIdSize>();
+    const auto request = stun::encode_binding_request({id, stun::kChangeIp | stun::kChangePort, std::nullopt});
+    const auto started = Clock::now();
+    boost::system::error_code ignored;
+    listener->send_to(asio::buffer(request), *options_.stun, 0, ignored);
+    const auto answered = answers(id, options_.stun);
+    if (co_await await_datagram(*listener, options_.wait_per_attempt, answered)) {
+      result.state = MappingState::verified;
+      result.method = "stun";
+      result.round_trip = Clock::now() - started;
+      co_return result;
+    }
+  }
+  result.state = MappingState::unreachable;
+  result.note = "the STUN server's answers to the external port never arrived";
+  co_return result;
+}
+
+asio::awaitable<void> verify_all(Verifier& verifier, std::vector<MappingReport>& mappings, std::size_t parallel) {
+  auto verify_one = [&](std::size_t i) -> asio::awaitable<void> {
+    auto& report = mappings[i];
+    if (!report.mapping) co_return;
+    const auto verification = co_await verifier.verify(*report.mapping);
+    report.state = verification.state;
+    report.verified_by = verification.method;
+    report.note = verification.note;
+    report.probe_round_trip = verification.round_trip;
+  };
+  co_await for_each_bounded(mappings.size(), parallel, verify_one);
+}
+
+}  // namespace natkeeper

@@ -1,0 +1,99 @@
+#pragma once
+// Virtual time for tests of code that takes a Timebase: time stands still
+// while the loop has work, and jumps to the next sleeper's deadline when it
+// has none. An hour of a service's life runs in milliseconds, the same way
+// every time.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <functional>
+#include <map>
+
+#include "agent/base/timebase.hpp"
+
+namespace natkeeper::testing {
+
+class VirtualTime final : public Timebase {
+ public:
+  explicit VirtualTime(boost::asio::io_context& loop) : loop_(loop) {}
+
+  TimePoint now() const override { return now_; }
+  std::chrono::system_clock::time_point wall_now() const override {
+    return std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
+        now_.time_since_epoch()));
+  }
+
+  boost::asio::awaitable<void> sleep_until(TimePoint when) override {
+    auto executor = co_await boost::asio::this_coro::executor;
+    if (when <= now_) {
+      co_await boost::asio::post(executor, boost::asio::use_awaitable);
+      co_return;
+    }
+    // A timer that never expires on its own: reaching `when` cancels it.
+    Sleeper sleeper{boost::asio::steady_timer(executor, TimePoint::max()), false};
+    const auto entry = sleepers_.emplace(when, &sleeper);
+    // Cancelled before its time: it leaves the schedule (a woken one already has).
+    struct Unregister {
+      VirtualTime& time;
+      Sleeper& sleeper;
+      decltype(entry) position;
+      ~Unregister() {
+        if (!sleeper.woken) time.sleepers_.erase(position);
+      }
+    } unregister{*this, sleeper, entry};
+    boost::system::error_code error;
+    co_await sleeper.timer.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, error));
+    if (!sleeper.woken) throw boost::system::system_error(boost::asio::error::operation_aborted);
+  }
+
+  // Runs the loop while moving time on, until `done` holds or `limit` of
+  // virtual time has passed. Returns done().
+  bool run_until(const std::function<bool()>& done, Duration limit) {
+    const auto end = now_ + limit;
+    settle();
+    while (!done()) {
+      if (sleepers_.empty() || sleepers_.begin()->first > end) {
+        now_ = std::max(now_, end);
+        settle();
+        break;
+      }
+      wake_first();
+      settle();
+    }
+    return done();
+  }
+  // Lets `span` of virtual time pass.
+  void run_for(Duration span) { run_until([] { return false; }, span); }
+
+  std::size_t sleepers() const { return sleepers_.size(); }
+
+ private:
+  struct Sleeper {
+    boost::asio::steady_timer timer;
+    bool woken;
+  };
+
+  void settle() {
+    loop_.restart();
+    loop_.poll();
+  }
+  void wake_first() {
+    const auto first = sleepers_.begin();
+    now_ = std::max(now_, first->first);
+    Sleeper* sleeper = first->second;
+    sleepers_.erase(first);
+    sleeper->woken = true;
+    sleeper->timer.cancel();
+  }
+
+  boost::asio::io_context& loop_;
+  // Far from zero, like a steady clock after boot: "long ago" stays representable.
+  TimePoint now_ = TimePoint(std::chrono::hours(1000));
+  std::multimap<TimePoint, Sleeper*> sleepers_;
+};
+
+}  // namespace natkeeper::testing
