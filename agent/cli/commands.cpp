@@ -109,15 +109,15 @@ asio::awaitable<int> remove(const Session& session) {
   nlohmann::json failures = nlohmann::json::array();
   for (std::size_t i = 0; i < errors.size(); ++i) {
     if (!errors[i]) continue;
-    const auto& request = mappings[i].request;
-    failures.push_back({{"proto", to_string(request.proto)},
-                        {"internal_port", request.internal_port},
-                        {"error", describe_failure(errors[i], request)},
-                        {"error_code", error_code_name(errors[i])}});
+    MappingReport failure;
+    failure.request = mappings[i].request;
+    failure.method = to_string(found.method);
+    failure.error = errors[i];
+    failures.push_back(mapping_json(failure));
   }
   if (session.json) {
-    const auto gateway = to_json(RunReport{gateway_report(path, found, known_external_ip(found)), {}, {}, {}});
-    nlohmann::json out = {{"gateway", gateway["gateway"]}, {"checked", mappings.size()}, {"failed", failures}};
+    const auto gateway = gateway_json(gateway_report(path, found, known_external_ip(found)));
+    nlohmann::json out = {{"gateway", gateway}, {"checked", mappings.size()}, {"failed", failures}};
     fmt::print("{}\n", out.dump(2));
   } else {
     fmt::print("Checked {} planned and recorded mappings on gateway {} via {}: this host's are removed, other hosts' "

@@ -2,34 +2,17 @@
 
 #include <fmt/format.h>
 
+#include "agent/report/table.hpp"
 #include "mappers/errors.hpp"
 
 namespace natkeeper {
 namespace {
 
-std::string port_span(std::uint16_t first, std::uint16_t last) {
-  return first == last ? std::to_string(first) : fmt::format("{}-{}", first, last);
-}
-
-// A row of the text table: a run of mappings that differ only in their port.
-struct Row {
-  const MappingReport* first;
-  const MappingReport* last;
-};
-
-bool continues(const MappingReport& previous, const MappingReport& next) {
-  if (previous.request.proto != next.request.proto || previous.state != next.state ||
-      previous.method != next.method || next.request.internal_port != previous.request.internal_port + 1)
-    return false;
-  if (previous.mapping.has_value() != next.mapping.has_value() || previous.note != next.note ||
-      previous.verified_by != next.verified_by)
-    return false;
-  // A conflict names its port, so each gets its own row.
-  if (!previous.mapping) return previous.error == next.error && previous.error != MapFailure::port_conflict;
-  const auto& a = *previous.mapping;
-  const auto& b = *next.mapping;
-  return a.external_ip == b.external_ip && b.external_port == a.external_port + 1 &&
-         a.lifetime == b.lifetime && a.permanent == b.permanent;
+// Cells that only a run of alike mappings shares (the ports aside).
+std::string alike_key(std::initializer_list<std::string_view> fields) {
+  std::string key;
+  for (const auto field : fields) (key += field) += '\x1f';
+  return key;
 }
 
 }  // namespace
@@ -100,36 +83,36 @@ std::string format_lease(const Mapping& mapping) {
   return text;
 }
 
+nlohmann::json mapping_json(const MappingReport& m) {
+  using nlohmann::json;
+  const bool known_ip = m.mapping && !m.mapping->external_ip.is_unspecified();
+  return {{"proto", to_string(m.request.proto)},
+          {"internal_port", m.request.internal_port},
+          {"external_port", m.mapping ? json(m.mapping->external_port) : json(nullptr)},
+          {"external_ip", known_ip ? json(m.mapping->external_ip.to_string()) : json(nullptr)},
+          {"method", m.method},
+          {"state", to_string(m.state)},
+          {"error", m.error ? json(describe_failure(m.error, m.request)) : json(nullptr)},
+          {"error_code", m.error ? json(error_code_name(m.error)) : json(nullptr)}};
+}
+
+nlohmann::json gateway_json(const GatewayReport& gateway) {
+  using nlohmann::json;
+  return {{"address", gateway.address},
+          {"local_address", gateway.local_address},
+          {"method", gateway.method},
+          {"detail", gateway.detail},
+          {"external_ip", gateway.external_ip ? json(*gateway.external_ip) : json(nullptr)}};
+}
+
 nlohmann::json to_json(const RunReport& report) {
   using nlohmann::json;
-  json gateway = {{"address", report.gateway.address},
-                  {"local_address", report.gateway.local_address},
-                  {"method", report.gateway.method},
-                  {"detail", report.gateway.detail},
-                  {"external_ip", report.gateway.external_ip ? json(*report.gateway.external_ip) : json(nullptr)}};
   json mappings = json::array();
   for (const auto& m : report.mappings) {
-    json entry = {{"proto", to_string(m.request.proto)},
-                  {"internal_port", m.request.internal_port},
-                  {"external_port", nullptr},
-                  {"external_ip", nullptr},
-                  {"method", m.method},
-                  {"lifetime", nullptr},
-                  {"permanent", false},
-                  {"description", m.request.description},
-                  {"state", to_string(m.state)},
-                  {"error", nullptr},
-                  {"error_code", nullptr}};
-    if (m.mapping) {
-      entry["external_port"] = m.mapping->external_port;
-      entry["external_ip"] = m.mapping->external_ip.to_string();
-      entry["lifetime"] = m.mapping->lifetime.count();
-      entry["permanent"] = m.mapping->permanent;
-    }
-    if (m.error) {
-      entry["error"] = describe_failure(m.error, m.request);
-      entry["error_code"] = error_code_name(m.error);
-    }
+    auto entry = mapping_json(m);
+    entry["lifetime"] = m.mapping ? json(m.mapping->lifetime.count()) : json(nullptr);
+    entry["permanent"] = m.mapping && m.mapping->permanent;
+    entry["description"] = m.request.description;
     if (m.mapping) {
       entry["verification"] = {
           {"method", m.verified_by.empty() ? json(nullptr) : json(m.verified_by)},
@@ -140,7 +123,7 @@ nlohmann::json to_json(const RunReport& report) {
     }
     mappings.push_back(std::move(entry));
   }
-  return {{"gateway", std::move(gateway)},
+  return {{"gateway", gateway_json(report.gateway)},
           {"observed_public_ip", report.observed_public_ip ? json(*report.observed_public_ip) : json(nullptr)},
           {"nat", to_string(report.nat)},
           {"nat_explanation", explain(report.nat)},
@@ -157,27 +140,26 @@ std::string to_text(const RunReport& report) {
                                 report.gateway.external_ip.value_or("unknown"));
   out += fmt::format("NAT: {}: {}\n\n", to_string(report.nat), explain(report.nat));
 
-  std::vector<Row> rows;
+  std::vector<TableLine> lines;
   for (const auto& m : report.mappings) {
-    if (!rows.empty() && continues(*rows.back().last, m)) rows.back().last = &m;
-    else rows.push_back({&m, &m});
-  }
-  constexpr auto kLayout = "{:<6} {:<12} {:<28} {:<7} {:<10} {}\n";
-  out += fmt::format(kLayout, "PROTO", "INTERNAL", "EXTERNAL", "METHOD", "LEASE", "STATE");
-  for (const auto& [first, last] : rows) {
-    const auto internal = port_span(first->request.internal_port, last->request.internal_port);
-    std::string external = "-", lease = "-", state(to_string(first->state));
-    if (first->mapping) {
-      external = fmt::format("{}:{}", first->mapping->external_ip.to_string(),
-                             port_span(first->mapping->external_port, last->mapping->external_port));
-      lease = format_lease(*first->mapping);
-      if (!first->verified_by.empty()) state += " (" + first->verified_by + ")";
-      else if (first->state == MappingState::unreachable) state += ": " + first->note;
+    TableLine line{std::string(to_string(m.request.proto)), m.request.internal_port, std::nullopt, {}, {}, std::nullopt};
+    std::string lease = "-", state(to_string(m.state));
+    if (m.mapping) {
+      line.external = {m.mapping->external_ip.to_string(), m.mapping->external_port};
+      lease = format_lease(*m.mapping);
+      if (!m.verified_by.empty()) state += " (" + m.verified_by + ")";
+      else if (m.state == MappingState::unreachable) state += ": " + m.note;
     } else {
-      state += ": " + describe_failure(first->error, first->request);
+      state += ": " + describe_failure(m.error, m.request);
     }
-    out += fmt::format(kLayout, to_string(first->request.proto), internal, external, first->method, lease, state);
+    // A failure's description names a conflict's port: each conflict keeps its own row.
+    line.alike = alike_key({to_string(m.state), m.method, m.note, m.verified_by,
+                            m.mapping ? fmt::format("{}/{}", m.mapping->lifetime.count(), m.mapping->permanent)
+                                      : describe_failure(m.error, m.request)});
+    line.cells = {m.method, lease, state};
+    lines.push_back(std::move(line));
   }
+  out += render_table({{"METHOD", 7}, {"LEASE", 10}, {"STATE", 0}}, lines);
   out += fmt::format("\n{} of {} mappings active", report.active(), report.mappings.size());
   const auto verified = std::count_if(report.mappings.begin(), report.mappings.end(),
                                       [](const auto& m) { return m.state == MappingState::verified; });

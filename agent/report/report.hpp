@@ -55,6 +55,10 @@ std::string error_code_name(const std::error_code& error);
 // "1h", "2h30m", "45s", "permanent".
 std::string format_lease(const Mapping& mapping);
 
+// One mapping as every JSON output shows it (--once, --status, --delete):
+// protocol, ports, external address, method, state, and why it failed.
+nlohmann::json mapping_json(const MappingReport& mapping);
+nlohmann::json gateway_json(const GatewayReport& gateway);
 nlohmann::json to_json(const RunReport& report);
 // A table one reads at a glance: consecutive ports with the same outcome share a row.
 std::string to_text(const RunReport& report);

@@ -16,6 +16,7 @@
 #include "agent/base/exit_codes.hpp"
 #include "agent/base/log.hpp"
 #include "agent/base/state_file.hpp"
+#include "agent/report/status.hpp"
 #include "agent/service/control_socket.hpp"
 #include "agent/service/netlink_watcher.hpp"
 #include "agent/service/supervisor.hpp"
@@ -172,88 +173,6 @@ int status_command(bool json) {
   const auto& summary = (*reply)["summary"];
   const bool all_active = summary.is_object() && summary.value("failed", 1) == 0 && summary.value("unreachable", 1) == 0;
   return all_active ? kExitOk : kExitSomeFailed;
-}
-
-namespace {
-
-std::string text_of(const nlohmann::json& value) {
-  if (value.is_string()) return value.get<std::string>();
-  if (value.is_number_integer()) return std::to_string(value.get<long long>());
-  return "-";
-}
-
-long long number_of(const nlohmann::json& value) { return value.is_number_integer() ? value.get<long long>() : -1; }
-
-std::string span_of(long long first, long long last) {
-  if (first < 0) return "-";
-  return first == last ? std::to_string(first) : fmt::format("{}-{}", first, last);
-}
-
-std::string duration_of(long long seconds) {
-  if (seconds < 0) return "-";
-  if (seconds < 120) return fmt::format("{}s", seconds);
-  if (seconds < 7200) return fmt::format("{}m", seconds / 60);
-  return fmt::format("{}h{:02}m", seconds / 3600, seconds / 60 % 60);
-}
-
-// Consecutive ports whose rows would read the same share one.
-bool continues(const nlohmann::json& previous, const nlohmann::json& next) {
-  const auto step = [](const nlohmann::json& a, const nlohmann::json& b, const char* key) {
-    return (a[key].is_null() && b[key].is_null()) || number_of(b[key]) == number_of(a[key]) + 1;
-  };
-  for (const char* key : {"proto", "state", "method", "note", "verified_by", "external_ip", "lease"})
-    if (previous.value(key, nlohmann::json()) != next.value(key, nlohmann::json())) return false;
-  return previous.value("error", "") == next.value("error", "") && step(previous, next, "internal_port") &&
-         step(previous, next, "external_port");
-}
-
-}  // namespace
-
-std::string status_to_text(const nlohmann::json& status) {
-  std::string out = fmt::format("natkeeper (pid {}): {}\n", text_of(status.value("pid", nlohmann::json())),
-                                status.value("status", std::string("?")));
-  const auto& gateway = status.value("gateway", nlohmann::json());
-  if (gateway.is_object())
-    out += fmt::format("Gateway {} via {} ({}); this host {} on {}\n", text_of(gateway["address"]),
-                       text_of(gateway["method"]), text_of(gateway["detail"]), text_of(gateway["local_address"]),
-                       text_of(gateway["interface"]));
-  out += fmt::format("NAT: {}: {}\n", text_of(status.value("nat", nlohmann::json())),
-                     text_of(status.value("nat_explanation", nlohmann::json())));
-  if (const auto changes = number_of(status.value("external_ip_changes", nlohmann::json())); changes > 0)
-    out += fmt::format("The external address changed {} times since the start.\n", changes);
-  out += "\n";
-  constexpr auto kLayout = "{:<6} {:<12} {:<28} {:<10} {:<7} {:<9} {}\n";
-  out += fmt::format(kLayout, "PROTO", "INTERNAL", "EXTERNAL", "STATE", "LEASE", "RENEW IN", "DETAIL");
-  const auto& mappings = status.value("mappings", nlohmann::json::array());
-  for (std::size_t i = 0; i < mappings.size();) {
-    std::size_t last = i;
-    while (last + 1 < mappings.size() && continues(mappings[last], mappings[last + 1])) ++last;
-    const auto& first = mappings[i];
-    std::string external = "-";
-    if (!first["external_port"].is_null())
-      external = fmt::format("{}:{}", text_of(first["external_ip"]),
-                             span_of(number_of(first["external_port"]), number_of(mappings[last]["external_port"])));
-    std::string detail = first.value("error", std::string());
-    if (detail.empty() && !first.value("verified_by", std::string()).empty())
-      detail = fmt::format("verified by {} {} ago", text_of(first["verified_by"]),
-                           duration_of(number_of(first["verified_ago_s"])));
-    if (detail.empty()) detail = first.value("note", std::string());
-    // Each mapping has its own random renewal point: the run's earliest is shown.
-    long long soonest = number_of(first["renew_in_s"]);
-    for (std::size_t k = i; k <= last; ++k) soonest = std::min(soonest, number_of(mappings[k]["renew_in_s"]));
-    const auto renew = first["external_port"].is_null() && first.value("error", std::string()).empty()
-                           ? std::string("-")
-                           : duration_of(soonest);
-    out += fmt::format(kLayout, text_of(first["proto"]),
-                       span_of(number_of(first["internal_port"]), number_of(mappings[last]["internal_port"])), external,
-                       text_of(first["state"]), text_of(first["lease"]).empty() ? "-" : text_of(first["lease"]), renew,
-                       detail);
-    i = last + 1;
-  }
-  const auto& summary = status.value("summary", nlohmann::json::object());
-  out += fmt::format("\n{} of {} mappings active, {} verified from outside.\n", text_of(summary.value("active", nlohmann::json())),
-                     text_of(summary.value("planned", nlohmann::json())), text_of(summary.value("verified", nlohmann::json())));
-  return out;
 }
 
 }  // namespace natkeeper

@@ -21,7 +21,4 @@ int run_service(config::Config config, ConfigLoader load);
 // --status: asks the running service; returns the exit code.
 int status_command(bool json);
 
-// The service's status document (Supervisor::status) as a table for people.
-std::string status_to_text(const nlohmann::json& status);
-
 }  // namespace natkeeper

@@ -17,6 +17,7 @@
 #include "agent/base/state_file.hpp"
 #include "agent/gateway/map_batch.hpp"
 #include "agent/gateway/recorded_mappings.hpp"
+#include "agent/report/status.hpp"
 #include "agent/service/service_policy.hpp"
 #include "mappers/errors.hpp"
 #include "mappers/natpmp/natpmp_codec.hpp"
@@ -631,36 +632,16 @@ nlohmann::json Supervisor::status() const {
     if (report.state == MappingState::verified) ++verified;
     if (report.state == MappingState::unreachable) ++unreachable;
     if (!live) ++failed;
-    json item = {{"proto", to_string(report.request.proto)},
-                 {"internal_port", report.request.internal_port},
-                 {"external_port", report.mapping ? json(report.mapping->external_port) : json(nullptr)},
-                 {"external_ip", report.mapping && !report.mapping->external_ip.is_unspecified()
-                                     ? json(report.mapping->external_ip.to_string())
-                                     : json(nullptr)},
-                 {"state", live || report.error ? std::string(to_string(report.state)) : std::string("pending")},
-                 {"method", report.method},
-                 {"lease", report.mapping ? format_lease(*report.mapping) : std::string()},
-                 {"renew_in_s", entry.renew_at > now ? whole_seconds(entry.renew_at - now) : 0},
-                 {"verified_by", report.verified_by},
-                 {"verified_ago_s", entry.verified_at ? json(std::chrono::duration_cast<std::chrono::seconds>(
-                                                                 wall_now - *entry.verified_at)
-                                                                 .count())
-                                                      : json(nullptr)},
-                 {"note", report.note}};
-    if (report.error) {
-      item["error"] = describe_failure(report.error, report.request);
-      item["error_code"] = error_code_name(report.error);
-    }
+    const auto renew_in = std::chrono::duration_cast<std::chrono::seconds>(std::max(entry.renew_at - now, Duration::zero()));
+    std::optional<std::chrono::seconds> verified_ago;
+    if (entry.verified_at) verified_ago = std::chrono::duration_cast<std::chrono::seconds>(wall_now - *entry.verified_at);
+    auto item = status_mapping_json(report, renew_in, verified_ago);
     mappings.push_back(std::move(item));
   }
   json gateway = nullptr;
   if (connection_) {
-    gateway = {{"address", connection_->path.gateway.to_string()},
-               {"interface", connection_->path.local.name},
-               {"local_address", connection_->path.local.address.to_string()},
-               {"method", to_string(connection_->protocol.method)},
-               {"detail", connection_->protocol.detail},
-               {"external_ip", external_ip_ ? json(external_ip_->to_string()) : json(nullptr)}};
+    gateway = gateway_json(gateway_report(connection_->path, connection_->protocol, external_ip_));
+    gateway["interface"] = connection_->path.local.name;
   }
   const auto dropped = dropped_notices_ + (connection_ ? connection_->protocol.mapper->dropped() : 0);
   return {{"pid", ::getpid()},

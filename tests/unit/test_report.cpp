@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "agent/report/report.hpp"
+#include "agent/report/status.hpp"
 #include "mappers/errors.hpp"
 
 using namespace natkeeper;
@@ -79,4 +80,37 @@ TEST_CASE("leases read as durations; permanent leases are called out") {
   CHECK(format_lease(*ok(1, Transport::udp, 0s).mapping) == "permanent");
   const auto report = make_report({}, NatKind::unknown, "upnp", {ok(1, Transport::udp, 0s)});
   CHECK_THAT(to_text(report), Catch::Contains("natkeeper --delete"));
+}
+
+TEST_CASE("--once, --status and --delete show a mapping with the same fields") {
+  const auto report = sample();
+  const auto& failed = report.mappings[101];
+  const auto row = mapping_json(failed);
+  for (const char* key : {"proto", "internal_port", "external_port", "external_ip", "method", "state", "error",
+                          "error_code"}) {
+    CHECK(to_json(report)["mappings"][101][key] == row[key]);
+    CHECK(status_mapping_json(failed, 5s, std::nullopt)[key] == row[key]);
+  }
+}
+
+TEST_CASE("the status table folds runs, shows a run's soonest renewal and pending mappings") {
+  const auto report = sample();
+  nlohmann::json mappings = nlohmann::json::array();
+  for (std::size_t i = 0; i < 100; ++i)  // udp 16500-16599, each renewed at its own time
+    mappings.push_back(status_mapping_json(report.mappings[i], std::chrono::seconds(2000 - i), 300s));
+  mappings.push_back(status_mapping_json(report.mappings[101], 4s, std::nullopt));  // a conflict
+  MappingReport waiting;
+  waiting.request = {Transport::tcp, 15063, 15063, 3600s, "natkeeper"};
+  waiting.note = "not mapped yet";
+  mappings.push_back(status_mapping_json(waiting, 0s, std::nullopt));
+  const nlohmann::json status = {{"pid", 42}, {"status", "2 of 3 mappings active"}, {"nat", "unknown"},
+                                 {"nat_explanation", "-"}, {"mappings", mappings},
+                                 {"summary", {{"planned", 102}, {"active", 100}, {"verified", 0}}}};
+  CHECK(mappings[101]["state"] == "pending");
+  const auto text = status_to_text(status);
+  CHECK_THAT(text, Catch::Contains("PROTO  INTERNAL     EXTERNAL                     STATE      LEASE   RENEW IN  DETAIL"));
+  CHECK_THAT(text, Catch::Contains("udp    16500-16599  203.0.113.1:16500-16599      mapped     1h      31m"));
+  CHECK_THAT(text, Catch::Contains("udp    7076         -                            failed     -       4s        conflict"));
+  CHECK_THAT(text, Catch::Contains("tcp    15063        -                            pending    -       -         not mapped yet"));
+  CHECK_THAT(text, Catch::Contains("100 of 102 mappings active, 0 verified from outside."));
 }

@@ -1,0 +1,43 @@
+#pragma once
+// The one table of mappings that --once and --status print: consecutive ports
+// that fare alike share a row, so a profile of a hundred ports reads at a glance.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace natkeeper {
+
+struct TableLine {
+  std::string proto;
+  std::uint16_t internal_port = 0;
+  struct External {
+    std::string address;
+    std::uint16_t port = 0;
+  };
+  std::optional<External> external;
+  // Lines share a row when their protocol, this key and the external address
+  // are equal and both ports step by one.
+  std::string alike;
+  // The cells after PROTO, INTERNAL and EXTERNAL, as the row's first line shows them.
+  std::vector<std::string> cells;
+  // Where set, the row shows this cell from its line of least `rank` (the
+  // soonest renewal of a run) instead of its first line's.
+  struct Least {
+    std::size_t cell = 0;
+    long long rank = 0;
+  };
+  std::optional<Least> least;
+};
+
+struct TableColumn {
+  std::string_view heading;
+  std::size_t width = 0;  // padded to this; the last column is not padded
+};
+
+// The heading and one row per run of alike lines. `columns` are those after
+// PROTO, INTERNAL and EXTERNAL.
+std::string render_table(const std::vector<TableColumn>& columns, const std::vector<TableLine>& lines);
+
+}  // namespace natkeeper
