@@ -17,6 +17,8 @@
 #include <optional>
 #include <stdexcept>
 
+#include "agent/reflector/rate_limit.hpp"
+
 namespace natkeeper::reflector {
 
 namespace asio = boost::asio;
@@ -31,15 +33,6 @@ constexpr int kBindAttempts = 20;
 // After an accept error other than cancellation (EMFILE, ENOBUFS, ...): a pause,
 // so a persistent error is no busy loop.
 constexpr std::chrono::milliseconds kAcceptErrorPause{100};
-
-std::uint64_t mix(std::uint64_t x) noexcept {  // splitmix64's finaliser
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
-}
 
 template <class T>
 T random_value() {
@@ -62,70 +55,6 @@ struct Counters {
 void bump(std::atomic<std::uint64_t>& counter) noexcept { counter.fetch_add(1, std::memory_order_relaxed); }
 
 }  // namespace
-
-// --- Rate limiting --------------------------------------------------------------
-
-double burst_for(double rate) noexcept { return std::max(1.0, 2 * rate); }
-
-TokenBucket::TokenBucket(double rate, double burst, Clock::time_point now) noexcept
-    : rate_(rate), burst_(burst), tokens_(burst), last_(now) {}
-
-bool TokenBucket::take(Clock::time_point now) noexcept {
-  if (now > last_) {
-    const std::chrono::duration<double> elapsed = now - last_;
-    tokens_ = std::min(burst_, tokens_ + elapsed.count() * rate_);
-    last_ = now;
-  }
-  if (tokens_ < 1) return false;
-  tokens_ -= 1;
-  return true;
-}
-
-SourceLimiter::SourceLimiter(double rate, double burst, std::size_t capacity)
-    : rate_(rate), burst_(burst), capacity_(std::max<std::size_t>(capacity, 1)),
-      index_(0, KeyHash{random_value<std::uint64_t>()}) {
-  index_.reserve(capacity_);
-}
-
-SourceLimiter::Key SourceLimiter::key(const ip::address& source) noexcept {
-  const auto address = normalized(source);
-  Key key{};
-  if (address.is_v4()) {  // ::ffff:a.b.c.d
-    key[10] = key[11] = 0xff;
-    const auto bytes = address.to_v4().to_bytes();
-    std::copy(bytes.begin(), bytes.end(), key.begin() + 12);
-  } else {  // the /64: one subscriber usually holds a whole /64
-    const auto bytes = address.to_v6().to_bytes();
-    std::copy_n(bytes.begin(), 8, key.begin());
-  }
-  return key;
-}
-
-std::size_t SourceLimiter::KeyHash::operator()(const Key& key) const noexcept {
-  std::uint64_t high = 0, low = 0;
-  for (std::size_t i = 0; i < 8; ++i) {
-    high = (high << 8) | key[i];
-    low = (low << 8) | key[8 + i];
-  }
-  return static_cast<std::size_t>(mix(mix(high ^ seed) ^ low));
-}
-
-bool SourceLimiter::take(const ip::address& source, Clock::time_point now) {
-  const auto k = key(source);
-  if (const auto found = index_.find(k); found != index_.end()) {
-    lru_.splice(lru_.begin(), lru_, found->second);
-    return found->second->bucket.take(now);
-  }
-  if (lru_.size() >= capacity_) {  // forget the least recently seen, reusing its node
-    index_.erase(lru_.back().key);
-    lru_.splice(lru_.begin(), lru_, std::prev(lru_.end()));
-    lru_.front() = Entry{k, TokenBucket(rate_, burst_, now)};
-  } else {
-    lru_.push_front(Entry{k, TokenBucket(rate_, burst_, now)});
-  }
-  index_.emplace(k, lru_.begin());
-  return lru_.front().bucket.take(now);
-}
 
 std::string_view to_string(SendRecord::Kind kind) noexcept {
   switch (kind) {
@@ -187,7 +116,8 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
 
   State(asio::io_context& l, ServerOptions o)
       : loop(l), options(std::move(o)),
-        limiter(options.rate_per_source, burst_for(options.rate_per_source), options.source_table_size),
+        limiter(options.rate_per_source, burst_for(options.rate_per_source), options.source_table_size,
+                random_value<std::uint64_t>()),
         global(options.global_rate, burst_for(options.global_rate), Clock::now()) {}
 
   void open(const ip::udp::endpoint& endpoint);
@@ -548,38 +478,6 @@ asio::awaitable<void> Server::State::tcp_probe(std::shared_ptr<State> /*self*/, 
   if (write_error || written != message.size()) co_return;
   boost::system::error_code ignored;
   probe->socket.shutdown(ip::tcp::socket::shutdown_send, ignored);
-}
-
-std::optional<ip::udp::endpoint> parse_listen(std::string_view text) {
-  std::string_view address = text, port;
-  if (text.starts_with('[')) {
-    const auto close = text.find(']');
-    if (close == std::string_view::npos) return std::nullopt;
-    address = text.substr(1, close - 1);
-    const auto rest = text.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.size() < 2 || rest[0] != ':') return std::nullopt;
-      port = rest.substr(1);
-    }
-  } else if (const auto colon = text.find(':'); colon != std::string_view::npos && text.rfind(':') == colon) {
-    address = text.substr(0, colon);  // one colon: IPv4:PORT (a bare IPv6 address has several)
-    port = text.substr(colon + 1);
-  }
-  unsigned number = kDefaultPort;
-  if (!port.empty() || text.ends_with(':')) {
-    if (port.empty() || port.size() > 5) return std::nullopt;
-    number = 0;
-    for (const char c : port) {
-      if (c < '0' || c > '9') return std::nullopt;
-      number = number * 10 + static_cast<unsigned>(c - '0');
-    }
-    if (number == 0 || number > 65535) return std::nullopt;
-  }
-  boost::system::error_code ec;
-  const auto parsed = ip::make_address(std::string(address), ec);
-  if (ec) return std::nullopt;
-  if (!text.starts_with('[') && parsed.is_v6() && !port.empty()) return std::nullopt;
-  return ip::udp::endpoint(parsed, static_cast<std::uint16_t>(number));
 }
 
 // --- Server -----------------------------------------------------------------------

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "agent/reflector/protocol.hpp"
+#include "agent/reflector/rate_limit.hpp"
 #include "agent/reflector/server.hpp"
 
 using namespace natkeeper;
@@ -740,61 +741,4 @@ TEST_CASE("reflector: IPv6 loopback works the same way") {
   const auto probe = target.receive();
   REQUIRE(probe);
   CHECK(decode_probe(probe->bytes) == token);
-}
-
-TEST_CASE("reflector: token buckets and the bounded source table") {
-  const auto t0 = Clock::time_point{} + 1h;
-  SECTION("a bucket starts full, refills at its rate, never above its burst") {
-    TokenBucket bucket(2, 4, t0);
-    for (int i = 0; i < 4; ++i) CHECK(bucket.take(t0));
-    CHECK_FALSE(bucket.take(t0));
-    CHECK_FALSE(bucket.take(t0 + 400ms));
-    CHECK(bucket.take(t0 + 500ms));
-    CHECK_FALSE(bucket.take(t0 + 500ms));
-    int taken = 0;
-    while (bucket.take(t0 + 100s)) ++taken;
-    CHECK(taken == 4);
-  }
-  SECTION("each source has its own bucket; IPv6 sources share one per /64") {
-    SourceLimiter limiter(1, 2, 100);
-    const auto a = ip::make_address("192.0.2.1"), b = ip::make_address("192.0.2.2");
-    CHECK(limiter.take(a, t0));
-    CHECK(limiter.take(a, t0));
-    CHECK_FALSE(limiter.take(a, t0));
-    CHECK(limiter.take(b, t0));
-    CHECK(limiter.take(ip::make_address("::ffff:192.0.2.2"), t0));
-    CHECK_FALSE(limiter.take(ip::make_address("::ffff:192.0.2.2"), t0));
-    CHECK(limiter.take(ip::make_address("2001:db8:1:2::1"), t0));
-    CHECK(limiter.take(ip::make_address("2001:db8:1:2:ffff::9"), t0));
-    CHECK_FALSE(limiter.take(ip::make_address("2001:db8:1:2:abcd::"), t0));
-    CHECK(limiter.take(ip::make_address("2001:db8:1:3::1"), t0));
-  }
-  SECTION("the table never holds more than its capacity") {
-    SourceLimiter limiter(1, 1, 64);
-    for (std::uint32_t i = 0; i < 10'000; ++i) {
-      limiter.take(ip::address_v4(0x0A000000 + i), t0);
-      REQUIRE(limiter.size() <= 64);
-    }
-    CHECK(limiter.size() == 64);
-    // The most recent sources are remembered, the oldest forgotten.
-    CHECK_FALSE(limiter.take(ip::address_v4(0x0A000000 + 9'999), t0));
-    CHECK(limiter.take(ip::address_v4(0x0A000000), t0));
-  }
-  CHECK(burst_for(10) == 20);
-  CHECK(burst_for(0.1) == 1);
-}
-
-TEST_CASE("reflector --listen syntax") {
-  CHECK(parse_listen("203.0.113.2:7000") == ip::udp::endpoint(ip::make_address("203.0.113.2"), 7000));
-  CHECK(parse_listen("203.0.113.2") == ip::udp::endpoint(ip::make_address("203.0.113.2"), kDefaultPort));
-  CHECK(parse_listen("0.0.0.0:65535") == ip::udp::endpoint(ip::make_address("0.0.0.0"), 65535));
-  CHECK(parse_listen("[::]:7001") == ip::udp::endpoint(ip::make_address("::"), 7001));
-  CHECK(parse_listen("[2001:db8::1]") == ip::udp::endpoint(ip::make_address("2001:db8::1"), kDefaultPort));
-  CHECK(parse_listen("2001:db8::1") == ip::udp::endpoint(ip::make_address("2001:db8::1"), kDefaultPort));
-  for (const char* bad : {"", ":7000", "203.0.113.2:", "203.0.113.2:0", "203.0.113.2:65536", "203.0.113.2:70000x",
-                          "203.0.113.2:-1", "[::1", "[::1]:", "[::1]x", "host.example:7000", "[1.2.3.4:7000",
-                          "203.0.113.2:7000:1", "203.0.113.2:123456"}) {
-    INFO(bad);
-    CHECK_FALSE(parse_listen(bad));
-  }
 }
