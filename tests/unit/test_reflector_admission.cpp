@@ -111,6 +111,20 @@ Decision request_probe(Admission& admission, RequestFields fields, std::span<con
   return decision;
 }
 
+// A RESULT "sent" and the probe it announces: to the source at the target port.
+void check_probed(const Decision& decision, const RequestFields& fields, const Peer& from = kClient) {
+  CHECK(decision.verdict == Verdict::probe);
+  REQUIRE(decision.reply);
+  CHECK(decision.reply->type == MessageType::result);
+  CHECK(decision.reply->status == Status::sent);
+  CHECK(decision.reply->observed == from.source());
+  REQUIRE(decision.probe);
+  CHECK(decision.probe->transport == fields.transport);
+  CHECK(decision.probe->address == from.address);
+  CHECK(decision.probe->port == fields.target_port);
+  CHECK(decode_probe(decision.probe->message) == fields.token);
+}
+
 }  // namespace
 
 TEST_CASE("reflector admission: a COOKIE first, then a probe to the source at the target port",
@@ -130,16 +144,7 @@ TEST_CASE("reflector admission: a COOKIE first, then a probe to the source at th
     fields.cookie = cookie.reply->cookie;
     const auto second = encode_request(fields);
     const auto result = over_udp(admission, second);
-    CHECK(result.verdict == Verdict::probe);
-    REQUIRE(result.reply);
-    CHECK(result.reply->type == MessageType::result);
-    CHECK(result.reply->status == Status::sent);
-    CHECK(result.reply->observed == cookie.reply->observed);
-    REQUIRE(result.probe);
-    CHECK(result.probe->transport == transport);
-    CHECK(result.probe->address == kClient.address);
-    CHECK(result.probe->port == kTargetPort);
-    CHECK(decode_probe(result.probe->message) == fields.token);
+    check_probed(result, fields);
     check_safety(result, second, kClient);
   }
 }
@@ -192,13 +197,7 @@ TEST_CASE("reflector admission: a TCP request needs no cookie and gets a RESULT"
     const RequestFields fields{token(3), transport, kTargetPort, {}};
     const auto bytes = encode_request(fields);
     const auto decision = over_tcp(admission, bytes);
-    CHECK(decision.verdict == Verdict::probe);
-    REQUIRE(decision.reply);
-    CHECK(decision.reply->type == MessageType::result);
-    CHECK(decision.reply->status == Status::sent);
-    REQUIRE(decision.probe);
-    CHECK(decision.probe->transport == transport);
-    CHECK(decode_probe(decision.probe->message) == fields.token);
+    check_probed(decision, fields);
     check_safety(decision, bytes, kClient);
   }
 }
@@ -400,7 +399,8 @@ TEST_CASE("reflector admission: with a pre-shared key, only tagged requests are 
 TEST_CASE("reflector admission: the observed source is plain IPv4 or IPv6; the probe goes where the socket said",
           "[reflector][admission]") {
   auto admission = make_admission();
-  for (const Peer& from : {Peer{ip::make_address("::ffff:192.0.2.9"), 40000}, Peer{ip::make_address("2001:db8::9"), 40000}}) {
+  const Peer v4_mapped{ip::make_address("::ffff:192.0.2.9"), 40000}, v6{ip::make_address("2001:db8::9"), 40000};
+  for (const Peer& from : {v4_mapped, v6}) {
     INFO(from.address.to_string());
     const auto decision = request_probe(admission, {token(13), Transport::udp, kTargetPort, {}}, {}, from);
     CHECK(decision.reply->observed == from.source());
