@@ -12,6 +12,7 @@
 #include <iterator>
 #include <sstream>
 
+#include "agent/reflector/listen_address.hpp"
 #include "agent/reflector/protocol.hpp"
 #include "agent/reflector/server.hpp"
 

@@ -17,6 +17,9 @@
 #include <optional>
 #include <stdexcept>
 
+#include "agent/reflector/admission.hpp"
+#include "agent/reflector/rate_limit.hpp"
+
 namespace natkeeper::reflector {
 
 namespace asio = boost::asio;
@@ -32,15 +35,6 @@ constexpr int kBindAttempts = 20;
 // so a persistent error is no busy loop.
 constexpr std::chrono::milliseconds kAcceptErrorPause{100};
 
-std::uint64_t mix(std::uint64_t x) noexcept {  // splitmix64's finaliser
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
-}
-
 template <class T>
 T random_value() {
   // sodium_init() picks the system's random source; it is idempotent and thread-safe.
@@ -52,6 +46,12 @@ T random_value() {
 
 Source source_of(const ip::address& address, std::uint16_t port) { return {normalized(address), port}; }
 
+// A RESULT to the request's source, to be filled in.
+SendRecord record_of(const Arrival& arrival) {
+  const auto source = source_of(arrival.address, arrival.port);
+  return {SendRecord::Kind::result, arrival.via, source, arrival.bytes.size(), source, 0, Status::sent};
+}
+
 // Counters that stats() may read from another thread.
 struct Counters {
   std::atomic<std::uint64_t> udp_received{0}, tcp_accepted{0}, tcp_refused{0}, oversized{0}, malformed{0},
@@ -62,70 +62,6 @@ struct Counters {
 void bump(std::atomic<std::uint64_t>& counter) noexcept { counter.fetch_add(1, std::memory_order_relaxed); }
 
 }  // namespace
-
-// --- Rate limiting --------------------------------------------------------------
-
-double burst_for(double rate) noexcept { return std::max(1.0, 2 * rate); }
-
-TokenBucket::TokenBucket(double rate, double burst, Clock::time_point now) noexcept
-    : rate_(rate), burst_(burst), tokens_(burst), last_(now) {}
-
-bool TokenBucket::take(Clock::time_point now) noexcept {
-  if (now > last_) {
-    const std::chrono::duration<double> elapsed = now - last_;
-    tokens_ = std::min(burst_, tokens_ + elapsed.count() * rate_);
-    last_ = now;
-  }
-  if (tokens_ < 1) return false;
-  tokens_ -= 1;
-  return true;
-}
-
-SourceLimiter::SourceLimiter(double rate, double burst, std::size_t capacity)
-    : rate_(rate), burst_(burst), capacity_(std::max<std::size_t>(capacity, 1)),
-      index_(0, KeyHash{random_value<std::uint64_t>()}) {
-  index_.reserve(capacity_);
-}
-
-SourceLimiter::Key SourceLimiter::key(const ip::address& source) noexcept {
-  const auto address = normalized(source);
-  Key key{};
-  if (address.is_v4()) {  // ::ffff:a.b.c.d
-    key[10] = key[11] = 0xff;
-    const auto bytes = address.to_v4().to_bytes();
-    std::copy(bytes.begin(), bytes.end(), key.begin() + 12);
-  } else {  // the /64: one subscriber usually holds a whole /64
-    const auto bytes = address.to_v6().to_bytes();
-    std::copy_n(bytes.begin(), 8, key.begin());
-  }
-  return key;
-}
-
-std::size_t SourceLimiter::KeyHash::operator()(const Key& key) const noexcept {
-  std::uint64_t high = 0, low = 0;
-  for (std::size_t i = 0; i < 8; ++i) {
-    high = (high << 8) | key[i];
-    low = (low << 8) | key[8 + i];
-  }
-  return static_cast<std::size_t>(mix(mix(high ^ seed) ^ low));
-}
-
-bool SourceLimiter::take(const ip::address& source, Clock::time_point now) {
-  const auto k = key(source);
-  if (const auto found = index_.find(k); found != index_.end()) {
-    lru_.splice(lru_.begin(), lru_, found->second);
-    return found->second->bucket.take(now);
-  }
-  if (lru_.size() >= capacity_) {  // forget the least recently seen, reusing its node
-    index_.erase(lru_.back().key);
-    lru_.splice(lru_.begin(), lru_, std::prev(lru_.end()));
-    lru_.front() = Entry{k, TokenBucket(rate_, burst_, now)};
-  } else {
-    lru_.push_front(Entry{k, TokenBucket(rate_, burst_, now)});
-  }
-  index_.emplace(k, lru_.begin());
-  return lru_.front().bucket.take(now);
-}
 
 std::string_view to_string(SendRecord::Kind kind) noexcept {
   switch (kind) {
@@ -174,10 +110,8 @@ struct Pending {
 struct Server::State : std::enable_shared_from_this<Server::State> {
   asio::io_context& loop;
   ServerOptions options;
-  Secret secret = random_value<Secret>();
   std::vector<std::unique_ptr<Listener>> listeners;
-  SourceLimiter limiter;
-  TokenBucket global;
+  Admission admission;
   std::list<std::shared_ptr<Pending>> pending;  // at most max_tcp_connections + max_tcp_probes
   std::size_t tcp_connections = 0;
   std::map<SourceLimiter::Key, std::size_t> connections_per_source;  // entries > 0 only
@@ -187,20 +121,17 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
 
   State(asio::io_context& l, ServerOptions o)
       : loop(l), options(std::move(o)),
-        limiter(options.rate_per_source, burst_for(options.rate_per_source), options.source_table_size),
-        global(options.global_rate, burst_for(options.global_rate), Clock::now()) {}
+        admission(options.key, random_value<Secret>(),
+                  SourceLimiter(options.rate_per_source, burst_for(options.rate_per_source),
+                                options.source_table_size, random_value<std::uint64_t>()),
+                  TokenBucket(options.global_rate, burst_for(options.global_rate), Clock::now()),
+                  options.max_tcp_probes) {}
 
   void open(const ip::udp::endpoint& endpoint);
   void close_all();
 
   void notify(const SendRecord& record) const {
     if (options.on_send) options.on_send(record);
-  }
-
-  // Both buckets: the source's first, so a source over its rate costs the others nothing.
-  bool take_tokens(const ip::address& source) {
-    const auto now = Clock::now();
-    return limiter.take(source, now) && global.take(now);
   }
 
   // The listener whose sockets send a probe for a request that came to
@@ -216,19 +147,9 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
     return index;
   }
 
-  Status checked(const Request& request, std::span<const std::uint8_t> bytes) {
-    if (!options.key.empty() && !auth_tag_valid(bytes, options.key)) {
-      bump(counters.auth_failed);
-      return Status::auth_failed;
-    }
-    if (!probe_transport(request) || request.target_port == 0) {
-      bump(counters.bad_requests);
-      return Status::bad_request;
-    }
-    return Status::sent;
-  }
-
-  Status start_probe(std::size_t index, const Request& request, const ip::address& to, SendRecord record);
+  std::optional<Reply> admit(std::size_t index, const Arrival& arrival);
+  void count(Decision::Verdict verdict);
+  bool start_probe(std::size_t index, const ProbeOrder& probe, SendRecord record);
   void handle_datagram(std::size_t index, const ip::udp::endpoint& from, std::span<const std::uint8_t> bytes);
   std::optional<TcpResultBytes> handle_tcp_request(std::size_t index, const ip::tcp::endpoint& from,
                                                    std::span<const std::uint8_t> bytes);
@@ -309,127 +230,99 @@ void Server::State::send_udp(ip::udp::socket& socket, std::span<const std::uint8
   notify(record);
 }
 
-// Sends a UDP probe or starts a TCP one to `to` (the request's source
-// address, as the socket gave it) at the request's target port.
-Status Server::State::start_probe(std::size_t index, const Request& request, const ip::address& to,
-                                  SendRecord record) {
-  const auto transport = *probe_transport(request);
-  const auto message = encode_probe(request.token);
+// Asks admission what to do with a request, counts its verdict and starts its
+// probe; gives the reply to send.
+std::optional<Reply> Server::State::admit(std::size_t index, const Arrival& arrival) {
+  auto decision = admission.decide(arrival, {Clock::now(), std::chrono::system_clock::now()}, tcp_probes_in_flight);
+  count(decision.verdict);
+  if (decision.probe && !start_probe(index, *decision.probe, record_of(arrival)) && decision.reply)
+    decision.reply->status = Status::busy;
+  if (decision.reply)
+    bump(decision.reply->type == MessageType::cookie ? counters.cookies_sent : counters.results_sent);
+  return decision.reply;
+}
+
+void Server::State::count(Decision::Verdict verdict) {
+  using Verdict = Decision::Verdict;
+  switch (verdict) {
+    case Verdict::oversized: bump(counters.oversized); break;
+    case Verdict::malformed: bump(counters.malformed); break;
+    case Verdict::rate_limited: bump(counters.rate_limited); break;
+    case Verdict::auth_failed: bump(counters.auth_failed); break;
+    case Verdict::bad_request: bump(counters.bad_requests); break;
+    case Verdict::busy: bump(counters.busy); break;
+    case Verdict::cookie:
+    case Verdict::probe: break;  // counted as what they send
+  }
+}
+
+// Sends a UDP probe or starts a TCP one; false when the kernel refuses it.
+bool Server::State::start_probe(std::size_t index, const ProbeOrder& probe, SendRecord record) {
   auto& prober = *listeners[probe_listener(index)];
-  record.destination = source_of(to, request.target_port);
-  record.size = message.size();
-  if (transport == Transport::udp) {
+  record.destination = source_of(probe.address, probe.port);
+  record.size = probe.message.size();
+  boost::system::error_code ec;
+  if (probe.transport == Transport::udp) {
     record.kind = SendRecord::Kind::udp_probe;
-    boost::system::error_code ec;
-    prober.probe_udp.send_to(asio::buffer(message), ip::udp::endpoint(to, request.target_port), 0, ec);
+    prober.probe_udp.send_to(asio::buffer(probe.message), ip::udp::endpoint(probe.address, probe.port), 0, ec);
     if (ec) {
       bump(counters.send_errors);
-      return Status::busy;
+      return false;
     }
     bump(counters.udp_probes);
     notify(record);
-    return Status::sent;
+    return true;
   }
 
-  if (tcp_probes_in_flight >= options.max_tcp_probes) {
-    bump(counters.busy);
-    return Status::busy;
-  }
   ip::tcp::socket socket(loop);
-  boost::system::error_code ec;
-  socket.open(to.is_v4() ? ip::tcp::v4() : ip::tcp::v6(), ec);
+  socket.open(probe.address.is_v4() ? ip::tcp::v4() : ip::tcp::v6(), ec);
   if (!ec && !prober.address.is_unspecified()) socket.bind(ip::tcp::endpoint(prober.address, 0), ec);
   if (ec) {
     bump(counters.send_errors);
-    return Status::busy;
+    return false;
   }
-  auto probe = std::make_shared<Pending>(std::move(socket));
-  pending.push_back(probe);
+  auto pending_probe = std::make_shared<Pending>(std::move(socket));
+  pending.push_back(pending_probe);
   ++tcp_probes_in_flight;
   bump(counters.tcp_probes);
   record.kind = SendRecord::Kind::tcp_probe;
   notify(record);
-  auto task = tcp_probe(shared_from_this(), probe, ip::tcp::endpoint(to, request.target_port), message);
+  auto task = tcp_probe(shared_from_this(), pending_probe, ip::tcp::endpoint(probe.address, probe.port), probe.message);
   asio::co_spawn(loop, std::move(task), asio::detached);
   // Answered at once, before the connect ends: neither the status nor the
   // time the answer takes tells whether the port is open.
-  return Status::sent;
+  return true;
 }
 
 void Server::State::handle_datagram(std::size_t index, const ip::udp::endpoint& from,
                                     std::span<const std::uint8_t> bytes) {
   bump(counters.udp_received);
-  if (bytes.size() > request::kMaxSize) {
-    bump(counters.oversized);
-    return;
-  }
-  const auto request = decode_request(bytes);
-  if (!request || from.port() == 0) {
-    bump(counters.malformed);
-    return;
-  }
-  const Source source = source_of(from.address(), from.port());
-  const bool allowed = take_tokens(from.address());
-  const bool cookie_ok = cookie_valid(secret, source, request->cookie, cookie_slot(std::chrono::system_clock::now()));
-  auto& socket = listeners[index]->udp;
-  SendRecord record{SendRecord::Kind::result, Transport::udp, source, bytes.size(), source, 0, Status::sent};
-
-  // Nothing but a COOKIE goes to a source that has not echoed one; nothing is
-  // larger than the request.
-  auto reply_result = [&](Status status) {
-    const auto message = encode_result(request->token, status, source);
-    if (!cookie_ok || message.size() > bytes.size()) return;
-    record.kind = SendRecord::Kind::result;
+  const Arrival arrival{bytes, from.address(), from.port(), Transport::udp};
+  const auto reply = admit(index, arrival);
+  if (!reply) return;
+  auto record = record_of(arrival);
+  record.status = reply->status;
+  auto send = [&](SendRecord::Kind kind, std::span<const std::uint8_t> message) {
+    record.kind = kind;
     record.size = message.size();
-    record.status = status;
-    bump(counters.results_sent);
-    send_udp(socket, message, from, record);
+    send_udp(listeners[index]->udp, message, from, record);
   };
-
-  if (!allowed) {
-    bump(counters.rate_limited);
-    reply_result(Status::rate_limited);
-    return;
-  }
-  if (!cookie_ok) {
-    const auto message = encode_cookie(request->token, source,
-                                       make_cookie(secret, source, cookie_slot(std::chrono::system_clock::now())));
-    if (message.size() > bytes.size()) return;
-    record.kind = SendRecord::Kind::cookie;
-    record.size = message.size();
-    bump(counters.cookies_sent);
-    send_udp(socket, message, from, record);
-    return;
-  }
-  auto status = checked(*request, bytes);
-  if (status == Status::sent) status = start_probe(index, *request, from.address(), record);
-  reply_result(status);
+  if (reply->type == MessageType::cookie)
+    send(SendRecord::Kind::cookie, encode_cookie(reply->token, reply->observed, reply->cookie));
+  else
+    send(SendRecord::Kind::result, encode_result(reply->token, reply->status, reply->observed));
 }
 
 std::optional<TcpResultBytes> Server::State::handle_tcp_request(std::size_t index, const ip::tcp::endpoint& from,
                                                                 std::span<const std::uint8_t> bytes) {
-  const auto request = decode_request(bytes);
-  if (!request) {
-    bump(counters.malformed);
-    return std::nullopt;
-  }
-  const Source source = source_of(from.address(), from.port());
-  SendRecord record{SendRecord::Kind::result, Transport::tcp, source, bytes.size(), source, 0, Status::sent};
-  // The handshake proved the source: no cookie.
-  Status status = Status::sent;
-  if (!take_tokens(from.address())) {
-    bump(counters.rate_limited);
-    status = Status::rate_limited;
-  } else {
-    status = checked(*request, bytes);
-    if (status == Status::sent) status = start_probe(index, *request, from.address(), record);
-  }
-  record.kind = SendRecord::Kind::result;
+  const Arrival arrival{bytes, from.address(), from.port(), Transport::tcp};
+  const auto reply = admit(index, arrival);  // a RESULT: the handshake proved the source
+  if (!reply) return std::nullopt;
+  auto record = record_of(arrival);
   record.size = result_reply::kSize;
-  record.status = status;
-  bump(counters.results_sent);
+  record.status = reply->status;
   notify(record);
-  return encode_tcp_result(request->token, status, source);
+  return encode_tcp_result(reply->token, reply->status, reply->observed);
 }
 
 // --- Coroutines -----------------------------------------------------------------
@@ -548,38 +441,6 @@ asio::awaitable<void> Server::State::tcp_probe(std::shared_ptr<State> /*self*/, 
   if (write_error || written != message.size()) co_return;
   boost::system::error_code ignored;
   probe->socket.shutdown(ip::tcp::socket::shutdown_send, ignored);
-}
-
-std::optional<ip::udp::endpoint> parse_listen(std::string_view text) {
-  std::string_view address = text, port;
-  if (text.starts_with('[')) {
-    const auto close = text.find(']');
-    if (close == std::string_view::npos) return std::nullopt;
-    address = text.substr(1, close - 1);
-    const auto rest = text.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.size() < 2 || rest[0] != ':') return std::nullopt;
-      port = rest.substr(1);
-    }
-  } else if (const auto colon = text.find(':'); colon != std::string_view::npos && text.rfind(':') == colon) {
-    address = text.substr(0, colon);  // one colon: IPv4:PORT (a bare IPv6 address has several)
-    port = text.substr(colon + 1);
-  }
-  unsigned number = kDefaultPort;
-  if (!port.empty() || text.ends_with(':')) {
-    if (port.empty() || port.size() > 5) return std::nullopt;
-    number = 0;
-    for (const char c : port) {
-      if (c < '0' || c > '9') return std::nullopt;
-      number = number * 10 + static_cast<unsigned>(c - '0');
-    }
-    if (number == 0 || number > 65535) return std::nullopt;
-  }
-  boost::system::error_code ec;
-  const auto parsed = ip::make_address(std::string(address), ec);
-  if (ec) return std::nullopt;
-  if (!text.starts_with('[') && parsed.is_v6() && !port.empty()) return std::nullopt;
-  return ip::udp::endpoint(parsed, static_cast<std::uint16_t>(number));
 }
 
 // --- Server -----------------------------------------------------------------------

@@ -13,70 +13,22 @@
 //   - a TCP probe's outcome is never reported: RESULT "sent" is all it says;
 //   - bounded TCP connections, read time, message size and probes in flight.
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
 
-#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <list>
 #include <memory>
-#include <optional>
 #include <stdexcept>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "agent/reflector/protocol.hpp"
 #include "mappers/transport.hpp"
 
 namespace natkeeper::reflector {
-
-using Clock = std::chrono::steady_clock;
-
-// A token bucket: `rate` tokens a second, holding at most `burst`.
-class TokenBucket {
- public:
-  TokenBucket(double rate, double burst, Clock::time_point now) noexcept;
-  // Takes one token when there is one.
-  bool take(Clock::time_point now) noexcept;
-
- private:
-  double rate_;
-  double burst_;
-  double tokens_;
-  Clock::time_point last_;
-};
-
-// One token bucket per source, in a table of at most `capacity` sources; the
-// least recently seen source is forgotten first (it starts again with a full
-// bucket). IPv4 sources are keyed by address, IPv6 sources by their /64.
-class SourceLimiter {
- public:
-  SourceLimiter(double rate, double burst, std::size_t capacity);
-  bool take(const boost::asio::ip::address& source, Clock::time_point now);
-  std::size_t size() const noexcept { return lru_.size(); }
-
-  using Key = std::array<std::uint8_t, 16>;
-  static Key key(const boost::asio::ip::address& source) noexcept;
-
- private:
-  struct KeyHash {
-    std::uint64_t seed;
-    std::size_t operator()(const Key& key) const noexcept;
-  };
-  struct Entry {
-    Key key;
-    TokenBucket bucket;
-  };
-  double rate_, burst_;
-  std::size_t capacity_;
-  std::list<Entry> lru_;  // most recently seen first
-  std::unordered_map<Key, std::list<Entry>::iterator, KeyHash> index_;
-};
 
 // What the server sent, for logs and tests.
 struct SendRecord {
@@ -109,13 +61,6 @@ struct ServerOptions {
   // Called on the loop's thread for every message sent and probe started.
   std::function<void(const SendRecord&)> on_send;
 };
-
-// --listen's argument: ADDRESS, ADDRESS:PORT, [IPV6] or [IPV6]:PORT; the port
-// defaults to kDefaultPort and must not be 0.
-std::optional<boost::asio::ip::udp::endpoint> parse_listen(std::string_view text);
-
-// A bucket holds twice its rate (at least one token): the burst a source may send.
-double burst_for(double rate) noexcept;
 
 struct ServerStats {
   std::uint64_t udp_received = 0;   // datagrams on the listen ports

@@ -52,7 +52,7 @@ void check_header(std::span<const std::uint8_t> bytes, MessageType type, const T
 
 }  // namespace
 
-TEST_CASE("reflector request: byte layout at the documented offsets") {
+TEST_CASE("reflector request: byte layout at the documented offsets", "[reflector][protocol]") {
   const RequestFields fields{token_of(0x10), Transport::tcp, 0xBEEF, cookie_of(0x40)};
   const auto bytes = encode_request(fields);
   REQUIRE(bytes.size() == 76);
@@ -66,7 +66,7 @@ TEST_CASE("reflector request: byte layout at the documented offsets") {
   CHECK(encode_request({token_of(0), Transport::udp, 1, {}})[request::kTransport] == 17);
 }
 
-TEST_CASE("reflector request: the auth tag is HMAC-SHA256 of bytes 0-59, cut to 16") {
+TEST_CASE("reflector request: the auth tag is HMAC-SHA256 of bytes 0-59, cut to 16", "[reflector][protocol]") {
   const auto key = key_bytes("correct horse battery staple");
   const RequestFields fields{token_of(1), Transport::udp, 20000, cookie_of(7)};
   const auto bytes = encode_request(fields, key);
@@ -91,7 +91,7 @@ TEST_CASE("reflector request: the auth tag is HMAC-SHA256 of bytes 0-59, cut to 
   CHECK(auth_tag_valid(padded, key));
 }
 
-TEST_CASE("reflector request: decode round trip, with and without padding") {
+TEST_CASE("reflector request: decode round trip, with and without padding", "[reflector][protocol]") {
   const RequestFields fields{token_of(0xA0), Transport::udp, 7076, cookie_of(0x11)};
   const auto bytes = encode_request(fields, key_bytes("0123456789abcdef"));
   auto request = decode_request(bytes);
@@ -112,7 +112,7 @@ TEST_CASE("reflector request: decode round trip, with and without padding") {
   CHECK(request->target_port == 7076);
 }
 
-TEST_CASE("reflector request: rejected when truncated, oversized or not a v1 request") {
+TEST_CASE("reflector request: rejected when truncated, oversized or not a v1 request", "[reflector][protocol]") {
   const auto good = encode_request({token_of(3), Transport::tcp, 443, {}});
   std::vector<std::uint8_t> bytes(good.begin(), good.end());
   auto error_of = [](std::span<const std::uint8_t> in) {
@@ -152,7 +152,7 @@ TEST_CASE("reflector request: rejected when truncated, oversized or not a v1 req
   CHECK(error_of(padded) == DecodeError::nonzero_padding);
 }
 
-TEST_CASE("reflector request: transport and port are decoded as sent, judged by the server") {
+TEST_CASE("reflector request: transport and port are decoded as sent, judged by the server", "[reflector][protocol]") {
   auto bytes = encode_request({token_of(3), Transport::tcp, 0, {}});
   bytes[request::kTransport] = 99;
   const auto request = decode_request(bytes);
@@ -162,7 +162,7 @@ TEST_CASE("reflector request: transport and port are decoded as sent, judged by 
   CHECK(request->target_port == 0);
 }
 
-TEST_CASE("reflector cookie reply: layout and round trip, IPv4 and IPv6") {
+TEST_CASE("reflector cookie reply: layout and round trip, IPv4 and IPv6", "[reflector][protocol]") {
   const Token token = token_of(0x55);
   const Cookie cookie = cookie_of(0x99);
   SECTION("IPv4 travels IPv4-mapped") {
@@ -196,7 +196,7 @@ TEST_CASE("reflector cookie reply: layout and round trip, IPv4 and IPv6") {
   }
 }
 
-TEST_CASE("reflector result reply: layout, statuses and round trip") {
+TEST_CASE("reflector result reply: layout, statuses and round trip", "[reflector][protocol]") {
   const Token token = token_of(0x21);
   const Source observed{ip::make_address("198.51.100.9"), 1};
   for (auto status : {Status::sent, Status::rate_limited, Status::auth_failed, Status::bad_request, Status::busy}) {
@@ -233,7 +233,7 @@ TEST_CASE("reflector result reply: layout, statuses and round trip") {
   CHECK(to_string(reply->status) == "unknown status");
 }
 
-TEST_CASE("reflector replies: exact sizes only, right magic, version and type") {
+TEST_CASE("reflector replies: exact sizes only, right magic, version and type", "[reflector][protocol]") {
   const Source observed{ip::make_address("192.0.2.1"), 9};
   const auto cookie = encode_cookie(token_of(1), observed, cookie_of(1));
   const auto result = encode_result(token_of(1), Status::sent, observed);
@@ -266,7 +266,7 @@ TEST_CASE("reflector replies: exact sizes only, right magic, version and type") 
   CHECK(decode_reply(reserved));
 }
 
-TEST_CASE("reflector probe: the 24-byte header with the client's token") {
+TEST_CASE("reflector probe: the 24-byte header with the client's token", "[reflector][protocol]") {
   const Token token = token_of(0xF0);
   const auto bytes = encode_probe(token);
   REQUIRE(bytes.size() == 24);
@@ -290,7 +290,7 @@ TEST_CASE("reflector probe: the 24-byte header with the client's token") {
   CHECK(decode_probe(wrong).error() == DecodeError::bad_version);
 }
 
-TEST_CASE("reflector TCP framing: a 16-bit big-endian length, then the message") {
+TEST_CASE("reflector TCP framing: a 16-bit big-endian length, then the message", "[reflector][protocol]") {
   const RequestFields fields{token_of(9), Transport::udp, 5060, {}};
   const auto framed = encode_tcp_request(fields);
   REQUIRE(framed.size() == 78);
@@ -311,13 +311,13 @@ TEST_CASE("reflector TCP framing: a 16-bit big-endian length, then the message")
   CHECK(decode_frame_length(length) == 500);
 }
 
-TEST_CASE("reflector replies and probes are never larger than a request") {
+TEST_CASE("reflector replies and probes are never larger than a request", "[reflector][protocol]") {
   CHECK(cookie_reply::kSize <= request::kSize);
   CHECK(result_reply::kSize <= request::kSize);
   CHECK(probe::kSize <= request::kSize);
 }
 
-TEST_CASE("reflector cookies: bound to address, port, slot and secret") {
+TEST_CASE("reflector cookies: bound to address, port, slot and secret", "[reflector][protocol]") {
   Secret secret{};
   secret.fill(0x42);
   const Source source{ip::make_address("203.0.113.1"), 40000};
@@ -343,7 +343,7 @@ TEST_CASE("reflector cookies: bound to address, port, slot and secret") {
   CHECK_FALSE(cookie_valid(secret, source, Cookie{}, 0));
 }
 
-TEST_CASE("reflector cookie slots are 30 seconds") {
+TEST_CASE("reflector cookie slots are 30 seconds", "[reflector][protocol]") {
   using std::chrono::seconds;
   const std::chrono::system_clock::time_point epoch{};
   CHECK(cookie_slot(epoch) == 0);
@@ -353,7 +353,7 @@ TEST_CASE("reflector cookie slots are 30 seconds") {
   CHECK(cookie_slot(epoch - seconds(5)) == 0);
 }
 
-TEST_CASE("reflector key file text: trimmed, 16 to 1024 bytes, used as it is") {
+TEST_CASE("reflector key file text: trimmed, 16 to 1024 bytes, used as it is", "[reflector][protocol]") {
   const auto key = parse_key("  s3cret-s3cret-s3cret\n");
   REQUIRE(key);
   CHECK(*key == key_bytes("s3cret-s3cret-s3cret"));
@@ -366,13 +366,13 @@ TEST_CASE("reflector key file text: trimmed, 16 to 1024 bytes, used as it is") {
   CHECK(parse_key("inner spaces are part of it") == key_bytes("inner spaces are part of it"));
 }
 
-TEST_CASE("reflector addresses: IPv4-mapped IPv6 becomes IPv4") {
+TEST_CASE("reflector addresses: IPv4-mapped IPv6 becomes IPv4", "[reflector][protocol]") {
   CHECK(normalized(ip::make_address("::ffff:10.1.2.3")) == ip::make_address("10.1.2.3"));
   CHECK(normalized(ip::make_address("10.1.2.3")) == ip::make_address("10.1.2.3"));
   CHECK(normalized(ip::make_address("2001:db8::1")) == ip::make_address("2001:db8::1"));
 }
 
-TEST_CASE("reflector decode errors all have a message") {
+TEST_CASE("reflector decode errors all have a message", "[reflector][protocol]") {
   for (auto error : {DecodeError::too_short, DecodeError::too_long, DecodeError::bad_magic, DecodeError::bad_version,
                      DecodeError::wrong_type, DecodeError::nonzero_reserved, DecodeError::nonzero_padding})
     CHECK_FALSE(to_string(error).empty());

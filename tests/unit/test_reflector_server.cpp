@@ -1,6 +1,8 @@
 // natkeeper-reflector's server, run in this process on 127.0.0.x ephemeral
 // ports: its io_context runs on a thread of its own while the test plays the
-// clients and the probed hosts with plain blocking sockets.
+// clients and the probed hosts with plain blocking sockets. Only what needs
+// real sockets and time is here; the admission rules are tested without
+// either in test_reflector_admission.cpp.
 #include <catch2/catch.hpp>
 
 #include "result_printer.hpp"
@@ -24,6 +26,7 @@
 #include <vector>
 
 #include "agent/reflector/protocol.hpp"
+#include "agent/reflector/rate_limit.hpp"
 #include "agent/reflector/server.hpp"
 
 using namespace natkeeper;
@@ -81,6 +84,13 @@ struct Running {
     for (const auto& record : records()) n += record.kind == kind;
     return n;
   }
+  // Until the server has dropped `datagrams` datagrams (oversized or
+  // malformed), or 2 s have passed.
+  void wait_dropped(std::uint64_t datagrams) {
+    const auto deadline = SteadyClock::now() + 2s;
+    auto dropped = [this] { return server->stats().oversized + server->stats().malformed; };
+    while (dropped() < datagrams && SteadyClock::now() < deadline) std::this_thread::sleep_for(1ms);
+  }
   // Until the server has read `datagrams` datagrams, or read none for `quiet`
   // (the kernel may drop some of a flood).
   void wait_received(std::uint64_t datagrams, std::chrono::milliseconds quiet = 200ms) {
@@ -117,7 +127,7 @@ struct Udp {
     d.bytes.resize(socket.receive_from(asio::buffer(d.bytes), d.from));
     return d;
   }
-  std::vector<Datagram> drain(std::chrono::milliseconds quiet = 200ms) {
+  std::vector<Datagram> drain(std::chrono::milliseconds quiet) {
     std::vector<Datagram> all;
     while (auto d = receive(quiet)) all.push_back(std::move(*d));
     return all;
@@ -226,14 +236,17 @@ void check_safety(const std::vector<SendRecord>& records) {
 
 }  // namespace
 
-TEST_CASE("reflector: UDP cookie exchange, then a UDP probe to the source at the target port") {
+TEST_CASE("reflector: UDP cookie exchange, then a UDP probe to the source at the target port",
+          "[reflector][server][realtime]") {
+  // Real time: the probe must really leave the server, from another port than the request went to.
   Running reflector;
   Udp client, target;
   const RequestFields fields{random_token(), Transport::udp, target.port(), {}};
 
   const auto cookie = cookie_round(client, reflector.udp(), fields);
   CHECK(cookie.observed == Source{ip::make_address("127.0.0.1"), client.port()});
-  CHECK_FALSE(target.receive(300ms));  // no probe before the cookie is echoed
+  // A probe would have been sent before the COOKIE: none was.
+  CHECK(reflector.server->stats().udp_probes == 0);
 
   RequestFields second = fields;
   second.cookie = cookie.cookie;
@@ -255,7 +268,9 @@ TEST_CASE("reflector: UDP cookie exchange, then a UDP probe to the source at the
   check_safety(reflector.records());
 }
 
-TEST_CASE("reflector: with two listen addresses the UDP probe comes from the other one") {
+TEST_CASE("reflector: with two listen addresses the UDP probe comes from the other one",
+          "[reflector][server][realtime]") {
+  // Real time: which of the server's sockets sends the probe.
   ServerOptions options;
   options.listen = {{ip::make_address("127.0.0.1"), 0}, {ip::make_address("127.0.0.2"), 0}};
   Running reflector(options);
@@ -268,7 +283,9 @@ TEST_CASE("reflector: with two listen addresses the UDP probe comes from the oth
   CHECK(reflector.tcp(1).port() == reflector.udp(1).port());  // UDP and TCP share each port
 }
 
-TEST_CASE("reflector: a TCP probe connects to the source at the target port, writes the token, closes") {
+TEST_CASE("reflector: a TCP probe connects to the source at the target port, writes the token, closes",
+          "[reflector][server][realtime]") {
+  // Real time: a real connection is made, written to and closed.
   Running reflector;
   Udp client;
   TcpListener target;
@@ -283,7 +300,9 @@ TEST_CASE("reflector: a TCP probe connects to the source at the target port, wri
   check_safety(reflector.records());
 }
 
-TEST_CASE("reflector: a TCP probe to a closed port is reported as sent, like any other") {
+TEST_CASE("reflector: a TCP probe to a closed port is reported as sent, like any other",
+          "[reflector][server][realtime]") {
+  // Real time: the answer must neither wait for nor tell a real connect's outcome.
   Running reflector;
   Udp client;
   std::uint16_t closed = 0;
@@ -298,7 +317,9 @@ TEST_CASE("reflector: a TCP probe to a closed port is reported as sent, like any
   CHECK(over_tcp->status == Status::sent);
 }
 
-TEST_CASE("reflector: a TCP request needs no cookie and gets its RESULT on the connection") {
+TEST_CASE("reflector: a TCP request needs no cookie and gets its RESULT on the connection",
+          "[reflector][server][realtime]") {
+  // Real time: the RESULT is framed on the request's own connection, and the probes go out.
   Running reflector;
   Udp udp_target;
   TcpListener tcp_target;
@@ -325,70 +346,9 @@ TEST_CASE("reflector: a TCP request needs no cookie and gets its RESULT on the c
   check_safety(reflector.records());
 }
 
-TEST_CASE("reflector: requests without a valid cookie never cause a probe or a RESULT") {
-  ServerOptions options;
-  options.rate_per_source = 1000;  // every client here is 127.0.0.1
-  Running reflector(options);
-  Udp client, other, target;
-  const RequestFields fields{random_token(), Transport::udp, target.port(), {}};
-  std::mt19937 rng(7);
-  // Random cookies.
-  for (int i = 0; i < 20; ++i) {
-    RequestFields guess = fields;
-    for (auto& b : guess.cookie) b = static_cast<std::uint8_t>(rng());
-    client.send(encode_request(guess), reflector.udp());
-  }
-  // A cookie made for another source port.
-  RequestFields stolen = fields;
-  stolen.cookie = cookie_round(other, reflector.udp(), fields).cookie;
-  client.send(encode_request(stolen), reflector.udp());
-  // A cookie for this source, sent from another.
-  RequestFields own = fields;
-  own.cookie = cookie_round(client, reflector.udp(), fields).cookie;
-  const auto replies_before = client.drain();
-  other.send(encode_request(own), reflector.udp());
-
-  for (const auto& d : client.drain()) {
-    auto reply = decode_reply(d.bytes);
-    REQUIRE(reply);
-    CHECK(reply->type == MessageType::cookie);
-  }
-  for (const auto& d : replies_before) CHECK(decode_reply(d.bytes)->type == MessageType::cookie);
-  for (const auto& d : other.drain()) CHECK(decode_reply(d.bytes)->type == MessageType::cookie);
-  CHECK_FALSE(target.receive(300ms));
-  CHECK(reflector.count(SendRecord::Kind::udp_probe) == 0);
-  CHECK(reflector.count(SendRecord::Kind::result) == 0);
-  check_safety(reflector.records());
-}
-
-TEST_CASE("reflector: bad transport or port 0 → RESULT bad request, no probe") {
-  Running reflector;
-  Udp client, target;
-  SECTION("port 0") {
-    const auto result = request_probe(client, reflector.udp(), {random_token(), Transport::udp, 0, {}});
-    CHECK(result.status == Status::bad_request);
-  }
-  SECTION("transport 99") {
-    const RequestFields fields{random_token(), Transport::udp, target.port(), {}};
-    auto first = encode_request(fields);
-    first[request::kTransport] = 99;
-    client.send(first, reflector.udp());
-    const auto cookie = client.receive();
-    REQUIRE(cookie);
-    RequestFields second = fields;
-    second.cookie = decode_reply(cookie->bytes)->cookie;
-    auto bytes = encode_request(second);
-    bytes[request::kTransport] = 99;
-    client.send(bytes, reflector.udp());
-    const auto reply = client.receive();
-    REQUIRE(reply);
-    CHECK(decode_reply(reply->bytes)->status == Status::bad_request);
-  }
-  CHECK_FALSE(target.receive(200ms));
-  CHECK(reflector.server->stats().bad_requests == 1);
-}
-
-TEST_CASE("reflector: oversized, truncated and garbage datagrams are dropped and counted") {
+TEST_CASE("reflector: oversized, truncated and garbage datagrams are dropped and counted",
+          "[reflector][server][realtime]") {
+  // Real time: the kernel cuts a datagram at the receive buffer; the server counts what it drops.
   Running reflector;
   Udp client, target;
   const RequestFields fields{random_token(), Transport::udp, target.port(), {}};
@@ -396,29 +356,21 @@ TEST_CASE("reflector: oversized, truncated and garbage datagrams are dropped and
   Bytes oversized(good.begin(), good.end());
   oversized.resize(request::kMaxSize + 1, 0);
   Bytes huge(good.begin(), good.end());
-  huge.resize(9000, 0);
-  Bytes bad_padding(good.begin(), good.end());
-  bad_padding.resize(100, 0xAA);
-  Bytes wrong_magic(good.begin(), good.end());
-  wrong_magic[0] = 'X';
-  Bytes wrong_version(good.begin(), good.end());
-  wrong_version[header::kVersion] = 2;
+  huge.resize(9000, 0);  // cut at the receive buffer: still over the maximum
   const Bytes garbage{'G', 'E', 'T', ' ', '/', '\r', '\n'};
 
+  // (Every kind of malformed request is in test_reflector_admission.cpp.)
   client.send(oversized, reflector.udp());
   client.send(huge, reflector.udp());
   client.send(std::span(good).first(75), reflector.udp());
-  client.send(std::span(good).first(24), reflector.udp());
   client.send(Bytes{}, reflector.udp());
-  client.send(bad_padding, reflector.udp());
-  client.send(wrong_magic, reflector.udp());
-  client.send(wrong_version, reflector.udp());
   client.send(garbage, reflector.udp());
-  CHECK_FALSE(client.receive(300ms));
+  reflector.wait_dropped(5);
+  CHECK_FALSE(client.receive(0ms));
   const auto stats = reflector.server->stats();
-  CHECK(stats.udp_received == 9);
+  CHECK(stats.udp_received == 5);
   CHECK(stats.oversized == 2);
-  CHECK(stats.malformed == 7);
+  CHECK(stats.malformed == 3);
   CHECK(reflector.records().empty());
 
   // Still serving.
@@ -426,21 +378,9 @@ TEST_CASE("reflector: oversized, truncated and garbage datagrams are dropped and
   CHECK(target.receive());
 }
 
-TEST_CASE("reflector: a padded request gets replies no larger than itself") {
-  Running reflector;
-  Udp client, target;
-  const RequestFields fields{random_token(), Transport::udp, target.port(), {}};
-  auto bytes = encode_request(fields);
-  Bytes padded(bytes.begin(), bytes.end());
-  padded.resize(300, 0);
-  client.send(padded, reflector.udp());
-  const auto cookie = client.receive();
-  REQUIRE(cookie);
-  CHECK(cookie->bytes.size() == cookie_reply::kSize);
-  check_safety(reflector.records());
-}
-
-TEST_CASE("reflector: malformed, oversized and slow TCP exchanges are closed without a reply") {
+TEST_CASE("reflector: malformed, oversized and slow TCP exchanges are closed without a reply",
+          "[reflector][server][realtime]") {
+  // Real time: TCP framing and the read timeout are the server's sockets and timers.
   ServerOptions options;
   options.tcp_read_timeout = 300ms;
   Running reflector(options);
@@ -494,7 +434,8 @@ TEST_CASE("reflector: malformed, oversized and slow TCP exchanges are closed wit
   CHECK(reply->status == Status::sent);
 }
 
-TEST_CASE("reflector: TCP connections are bounded per source") {
+TEST_CASE("reflector: TCP connections are bounded per source", "[reflector][server][realtime]") {
+  // Real time: connections are accepted by the kernel and closed by the server.
   ServerOptions options;
   options.max_tcp_connections_per_source = 2;
   Running reflector(options);
@@ -507,7 +448,8 @@ TEST_CASE("reflector: TCP connections are bounded per source") {
   CHECK_FALSE(first.read_to_end(100ms));  // the first two wait for their request
 }
 
-TEST_CASE("reflector: too many TCP probes in flight → busy") {
+TEST_CASE("reflector: too many TCP probes in flight → busy", "[reflector][server][realtime]") {
+  // Real time: the server hands its bound on TCP probes in flight to admission.
   ServerOptions options;
   options.max_tcp_probes = 0;
   Running reflector(options);
@@ -515,56 +457,13 @@ TEST_CASE("reflector: too many TCP probes in flight → busy") {
   TcpListener target;
   CHECK(request_probe(client, reflector.udp(), {random_token(), Transport::tcp, target.port(), {}}).status ==
         Status::busy);
-  CHECK_FALSE(target.accept(300ms));
+  // The RESULT follows the probe's start: none was started.
+  CHECK(reflector.server->stats().tcp_probes == 0);
+  CHECK(reflector.server->stats().busy == 1);
 }
 
-TEST_CASE("reflector: the per-source rate holds") {
-  ServerOptions options;
-  options.rate_per_source = 5;  // a burst of 10
-  Running reflector(options);
-  Udp client, target;
-  RequestFields fields{random_token(), Transport::udp, target.port(), {}};
-  const auto started = SteadyClock::now();
-  fields.cookie = cookie_round(client, reflector.udp(), fields).cookie;
-  const auto request = encode_request(fields);
-  for (int i = 0; i < 60; ++i) client.send(request, reflector.udp());
-  reflector.wait_received(61);
-  const auto replies = client.drain(300ms);
-  const auto probes = target.drain(300ms);
-  const std::chrono::duration<double> elapsed = SteadyClock::now() - started;
-
-  std::size_t limited = 0;
-  for (const auto& d : replies) limited += decode_reply(d.bytes)->status == Status::rate_limited;
-  CHECK(limited > 0);
-  CHECK(probes.size() >= 9);  // the burst, less the cookie round
-  CHECK(static_cast<double>(probes.size()) <= 10 + 5 * elapsed.count());
-  CHECK(reflector.server->stats().rate_limited == limited);
-  check_safety(reflector.records());
-}
-
-TEST_CASE("reflector: the global rate holds across sources") {
-  ServerOptions options;
-  options.global_rate = 5;  // a burst of 10
-  Running reflector(options);
-  Udp a("127.0.0.1"), b("127.0.0.2"), target;
-  const auto started = SteadyClock::now();
-  RequestFields fa{random_token(), Transport::udp, target.port(), {}}, fb = fa;
-  fa.cookie = cookie_round(a, reflector.udp(), fa).cookie;
-  fb.cookie = cookie_round(b, reflector.udp(), fb).cookie;
-  for (int i = 0; i < 30; ++i) {
-    a.send(encode_request(fa), reflector.udp());
-    b.send(encode_request(fb), reflector.udp());
-  }
-  reflector.wait_received(62);
-  target.drain(300ms);  // (b's probes go to 127.0.0.2, its own address)
-  const std::chrono::duration<double> elapsed = SteadyClock::now() - started;
-  const auto probes = reflector.count(SendRecord::Kind::udp_probe);
-  CHECK(probes >= 8);  // the burst, less the two cookie rounds
-  CHECK(static_cast<double>(probes) <= 10 + 5 * elapsed.count());
-  check_safety(reflector.records());
-}
-
-TEST_CASE("reflector: a flood of 10,000 random datagrams") {
+TEST_CASE("reflector: a flood of 10,000 random datagrams", "[reflector][server][realtime]") {
+  // Real time: socket buffers and the event loop under load, against rates on the wall clock.
   ServerOptions options;
   options.rate_per_source = 50;
   options.global_rate = 200;
@@ -695,7 +594,8 @@ TEST_CASE("reflector: a flood of 10,000 random datagrams") {
   CHECK(target.receive());
 }
 
-TEST_CASE("reflector: with a pre-shared key, only tagged requests are probed") {
+TEST_CASE("reflector: with a pre-shared key, only tagged requests are probed", "[reflector][server][realtime]") {
+  // Real time: the key in ServerOptions is the one the server checks, over UDP and TCP.
   const Bytes key{'s', '3', 'c', 'r', 'e', 't', '-', 'k', 'e', 'y', '-', 'o', 'f', '-', '1', '6', 'b'};
   ServerOptions options;
   options.key = key;
@@ -713,8 +613,9 @@ TEST_CASE("reflector: with a pre-shared key, only tagged requests are probed") {
   const auto over_tcp = tcp_request(reflector.tcp(), {random_token(), Transport::udp, target.port(), {}});
   REQUIRE(over_tcp);
   CHECK(over_tcp->status == Status::auth_failed);
-  CHECK_FALSE(target.receive(300ms));
-  CHECK_FALSE(tcp_target.accept(100ms));
+  // Each RESULT follows its probe's start: none was started.
+  CHECK(reflector.server->stats().udp_probes == 0);
+  CHECK(reflector.server->stats().tcp_probes == 0);
   CHECK(reflector.server->stats().auth_failed == 4);
 
   const Token token = random_token();
@@ -728,7 +629,8 @@ TEST_CASE("reflector: with a pre-shared key, only tagged requests are probed") {
   CHECK(tagged_tcp->status == Status::sent);
 }
 
-TEST_CASE("reflector: IPv6 loopback works the same way") {
+TEST_CASE("reflector: IPv6 loopback works the same way", "[reflector][server][realtime]") {
+  // Real time: IPv6 sockets (IPV6_V6ONLY) and the addresses they give.
   ServerOptions options;
   options.listen = {{ip::make_address("::1"), 0}};
   Running reflector(options);
@@ -740,61 +642,4 @@ TEST_CASE("reflector: IPv6 loopback works the same way") {
   const auto probe = target.receive();
   REQUIRE(probe);
   CHECK(decode_probe(probe->bytes) == token);
-}
-
-TEST_CASE("reflector: token buckets and the bounded source table") {
-  const auto t0 = Clock::time_point{} + 1h;
-  SECTION("a bucket starts full, refills at its rate, never above its burst") {
-    TokenBucket bucket(2, 4, t0);
-    for (int i = 0; i < 4; ++i) CHECK(bucket.take(t0));
-    CHECK_FALSE(bucket.take(t0));
-    CHECK_FALSE(bucket.take(t0 + 400ms));
-    CHECK(bucket.take(t0 + 500ms));
-    CHECK_FALSE(bucket.take(t0 + 500ms));
-    int taken = 0;
-    while (bucket.take(t0 + 100s)) ++taken;
-    CHECK(taken == 4);
-  }
-  SECTION("each source has its own bucket; IPv6 sources share one per /64") {
-    SourceLimiter limiter(1, 2, 100);
-    const auto a = ip::make_address("192.0.2.1"), b = ip::make_address("192.0.2.2");
-    CHECK(limiter.take(a, t0));
-    CHECK(limiter.take(a, t0));
-    CHECK_FALSE(limiter.take(a, t0));
-    CHECK(limiter.take(b, t0));
-    CHECK(limiter.take(ip::make_address("::ffff:192.0.2.2"), t0));
-    CHECK_FALSE(limiter.take(ip::make_address("::ffff:192.0.2.2"), t0));
-    CHECK(limiter.take(ip::make_address("2001:db8:1:2::1"), t0));
-    CHECK(limiter.take(ip::make_address("2001:db8:1:2:ffff::9"), t0));
-    CHECK_FALSE(limiter.take(ip::make_address("2001:db8:1:2:abcd::"), t0));
-    CHECK(limiter.take(ip::make_address("2001:db8:1:3::1"), t0));
-  }
-  SECTION("the table never holds more than its capacity") {
-    SourceLimiter limiter(1, 1, 64);
-    for (std::uint32_t i = 0; i < 10'000; ++i) {
-      limiter.take(ip::address_v4(0x0A000000 + i), t0);
-      REQUIRE(limiter.size() <= 64);
-    }
-    CHECK(limiter.size() == 64);
-    // The most recent sources are remembered, the oldest forgotten.
-    CHECK_FALSE(limiter.take(ip::address_v4(0x0A000000 + 9'999), t0));
-    CHECK(limiter.take(ip::address_v4(0x0A000000), t0));
-  }
-  CHECK(burst_for(10) == 20);
-  CHECK(burst_for(0.1) == 1);
-}
-
-TEST_CASE("reflector --listen syntax") {
-  CHECK(parse_listen("203.0.113.2:7000") == ip::udp::endpoint(ip::make_address("203.0.113.2"), 7000));
-  CHECK(parse_listen("203.0.113.2") == ip::udp::endpoint(ip::make_address("203.0.113.2"), kDefaultPort));
-  CHECK(parse_listen("0.0.0.0:65535") == ip::udp::endpoint(ip::make_address("0.0.0.0"), 65535));
-  CHECK(parse_listen("[::]:7001") == ip::udp::endpoint(ip::make_address("::"), 7001));
-  CHECK(parse_listen("[2001:db8::1]") == ip::udp::endpoint(ip::make_address("2001:db8::1"), kDefaultPort));
-  CHECK(parse_listen("2001:db8::1") == ip::udp::endpoint(ip::make_address("2001:db8::1"), kDefaultPort));
-  for (const char* bad : {"", ":7000", "203.0.113.2:", "203.0.113.2:0", "203.0.113.2:65536", "203.0.113.2:70000x",
-                          "203.0.113.2:-1", "[::1", "[::1]:", "[::1]x", "host.example:7000", "[1.2.3.4:7000",
-                          "203.0.113.2:7000:1", "203.0.113.2:123456"}) {
-    INFO(bad);
-    CHECK_FALSE(parse_listen(bad));
-  }
 }

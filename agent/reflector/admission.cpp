@@ -1,0 +1,61 @@
+#include "agent/reflector/admission.hpp"
+
+#include <utility>
+
+namespace natkeeper::reflector {
+
+namespace {
+
+std::size_t encoded_size(const Reply& reply) noexcept {
+  return reply.type == MessageType::cookie ? cookie_reply::kSize : result_reply::kSize;
+}
+
+}  // namespace
+
+Admission::Admission(std::vector<std::uint8_t> key, const Secret& secret, SourceLimiter per_source,
+                     TokenBucket global, std::size_t max_tcp_probes)
+    : key_(std::move(key)), secret_(secret), per_source_(std::move(per_source)), global_(global),
+      max_tcp_probes_(max_tcp_probes) {}
+
+Decision Admission::decide(const Arrival& arrival, const Now& now, std::size_t tcp_probes_in_flight) {
+  using Verdict = Decision::Verdict;
+  if (arrival.bytes.size() > request::kMaxSize) return {Verdict::oversized, std::nullopt, std::nullopt};
+  const auto request = decode_request(arrival.bytes);
+  if (!request || arrival.port == 0) return {Verdict::malformed, std::nullopt, std::nullopt};
+
+  const Source source{normalized(arrival.address), arrival.port};
+  // Both buckets: the source's first, so a source over its rate costs the others nothing.
+  const bool allowed = per_source_.take(arrival.address, now.steady) && global_.take(now.steady);
+  const auto slot = cookie_slot(now.system);
+  const bool proven = arrival.via == Transport::tcp || cookie_valid(secret_, source, request->cookie, slot);
+  auto result = [&](Verdict verdict, Status status) {
+    Decision decision{verdict, std::nullopt, std::nullopt};
+    // Nothing but a COOKIE goes to a source that has not proven its address.
+    if (proven) decision.reply = Reply{MessageType::result, request->token, source, {}, status};
+    return decision;
+  };
+
+  Decision decision;
+  const auto transport = probe_transport(*request);
+  if (!allowed) {
+    decision = result(Verdict::rate_limited, Status::rate_limited);
+  } else if (!proven) {
+    decision = {Verdict::cookie,
+                Reply{MessageType::cookie, request->token, source, make_cookie(secret_, source, slot), Status::sent},
+                std::nullopt};
+  } else if (!key_.empty() && !auth_tag_valid(arrival.bytes, key_)) {
+    decision = result(Verdict::auth_failed, Status::auth_failed);
+  } else if (!transport || request->target_port == 0) {
+    decision = result(Verdict::bad_request, Status::bad_request);
+  } else if (*transport == Transport::tcp && tcp_probes_in_flight >= max_tcp_probes_) {
+    decision = result(Verdict::busy, Status::busy);
+  } else {
+    decision = result(Verdict::probe, Status::sent);
+    decision.probe = ProbeOrder{*transport, arrival.address, request->target_port, encode_probe(request->token)};
+  }
+  // Over UDP a larger reply would make the reflector an amplifier.
+  if (decision.reply && encoded_size(*decision.reply) > arrival.bytes.size()) decision.reply.reset();
+  return decision;
+}
+
+}  // namespace natkeeper::reflector

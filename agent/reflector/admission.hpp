@@ -1,0 +1,87 @@
+#pragma once
+// The reflector's admission rules without I/O: a request, where it came from
+// and the time in; what to answer and what to probe out. The server's sockets
+// receive, ask decide(), and do what the decision says.
+//
+//   - over UDP nothing but a COOKIE goes to a source until it echoes a valid
+//     cookie, which proves its address (over TCP the handshake proved it);
+//   - a request over its source's rate or the global rate gets RESULT
+//     rate_limited (over UDP only with a valid cookie, otherwise nothing);
+//   - with a pre-shared key, a request without the right tag gets auth_failed;
+//   - a probe goes only to the request's own source address;
+//   - no reply is larger than the request.
+#include <boost/asio/ip/address.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "agent/reflector/protocol.hpp"
+#include "agent/reflector/rate_limit.hpp"
+#include "mappers/transport.hpp"
+
+namespace natkeeper::reflector {
+
+// A request as it arrived: a UDP datagram, or a TCP frame's contents.
+struct Arrival {
+  std::span<const std::uint8_t> bytes;
+  boost::asio::ip::address address;  // its source, as the socket gave it
+  std::uint16_t port = 0;
+  Transport via = Transport::udp;
+};
+
+// The time on both clocks admission reads: the steady one for the rate
+// buckets, the system one for the cookies' slots.
+struct Now {
+  Clock::time_point steady;
+  std::chrono::system_clock::time_point system;
+};
+
+// A probe to send: a UDP datagram, or a TCP connection that writes `message`.
+struct ProbeOrder {
+  Transport transport = Transport::udp;
+  boost::asio::ip::address address;  // the request's source, as the socket gave it
+  std::uint16_t port = 0;            // the request's target port
+  ProbeBytes message{};
+};
+
+struct Decision {
+  enum class Verdict {
+    oversized,     // dropped: longer than request::kMaxSize
+    malformed,     // dropped: not a request, or from port 0
+    rate_limited,  // over the source's or the global rate
+    cookie,        // over UDP without a valid cookie
+    auth_failed,   // a key is required and the tag is missing or wrong
+    bad_request,   // probe transport neither TCP nor UDP, or target port 0
+    busy,          // a TCP probe, and as many in flight as allowed
+    probe,         // send `probe`, then the RESULT
+  };
+  Verdict verdict = Verdict::malformed;
+  // A COOKIE or a RESULT for the request's source. When the probe cannot be
+  // sent after all (the kernel refuses it), the RESULT says busy instead.
+  std::optional<Reply> reply;
+  std::optional<ProbeOrder> probe;  // with Verdict::probe only
+};
+
+class Admission {
+ public:
+  // `key`: the pre-shared key, empty when none is required. `secret` makes
+  // the cookies. A request takes a token from `per_source`, then `global`.
+  Admission(std::vector<std::uint8_t> key, const Secret& secret, SourceLimiter per_source, TokenBucket global,
+            std::size_t max_tcp_probes);
+
+  // `tcp_probes_in_flight`: the TCP probes started and not yet ended.
+  Decision decide(const Arrival& arrival, const Now& now, std::size_t tcp_probes_in_flight);
+
+ private:
+  std::vector<std::uint8_t> key_;
+  Secret secret_;
+  SourceLimiter per_source_;
+  TokenBucket global_;
+  std::size_t max_tcp_probes_;
+};
+
+}  // namespace natkeeper::reflector
