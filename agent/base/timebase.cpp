@@ -10,6 +10,11 @@ Timebase::TimePoint SystemTimebase::now() const { return Clock::now(); }
 
 std::chrono::system_clock::time_point SystemTimebase::wall_now() const { return std::chrono::system_clock::now(); }
 
+const Timebase& system_timebase() {
+  static const SystemTimebase time;
+  return time;
+}
+
 asio::awaitable<void> SystemTimebase::sleep_until(TimePoint when) {
   asio::steady_timer timer(co_await asio::this_coro::executor, when);
   co_await timer.async_wait(asio::use_awaitable);

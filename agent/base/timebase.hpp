@@ -35,4 +35,8 @@ class SystemTimebase final : public Timebase {
   asio::awaitable<void> sleep_until(TimePoint when) override;
 };
 
+// The one SystemTimebase of the program, for code that takes a Timebase and
+// is given none.
+const Timebase& system_timebase();
+
 }  // namespace natkeeper

@@ -33,12 +33,12 @@ asio::awaitable<std::vector<MapOutcome>> map_all(Mapper& mapper, std::vector<Map
       count_done();
       co_return;
     }
-    const auto sent = std::chrono::steady_clock::now();
+    const auto sent = policy.time->now();
     auto mapping = co_await mapper.map(requests[i]);
-    if (!mapping && (mapping.error() == Errc::timed_out || mapping.error() == std::errc::timed_out))
+    if (!mapping && mapping.error() == Errc::timed_out)
       window.on_timeout();
     else
-      window.on_answer(std::chrono::steady_clock::now() - sent);
+      window.on_answer(policy.time->now() - sent);
     if (mapping && mapping->external_port != requests[i].wanted_external_port &&
         !policy.allow_other_external_port) {
       co_await mapper.unmap(*mapping);

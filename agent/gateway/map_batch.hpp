@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/base/timebase.hpp"
 #include "agent/gateway/request_window.hpp"
 #include "mappers/mapper.hpp"
 
@@ -25,6 +26,8 @@ struct BatchPolicy {
   bool allow_other_external_port = false;
   // Called after each request with how many are done, of how many.
   std::function<void(std::size_t done, std::size_t total)> on_progress;
+  // Times each answer for the request window.
+  const Timebase* time = &system_timebase();
 };
 
 // Maps every request in request order (so the most important ports go first),

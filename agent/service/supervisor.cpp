@@ -345,7 +345,8 @@ asio::awaitable<void> Supervisor::renew(std::vector<std::size_t> indices) {
   auto& found = connection_->protocol;
   const auto started = time_.now();
   const auto outcomes = co_await interruptible(
-      map_all(*found.mapper, std::move(requests), {request_window(found.method), config_.allow_other_external_port, {}}));
+      map_all(*found.mapper, std::move(requests),
+              {request_window(found.method), config_.allow_other_external_port, {}, &time_}));
   const auto now = time_.now();
   log::info("asked for {} mappings via {} in {} ms", outcomes.size(), display_name(found.method),
             std::chrono::duration_cast<std::chrono::milliseconds>(now - started).count());

@@ -3,7 +3,7 @@
 #include "result_printer.hpp"
 
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -12,6 +12,7 @@
 #include "agent/gateway/map_batch.hpp"
 #include "mappers/errors.hpp"
 #include "run_loop.hpp"
+#include "virtual_time.hpp"
 
 using namespace natkeeper;
 using namespace std::chrono_literals;
@@ -28,7 +29,8 @@ class ScriptedMapper final : public Mapper {
   std::vector<std::uint16_t> unmapped;
   std::size_t in_flight = 0, max_in_flight = 0;
   std::vector<std::size_t> in_flight_at_start;  // counting the request itself
-  std::chrono::milliseconds latency{0};         // else: one turn of the loop
+  std::chrono::milliseconds latency{0};         // in `time`; else: one turn of the loop
+  Timebase* time = nullptr;
 
   Method method() const override { return Method::natpmp; }
   asio::awaitable<Result<asio::ip::address>> external_address() override {
@@ -39,8 +41,7 @@ class ScriptedMapper final : public Mapper {
     max_in_flight = std::max(max_in_flight, ++in_flight);
     in_flight_at_start.push_back(in_flight);
     if (latency > 0ms) {
-      asio::steady_timer timer(co_await asio::this_coro::executor, latency);
-      co_await timer.async_wait(asio::use_awaitable);
+      co_await time->sleep_until(time->now() + latency);
     } else {
       co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
     }
@@ -122,10 +123,17 @@ TEST_CASE("progress is reported once per request, table-full skips included") {
 
 TEST_CASE("a gateway that answers late gets fewer requests in flight") {
   boost::asio::io_context loop;
+  testing::VirtualTime time(loop);
   ScriptedMapper mapper;
   mapper.latency = 5ms;
-  const BatchPolicy policy{{8, 1ms}, false, {}};
-  run_loop(loop, map_all(mapper, ports(1, 40), policy));
+  mapper.time = &time;
+  const BatchPolicy policy{{8, 1ms}, false, {}, &time};
+  bool done = false;
+  boost::asio::co_spawn(loop, map_all(mapper, ports(1, 40), policy), [&](std::exception_ptr error, auto) {
+    if (error) std::rethrow_exception(error);
+    done = true;
+  });
+  REQUIRE(time.run_until([&] { return done; }, 10s));
   REQUIRE(mapper.in_flight_at_start.size() == 40);
   CHECK(mapper.in_flight_at_start[7] == 8);  // the first window went out whole
   for (std::size_t i = 30; i < 40; ++i) CHECK(mapper.in_flight_at_start[i] <= 2);
