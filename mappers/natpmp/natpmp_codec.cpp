@@ -8,6 +8,12 @@ namespace {
 // Offsets (RFC 6886 §3.2, §3.3): all fields are in network byte order.
 constexpr std::size_t kVersionOffset = 0;
 constexpr std::size_t kOpcodeOffset = 1;
+// Mapping requests.
+constexpr std::size_t kReservedOffset = 2;             // 16 bits, must be 0
+constexpr std::size_t kRequestInternalPortOffset = 4;  // 16 bits
+constexpr std::size_t kRequestExternalPortOffset = 6;  // 16 bits, suggested
+constexpr std::size_t kRequestLifetimeOffset = 8;      // 32 bits
+// Replies.
 constexpr std::size_t kResultOffset = 2;         // 16 bits
 constexpr std::size_t kEpochOffset = 4;          // 32 bits
 constexpr std::size_t kAddressOffset = 8;        // 32 bits, public address replies
@@ -21,6 +27,38 @@ Decoded reject(Invalid why) { return Decoded{std::nullopt, why}; }
 
 Opcode mapping_opcode(Transport proto) {
   return proto == Transport::tcp ? Opcode::map_tcp : Opcode::map_udp;
+}
+
+std::vector<std::uint8_t> encode_request(const Request& request) {
+  if (request.opcode == Opcode::public_address) return {kVersion, static_cast<std::uint8_t>(request.opcode)};
+  std::vector<std::uint8_t> bytes(kMappingRequestSize, 0);
+  bytes[kVersionOffset] = kVersion;
+  bytes[kOpcodeOffset] = static_cast<std::uint8_t>(request.opcode);
+  wire::put16(bytes, kRequestInternalPortOffset, request.internal_port);
+  wire::put16(bytes, kRequestExternalPortOffset, request.suggested_external_port);
+  wire::put32(bytes, kRequestLifetimeOffset, request.lifetime);
+  return bytes;
+}
+
+std::optional<Request> decode_request(std::span<const std::uint8_t> datagram) noexcept {
+  if (datagram.size() < kPublicAddressRequestSize || datagram[kVersionOffset] != kVersion) return std::nullopt;
+  Request request;
+  switch (datagram[kOpcodeOffset]) {
+    case static_cast<std::uint8_t>(Opcode::public_address):
+      if (datagram.size() != kPublicAddressRequestSize) return std::nullopt;
+      return request;
+    case static_cast<std::uint8_t>(Opcode::map_udp):
+    case static_cast<std::uint8_t>(Opcode::map_tcp):
+      if (datagram.size() != kMappingRequestSize || wire::get16(datagram, kReservedOffset) != 0)
+        return std::nullopt;
+      request.opcode = static_cast<Opcode>(datagram[kOpcodeOffset]);
+      request.internal_port = wire::get16(datagram, kRequestInternalPortOffset);
+      request.suggested_external_port = wire::get16(datagram, kRequestExternalPortOffset);
+      request.lifetime = wire::get32(datagram, kRequestLifetimeOffset);
+      return request;
+    default:
+      return std::nullopt;
+  }
 }
 
 std::size_t reply_size(Opcode request) {

@@ -1,8 +1,10 @@
 #pragma once
-// NAT-PMP (RFC 6886) replies as a pure codec: bytes in, struct out, no I/O,
-// never throws. libnatpmp builds and sends the requests; it does not check the
-// length, opcode or internal port of what comes back, so every datagram is
-// checked here before libnatpmp is allowed to read it.
+// NAT-PMP (RFC 6886) requests and replies as a pure codec: bytes in, struct
+// out, no I/O, never throws. libnatpmp builds and sends the requests (the
+// request codec is the reference its bytes are checked against, and what test
+// gateways parse); it does not check the length, opcode or internal port of
+// what comes back, so every datagram is checked here before libnatpmp is
+// allowed to read it.
 #include <boost/asio/ip/address_v4.hpp>
 
 #include <cstddef>
@@ -10,6 +12,7 @@
 #include <optional>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "mappers/transport.hpp"
 
@@ -22,6 +25,23 @@ inline constexpr std::uint8_t kReplyBit = 128;  // reply opcode = request opcode
 
 enum class Opcode : std::uint8_t { public_address = 0, map_udp = 1, map_tcp = 2 };
 Opcode mapping_opcode(Transport proto);
+
+// A request (§3.2, §3.3). Public address requests carry the opcode only.
+struct Request {
+  Opcode opcode = Opcode::public_address;
+  std::uint16_t internal_port = 0;
+  std::uint16_t suggested_external_port = 0;  // 0: no preference; with lifetime 0 a deletion (§3.4)
+  std::uint32_t lifetime = 0;                  // seconds; 0 deletes
+  bool operator==(const Request&) const = default;
+};
+
+inline constexpr std::size_t kPublicAddressRequestSize = 2;
+inline constexpr std::size_t kMappingRequestSize = 12;
+
+std::vector<std::uint8_t> encode_request(const Request& request);
+// nullopt unless the datagram is exactly a request of a known opcode with a
+// zero reserved field; a public address request's port and lifetime are 0.
+std::optional<Request> decode_request(std::span<const std::uint8_t> datagram) noexcept;
 
 // Exact sizes (§3.2, §3.3): a reply of any other length is not one.
 inline constexpr std::size_t kPublicAddressReplySize = 12;

@@ -13,23 +13,18 @@
 
 #include "mappers/epoch.hpp"
 #include "mappers/mapper.hpp"
+#include "mappers/natpmp/natpmp_channel.hpp"
 
 namespace natkeeper::natpmp {
 
-// One NAT-PMP request/reply exchange in flight: a natpmp_t from libnatpmp (its
-// own UDP socket connected to the gateway's port 5351, its own retransmission
-// schedule), driven from the event loop. Defined in natpmp_mapper.cpp.
-class Session;
-
 struct NatpmpMapperOptions {
-  // How many requests may be in flight at once; each has its own natpmp_t and
-  // socket (one natpmp_t carries one request at a time). Further map() and
-  // unmap() calls wait for a free one, first come first served.
+  // How many requests may be in flight at once; each has its own channel
+  // (natpmp_t and socket), which carries one request at a time. Further map()
+  // and unmap() calls wait for a free one, first come first served.
   std::size_t max_parallel = 8;
-  // Bound on one request, retransmissions included (steady clock), reported
-  // as Errc::timed_out. libnatpmp's own schedule (250 ms doubling, 9 tries)
-  // gives up after 127.75 s with Errc::no_gateway_answer; it runs on the wall
-  // clock, so this bound also covers a wall-clock step backwards.
+  // Bound on one request, retransmissions included, reported as
+  // Errc::timed_out. RFC 6886 §3.1's schedule (250 ms doubling, 9 tries)
+  // gives up after 127.75 s with Errc::no_gateway_answer.
   std::chrono::milliseconds max_request_time{130'000};
 };
 
@@ -45,20 +40,24 @@ struct PublicAddressProbe {
 // Asks `gateway` for its external address once (RFC 6886 §3.2), on the
 // calling coroutine's executor; gives up after `max_wait` with
 // Errc::timed_out, or earlier with Errc::no_gateway_answer (ICMP port
-// unreachable, or libnatpmp's nine tries exhausted). A non-zero result code
-// is returned as make_natpmp_error(code). Cancellable.
+// unreachable, or nine tries unanswered). A non-zero result code is returned
+// as make_natpmp_error(code). Cancellable. Unset, `channels` are libnatpmp's
+// and `time` the steady clock.
 asio::awaitable<Result<PublicAddressProbe>> probe_public_address(
     asio::ip::address_v4 gateway,
-    std::chrono::steady_clock::duration max_wait = std::chrono::milliseconds(130'000));
+    std::chrono::steady_clock::duration max_wait = std::chrono::milliseconds(130'000),
+    std::shared_ptr<ChannelFactory> channels = {}, std::shared_ptr<TimeSource> time = {});
 
-// NAT-PMP (RFC 6886) through libnatpmp. Every reply is validated by the codec
-// (natpmp_codec.hpp) before libnatpmp reads it; invalid datagrams are
+// NAT-PMP (RFC 6886), by default through libnatpmp. Every reply is validated
+// by the codec (natpmp_codec.hpp) before it is read; invalid datagrams are
 // discarded and counted. The mapper must outlive its operations; like the rest
-// of the agent it runs on one single-threaded executor.
+// of the agent it runs on one single-threaded executor. Unset, `channels` are
+// libnatpmp's and `time` the steady clock.
 class NatpmpMapper final : public Mapper {
  public:
   NatpmpMapper(asio::any_io_executor executor, asio::ip::address_v4 gateway,
-               NatpmpMapperOptions options = {});
+               NatpmpMapperOptions options = {}, std::shared_ptr<ChannelFactory> channels = {},
+               std::shared_ptr<TimeSource> time = {});
   ~NatpmpMapper() override;
   NatpmpMapper(const NatpmpMapper&) = delete;
   NatpmpMapper& operator=(const NatpmpMapper&) = delete;
@@ -88,16 +87,17 @@ class NatpmpMapper final : public Mapper {
   bool on_announcement(std::span<const std::uint8_t> datagram, const asio::ip::address& source,
                        std::uint16_t source_port) override;
 
-  // Datagrams that reached a socket and were discarded: wrong length, version,
-  // opcode, port, or stale replies to an earlier request. (Datagrams from any
-  // source other than gateway:5351 never arrive: the sockets are connected.)
+  // Datagrams that reached a channel and were discarded: wrong length,
+  // version, opcode, port or source, or stale replies to an earlier request.
+  // (With libnatpmp datagrams from anywhere but gateway:5351 never arrive:
+  // its sockets are connected.)
   std::uint64_t dropped() const override { return dropped_; }
   // True once after a reply's epoch showed the gateway lost its mappings
   // (RFC 6886 §3.6): every mapping must be requested again.
   bool take_gateway_lost_state() override;
   std::uint64_t gateway_lost_state_count() const { return lost_state_count_; }
   std::optional<std::uint32_t> last_epoch() const { return last_epoch_; }
-  // Sockets (natpmp_t) open now, idle or busy.
+  // Channels (natpmp_t and socket) open now, idle or busy.
   std::size_t open_sessions() const { return open_sessions_; }
 
  private:
@@ -106,16 +106,20 @@ class NatpmpMapper final : public Mapper {
   struct AddressWaiter;
 
   asio::awaitable<Result<Lease>> acquire();
-  void release(std::unique_ptr<Session> session);
+  // One request on a channel of the pool; the reply's epoch is noted.
+  asio::awaitable<Result<Reply>> ask(Request request);
+  void release(std::unique_ptr<Channel> channel, bool reusable);
   void release_slot();
-  void note_epoch(std::uint32_t epoch, std::chrono::steady_clock::time_point when);
+  void note_epoch(std::uint32_t epoch, TimePoint when);
   void finish_address_request(Result<asio::ip::address> result);
 
   asio::any_io_executor executor_;
   asio::ip::address_v4 gateway_;
   NatpmpMapperOptions options_;
+  std::shared_ptr<TimeSource> time_;
+  std::shared_ptr<ChannelFactory> channels_;
 
-  std::vector<std::unique_ptr<Session>> idle_;
+  std::vector<std::unique_ptr<Channel>> idle_;
   std::size_t open_sessions_ = 0;  // idle, lent out, or promised to a waiter
   std::deque<PoolWaiter*> pool_waiters_;
 

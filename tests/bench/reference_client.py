@@ -3,7 +3,7 @@
 how fast the gateway itself can map. Not a product, no discovery: it is told the gateway.
 
   reference_client.py --protocol pcp|natpmp|upnp --gateway 10.77.0.1 --client 10.77.0.2 \
-      --map udp:20000-20999 [--map tcp+udp:15063] [--window 16] [--connections 4]
+      --map udp:20000-20999 [--map tcp+udp:15063] [--window 64] [--connections 4]
 
 PCP and NAT-PMP: MAP requests on one UDP socket, up to --window in flight, answers matched
 by nonce (PCP) or opcode and internal port (NAT-PMP); a request unanswered after --timeout
@@ -248,7 +248,7 @@ def main():
     p.add_argument("--map", action="append", required=True, help="PROTO:PORT[-PORT], repeatable")
     p.add_argument("--url", help="UPnP description URL (default http://GATEWAY:5000/rootDesc.xml)")
     p.add_argument("--lease", type=int, default=3600)
-    p.add_argument("--window", type=int, default=16, help="UDP requests in flight")
+    p.add_argument("--window", type=int, default=64, help="UDP requests in flight")
     p.add_argument("--connections", type=int, default=4, help="parallel HTTP connections")
     # a busy gateway works through the window one request at a time: no early resend
     p.add_argument("--timeout", type=float, default=2.0)

@@ -141,8 +141,10 @@ def main():
         "times are the wall clock of the whole process (start-up and discovery included), except "
         "reference_client.py, which times itself from its first request to its last answer (the "
         "gateway's own limit, without Python's start-up). Every mapping run starts from an empty "
-        "gateway (`lab.sh gw-reboot`, untimed). The reference pipelines PCP/NAT-PMP requests (16 in "
-        "flight) and sends UPnP AddPortMapping over 4 parallel connections. CPU and RSS of "
+        "gateway (`lab.sh gw-reboot`, untimed). The reference pipelines PCP/NAT-PMP requests (64 in "
+        "flight) and sends UPnP AddPortMapping over 4 parallel connections (miniupnpd's listen backlog "
+        "is 5); natkeeper and the reference run in pairs, one right after the other, and natkeeper / "
+        "reference is the ratio of the medians over the pairs. CPU and RSS of "
         "natkeeper from GNU time, miniupnpd's CPU from /proc/PID/stat before and after. "
         "miniupnpd (nftables backend) re-reads all its rules at every change, so each mapping "
         "costs it more the more it holds: 1000 take it ~35 s of CPU, whatever the client.",

@@ -7,24 +7,10 @@
 #include <span>
 
 #include "mappers/pcp/pcp_codec.hpp"
+#include "tests/fuzz/fuzz_input.hpp"
 #include "tests/fuzz/fuzz_target.hpp"
 
 namespace {
-
-// Reads the input as a stream of bytes, zero once it runs out.
-class Input {
- public:
-  Input(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
-  std::uint8_t u8() { return at_ < size_ ? data_[at_++] : 0; }
-  std::uint16_t u16() { return static_cast<std::uint16_t>(u8() << 8 | u8()); }
-  std::uint32_t u32() { return std::uint32_t{u16()} << 16 | u16(); }
-  std::size_t left() const { return size_ - at_; }
-
- private:
-  const std::uint8_t* data_;
-  std::size_t size_;
-  std::size_t at_ = 0;
-};
 
 void put16(std::uint8_t* at, std::uint16_t value) {
   at[0] = static_cast<std::uint8_t>(value >> 8);
@@ -41,7 +27,7 @@ void put32(std::uint8_t* at, std::uint32_t value) {
 NATKEEPER_FUZZ_TARGET(pcp_roundtrip) {
   using namespace natkeeper::pcp;
   namespace ip = boost::asio::ip;
-  Input in(data, size);
+  natkeeper::fuzz::Input in(data, size);
 
   MapRequestFields request;
   request.client_address = ip::address_v4(in.u32());

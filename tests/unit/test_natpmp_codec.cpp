@@ -19,7 +19,7 @@ constexpr Expected kTcp15063{Opcode::map_tcp, 15063, false};
 
 }  // namespace
 
-TEST_CASE("natpmp codec: a public address reply") {
+TEST_CASE("natpmp codec: a public address reply", "[natpmp]") {
   const auto bytes = address_reply(0, 1234, 0xCB007101);  // 203.0.113.1
   const auto decoded = decode_reply(bytes, kAddress);
   REQUIRE(decoded);
@@ -29,7 +29,7 @@ TEST_CASE("natpmp codec: a public address reply") {
   CHECK(decoded.reply->external_address.to_string() == "203.0.113.1");
 }
 
-TEST_CASE("natpmp codec: UDP and TCP mapping replies") {
+TEST_CASE("natpmp codec: UDP and TCP mapping replies", "[natpmp]") {
   const auto udp = decode_reply(mapping_reply(129, 0, 77, 7076, 7076, 3600), kUdp7076);
   REQUIRE(udp);
   CHECK(udp.reply->opcode == Opcode::map_udp);
@@ -46,7 +46,7 @@ TEST_CASE("natpmp codec: UDP and TCP mapping replies") {
   CHECK(tcp.reply->lifetime == 7200);
 }
 
-TEST_CASE("natpmp codec: every length but the exact one is rejected") {
+TEST_CASE("natpmp codec: every length but the exact one is rejected", "[natpmp]") {
   const auto address = address_reply(0, 1, 0x01020304);
   const auto mapping = mapping_reply(129, 0, 1, 7076, 7076, 60);
   for (std::size_t length = 0; length <= 20; ++length) {
@@ -72,7 +72,7 @@ TEST_CASE("natpmp codec: every length but the exact one is rejected") {
   CHECK(decode_reply(mapping, kAddress).invalid == Invalid::length);
 }
 
-TEST_CASE("natpmp codec: a version other than 0 is rejected") {
+TEST_CASE("natpmp codec: a version other than 0 is rejected", "[natpmp]") {
   for (std::uint8_t version : {1, 2, 255}) {
     auto a = address_reply(0, 1, 0x01020304);
     auto m = mapping_reply(129, 0, 1, 7076, 7076, 60);
@@ -82,7 +82,7 @@ TEST_CASE("natpmp codec: a version other than 0 is rejected") {
   }
 }
 
-TEST_CASE("natpmp codec: the opcode must be the request's plus 128") {
+TEST_CASE("natpmp codec: the opcode must be the request's plus 128", "[natpmp]") {
   for (int opcode = 0; opcode < 256; ++opcode) {
     INFO("opcode " << opcode);
     auto a = address_reply(0, 1, 0x01020304);
@@ -97,14 +97,14 @@ TEST_CASE("natpmp codec: the opcode must be the request's plus 128") {
   }
 }
 
-TEST_CASE("natpmp codec: a UDP reply does not answer a TCP request") {
+TEST_CASE("natpmp codec: a UDP reply does not answer a TCP request", "[natpmp]") {
   const auto udp_reply = mapping_reply(129, 0, 1, 15063, 15063, 60);
   CHECK(decode_reply(udp_reply, kTcp15063).invalid == Invalid::opcode);
   const auto tcp_reply = mapping_reply(130, 0, 1, 7076, 7076, 60);
   CHECK(decode_reply(tcp_reply, kUdp7076).invalid == Invalid::opcode);
 }
 
-TEST_CASE("natpmp codec: a reply for another internal port is rejected") {
+TEST_CASE("natpmp codec: a reply for another internal port is rejected", "[natpmp]") {
   for (std::uint16_t port : {0, 7075, 7077, 65535}) {
     const auto m = mapping_reply(129, 0, 1, port, 7076, 60);
     CHECK(decode_reply(m, kUdp7076).invalid == Invalid::internal_port);
@@ -113,7 +113,7 @@ TEST_CASE("natpmp codec: a reply for another internal port is rejected") {
   CHECK(decode_reply(mapping_reply(129, 2, 1, 7077, 0, 0), kUdp7076).invalid == Invalid::internal_port);
 }
 
-TEST_CASE("natpmp codec: result codes are reported, not rejected") {
+TEST_CASE("natpmp codec: result codes are reported, not rejected", "[natpmp]") {
   for (std::uint16_t code : {1, 2, 3, 4, 5, 6, 0xFFFF}) {
     INFO("code " << code);
     const auto a = decode_reply(address_reply(code, 9, 0), kAddress);
@@ -128,7 +128,7 @@ TEST_CASE("natpmp codec: result codes are reported, not rejected") {
   }
 }
 
-TEST_CASE("natpmp codec: success replies must fit the kind of request") {
+TEST_CASE("natpmp codec: success replies must fit the kind of request", "[natpmp]") {
   const Expected deletion{Opcode::map_udp, 7076, true};
   // A deletion is answered with lifetime 0 (§3.4); the external port is ignored.
   CHECK(decode_reply(mapping_reply(129, 0, 1, 7076, 0, 0), deletion));
@@ -140,7 +140,7 @@ TEST_CASE("natpmp codec: success replies must fit the kind of request") {
   CHECK(decode_reply(mapping_reply(129, 0, 1, 7076, 7076, 0), kUdp7076).invalid == Invalid::inconsistent);
 }
 
-TEST_CASE("natpmp codec: only the gateway's port 5351 is a server") {
+TEST_CASE("natpmp codec: only the gateway's port 5351 is a server", "[natpmp]") {
   const auto gw = boost::asio::ip::make_address_v4("10.77.0.1");
   CHECK(is_from_server(gw, 5351, gw));
   CHECK_FALSE(is_from_server(gw, 5350, gw));
@@ -148,10 +148,51 @@ TEST_CASE("natpmp codec: only the gateway's port 5351 is a server") {
   CHECK_FALSE(is_from_server(boost::asio::ip::make_address_v4("10.77.0.9"), 5351, gw));
 }
 
-TEST_CASE("natpmp codec: helpers") {
+TEST_CASE("natpmp codec: helpers", "[natpmp]") {
   CHECK(mapping_opcode(Transport::udp) == Opcode::map_udp);
   CHECK(mapping_opcode(Transport::tcp) == Opcode::map_tcp);
   CHECK(reply_size(Opcode::public_address) == 12);
   CHECK(reply_size(Opcode::map_tcp) == 16);
   CHECK(to_string(Invalid::internal_port) == "wrong internal port");
+}
+
+TEST_CASE("natpmp codec: a public address request is version 0, opcode 0 and nothing else", "[natpmp]") {
+  const Request request;  // RFC 6886 §3.2
+  const auto bytes = encode_request(request);
+  CHECK(bytes == Bytes{0, 0});
+  CHECK(decode_request(bytes) == request);
+}
+
+TEST_CASE("natpmp codec: mapping requests follow the byte layout of RFC 6886 §3.3", "[natpmp]") {
+  const Request udp{Opcode::map_udp, 7076, 40000, 3600};
+  // version, opcode, reserved (2), internal port, suggested external port, lifetime
+  CHECK(encode_request(udp) == Bytes{0, 1, 0, 0, 0x1B, 0xA4, 0x9C, 0x40, 0, 0, 0x0E, 0x10});
+  CHECK(decode_request(encode_request(udp)) == udp);
+
+  const Request tcp{Opcode::map_tcp, 0xFFFF, 0x0102, 0xFFFFFFFE};
+  CHECK(encode_request(tcp) == Bytes{0, 2, 0, 0, 0xFF, 0xFF, 0x01, 0x02, 0xFF, 0xFF, 0xFF, 0xFE});
+  CHECK(decode_request(encode_request(tcp)) == tcp);
+
+  const Request deletion{Opcode::map_tcp, 15063, 0, 0};  // §3.4
+  CHECK(encode_request(deletion) == Bytes{0, 2, 0, 0, 0x3A, 0xD7, 0, 0, 0, 0, 0, 0});
+}
+
+TEST_CASE("natpmp codec: what is no request does not decode as one", "[natpmp]") {
+  const auto mapping = encode_request({Opcode::map_udp, 7076, 7076, 3600});
+  CHECK_FALSE(decode_request(Bytes{}));
+  CHECK_FALSE(decode_request(Bytes{0}));
+  CHECK_FALSE(decode_request(Bytes{0, 0, 0}));                  // public address request, too long
+  CHECK_FALSE(decode_request(Bytes{1, 0}));                     // version 1
+  CHECK_FALSE(decode_request(Bytes{0, 3}));                     // unknown opcode
+  CHECK_FALSE(decode_request(address_reply(0, 1)));             // a reply
+  CHECK_FALSE(decode_request(Bytes(mapping.begin(), mapping.end() - 1)));
+  auto longer = mapping;
+  longer.push_back(0);
+  CHECK_FALSE(decode_request(longer));
+  auto reserved = mapping;
+  reserved[3] = 1;
+  CHECK_FALSE(decode_request(reserved));
+  auto opcode_only = mapping;
+  opcode_only.resize(2);
+  CHECK_FALSE(decode_request(opcode_only));                     // a mapping opcode needs its fields
 }

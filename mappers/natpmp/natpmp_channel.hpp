@@ -1,0 +1,77 @@
+#pragma once
+// The seam between the NAT-PMP mapper's policy and the world: the time, and
+// channels to the gateway. Production uses the steady clock and libnatpmp;
+// unit tests script both in virtual time, with no sockets and no sleeps.
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/address_v4.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <system_error>
+#include <vector>
+
+#include "mappers/mapper.hpp"
+#include "mappers/natpmp/natpmp_codec.hpp"
+
+namespace natkeeper::natpmp {
+
+using TimePoint = std::chrono::steady_clock::time_point;
+
+class TimeSource {
+ public:
+  virtual ~TimeSource() = default;
+  virtual TimePoint now() const = 0;
+  // Completes at `when` with no error, or with operation_canceled when the
+  // awaiting coroutine is cancelled first.
+  virtual asio::awaitable<std::error_code> sleep_until(TimePoint when) = 0;
+};
+
+// The steady clock and Asio timers on the awaiting coroutine's executor.
+std::shared_ptr<TimeSource> steady_time();
+
+// The datagram at the head of a channel's queue.
+struct Datagram {
+  // A longer datagram is cut to kMaxPeekSize bytes: it is no reply either way.
+  static constexpr std::size_t kMaxPeekSize = 32;
+  std::vector<std::uint8_t> bytes;
+  asio::ip::address_v4 source;
+  std::uint16_t source_port = 0;
+};
+
+// One request at a time to the gateway's port 5351, and what comes back.
+class Channel {
+ public:
+  virtual ~Channel() = default;
+  // Sends the request; again to retransmit it.
+  virtual std::error_code send(const Request& request) = 0;
+  // The datagram at the head of the queue, left there for accept() or
+  // discard(); waits for one until `until`, then nullopt. Fails with
+  // Errc::no_gateway_answer when the gateway's port is unreachable (ICMP),
+  // operation_canceled, or the socket's error.
+  virtual asio::awaitable<Result<std::optional<Datagram>>> peek(TimePoint until) = 0;
+  // Takes the head datagram as the reply to the request. False when the
+  // socket reported an error first: the datagram is still queued.
+  virtual bool accept() = 0;
+  // Throws the head datagram away.
+  virtual void discard() = 0;
+  // Throws away, without waiting, whatever is queued (late replies to an
+  // earlier request's retransmissions); returns how many datagrams.
+  virtual std::uint64_t discard_queued() = 0;
+};
+
+class ChannelFactory {
+ public:
+  virtual ~ChannelFactory() = default;
+  virtual Result<std::unique_ptr<Channel>> open() = 0;
+};
+
+// Each channel a natpmp_t from libnatpmp: its own UDP socket connected to
+// gateway:5351 (the kernel drops datagrams from anywhere else), waited on
+// from `executor`.
+std::shared_ptr<ChannelFactory> libnatpmp_channels(asio::any_io_executor executor, asio::ip::address_v4 gateway,
+                                               std::shared_ptr<TimeSource> time);
+
+}  // namespace natkeeper::natpmp
