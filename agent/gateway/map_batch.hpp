@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/base/timebase.hpp"
+#include "mappers/timebase.hpp"
 #include "agent/gateway/request_window.hpp"
 #include "mappers/mapper.hpp"
 

@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/base/timebase.hpp"
+#include "mappers/timebase.hpp"
 #include "agent/codecs/state_codec.hpp"
 #include "agent/gateway/connection.hpp"
 #include "agent/gateway/gateway_listener.hpp"

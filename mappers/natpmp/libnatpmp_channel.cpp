@@ -48,23 +48,13 @@ bool is_read_reply(int r) {
   }
 }
 
-class SteadyTime final : public TimeSource {
- public:
-  TimePoint now() const override { return std::chrono::steady_clock::now(); }
-  asio::awaitable<std::error_code> sleep_until(TimePoint when) override {
-    asio::steady_timer timer(co_await asio::this_coro::executor, when);
-    const auto [ec] = co_await timer.async_wait(token);
-    co_return ec ? make_error_code(std::errc::operation_canceled) : std::error_code{};
-  }
-};
-
 // One natpmp_t. Asio sees its descriptor only to wait on it, and hands it
 // back (release) before closenatpmp closes it.
 class LibnatpmpChannel final : public Channel {
  public:
   static Result<std::unique_ptr<Channel>> open(asio::any_io_executor executor, address_v4 gateway,
-                                               std::shared_ptr<TimeSource> time) {
-    std::unique_ptr<LibnatpmpChannel> channel(new LibnatpmpChannel(executor, std::move(time)));
+                                               Timebase& time) {
+    std::unique_ptr<LibnatpmpChannel> channel(new LibnatpmpChannel(executor, time));
     // libnatpmp compares the reply's source with this in network byte order.
     const auto forced_gateway = static_cast<in_addr_t>(htonl(gateway.to_uint()));
     errno = 0;
@@ -115,11 +105,8 @@ class LibnatpmpChannel final : public Channel {
     std::array<std::uint8_t, Datagram::kMaxPeekSize> buffer{};
     asio::ip::udp::endpoint source;
     auto readable = socket_.async_receive_from(asio::buffer(buffer), source, asio::socket_base::message_peek, token);
-    const auto outcome = co_await (std::move(readable) || time_->sleep_until(until));
-    if (outcome.index() == 1) {
-      if (const auto ec = std::get<1>(outcome)) co_return ec;
-      co_return std::nullopt;
-    }
+    const auto outcome = co_await (std::move(readable) || time_.sleep_until(until));
+    if (outcome.index() == 1) co_return std::nullopt;
     const auto [ec, size] = std::get<0>(outcome);
     if (ec == asio::error::operation_aborted) co_return make_error_code(std::errc::operation_canceled);
     // ICMP port unreachable: nothing listens on the gateway's 5351.
@@ -162,34 +149,31 @@ class LibnatpmpChannel final : public Channel {
   }
 
  private:
-  LibnatpmpChannel(asio::any_io_executor executor, std::shared_ptr<TimeSource> time)
-      : socket_(executor), time_(std::move(time)) {}
+  LibnatpmpChannel(asio::any_io_executor executor, Timebase& time) : socket_(executor), time_(time) {}
 
   natpmp_t pmp_{};
   bool open_ = false;
   asio::ip::udp::socket socket_;
-  std::shared_ptr<TimeSource> time_;
+  Timebase& time_;
 };
 
 class LibnatpmpChannels final : public ChannelFactory {
  public:
-  LibnatpmpChannels(asio::any_io_executor executor, address_v4 gateway, std::shared_ptr<TimeSource> time)
-      : executor_(std::move(executor)), gateway_(gateway), time_(std::move(time)) {}
+  LibnatpmpChannels(asio::any_io_executor executor, address_v4 gateway, Timebase& time)
+      : executor_(std::move(executor)), gateway_(gateway), time_(time) {}
   Result<std::unique_ptr<Channel>> open() override { return LibnatpmpChannel::open(executor_, gateway_, time_); }
 
  private:
   asio::any_io_executor executor_;
   address_v4 gateway_;
-  std::shared_ptr<TimeSource> time_;
+  Timebase& time_;
 };
 
 }  // namespace
 
-std::shared_ptr<TimeSource> steady_time() { return std::make_shared<SteadyTime>(); }
-
 std::shared_ptr<ChannelFactory> libnatpmp_channels(asio::any_io_executor executor, address_v4 gateway,
-                                               std::shared_ptr<TimeSource> time) {
-  return std::make_shared<LibnatpmpChannels>(std::move(executor), gateway, std::move(time));
+                                               Timebase& time) {
+  return std::make_shared<LibnatpmpChannels>(std::move(executor), gateway, time);
 }
 
 }  // namespace natkeeper::natpmp

@@ -15,22 +15,11 @@
 
 #include "mappers/mapper.hpp"
 #include "mappers/natpmp/natpmp_codec.hpp"
+#include "mappers/timebase.hpp"
 
 namespace natkeeper::natpmp {
 
 using TimePoint = std::chrono::steady_clock::time_point;
-
-class TimeSource {
- public:
-  virtual ~TimeSource() = default;
-  virtual TimePoint now() const = 0;
-  // Completes at `when` with no error, or with operation_canceled when the
-  // awaiting coroutine is cancelled first.
-  virtual asio::awaitable<std::error_code> sleep_until(TimePoint when) = 0;
-};
-
-// The steady clock and Asio timers on the awaiting coroutine's executor.
-std::shared_ptr<TimeSource> steady_time();
 
 // The datagram at the head of a channel's queue.
 struct Datagram {
@@ -72,6 +61,6 @@ class ChannelFactory {
 // gateway:5351 (the kernel drops datagrams from anywhere else), waited on
 // from `executor`.
 std::shared_ptr<ChannelFactory> libnatpmp_channels(asio::any_io_executor executor, asio::ip::address_v4 gateway,
-                                               std::shared_ptr<TimeSource> time);
+                                               Timebase& time);
 
 }  // namespace natkeeper::natpmp

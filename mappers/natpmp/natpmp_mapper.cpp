@@ -34,7 +34,7 @@ struct Answer {
 // on RFC 6886's schedule, until `deadline`. Datagrams that are not the reply
 // are discarded and counted in `dropped`. The channel may carry the next
 // request only if this ended with its reply read.
-asio::awaitable<Result<Answer>> exchange(Channel& channel, TimeSource& time, address_v4 gateway,
+asio::awaitable<Result<Answer>> exchange(Channel& channel, Timebase& time, address_v4 gateway,
                                          Request request, TimePoint deadline, std::uint64_t& dropped) {
   // Replies that came after the previous request was answered (duplicates of
   // a retransmitted request) must not be taken for this one.
@@ -80,13 +80,12 @@ asio::awaitable<Result<Answer>> exchange(Channel& channel, TimeSource& time, add
 asio::awaitable<Result<PublicAddressProbe>> probe_public_address(address_v4 gateway,
                                                                  std::chrono::steady_clock::duration max_wait,
                                                                  std::shared_ptr<ChannelFactory> channels,
-                                                                 std::shared_ptr<TimeSource> time) {
-  if (!time) time = steady_time();
+                                                                 Timebase& time) {
   if (!channels) channels = libnatpmp_channels(co_await asio::this_coro::executor, gateway, time);
   auto opened = channels->open();
   if (!opened) co_return opened.error();
   std::uint64_t dropped = 0;
-  auto answer = co_await exchange(**opened, *time, gateway, Request{}, time->now() + max_wait, dropped);
+  auto answer = co_await exchange(**opened, time, gateway, Request{}, time.now() + max_wait, dropped);
   if (!answer) co_return answer.error();
   const Reply& reply = answer->reply;
   if (reply.result_code != 0) co_return make_natpmp_error(reply.result_code);
@@ -156,11 +155,11 @@ struct NatpmpMapper::AddressWaiter {
 };
 
 NatpmpMapper::NatpmpMapper(asio::any_io_executor executor, address_v4 gateway, NatpmpMapperOptions options,
-                           std::shared_ptr<ChannelFactory> channels, std::shared_ptr<TimeSource> time)
+                           std::shared_ptr<ChannelFactory> channels, Timebase& time)
     : executor_(std::move(executor)),
       gateway_(gateway),
       options_(options),
-      time_(time ? std::move(time) : steady_time()),
+      time_(time),
       channels_(channels ? std::move(channels) : libnatpmp_channels(executor_, gateway_, time_)) {
   options_.max_parallel = std::max<std::size_t>(options_.max_parallel, 1);
 }
@@ -221,8 +220,8 @@ void NatpmpMapper::release_slot() {
 asio::awaitable<Result<Reply>> NatpmpMapper::ask(Request request) {
   auto lease = co_await acquire();
   if (!lease) co_return lease.error();
-  auto answer = co_await exchange(lease->channel(), *time_, gateway_, request,
-                                  time_->now() + options_.max_request_time, dropped_);
+  auto answer = co_await exchange(lease->channel(), time_, gateway_, request,
+                                  time_.now() + options_.max_request_time, dropped_);
   if (!answer) co_return answer.error();
   lease->set_reusable(true);
   note_epoch(answer->reply.epoch, answer->received);
@@ -252,7 +251,7 @@ bool NatpmpMapper::on_announcement(std::span<const std::uint8_t> datagram, const
   const auto decoded = decode_reply(datagram, announcement);
   if (!decoded || decoded.reply->result_code != 0 || decoded.reply->external_address.is_unspecified())
     return false;
-  note_epoch(decoded.reply->epoch, time_->now());
+  note_epoch(decoded.reply->epoch, time_.now());
   external_ip_ = asio::ip::address(decoded.reply->external_address);
   return true;
 }

@@ -42,22 +42,22 @@ struct PublicAddressProbe {
 // Errc::timed_out, or earlier with Errc::no_gateway_answer (ICMP port
 // unreachable, or nine tries unanswered). A non-zero result code is returned
 // as make_natpmp_error(code). Cancellable. Unset, `channels` are libnatpmp's
-// and `time` the steady clock.
+// and `time` the system's.
 asio::awaitable<Result<PublicAddressProbe>> probe_public_address(
     asio::ip::address_v4 gateway,
     std::chrono::steady_clock::duration max_wait = std::chrono::milliseconds(130'000),
-    std::shared_ptr<ChannelFactory> channels = {}, std::shared_ptr<TimeSource> time = {});
+    std::shared_ptr<ChannelFactory> channels = {}, Timebase& time = system_timebase());
 
 // NAT-PMP (RFC 6886), by default through libnatpmp. Every reply is validated
 // by the codec (natpmp_codec.hpp) before it is read; invalid datagrams are
 // discarded and counted. The mapper must outlive its operations; like the rest
 // of the agent it runs on one single-threaded executor. Unset, `channels` are
-// libnatpmp's and `time` the steady clock.
+// libnatpmp's and `time` the system's.
 class NatpmpMapper final : public Mapper {
  public:
   NatpmpMapper(asio::any_io_executor executor, asio::ip::address_v4 gateway,
                NatpmpMapperOptions options = {}, std::shared_ptr<ChannelFactory> channels = {},
-               std::shared_ptr<TimeSource> time = {});
+               Timebase& time = system_timebase());
   ~NatpmpMapper() override;
   NatpmpMapper(const NatpmpMapper&) = delete;
   NatpmpMapper& operator=(const NatpmpMapper&) = delete;
@@ -116,7 +116,7 @@ class NatpmpMapper final : public Mapper {
   asio::any_io_executor executor_;
   asio::ip::address_v4 gateway_;
   NatpmpMapperOptions options_;
-  std::shared_ptr<TimeSource> time_;
+  Timebase& time_;
   std::shared_ptr<ChannelFactory> channels_;
 
   std::vector<std::unique_ptr<Channel>> idle_;

@@ -36,8 +36,9 @@ status_json() {
 }
 # every DNAT rule once: miniupnpd would keep a second rule for the same port
 expect_no_duplicates() {
-  local all unique
-  all=$(gw_rules | wc -l) unique=$(gw_rules | sort -u | wc -l)
+  local rules all unique
+  rules=$(gw_rules)  # one snapshot: a round in progress replaces rules between two reads
+  all=$(wc -l <<<"$rules") unique=$(sort -u <<<"$rules" | wc -l)
   [ "$all" = "$unique" ] || fail "the gateway has duplicate rules ($all rules, $unique distinct)"
   pass "no duplicate rules at the gateway ($all)"
 }
@@ -122,12 +123,12 @@ wait_log 10 "external address changed from 203.0.113.1 to 203.0.113.9" || fail "
 wait_for 5 status_has_external_ip 203.0.113.9 || fail "--status does not show the new external address"
 pass "--status shows the new external address"
 expect_reaches udp:7076 tcp:15063 || fail "mappings do not forward on the new address"
+# (first the round the address change started must end: until then it replaces rules, and
+# with the link gone its SOAP calls would wait for their timeouts before the change is looked at)
+wait_for 10 rounds_done || fail "the mapping round after the address change did not end"
 expect_no_duplicates
 
 # the LAN link goes down and up (a cable pulled, a Wi-Fi roam): noticed through netlink
-# (first the round the address change started must end: with the link gone its
-# SOAP calls would wait for their timeouts before the change is looked at)
-wait_for 10 rounds_done || fail "the mapping round after the address change did not end"
 nk_log_mark
 in_lan ip link set eth0 down
 wait_log 10 "no way to the gateway" || fail "the link going down was not noticed"

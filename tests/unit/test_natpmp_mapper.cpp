@@ -23,9 +23,10 @@
 
 #include "mappers/errors.hpp"
 #include "mappers/natpmp/natpmp_codec.hpp"
-#include "mappers/natpmp/natpmp_mapper.hpp"
 #include "mappers/natpmp/natpmp_channel.hpp"
+#include "mappers/natpmp/natpmp_mapper.hpp"
 #include "natpmp_replies.hpp"
+#include "virtual_time.hpp"
 
 using namespace natkeeper;
 using namespace natkeeper::natpmp;
@@ -40,52 +41,6 @@ const auto kGateway = asio::ip::make_address_v4("10.77.0.1");
 const auto kT0 = TimePoint{} + 1000s;
 // How long every scripted reply takes to come back.
 constexpr auto kRoundTrip = 2ms;
-
-// Time that moves only when every coroutine waits for it.
-class VirtualTime final : public TimeSource {
- public:
-  TimePoint now() const override { return now_; }
-
-  asio::awaitable<std::error_code> sleep_until(TimePoint when) override {
-    if (when <= now_) co_return std::error_code{};
-    Sleeper sleeper(*this, when, co_await asio::this_coro::executor);
-    co_await sleeper.wake.async_wait(asio::as_tuple(asio::use_awaitable));
-    co_return sleeper.due ? std::error_code{} : make_error_code(std::errc::operation_canceled);
-  }
-
-  // Moves to the earliest wake-up time and wakes whoever sleeps until then;
-  // false when nobody sleeps.
-  bool advance() {
-    if (sleepers_.empty()) return false;
-    now_ = (*std::min_element(sleepers_.begin(), sleepers_.end(),
-                              [](const Sleeper* a, const Sleeper* b) { return a->when < b->when; }))
-               ->when;
-    for (auto* sleeper : sleepers_) {
-      if (sleeper->when > now_) continue;
-      sleeper->due = true;
-      sleeper->wake.cancel();
-    }
-    return true;
-  }
-
- private:
-  struct Sleeper {
-    Sleeper(VirtualTime& time, TimePoint until, const asio::any_io_executor& executor)
-        : owner(time), when(until), wake(executor, TimePoint::max()) {
-      owner.sleepers_.push_back(this);
-    }
-    ~Sleeper() { std::erase(owner.sleepers_, this); }
-    Sleeper(const Sleeper&) = delete;
-    Sleeper& operator=(const Sleeper&) = delete;
-    VirtualTime& owner;
-    TimePoint when;
-    asio::steady_timer wake;
-    bool due = false;
-  };
-
-  TimePoint now_ = kT0;
-  std::vector<Sleeper*> sleepers_;
-};
 
 // A request as the scripted gateway received it.
 struct Received {
@@ -121,7 +76,7 @@ class ScriptedGateway final : public ChannelFactory {
   std::vector<Received> requests;
   int channels_open = 0;
 
-  explicit ScriptedGateway(std::shared_ptr<VirtualTime> time) : time_(std::move(time)) {}
+  explicit ScriptedGateway(testing::VirtualTime& time) : time_(time) {}
 
   Result<std::unique_ptr<Channel>> open() override {
     return std::unique_ptr<Channel>(std::make_unique<ScriptedChannel>(*this, ++channels_opened_));
@@ -150,7 +105,7 @@ class ScriptedGateway final : public ChannelFactory {
     ~ScriptedChannel() override { --gateway_.channels_open; }
 
     std::error_code send(const Request& request) override {
-      auto& time = *gateway_.time_;
+      auto& time = gateway_.time_;
       const Received received{request, encode_request(request), id_, time.now()};
       gateway_.requests.push_back(received);
       for (auto& send : gateway_.script(received, gateway_.requests.size() - 1))
@@ -160,7 +115,7 @@ class ScriptedGateway final : public ChannelFactory {
     }
 
     asio::awaitable<Result<std::optional<Datagram>>> peek(TimePoint until) override {
-      auto& time = *gateway_.time_;
+      auto& time = gateway_.time_;
       for (;;) {
         if (arrived()) {
           const Send& head = queue_.front().send;
@@ -176,7 +131,11 @@ class ScriptedGateway final : public ChannelFactory {
         }
         if (time.now() >= until) co_return std::nullopt;
         const auto wake = queue_.empty() ? until : std::min(until, queue_.front().at);
-        if (const auto error = co_await time.sleep_until(wake)) co_return error;
+        try {
+          co_await time.sleep_until(wake);
+        } catch (const boost::system::system_error&) {
+          co_return make_error_code(std::errc::operation_canceled);
+        }
       }
     }
 
@@ -192,20 +151,20 @@ class ScriptedGateway final : public ChannelFactory {
     }
 
    private:
-    bool arrived() const { return !queue_.empty() && queue_.front().at <= gateway_.time_->now(); }
+    bool arrived() const { return !queue_.empty() && queue_.front().at <= gateway_.time_.now(); }
 
     ScriptedGateway& gateway_;
     int id_;
     std::deque<Arrival> queue_;
   };
 
-  std::shared_ptr<VirtualTime> time_;
+  testing::VirtualTime& time_;
   int channels_opened_ = 0;
 };
 
 struct Fixture {
   // Time and gateway outlive the loop, and with it any coroutine still suspended.
-  std::shared_ptr<VirtualTime> time = std::make_shared<VirtualTime>();
+  testing::VirtualTime time{kT0};
   std::shared_ptr<ScriptedGateway> gateway_ptr = std::make_shared<ScriptedGateway>(time);
   ScriptedGateway& gateway = *gateway_ptr;
   asio::io_context loop;
@@ -233,7 +192,7 @@ struct Fixture {
       loop.restart();
       loop.poll();
       if (done) break;
-      if (!time->advance()) FAIL("the operation waits for something that never comes");
+      if (!time.advance()) FAIL("the operation waits for something that never comes");
     }
     if (failure) std::rethrow_exception(failure);
     return std::move(*result);
@@ -307,7 +266,7 @@ TEST_CASE("natpmp mapper: malformed replies are dropped and counted, the good on
   CHECK(mapping->external_ip.to_string() == "203.0.113.1");
   CHECK(m.dropped() == 6);
   CHECK(f.gateway.requests.size() == 2);  // no retransmission was needed
-  CHECK(f.time->now() == kT0 + 2 * kRoundTrip);
+  CHECK(f.time.now() == kT0 + 2 * kRoundTrip);
 }
 
 TEST_CASE("natpmp mapper: replies from another port or address are dropped, never used", "[natpmp]") {
@@ -381,7 +340,7 @@ TEST_CASE("natpmp mapper: a silent gateway is asked nine times on RFC 6886's sch
   auto address = f.run(m.external_address());
   REQUIRE_FALSE(address);
   CHECK(address.error() == Errc::no_gateway_answer);
-  CHECK(f.time->now() == kT0 + 127750ms);
+  CHECK(f.time.now() == kT0 + 127750ms);
   std::vector<TimePoint::duration> sent;
   for (const auto& r : f.gateway.requests) sent.push_back(r.at - kT0);
   const std::vector<TimePoint::duration> schedule{0ms, 250ms, 750ms, 1750ms, 3750ms, 7750ms, 15750ms, 31750ms,
@@ -420,7 +379,7 @@ TEST_CASE("natpmp mapper: an epoch that keeps pace with the clock is no loss, on
   auto& m = f.mapper();
   REQUIRE(f.run(m.map(request(7076))));
   auto later = [&](std::chrono::seconds wait) -> asio::awaitable<Result<Mapping>> {
-    co_await f.time->sleep_until(f.time->now() + wait);
+    co_await f.time.sleep_until(f.time.now() + wait);
     co_return co_await m.map(request(7077));
   };
   epoch = 5600;  // ten minutes on, both sides
@@ -515,7 +474,7 @@ TEST_CASE("natpmp mapper: concurrent maps share a bounded pool of channels, firs
   CHECK(most_open == 3);
   CHECK(m.open_sessions() == 3);
   // Three in flight at a time: the seven mappings take three round trips after the address.
-  CHECK(f.time->now() == kT0 + 4 * kRoundTrip);
+  CHECK(f.time.now() == kT0 + 4 * kRoundTrip);
 }
 
 TEST_CASE("natpmp mapper: a cancelled map ends at once and the mapper carries on", "[natpmp]") {
@@ -527,11 +486,11 @@ TEST_CASE("natpmp mapper: a cancelled map ends at once and the mapper carries on
   auto& m = f.mapper();
   auto race = [&]() -> asio::awaitable<bool> {
     using namespace asio::experimental::awaitable_operators;
-    auto outcome = co_await (m.map(request(7000)) || f.time->sleep_until(f.time->now() + 50ms));
+    auto outcome = co_await (m.map(request(7000)) || f.time.sleep_until(f.time.now() + 50ms));
     co_return outcome.index() == 1;
   };
   CHECK(f.run(race()));
-  CHECK(f.time->now() == kT0 + 50ms);
+  CHECK(f.time.now() == kT0 + 50ms);
   auto mapping = f.run(m.map(request(7001)));
   REQUIRE(mapping);
   CHECK(mapping->external_port == 7001);
@@ -551,7 +510,7 @@ TEST_CASE("natpmp mapper: an unreachable gateway port fails the request at once"
   auto mapping = f.run(m.map(request(7076)));
   REQUIRE_FALSE(mapping);
   CHECK(mapping.error() == Errc::no_gateway_answer);
-  CHECK(f.time->now() == kT0 + kRoundTrip);
+  CHECK(f.time.now() == kT0 + kRoundTrip);
   CHECK(f.gateway.requests.size() == 1);
   CHECK(m.open_sessions() == 0);
 }
@@ -564,7 +523,7 @@ TEST_CASE("natpmp mapper: a silent gateway is bounded by max_request_time", "[na
   auto address = f.run(m.external_address());
   REQUIRE_FALSE(address);
   CHECK(address.error() == Errc::timed_out);
-  CHECK(f.time->now() == kT0 + 300ms);
+  CHECK(f.time.now() == kT0 + 300ms);
   CHECK(f.gateway.requests.size() == 2);  // sent, and retransmitted at 250 ms
 }
 
@@ -594,22 +553,22 @@ TEST_CASE("natpmp mapper: concurrent address requests share one, and a cancelled
   auto both = [&]() -> asio::awaitable<bool> {
     using namespace asio::experimental::awaitable_operators;
     auto waiting = [&]() -> asio::awaitable<void> {
-      co_await f.time->sleep_until(f.time->now() + kRoundTrip / 4);
+      co_await f.time.sleep_until(f.time.now() + kRoundTrip / 4);
       waited = co_await fresh.external_address();
     };
     auto asking = [&]() -> asio::awaitable<bool> {
-      auto outcome = co_await (fresh.external_address() || f.time->sleep_until(f.time->now() + kRoundTrip / 2));
+      auto outcome = co_await (fresh.external_address() || f.time.sleep_until(f.time.now() + kRoundTrip / 2));
       co_return outcome.index() == 1;
     };
     co_return co_await (asking() && waiting());
   };
-  const auto started = f.time->now();
+  const auto started = f.time.now();
   REQUIRE(f.run(both()));
   REQUIRE(waited);
   REQUIRE(*waited);
   CHECK((*waited)->to_string() == "203.0.113.1");
   CHECK(f.gateway.count(&Received::is_address) == 3);
-  CHECK(f.time->now() == started + kRoundTrip / 2 + kRoundTrip);
+  CHECK(f.time.now() == started + kRoundTrip / 2 + kRoundTrip);
   CHECK(fresh.open_sessions() == 1);  // the cancelled request's channel was closed
 }
 
@@ -643,7 +602,7 @@ TEST_CASE("natpmp mapper: probe_public_address gives up after max_wait, and repo
     auto probe = f.run(probe_public_address(kGateway, 1s, f.gateway_ptr, f.time));
     REQUIRE_FALSE(probe);
     CHECK(probe.error() == Errc::timed_out);
-    CHECK(f.time->now() == kT0 + 1s);
+    CHECK(f.time.now() == kT0 + 1s);
     CHECK(f.gateway.requests.size() == 3);  // at 0, 250 and 750 ms
   }
   SECTION("a result code") {

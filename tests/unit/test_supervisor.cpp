@@ -106,8 +106,8 @@ struct TemporaryStateFile {
 // The supervisor over a scripted gateway and network, on the test's own loop
 // and virtual time.
 struct Fixture {
+  testing::VirtualTime time;  // outlives the loop's coroutines
   asio::io_context loop;
-  testing::VirtualTime time{loop};
   TemporaryStateFile state;
   TableMapper* mapper = nullptr;  // owned by the current connection
   // How the next gateway found answers.
@@ -166,7 +166,7 @@ struct Fixture {
   ~Fixture() {
     if (!started_run) return;
     supervisor->stop();
-    time.run_until([&] { return finished; }, 10s);
+    time.run_until(loop, [&] { return finished; }, 10s);
   }
 
   void start() {
@@ -179,9 +179,11 @@ struct Fixture {
 
   // Runs until `done` holds, at most `limit` of virtual time.
   bool run_until(const std::function<bool()>& done, Timebase::Duration limit = 10s) {
-    return time.run_until(done, limit);
+    return time.run_until(loop, done, limit);
   }
-  void run_for(Timebase::Duration span) { time.run_for(span); }
+  void run_for(Timebase::Duration span) {
+    time.run_until(loop, [] { return false; }, span);
+  }
   bool started() {
     start();
     return run_until([&] { return ready_calls == 1; });

@@ -2,7 +2,8 @@
 // Virtual time for tests of code that takes a Timebase: time stands still
 // while the loop has work, and jumps to the next sleeper's deadline when it
 // has none. An hour of a service's life runs in milliseconds, the same way
-// every time.
+// every time. Declare it before the io_context its sleepers run on, so that it
+// outlives any coroutine still suspended there.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -13,18 +14,19 @@
 #include <functional>
 #include <map>
 
-#include "agent/base/timebase.hpp"
+#include "mappers/timebase.hpp"
 
 namespace natkeeper::testing {
 
 class VirtualTime final : public Timebase {
  public:
-  explicit VirtualTime(boost::asio::io_context& loop) : loop_(loop) {}
+  // Far from zero by default, like a steady clock after boot: "long ago" stays representable.
+  explicit VirtualTime(TimePoint start = TimePoint(std::chrono::hours(1000))) : now_(start) {}
 
   TimePoint now() const override { return now_; }
   std::chrono::system_clock::time_point wall_now() const override {
-    return std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
-        now_.time_since_epoch()));
+    return std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(now_.time_since_epoch()));
   }
 
   boost::asio::awaitable<void> sleep_until(TimePoint when) override {
@@ -50,26 +52,36 @@ class VirtualTime final : public Timebase {
     if (!sleeper.woken) throw boost::system::system_error(boost::asio::error::operation_aborted);
   }
 
-  // Runs the loop while moving time on, until `done` holds or `limit` of
+  // Moves to the earliest sleeper's deadline and wakes every sleeper due
+  // then; false when nobody sleeps.
+  bool advance() {
+    if (sleepers_.empty()) return false;
+    now_ = std::max(now_, sleepers_.begin()->first);
+    while (!sleepers_.empty() && sleepers_.begin()->first <= now_) {
+      Sleeper* sleeper = sleepers_.begin()->second;
+      sleepers_.erase(sleepers_.begin());
+      sleeper->woken = true;
+      sleeper->timer.cancel();
+    }
+    return true;
+  }
+
+  // Runs `loop` while moving time on, until `done` holds or `limit` of
   // virtual time has passed. Returns done().
-  bool run_until(const std::function<bool()>& done, Duration limit) {
+  bool run_until(boost::asio::io_context& loop, const std::function<bool()>& done, Duration limit) {
     const auto end = now_ + limit;
-    settle();
+    settle(loop);
     while (!done()) {
       if (sleepers_.empty() || sleepers_.begin()->first > end) {
         now_ = std::max(now_, end);
-        settle();
+        settle(loop);
         break;
       }
-      wake_first();
-      settle();
+      advance();
+      settle(loop);
     }
     return done();
   }
-  // Lets `span` of virtual time pass.
-  void run_for(Duration span) { run_until([] { return false; }, span); }
-
-  std::size_t sleepers() const { return sleepers_.size(); }
 
  private:
   struct Sleeper {
@@ -77,22 +89,12 @@ class VirtualTime final : public Timebase {
     bool woken;
   };
 
-  void settle() {
-    loop_.restart();
-    loop_.poll();
-  }
-  void wake_first() {
-    const auto first = sleepers_.begin();
-    now_ = std::max(now_, first->first);
-    Sleeper* sleeper = first->second;
-    sleepers_.erase(first);
-    sleeper->woken = true;
-    sleeper->timer.cancel();
+  static void settle(boost::asio::io_context& loop) {
+    loop.restart();
+    loop.poll();
   }
 
-  boost::asio::io_context& loop_;
-  // Far from zero, like a steady clock after boot: "long ago" stays representable.
-  TimePoint now_ = TimePoint(std::chrono::hours(1000));
+  TimePoint now_;
   std::multimap<TimePoint, Sleeper*> sleepers_;
 };
 

@@ -1,4 +1,4 @@
-#include "agent/base/timebase.hpp"
+#include "mappers/timebase.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -10,8 +10,8 @@ Timebase::TimePoint SystemTimebase::now() const { return Clock::now(); }
 
 std::chrono::system_clock::time_point SystemTimebase::wall_now() const { return std::chrono::system_clock::now(); }
 
-const Timebase& system_timebase() {
-  static const SystemTimebase time;
+Timebase& system_timebase() {
+  static SystemTimebase time;
   return time;
 }
 

@@ -1,7 +1,7 @@
 #pragma once
-// The service's sense of time, injected: the real steady clock and Asio timers
-// in the program, virtual time in tests (tests/unit/virtual_time.hpp), so that
-// renewals due in an hour, backoff and notice spacing are tested in
+// Time, injected: the real steady clock and Asio timers in the program,
+// virtual time in tests (tests/unit/virtual_time.hpp), so that retransmission
+// schedules, renewals due in an hour, backoff and notice spacing are tested in
 // milliseconds.
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -37,6 +37,6 @@ class SystemTimebase final : public Timebase {
 
 // The one SystemTimebase of the program, for code that takes a Timebase and
 // is given none.
-const Timebase& system_timebase();
+Timebase& system_timebase();
 
 }  // namespace natkeeper
