@@ -1,5 +1,6 @@
 #include "agent/service/plan.hpp"
 
+#include <algorithm>
 #include <map>
 
 namespace natkeeper {
@@ -32,6 +33,89 @@ PlanMerge merge_plan(std::vector<PlannedMapping> current, const std::vector<MapR
     merge.entries.push_back(std::move(old->second));
   }
   return merge;
+}
+
+std::vector<std::size_t> due_for_renewal(const std::vector<PlannedMapping>& entries,
+                                         std::chrono::steady_clock::time_point now, bool everything) {
+  const bool any_due =
+      std::any_of(entries.begin(), entries.end(), [&](const PlannedMapping& e) { return e.renew_at <= now; });
+  std::vector<std::size_t> due;
+  for (std::size_t i = 0; i < entries.size(); ++i)
+    if (everything || (any_due && entries[i].window_start <= now)) due.push_back(i);
+  return due;
+}
+
+bool record_outcome(PlannedMapping& entry, const MapOutcome& outcome, std::string_view method,
+                    std::chrono::steady_clock::time_point now, double unit) {
+  auto& report = entry.report;
+  report.method = std::string(method);
+  if (outcome.mapping) {
+    const bool unchanged = report.mapping && report.state != MappingState::failed &&
+                           report.mapping->external_port == outcome.mapping->external_port &&
+                           report.mapping->external_ip == outcome.mapping->external_ip;
+    if (!unchanged) {
+      report.state = MappingState::mapped;
+      report.verified_by.clear();
+      report.note.clear();
+      report.probe_round_trip.reset();
+      entry.verified_at.reset();
+    }
+    report.mapping = outcome.mapping;
+    report.error = {};
+    entry.failures = 0;
+    const auto lease = std::max(outcome.mapping->permanent ? report.request.lifetime : outcome.mapping->lifetime,
+                                policy::kShortestScheduledLease);
+    entry.renew_at = now + policy::renewal_delay(lease, unit);
+    entry.window_start = now + policy::renewal_window_start(lease);
+    return !unchanged;
+  }
+  // The mapping it had, if any, stays recorded: it may still exist at the gateway.
+  report.error = outcome.error;
+  report.state = MappingState::failed;
+  report.verified_by.clear();
+  report.note.clear();
+  ++entry.failures;
+  entry.renew_at = entry.window_start = now + policy::retry_delay(entry.failures, unit);
+  return false;
+}
+
+std::vector<Mapping> adopt_recorded(std::vector<PlannedMapping>& entries, std::vector<Mapping> recorded,
+                                    bool allow_other_external_port) {
+  std::vector<Mapping> unwanted;
+  for (auto& mapping : recorded) {
+    const auto planned = std::find_if(entries.begin(), entries.end(), [&](const PlannedMapping& entry) {
+      const auto& request = entry.report.request;
+      return !entry.report.mapping && request.proto == mapping.request.proto &&
+             request.internal_port == mapping.request.internal_port &&
+             (allow_other_external_port || request.wanted_external_port == mapping.external_port);
+    });
+    if (planned == entries.end()) {
+      unwanted.push_back(std::move(mapping));
+      continue;
+    }
+    mapping.request = planned->report.request;
+    planned->report.mapping = std::move(mapping);
+  }
+  return unwanted;
+}
+
+std::optional<boost::asio::ip::address> external_address_of(const std::vector<PlannedMapping>& entries) {
+  for (const auto& entry : entries)
+    if (entry.report.mapping && !entry.report.error && !entry.report.mapping->external_ip.is_unspecified())
+      return entry.report.mapping->external_ip;
+  return std::nullopt;
+}
+
+PlanCounts count(const std::vector<PlannedMapping>& entries) {
+  PlanCounts counts;
+  for (const auto& entry : entries) {
+    const bool live = entry.report.mapping && !entry.report.error;
+    if (live) ++counts.active;
+    else ++counts.failed;
+    if (entry.report.state == MappingState::verified) ++counts.verified;
+    if (entry.report.state == MappingState::unreachable) ++counts.unreachable;
+  }
+  return counts;
 }
 
 }  // namespace natkeeper

@@ -4,6 +4,7 @@
 // entries of the running one.
 #include <chrono>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "agent/report/report.hpp"
@@ -32,5 +33,32 @@ struct PlanMerge {
   policy::RequestDiff diff;
 };
 PlanMerge merge_plan(std::vector<PlannedMapping> current, const std::vector<MapRequest>& planned);
+
+// The entries a renewal round asks for at `now`: every one for a round that
+// maps `everything`; otherwise, once any is due, all whose window has opened,
+// so renewals due near each other go out together.
+std::vector<std::size_t> due_for_renewal(const std::vector<PlannedMapping>& entries,
+                                         std::chrono::steady_clock::time_point now, bool everything);
+
+// Records a request's outcome at `now` (through `method`) and schedules its
+// next renewal or retry; `unit` in [0, 1) spreads it. Returns true when the
+// mapping is new, moved or back, so what proved it before no longer holds.
+bool record_outcome(PlannedMapping& entry, const MapOutcome& outcome, std::string_view method,
+                    std::chrono::steady_clock::time_point now, double unit);
+
+// Takes over mappings an earlier run recorded through the same gateway: each
+// goes to the planned entry without a mapping for its protocol and internal
+// port (and external port, unless another is allowed). Returns those no
+// entry wants.
+std::vector<Mapping> adopt_recorded(std::vector<PlannedMapping>& entries, std::vector<Mapping> recorded,
+                                    bool allow_other_external_port);
+
+// The gateway's external address as the first active mapping tells it.
+std::optional<boost::asio::ip::address> external_address_of(const std::vector<PlannedMapping>& entries);
+
+struct PlanCounts {
+  std::size_t active = 0, verified = 0, unreachable = 0, failed = 0;
+};
+PlanCounts count(const std::vector<PlannedMapping>& entries);
 
 }  // namespace natkeeper

@@ -30,6 +30,11 @@ Duration retry_delay(int failures, double unit) {
   return to_duration(delay * (0.75 + 0.5 * clamp_unit(unit)));
 }
 
+Duration remap_delay_after_loss(int losses, double unit) {
+  constexpr int kImmediateRemaps = 3;
+  return losses <= kImmediateRemaps ? Duration::zero() : retry_delay(losses - kImmediateRemaps, unit);
+}
+
 Duration announcement_delay(double unit) {
   return to_duration(std::chrono::duration<double>(0.5 * clamp_unit(unit)));
 }

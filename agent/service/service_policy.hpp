@@ -20,10 +20,19 @@ Duration renewal_delay(std::chrono::seconds lifetime, double unit);
 // sent together once each one's lease is half gone.
 Duration renewal_window_start(std::chrono::seconds lifetime);
 
+// Leases shorter than this are renewed as if they were this long: no busy
+// loop on a silly grant.
+inline constexpr std::chrono::seconds kShortestScheduledLease{4};
+
 // How long to wait before trying again what failed `failures` times in a row
 // (mapping requests, finding the gateway): 5 s doubling to 10 minutes, each
 // spread by ±25 %.
 Duration retry_delay(int failures, double unit);
+
+// How long to wait before mapping everything again after the gateway lost its
+// state `losses` rounds in a row: at once the first three times, then with
+// retry_delay's backoff, so a gateway that keeps losing it is not hammered.
+Duration remap_delay_after_loss(int losses, double unit);
 
 // How long to wait after the gateway announced a restart or an address change
 // before mapping again. RFC 6887 §14.1.1 spreads clients over 0–5 s against a

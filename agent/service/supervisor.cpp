@@ -29,10 +29,6 @@ using namespace std::chrono_literals;
 
 // Netlink changes come in bursts (a link going up brings its addresses and routes).
 constexpr auto kPathSettleTime = 500ms;
-// A gateway that keeps losing its state is mapped again at once this many times in a row, then with backoff.
-constexpr int kImmediateRemapsAfterLoss = 3;
-// Leases shorter than this are renewed as if they were this long: no busy loop on a silly grant.
-constexpr std::chrono::seconds kShortestScheduledLease{4};
 // Removing what an old situation (gateway, address) left: it may not answer any more.
 constexpr auto kOldSituationDeadline = 2s;
 
@@ -177,18 +173,11 @@ asio::awaitable<void> Supervisor::step() {
       // A loss the mapper knew of before this round (an announcement's epoch) is what the round repairs.
       connection_->protocol.mapper->take_gateway_lost_state();
     }
-    const bool any_due = std::any_of(entries_.begin(), entries_.end(), [&](const PlannedMapping& e) { return e.renew_at <= now; });
-    std::vector<std::size_t> due;
-    for (std::size_t i = 0; i < entries_.size(); ++i)
-      if (everything || (any_due && entries_[i].window_start <= now)) due.push_back(i);
-    if (!due.empty()) co_await renew(std::move(due));
+    if (auto due = due_for_renewal(entries_, now, everything); !due.empty()) co_await renew(std::move(due));
 
     if (connection_ && connection_->protocol.mapper->take_gateway_lost_state()) {
-      ++losses_in_a_row_;
-      const auto delay = losses_in_a_row_ <= kImmediateRemapsAfterLoss
-                             ? Duration::zero()
-                             : policy::retry_delay(losses_in_a_row_ - kImmediateRemapsAfterLoss, random_unit());
-      schedule_remap("the gateway lost its mappings (its epoch went back)", delay);
+      schedule_remap("the gateway lost its mappings (its epoch went back)",
+                     policy::remap_delay_after_loss(++losses_in_a_row_, random_unit()));
     } else if (everything) {
       losses_in_a_row_ = 0;
     }
@@ -312,23 +301,8 @@ asio::awaitable<void> Supervisor::take_over_recorded(const state::ServiceState& 
   }
   // What the plan still wants is asked for again in this round, on the same
   // external port: the gateway renews it, nothing is doubled.
-  std::vector<Mapping> unwanted;
-  std::size_t taken = 0;
-  for (auto& mapping : recorded_mappings(recorded)) {
-    const auto planned = std::find_if(entries_.begin(), entries_.end(), [&](const PlannedMapping& entry) {
-      const auto& request = entry.report.request;
-      return !entry.report.mapping && request.proto == mapping.request.proto &&
-             request.internal_port == mapping.request.internal_port &&
-             (config_.allow_other_external_port || request.wanted_external_port == mapping.external_port);
-    });
-    if (planned == entries_.end()) {
-      unwanted.push_back(std::move(mapping));
-      continue;
-    }
-    mapping.request = planned->report.request;
-    planned->report.mapping = std::move(mapping);
-    ++taken;
-  }
+  const auto unwanted = adopt_recorded(entries_, recorded_mappings(recorded), config_.allow_other_external_port);
+  const auto taken = recorded.mappings.size() - unwanted.size();
   if (!unwanted.empty()) co_await interruptible(unmap_entries(unwanted));
   log::notice("{} mappings left by an earlier run: {} taken over, {} no longer wanted removed", recorded.mappings.size(),
               taken, unwanted.size());
@@ -353,7 +327,8 @@ asio::awaitable<void> Supervisor::renew(std::vector<std::size_t> indices) {
   bool unreachable = false;
   std::size_t failed = 0;
   for (std::size_t k = 0; k < indices.size(); ++k) {
-    apply_outcome(entries_[indices[k]], outcomes[k], now);
+    if (record_outcome(entries_[indices[k]], outcomes[k], to_string(connection_->protocol.method), now, random_unit()))
+      verify_pending_ = true;
     if (outcomes[k].error) ++failed;
     unreachable = unreachable || outcomes[k].error == MapFailure::gateway_unreachable;
   }
@@ -368,48 +343,8 @@ asio::awaitable<void> Supervisor::renew(std::vector<std::size_t> indices) {
   state_dirty_ = true;
 }
 
-void Supervisor::apply_outcome(PlannedMapping& entry, const MapOutcome& outcome, TimePoint now) {
-  auto& report = entry.report;
-  report.method = std::string(to_string(connection_->protocol.method));
-  if (outcome.mapping) {
-    const bool unchanged = report.mapping && report.state != MappingState::failed &&
-                           report.mapping->external_port == outcome.mapping->external_port &&
-                           report.mapping->external_ip == outcome.mapping->external_ip;
-    if (!unchanged) {
-      // New, moved or back: what was proven of it before no longer holds.
-      report.state = MappingState::mapped;
-      report.verified_by.clear();
-      report.note.clear();
-      report.probe_round_trip.reset();
-      entry.verified_at.reset();
-      verify_pending_ = true;
-    }
-    report.mapping = outcome.mapping;
-    report.error = {};
-    entry.failures = 0;
-    const auto lease =
-        std::max(outcome.mapping->permanent ? report.request.lifetime : outcome.mapping->lifetime, kShortestScheduledLease);
-    entry.renew_at = now + policy::renewal_delay(lease, random_unit());
-    entry.window_start = now + policy::renewal_window_start(lease);
-    return;
-  }
-  // The mapping it had, if any, stays recorded: it may still exist at the gateway.
-  report.error = outcome.error;
-  report.state = MappingState::failed;
-  report.verified_by.clear();
-  report.note.clear();
-  ++entry.failures;
-  entry.renew_at = entry.window_start = now + policy::retry_delay(entry.failures, random_unit());
-}
-
 void Supervisor::note_external_address() {
-  std::optional<asio::ip::address> current;
-  for (const auto& entry : entries_) {
-    if (entry.report.mapping && !entry.report.error && !entry.report.mapping->external_ip.is_unspecified()) {
-      current = entry.report.mapping->external_ip;
-      break;
-    }
-  }
+  auto current = external_address_of(entries_);
   if (!current && connection_) current = known_external_ip(connection_->protocol);
   if (!current || current == external_ip_) return;
   if (external_ip_) {
@@ -599,15 +534,11 @@ asio::awaitable<bool> Supervisor::release(Duration deadline) {
 std::string Supervisor::summary() const {
   if (network_down_) return "no network towards the gateway; waiting for it";
   if (!connection_) return ready_ ? "no gateway answers; trying again" : "looking for the gateway";
-  std::size_t active = 0, verified = 0;
-  for (const auto& entry : entries_) {
-    if (entry.report.mapping && !entry.report.error) ++active;
-    if (entry.report.state == MappingState::verified) ++verified;
-  }
-  auto line = fmt::format("{} of {} mappings active via {} at {}", active, entries_.size(),
+  const auto counts = count(entries_);
+  auto line = fmt::format("{} of {} mappings active via {} at {}", counts.active, entries_.size(),
                           display_name(connection_->protocol.method), connection_->path.gateway.to_string());
   if (external_ip_) line += fmt::format(", external {}", external_ip_->to_string());
-  if (verified > 0) line += fmt::format(", {} verified", verified);
+  if (counts.verified > 0) line += fmt::format(", {} verified", counts.verified);
   if (nat_ == NatKind::double_nat || nat_ == NatKind::cgnat) line += fmt::format(", NAT {}", to_string(nat_));
   return line;
 }
@@ -625,20 +556,13 @@ nlohmann::json Supervisor::status() const {
   const auto now = time_.now();
   const auto wall_now = time_.wall_now();
   json mappings = json::array();
-  std::size_t active = 0, verified = 0, unreachable = 0, failed = 0;
   for (const auto& entry : entries_) {
-    const auto& report = entry.report;
-    const bool live = report.mapping && !report.error;
-    if (live) ++active;
-    if (report.state == MappingState::verified) ++verified;
-    if (report.state == MappingState::unreachable) ++unreachable;
-    if (!live) ++failed;
     const auto renew_in = std::chrono::duration_cast<std::chrono::seconds>(std::max(entry.renew_at - now, Duration::zero()));
     std::optional<std::chrono::seconds> verified_ago;
     if (entry.verified_at) verified_ago = std::chrono::duration_cast<std::chrono::seconds>(wall_now - *entry.verified_at);
-    auto item = status_mapping_json(report, renew_in, verified_ago);
-    mappings.push_back(std::move(item));
+    mappings.push_back(status_mapping_json(entry.report, renew_in, verified_ago));
   }
+  const auto counts = count(entries_);
   json gateway = nullptr;
   if (connection_) {
     gateway = gateway_json(gateway_report(connection_->path, connection_->protocol, external_ip_));
@@ -655,8 +579,8 @@ nlohmann::json Supervisor::status() const {
           {"nat_explanation", explain(nat_)},
           {"observed_public_ip", observed_public_ip_ ? json(observed_public_ip_->to_string()) : json(nullptr)},
           {"dropped_datagrams", dropped},
-          {"summary", {{"planned", entries_.size()}, {"active", active}, {"verified", verified},
-                       {"unreachable", unreachable}, {"failed", failed}}},
+          {"summary", {{"planned", entries_.size()}, {"active", counts.active}, {"verified", counts.verified},
+                       {"unreachable", counts.unreachable}, {"failed", counts.failed}}},
           {"mappings", mappings}};
 }
 

@@ -114,7 +114,6 @@ class Supervisor {
   asio::awaitable<void> spot_check();
   asio::awaitable<std::vector<std::error_code>> unmap_entries(const std::vector<Mapping>& mappings);
 
-  void apply_outcome(PlannedMapping& entry, const MapOutcome& outcome, TimePoint now);
   void note_external_address();
   void on_notice(const GatewayNotice& notice);
   void schedule_remap(std::string why, Duration delay);

@@ -50,3 +50,54 @@ TEST_CASE("merge_plan removes nothing for a request that was never mapped", "[pl
   CHECK(merge.removed.empty());
   CHECK(merge.diff.removed.size() == 1);
 }
+
+TEST_CASE("a round renews all that are due, and those whose window opened with them", "[plan]") {
+  const auto t0 = std::chrono::steady_clock::time_point(1000h);
+  std::vector<PlannedMapping> entries(3, mapped(request(Transport::udp, 5000)));
+  entries[0].renew_at = t0 + 10s, entries[0].window_start = t0;
+  entries[1].renew_at = t0 + 20s, entries[1].window_start = t0 - 1s;
+  entries[2].renew_at = t0 + 30s, entries[2].window_start = t0 + 25s;
+  CHECK(due_for_renewal(entries, t0 + 9s, false).empty());
+  CHECK(due_for_renewal(entries, t0 + 10s, false) == std::vector<std::size_t>{0, 1});
+  CHECK(due_for_renewal(entries, t0, true) == std::vector<std::size_t>{0, 1, 2});
+}
+
+TEST_CASE("an outcome schedules the renewal in [1/2, 5/8] of the lease, a failure the backoff", "[plan]") {
+  const auto t0 = std::chrono::steady_clock::time_point(1000h);
+  auto entry = unmapped(request(Transport::udp, 5000));
+  MapOutcome granted{entry.report.request, mapped(request(Transport::udp, 5000)).report.mapping, {}};
+  CHECK(record_outcome(entry, granted, "pcp", t0, 0.0));  // new: proof needed
+  CHECK(entry.renew_at == t0 + 1800s);
+  CHECK(entry.window_start == t0 + 1800s);
+  entry.report.state = MappingState::verified;
+  CHECK_FALSE(record_outcome(entry, granted, "pcp", t0, 1.0));  // the same again: still proven
+  CHECK(entry.renew_at == t0 + 2250s);
+  CHECK(entry.report.state == MappingState::verified);
+  const MapOutcome refused{entry.report.request, std::nullopt, make_error_code(std::errc::timed_out)};
+  CHECK_FALSE(record_outcome(entry, refused, "pcp", t0, 0.5));
+  CHECK(entry.report.state == MappingState::failed);
+  CHECK(entry.report.mapping);  // may still exist at the gateway
+  CHECK(entry.renew_at == t0 + 5s);
+  record_outcome(entry, refused, "pcp", t0, 0.5);
+  CHECK(entry.renew_at == t0 + 10s);
+  granted.mapping->lifetime = 1s;  // a silly grant is renewed as if it were 4 s long
+  record_outcome(entry, granted, "pcp", t0, 0.0);
+  CHECK(entry.renew_at == t0 + 2s);
+}
+
+TEST_CASE("recorded mappings go to the planned entries that want them", "[plan]") {
+  std::vector<PlannedMapping> entries{unmapped(request(Transport::udp, 5000)), unmapped(request(Transport::udp, 5001))};
+  auto recorded = [](std::uint16_t internal, std::uint16_t external) {
+    return Mapping{request(Transport::udp, internal), boost::asio::ip::make_address("203.0.113.1"), external, 0s, false};
+  };
+  const auto unwanted = adopt_recorded(entries, {recorded(5000, 5000), recorded(5001, 6001), recorded(7000, 7000)},
+                                       /*allow_other_external_port=*/false);
+  REQUIRE(unwanted.size() == 2);
+  CHECK(unwanted[0].external_port == 6001);
+  CHECK(unwanted[1].external_port == 7000);
+  CHECK(entries[0].report.mapping->external_port == 5000);
+  CHECK(entries[0].report.mapping->request.description == "natkeeper");
+  CHECK_FALSE(entries[1].report.mapping);
+  CHECK(adopt_recorded(entries, {recorded(5001, 6001)}, true).empty());
+  CHECK(entries[1].report.mapping->external_port == 6001);
+}

@@ -55,3 +55,10 @@ TEST_CASE("only gateway, protocol and IGD URL changes move every mapping", "[ser
   after.gateway = boost::asio::ip::make_address_v4("10.0.0.1");
   CHECK(policy::gateway_settings_differ(before, after));
 }
+
+TEST_CASE("a gateway that keeps losing its state: three remaps at once, then backoff", "[service_policy]") {
+  CHECK(policy::remap_delay_after_loss(1, 0.5) == policy::Duration::zero());
+  CHECK(policy::remap_delay_after_loss(3, 0.5) == policy::Duration::zero());
+  CHECK(policy::remap_delay_after_loss(4, 0.5) == 5s);
+  CHECK(policy::remap_delay_after_loss(5, 0.5) == 10s);
+}
