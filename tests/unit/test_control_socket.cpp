@@ -219,7 +219,8 @@ TEST_CASE("query_status reports a service that is not running as the system's er
   CHECK(too_long.error() == std::errc::filename_too_long);
 }
 
-TEST_CASE("query_status gives up on a server that never answers", "[control_socket]") {
+// [realtime]: the deadline of a blocking client on a real Unix socket is what is tested.
+TEST_CASE("query_status gives up on a server that never answers", "[control_socket][realtime]") {
   const TemporaryDirectory directory;
   const auto path = directory.path / "control";
   // Listens, and never accepts.
@@ -240,7 +241,8 @@ TEST_CASE("query_status gives up on a server that never answers", "[control_sock
   CHECK(elapsed < 2s);
 }
 
-TEST_CASE("a client that never sends is dropped after the deadline and blocks nobody", "[control_socket]") {
+// [realtime]: the server's read deadline against a real client that stays silent.
+TEST_CASE("a client that never sends is dropped after the deadline and blocks nobody", "[control_socket][realtime]") {
   const TemporaryDirectory directory;
   const auto path = directory.path / "control";
   RunningServer server(path, example_status, 300ms);
@@ -257,7 +259,8 @@ TEST_CASE("a client that never sends is dropped after the deadline and blocks no
   CHECK(dropped_after < 2s);
 }
 
-TEST_CASE("the control socket serves at most 8 clients at once", "[control_socket]") {
+// [realtime]: the kernel's listen backlog holds the ninth client until a deadline frees a slot.
+TEST_CASE("the control socket serves at most 8 clients at once", "[control_socket][realtime]") {
   const TemporaryDirectory directory;
   const auto path = directory.path / "control";
   RunningServer server(path, example_status, 300ms);
@@ -298,7 +301,8 @@ TEST_CASE("closing the control socket drops the clients in flight at once", "[co
   CHECK(after.error() == std::errc::no_such_file_or_directory);
 }
 
-TEST_CASE("destroying the control server while a client is in flight", "[control_socket]") {
+// [realtime]: a real accept must have happened before the server goes away.
+TEST_CASE("destroying the control server while a client is in flight", "[control_socket][realtime]") {
   const TemporaryDirectory directory;
   const auto path = directory.path / "control";
   std::optional<asio::io_context> io(std::in_place);

@@ -95,7 +95,8 @@ TEST_CASE("http_get returns the body of a 200 answer and asks for a closed conne
   CHECK_THAT(server.request(), Catch::Contains("Connection: close\r\n"));
 }
 
-TEST_CASE("http_get gives up at its deadline on a silent or trickling server") {
+// [realtime]: a real TCP server that is silent or trickles; the deadline is the client's own timer.
+TEST_CASE("http_get gives up at its deadline on a silent or trickling server", "[realtime]") {
   asio::io_context loop;
   const HttpGetOptions options{200ms, {}};
   SECTION("silent") {

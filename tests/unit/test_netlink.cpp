@@ -329,7 +329,8 @@ TEST_CASE("netlink: the kernel's own messages about the loopback interface", "[n
   CHECK(loopback_address->interface_index == loopback->interface_index);
 }
 
-TEST_CASE("netlink: the watcher opens, and closing or cancelling ends its wait", "[netlink]") {
+// [realtime]: the kernel's netlink socket, which no virtual time can drive.
+TEST_CASE("netlink: the watcher opens, and closing or cancelling ends its wait", "[netlink][realtime]") {
   using namespace boost::asio::experimental::awaitable_operators;
   asio::io_context io;
   NetlinkWatcher watcher(io.get_executor());

@@ -239,7 +239,8 @@ TEST_CASE("unmap deletes only this host's mapping") {
   }
 }
 
-TEST_CASE("a blocking call past its deadline times out instead of hanging the loop") {
+// [realtime]: a worker thread really blocks; the loop's deadline must free the caller anyway.
+TEST_CASE("a blocking call past its deadline times out instead of hanging the loop", "[realtime]") {
   boost::asio::io_context loop;
   boost::asio::io_context stuck_workers;  // never run: the call never completes
   const BlockingRunner runner(stuck_workers.get_executor(), 20ms);
