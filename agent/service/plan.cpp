@@ -45,6 +45,17 @@ std::vector<std::size_t> due_for_renewal(const std::vector<PlannedMapping>& entr
   return due;
 }
 
+std::vector<MapRequest> renewal_requests(const std::vector<PlannedMapping>& entries,
+                                         const std::vector<std::size_t>& indices) {
+  std::vector<MapRequest> requests;
+  for (const auto i : indices) {
+    auto request = entries[i].report.request;
+    if (entries[i].report.mapping) request.wanted_external_port = entries[i].report.mapping->external_port;
+    requests.push_back(std::move(request));
+  }
+  return requests;
+}
+
 bool record_outcome(PlannedMapping& entry, const MapOutcome& outcome, std::string_view method,
                     std::chrono::steady_clock::time_point now, double unit) {
   auto& report = entry.report;
@@ -77,6 +88,15 @@ bool record_outcome(PlannedMapping& entry, const MapOutcome& outcome, std::strin
   ++entry.failures;
   entry.renew_at = entry.window_start = now + policy::retry_delay(entry.failures, unit);
   return false;
+}
+
+void record_verification(PlannedMapping& entry, const MappingReport& verified,
+                         std::chrono::system_clock::time_point when) {
+  entry.report.state = verified.state;
+  entry.report.verified_by = verified.verified_by;
+  entry.report.note = verified.note;
+  entry.report.probe_round_trip = verified.probe_round_trip;
+  if (verified.state == MappingState::verified) entry.verified_at = when;
 }
 
 std::vector<Mapping> adopt_recorded(std::vector<PlannedMapping>& entries, std::vector<Mapping> recorded,

@@ -40,11 +40,21 @@ PlanMerge merge_plan(std::vector<PlannedMapping> current, const std::vector<MapR
 std::vector<std::size_t> due_for_renewal(const std::vector<PlannedMapping>& entries,
                                          std::chrono::steady_clock::time_point now, bool everything);
 
+// What a round asks for the entries at `indices`: each one's request, on the
+// external port it has where it has one (it may differ where other ports are
+// allowed).
+std::vector<MapRequest> renewal_requests(const std::vector<PlannedMapping>& entries,
+                                         const std::vector<std::size_t>& indices);
+
 // Records a request's outcome at `now` (through `method`) and schedules its
 // next renewal or retry; `unit` in [0, 1) spreads it. Returns true when the
 // mapping is new, moved or back, so what proved it before no longer holds.
 bool record_outcome(PlannedMapping& entry, const MapOutcome& outcome, std::string_view method,
                     std::chrono::steady_clock::time_point now, double unit);
+
+// Records what verification found of an active entry, proven at `when`.
+void record_verification(PlannedMapping& entry, const MappingReport& verified,
+                         std::chrono::system_clock::time_point when);
 
 // Takes over mappings an earlier run recorded through the same gateway: each
 // goes to the planned entry without a mapping for its protocol and internal

@@ -309,13 +309,7 @@ asio::awaitable<void> Supervisor::take_over_recorded(const state::ServiceState& 
 }
 
 asio::awaitable<void> Supervisor::renew(std::vector<std::size_t> indices) {
-  std::vector<MapRequest> requests;
-  for (const auto i : indices) {
-    auto request = entries_[i].report.request;
-    // A renewal asks for the port it has (it may differ where other ports are allowed).
-    if (entries_[i].report.mapping) request.wanted_external_port = entries_[i].report.mapping->external_port;
-    requests.push_back(std::move(request));
-  }
+  auto requests = renewal_requests(entries_, indices);
   auto& found = connection_->protocol;
   const auto started = time_.now();
   const auto outcomes = co_await interruptible(
@@ -373,15 +367,8 @@ asio::awaitable<void> Supervisor::verify() {
   const auto when = time_.wall_now();
   std::size_t verified = 0, unreachable = 0;
   for (std::size_t k = 0; k < active.size(); ++k) {
-    auto& entry = entries_[active[k]];
-    entry.report.state = reports[k].state;
-    entry.report.verified_by = reports[k].verified_by;
-    entry.report.note = reports[k].note;
-    entry.report.probe_round_trip = reports[k].probe_round_trip;
-    if (reports[k].state == MappingState::verified) {
-      entry.verified_at = when;
-      ++verified;
-    }
+    record_verification(entries_[active[k]], reports[k], when);
+    if (reports[k].state == MappingState::verified) ++verified;
     if (reports[k].state == MappingState::unreachable) ++unreachable;
   }
   nat_ = result.nat;

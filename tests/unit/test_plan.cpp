@@ -101,3 +101,24 @@ TEST_CASE("recorded mappings go to the planned entries that want them", "[plan]"
   CHECK(adopt_recorded(entries, {recorded(5001, 6001)}, true).empty());
   CHECK(entries[1].report.mapping->external_port == 6001);
 }
+
+TEST_CASE("a renewal asks for the external port it has; verification records its proof", "[plan]") {
+  std::vector<PlannedMapping> entries{mapped(request(Transport::udp, 5000)), unmapped(request(Transport::tcp, 6000))};
+  entries[0].report.mapping->external_port = 15000;  // another port, where allowed
+  const auto requests = renewal_requests(entries, {0, 1});
+  REQUIRE(requests.size() == 2);
+  CHECK(requests[0].wanted_external_port == 15000);
+  CHECK(requests[1].wanted_external_port == 6000);
+
+  MappingReport proven = entries[0].report;
+  proven.state = MappingState::verified;
+  proven.verified_by = "reflector";
+  const auto when = std::chrono::system_clock::time_point(100h);
+  record_verification(entries[0], proven, when);
+  CHECK(entries[0].verified_at == when);
+  CHECK(entries[0].report.verified_by == "reflector");
+  proven.state = MappingState::unreachable;
+  record_verification(entries[0], proven, when + 1h);
+  CHECK(entries[0].verified_at == when);  // when it was last proven
+  CHECK(entries[0].report.state == MappingState::unreachable);
+}
