@@ -10,8 +10,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <map>
-#include <tuple>
 
 #include "agent/base/log.hpp"
 #include "agent/base/state_file.hpp"
