@@ -11,9 +11,8 @@ namespace {
 
 std::optional<GatewayNotice> parse_announcement(std::span<const std::uint8_t> datagram) {
   if (const auto natpmp = natpmp::decode_reply(datagram, {natpmp::Opcode::public_address, 0, false});
-      natpmp && natpmp.reply->result_code == 0) {
-    GatewayNotice notice{GatewayNotice::Kind::natpmp_address, natpmp.reply->epoch, natpmp.reply->external_address,
-                         {}, {}};
+      natpmp && natpmp->result_code == 0) {
+    GatewayNotice notice{GatewayNotice::Kind::natpmp_address, natpmp->epoch, natpmp->external_address, {}, {}};
     return notice;
   }
   const auto pcp = pcp::decode_response(datagram);
