@@ -2,29 +2,17 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
-#include <cctype>
 #include <charconv>
+
+#include "mappers/upnp/ascii.hpp"
 
 namespace natkeeper::upnp {
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
   return s;
-}
-
-bool starts_with_ci(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
 
 }  // namespace
@@ -118,35 +106,6 @@ bool is_igd_search_target(std::string_view st) {
     if (st == known) return true;
   }
   return false;
-}
-
-std::optional<HttpUrl> parse_http_url(std::string_view url) {
-  constexpr std::string_view scheme = "http://";
-  if (!starts_with_ci(url, scheme)) return std::nullopt;
-  url.remove_prefix(scheme.size());
-  const auto slash = url.find('/');
-  const auto authority = url.substr(0, slash);
-  HttpUrl parsed;
-  parsed.path = slash == std::string_view::npos ? "/" : std::string(url.substr(slash));
-  if (authority.empty() || authority.find('@') != std::string_view::npos ||
-      authority.front() == '[')
-    return std::nullopt;
-  const auto colon = authority.find(':');
-  parsed.host = authority.substr(0, colon);
-  if (parsed.host.empty()) return std::nullopt;
-  if (colon != std::string_view::npos) {
-    const auto port_text = authority.substr(colon + 1);
-    unsigned port = 0;
-    const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (ec != std::errc{} || end != port_text.data() + port_text.size() || port == 0 || port > 65535)
-      return std::nullopt;
-    parsed.port = static_cast<std::uint16_t>(port);
-  }
-  const bool printable = std::all_of(url.begin(), url.end(), [](char c) {
-    return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
-  });
-  if (!printable) return std::nullopt;
-  return parsed;
 }
 
 }  // namespace natkeeper::upnp

@@ -48,12 +48,4 @@ std::optional<Notify> parse_notify(std::string_view datagram);
 // True for the device and WAN connection service types an IGD answers with.
 bool is_igd_search_target(std::string_view st);
 
-struct HttpUrl {
-  std::string host;  // as written: a name or an IPv4 literal
-  std::uint16_t port = 80;
-  std::string path;  // starts with '/'
-};
-// Plain http URLs only: http://host[:port][/path]. No userinfo, no IPv6.
-std::optional<HttpUrl> parse_http_url(std::string_view url);
-
 }  // namespace natkeeper::upnp

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "mappers/upnp/http_url.hpp"
 #include "mappers/upnp/ssdp.hpp"
 #include "mappers/upnp/ssdp_search.hpp"
 
