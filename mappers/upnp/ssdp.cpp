@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <optional>
 
 #include "mappers/upnp/ascii.hpp"
 
@@ -31,18 +32,19 @@ std::string make_unicast_search(std::string_view search_target, std::string_view
 namespace {
 
 // Walks an SSDP datagram: `accept_start_line` judges the first line, then
-// `header(name, value)` sees each header until the blank line. False when the
-// datagram is too large or its start line is not accepted.
+// `header(name, value)` sees each header until the blank line. An error when
+// the datagram is too large or its start line is missing or not accepted.
 template <class AcceptStartLine, class OnHeader>
-bool walk_ssdp_message(std::string_view datagram, AcceptStartLine accept_start_line, OnHeader header) {
-  if (datagram.size() > kMaxSsdpDatagram) return false;
+std::optional<SsdpError> walk_ssdp_message(std::string_view datagram, AcceptStartLine accept_start_line,
+                                           OnHeader header) {
+  if (datagram.size() > kMaxSsdpDatagram) return SsdpError::too_long;
   bool first_line = true;
   while (!datagram.empty()) {
     const auto eol = datagram.find('\n');
     const auto line = trim(datagram.substr(0, eol));
     datagram.remove_prefix(eol == std::string_view::npos ? datagram.size() : eol + 1);
     if (first_line) {
-      if (!accept_start_line(line)) return false;
+      if (!accept_start_line(line)) return SsdpError::wrong_start_line;
       first_line = false;
       continue;
     }
@@ -51,12 +53,23 @@ bool walk_ssdp_message(std::string_view datagram, AcceptStartLine accept_start_l
     if (colon == std::string_view::npos) continue;
     header(trim(line.substr(0, colon)), trim(line.substr(colon + 1)));
   }
-  return !first_line;
+  if (first_line) return SsdpError::wrong_start_line;
+  return std::nullopt;
 }
 
 }  // namespace
 
-std::optional<SearchResponse> parse_search_response(std::string_view datagram) {
+std::string_view to_string(SsdpError error) noexcept {
+  switch (error) {
+    case SsdpError::too_long: return "longer than 2048 bytes";
+    case SsdpError::wrong_start_line: return "not the expected kind of SSDP message";
+    case SsdpError::missing_header: return "a required header is missing";
+    case SsdpError::unknown_notification_subtype: return "unknown NTS";
+  }
+  return "invalid";
+}
+
+SsdpResult<SearchResponse> parse_search_response(std::string_view datagram) {
   SearchResponse response;
   // "HTTP/1.1 200 OK" (some devices send HTTP/1.0)
   auto is_ok_status = [](std::string_view line) {
@@ -67,13 +80,12 @@ std::optional<SearchResponse> parse_search_response(std::string_view datagram) {
     else if (iequals(name, "ST")) response.search_target = value;
     else if (iequals(name, "USN")) response.usn = value;
   };
-  if (!walk_ssdp_message(datagram, is_ok_status, take) || response.location.empty() ||
-      response.search_target.empty())
-    return std::nullopt;
+  if (const auto error = walk_ssdp_message(datagram, is_ok_status, take)) return *error;
+  if (response.location.empty() || response.search_target.empty()) return SsdpError::missing_header;
   return response;
 }
 
-std::optional<Notify> parse_notify(std::string_view datagram) {
+SsdpResult<Notify> parse_notify(std::string_view datagram) {
   Notify notify;
   std::string_view nts;
   auto is_notify = [](std::string_view line) { return starts_with_ci(line, "NOTIFY * HTTP/1."); };
@@ -88,13 +100,14 @@ std::optional<Notify> parse_notify(std::string_view datagram) {
       if (ec == std::errc{} && end == value.data() + value.size()) notify.boot_id = boot_id;
     }
   };
-  if (!walk_ssdp_message(datagram, is_notify, take) || notify.notification_type.empty()) return std::nullopt;
+  if (const auto error = walk_ssdp_message(datagram, is_notify, take)) return *error;
+  if (notify.notification_type.empty()) return SsdpError::missing_header;
   if (iequals(nts, "ssdp:alive")) notify.kind = Notify::Kind::alive;
   else if (iequals(nts, "ssdp:byebye")) notify.kind = Notify::Kind::byebye;
   else if (iequals(nts, "ssdp:update")) notify.kind = Notify::Kind::update;
-  else return std::nullopt;
+  else return SsdpError::unknown_notification_subtype;
   // An alive notice must say where the description is (UDA 1.1 §1.2.2).
-  if (notify.kind != Notify::Kind::byebye && notify.location.empty()) return std::nullopt;
+  if (notify.kind != Notify::Kind::byebye && notify.location.empty()) return SsdpError::missing_header;
   return notify;
 }
 
