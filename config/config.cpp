@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "config/ring_profile.hpp"
-#include "mappers/upnp/ssdp.hpp"
+#include "mappers/upnp/http_url.hpp"
 
 namespace natkeeper::config {
 namespace {

@@ -97,11 +97,11 @@ StateFileLoad read_state_file(const std::filesystem::path& file) {
   }
   ::close(fd);
   auto decoded = state::decode(text);
-  if (!decoded.state) {
-    load.error = file.string() + ": " + decoded.error;
+  if (!decoded) {
+    load.error = file.string() + ": " + decoded.error().message;
     return load;
   }
-  load.state = std::move(*decoded.state);
+  load.state = std::move(*decoded);
   return load;
 }
 

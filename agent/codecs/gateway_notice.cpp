@@ -9,44 +9,48 @@
 namespace natkeeper {
 namespace {
 
-std::optional<GatewayNotice> parse_announcement(std::span<const std::uint8_t> datagram) {
-  if (const auto natpmp = natpmp::decode_reply(datagram, {natpmp::Opcode::public_address, 0, false});
-      natpmp && natpmp.reply->result_code == 0) {
-    GatewayNotice notice{GatewayNotice::Kind::natpmp_address, natpmp.reply->epoch, natpmp.reply->external_address,
-                         {}, {}};
-    return notice;
+GatewayNoticeResult parse_announcement(std::span<const std::uint8_t> datagram) {
+  if (const auto natpmp = natpmp::decode_reply(datagram, {natpmp::Opcode::public_address, 0, false})) {
+    if (natpmp->result_code != 0) return GatewayNoticeError::error_result;
+    return GatewayNotice{GatewayNotice::Kind::natpmp_address, natpmp->epoch, natpmp->external_address, {}, {}};
   }
   const auto pcp = pcp::decode_response(datagram);
-  if (pcp && pcp->version == pcp::kProtocolVersion && pcp->opcode == pcp::Opcode::announce &&
-      pcp->result_code == pcp::ResultCode::success) {
-    GatewayNotice notice{GatewayNotice::Kind::pcp_announce, pcp->epoch, {}, {}, {}};
-    return notice;
-  }
-  return std::nullopt;
+  if (!pcp || pcp->version != pcp::kProtocolVersion || pcp->opcode != pcp::Opcode::announce)
+    return GatewayNoticeError::not_an_announcement;
+  if (pcp->result_code != pcp::ResultCode::success) return GatewayNoticeError::error_result;
+  return GatewayNotice{GatewayNotice::Kind::pcp_announce, pcp->epoch, {}, {}, {}};
 }
 
-std::optional<GatewayNotice> parse_ssdp(std::span<const std::uint8_t> datagram) {
+GatewayNoticeResult parse_ssdp(std::span<const std::uint8_t> datagram) {
   const std::string_view text(reinterpret_cast<const char*>(datagram.data()), datagram.size());
   const auto notify = upnp::parse_notify(text);
+  if (!notify) return GatewayNoticeError::not_a_notify;
   // The root device's and the IGD's own notices; the gateway sends one per
   // device and service, and one kind is enough.
-  if (!notify || (notify->notification_type != "upnp:rootdevice" &&
-                  !upnp::is_igd_search_target(notify->notification_type)))
-    return std::nullopt;
-  if (notify->kind == upnp::Notify::Kind::byebye) {
-    GatewayNotice notice{GatewayNotice::Kind::ssdp_byebye, 0, {}, {}, notify->boot_id};
-    return notice;
-  }
-  GatewayNotice notice{GatewayNotice::Kind::ssdp_alive, 0, {}, notify->location, notify->boot_id};
-  return notice;
+  if (notify->notification_type != "upnp:rootdevice" && !upnp::is_igd_search_target(notify->notification_type))
+    return GatewayNoticeError::not_a_gateway;
+  if (notify->kind == upnp::Notify::Kind::byebye)
+    return GatewayNotice{GatewayNotice::Kind::ssdp_byebye, 0, {}, {}, notify->boot_id};
+  return GatewayNotice{GatewayNotice::Kind::ssdp_alive, 0, {}, notify->location, notify->boot_id};
 }
 
 }  // namespace
 
-std::optional<GatewayNotice> parse_gateway_notice(std::span<const std::uint8_t> datagram, std::uint16_t port) {
+std::string_view to_string(GatewayNoticeError error) noexcept {
+  switch (error) {
+    case GatewayNoticeError::unknown_port: return "not a notice port";
+    case GatewayNoticeError::not_an_announcement: return "no NAT-PMP or PCP announcement";
+    case GatewayNoticeError::error_result: return "an announcement with an error result";
+    case GatewayNoticeError::not_a_notify: return "no SSDP NOTIFY";
+    case GatewayNoticeError::not_a_gateway: return "a NOTIFY of a device that is not an IGD";
+  }
+  return "invalid";
+}
+
+GatewayNoticeResult parse_gateway_notice(std::span<const std::uint8_t> datagram, std::uint16_t port) {
   if (port == kAnnouncePort) return parse_announcement(datagram);
   if (port == kSsdpNotifyPort) return parse_ssdp(datagram);
-  return std::nullopt;
+  return GatewayNoticeError::unknown_port;
 }
 
 }  // namespace natkeeper

@@ -3,11 +3,13 @@
 // address notices and PCP ANNOUNCE responses multicast to 224.0.0.1:5350
 // (RFC 6886 §3.2.1, RFC 6887 §14.1.1), and SSDP NOTIFYs to 239.255.255.250:1900.
 #include <boost/asio/ip/address_v4.hpp>
+#include <boost/system/result.hpp>
 
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 
 namespace natkeeper {
 
@@ -28,9 +30,22 @@ struct GatewayNotice {
   std::optional<std::uint32_t> boot_id;                      // SSDP, when sent
 };
 
+// Why a datagram is none of the notices above.
+enum class GatewayNoticeError {
+  unknown_port = 1,     // received on neither kAnnouncePort nor kSsdpNotifyPort
+  not_an_announcement,  // neither a NAT-PMP public address reply nor a PCP ANNOUNCE response
+  error_result,         // a NAT-PMP or PCP notice with a non-zero result code
+  not_a_notify,         // not a well-formed SSDP NOTIFY
+  not_a_gateway,        // the NOTIFY of a device or service that is not an IGD
+};
+std::string_view to_string(GatewayNoticeError error) noexcept;
+
+// Use `*result` / `result->` after checking; `.value()` is not available for
+// this error type.
+using GatewayNoticeResult = boost::system::result<GatewayNotice, GatewayNoticeError>;
+
 // A datagram received on `port` (kAnnouncePort or kSsdpNotifyPort), whoever
-// sent it; nullopt when it is none of the notices above (including NAT-PMP/PCP
-// error results, and SSDP NOTIFYs of devices that are not an IGD).
-std::optional<GatewayNotice> parse_gateway_notice(std::span<const std::uint8_t> datagram, std::uint16_t port);
+// sent it.
+GatewayNoticeResult parse_gateway_notice(std::span<const std::uint8_t> datagram, std::uint16_t port);
 
 }  // namespace natkeeper

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <limits>
+#include <optional>
 
 namespace natkeeper::state {
 namespace {
@@ -159,62 +160,55 @@ std::string encode(const ServiceState& state) {
 }
 
 DecodeResult decode(std::string_view text) {
-  DecodeResult result;
   if (text.size() > kMaxStateFileBytes) {
-    result.error = "too large: " + std::to_string(text.size()) + " bytes (at most " +
-                   std::to_string(kMaxStateFileBytes) + ")";
-    return result;
+    return DecodeError{"too large: " + std::to_string(text.size()) + " bytes (at most " +
+                       std::to_string(kMaxStateFileBytes) + ")"};
   }
   const auto document = Json::parse(text.begin(), text.end(), nullptr, false);
-  if (document.is_discarded()) {
-    result.error = "not valid JSON";
-    return result;
-  }
-  if (!document.is_object()) {
-    result.error = "not a JSON object (" + quoted(document) + ")";
-    return result;
-  }
-  ObjectReader reader(document, "", result.error);
+  if (document.is_discarded()) return DecodeError{"not valid JSON"};
+  if (!document.is_object()) return DecodeError{"not a JSON object (" + quoted(document) + ")"};
+  std::string error;
+  // What the reader (or decode_mapping) put in `error` when a step failed.
+  const auto refusal = [&error] { return DecodeError{std::move(error)}; };
+  ObjectReader reader(document, "", error);
   const auto version = reader.integer("version");
-  if (!version) return result;
+  if (!version) return refusal();
   if (*version != kVersion) {
     reader.fail("version", "unsupported version", *reader.member("version"));
-    return result;
+    return refusal();
   }
   ServiceState state;
   auto gateway = reader.ipv4("gateway", false);
-  if (!gateway) return result;
+  if (!gateway) return refusal();
   state.gateway = std::move(*gateway);
   auto method = reader.string("method");
-  if (!method) return result;
+  if (!method) return refusal();
   if (*method != "upnp" && *method != "natpmp" && *method != "pcp") {
     reader.fail("method", "unknown method", *reader.member("method"));
-    return result;
+    return refusal();
   }
   state.method = std::move(*method);
   auto local_address = reader.ipv4("local_address", false);
-  if (!local_address) return result;
+  if (!local_address) return refusal();
   state.local_address = std::move(*local_address);
 
   const auto* mappings = reader.member("mappings");
-  if (!mappings) return result;
+  if (!mappings) return refusal();
   if (!mappings->is_array()) {
     reader.fail("mappings", "not an array", *mappings);
-    return result;
+    return refusal();
   }
   if (mappings->size() > kMaxLiveMappings) {
-    result.error = "mappings: " + std::to_string(mappings->size()) + " entries, more than " +
-                   std::to_string(kMaxLiveMappings);
-    return result;
+    return DecodeError{"mappings: " + std::to_string(mappings->size()) + " entries, more than " +
+                       std::to_string(kMaxLiveMappings)};
   }
   state.mappings.reserve(mappings->size());
   for (std::size_t index = 0; index < mappings->size(); ++index) {
-    auto mapping = decode_mapping((*mappings)[index], index, result.error);
-    if (!mapping) return result;
+    auto mapping = decode_mapping((*mappings)[index], index, error);
+    if (!mapping) return refusal();
     state.mappings.push_back(std::move(*mapping));
   }
-  result.state = std::move(state);
-  return result;
+  return state;
 }
 
 }  // namespace natkeeper::state

@@ -2,8 +2,9 @@
 // The service's state file as a pure codec: what natkeeper holds at the
 // gateway, so that a later run (after a crash or SIGKILL) or --delete can
 // remove it. JSON text in, struct out; no I/O, never throws.
+#include <boost/system/result.hpp>
+
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,10 +41,14 @@ struct ServiceState {
 // state decode() accepts.
 std::string encode(const ServiceState& state);
 
-struct DecodeResult {
-  std::optional<ServiceState> state;  // set on success
-  std::string error;                  // set on failure: what is wrong, for a log line
+// Why decode() refused the text, for a log line: where and what is wrong,
+// e.g. "mappings[0].internal_port: not a port (0)".
+struct DecodeError {
+  std::string message;
 };
+// Use `*result` / `result->` after checking; `.value()` is not available for
+// this error type.
+using DecodeResult = boost::system::result<ServiceState, DecodeError>;
 // Rejects (with a message) anything that is not a state file this version
 // wrote: wrong version, missing or mistyped fields, bad addresses, ports
 // outside 1..65535, unknown methods or protocols, a negative expiry, more

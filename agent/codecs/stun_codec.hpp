@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string_view>
 #include <vector>
 
 namespace natkeeper::stun {
@@ -75,6 +76,7 @@ enum class DecodeError {
   bad_length,        // header length disagrees with the datagram
   bad_attribute,     // an attribute overruns the message or is malformed
 };
+std::string_view to_string(DecodeError error) noexcept;
 
 boost::system::result<BindingResponse, DecodeError> decode_binding_response(
     std::span<const std::uint8_t> datagram);

@@ -19,6 +19,7 @@
 #include "mappers/pcp/pcp_mapper.hpp"
 #include "mappers/pcp/pcp_nonce.hpp"
 #include "mappers/upnp/http_get.hpp"
+#include "mappers/upnp/http_url.hpp"
 #include "mappers/upnp/miniupnpc_igd.hpp"
 #include "mappers/upnp/ssdp_search.hpp"
 #include "mappers/upnp/upnp_mapper.hpp"

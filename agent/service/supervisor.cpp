@@ -422,8 +422,7 @@ void Supervisor::gateway_datagram(std::span<const std::uint8_t> datagram, const 
   const bool from_gateway = connection_ && source.address() == asio::ip::address(connection_->path.gateway);
   // NAT-PMP and PCP notices come from the server port (RFC 6886 §3.2.1, RFC 6887 §14.1.1).
   const bool right_port = port != kAnnouncePort || source.port() == natpmp::kServerPort;
-  const auto notice = from_gateway && right_port ? parse_gateway_notice(datagram, port) : std::nullopt;
-  if (notice) {
+  if (const auto notice = parse_gateway_notice(datagram, port); from_gateway && right_port && notice) {
     // The mapper learns the new address and epoch; the supervisor decides what to do.
     if (port == kAnnouncePort) connection_->protocol.mapper->on_announcement(datagram, source.address(), source.port());
     on_notice(*notice);

@@ -21,8 +21,6 @@ constexpr std::size_t kInternalPortOffset = 8;   // 16 bits, mapping replies
 constexpr std::size_t kExternalPortOffset = 10;  // 16 bits
 constexpr std::size_t kLifetimeOffset = 12;      // 32 bits
 
-Decoded reject(Invalid why) { return Decoded{std::nullopt, why}; }
-
 }  // namespace
 
 Opcode mapping_opcode(Transport proto) {
@@ -40,24 +38,25 @@ std::vector<std::uint8_t> encode_request(const Request& request) {
   return bytes;
 }
 
-std::optional<Request> decode_request(std::span<const std::uint8_t> datagram) noexcept {
-  if (datagram.size() < kPublicAddressRequestSize || datagram[kVersionOffset] != kVersion) return std::nullopt;
+DecodeResult<Request> decode_request(std::span<const std::uint8_t> datagram) noexcept {
+  if (datagram.size() < kPublicAddressRequestSize) return DecodeError::length;
+  if (datagram[kVersionOffset] != kVersion) return DecodeError::version;
   Request request;
   switch (datagram[kOpcodeOffset]) {
     case static_cast<std::uint8_t>(Opcode::public_address):
-      if (datagram.size() != kPublicAddressRequestSize) return std::nullopt;
+      if (datagram.size() != kPublicAddressRequestSize) return DecodeError::length;
       return request;
     case static_cast<std::uint8_t>(Opcode::map_udp):
     case static_cast<std::uint8_t>(Opcode::map_tcp):
-      if (datagram.size() != kMappingRequestSize || wire::get16(datagram, kReservedOffset) != 0)
-        return std::nullopt;
+      if (datagram.size() != kMappingRequestSize) return DecodeError::length;
+      if (wire::get16(datagram, kReservedOffset) != 0) return DecodeError::nonzero_reserved;
       request.opcode = static_cast<Opcode>(datagram[kOpcodeOffset]);
       request.internal_port = wire::get16(datagram, kRequestInternalPortOffset);
       request.suggested_external_port = wire::get16(datagram, kRequestExternalPortOffset);
       request.lifetime = wire::get32(datagram, kRequestLifetimeOffset);
       return request;
     default:
-      return std::nullopt;
+      return DecodeError::opcode;
   }
 }
 
@@ -65,22 +64,22 @@ std::size_t reply_size(Opcode request) {
   return request == Opcode::public_address ? kPublicAddressReplySize : kMappingReplySize;
 }
 
-std::string_view to_string(Invalid invalid) {
-  switch (invalid) {
-    case Invalid::length: return "wrong length";
-    case Invalid::version: return "wrong version";
-    case Invalid::opcode: return "wrong opcode";
-    case Invalid::internal_port: return "wrong internal port";
-    case Invalid::inconsistent: return "inconsistent with the request";
+std::string_view to_string(DecodeError error) {
+  switch (error) {
+    case DecodeError::length: return "wrong length";
+    case DecodeError::version: return "wrong version";
+    case DecodeError::opcode: return "wrong opcode";
+    case DecodeError::internal_port: return "wrong internal port";
+    case DecodeError::inconsistent: return "inconsistent with the request";
+    case DecodeError::nonzero_reserved: return "reserved field not zero";
   }
   return "invalid";
 }
 
-Decoded decode_reply(std::span<const std::uint8_t> datagram, const Expected& expected) noexcept {
-  if (datagram.size() != reply_size(expected.opcode)) return reject(Invalid::length);
-  if (datagram[kVersionOffset] != kVersion) return reject(Invalid::version);
-  if (datagram[kOpcodeOffset] != kReplyBit + static_cast<std::uint8_t>(expected.opcode))
-    return reject(Invalid::opcode);
+DecodeResult<Reply> decode_reply(std::span<const std::uint8_t> datagram, const Expected& expected) noexcept {
+  if (datagram.size() != reply_size(expected.opcode)) return DecodeError::length;
+  if (datagram[kVersionOffset] != kVersion) return DecodeError::version;
+  if (datagram[kOpcodeOffset] != kReplyBit + static_cast<std::uint8_t>(expected.opcode)) return DecodeError::opcode;
 
   Reply reply;
   reply.opcode = expected.opcode;
@@ -89,18 +88,18 @@ Decoded decode_reply(std::span<const std::uint8_t> datagram, const Expected& exp
   if (expected.opcode == Opcode::public_address) {
     if (reply.result_code == 0)
       reply.external_address = boost::asio::ip::address_v4(wire::get32(datagram, kAddressOffset));
-    return Decoded{reply, {}};
+    return reply;
   }
 
   reply.internal_port = wire::get16(datagram, kInternalPortOffset);
-  if (reply.internal_port != expected.internal_port) return reject(Invalid::internal_port);
+  if (reply.internal_port != expected.internal_port) return DecodeError::internal_port;
   reply.external_port = wire::get16(datagram, kExternalPortOffset);
   reply.lifetime = wire::get32(datagram, kLifetimeOffset);
   if (reply.result_code == 0) {
     const bool creation_ok = reply.lifetime != 0 && reply.external_port != 0;
-    if (expected.deletion ? reply.lifetime != 0 : !creation_ok) return reject(Invalid::inconsistent);
+    if (expected.deletion ? reply.lifetime != 0 : !creation_ok) return DecodeError::inconsistent;
   }
-  return Decoded{reply, {}};
+  return reply;
 }
 
 bool is_from_server(const boost::asio::ip::address_v4& source, std::uint16_t source_port,

@@ -6,10 +6,10 @@
 // what comes back, so every datagram is checked here before libnatpmp is
 // allowed to read it.
 #include <boost/asio/ip/address_v4.hpp>
+#include <boost/system/result.hpp>
 
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -22,6 +22,23 @@ inline constexpr std::uint16_t kServerPort = 5351;  // §3.1: the gateway listen
 
 inline constexpr std::uint8_t kVersion = 0;
 inline constexpr std::uint8_t kReplyBit = 128;  // reply opcode = request opcode + 128
+
+// Why a datagram is not the reply to the pending request, or not a request.
+enum class DecodeError : std::uint8_t {
+  length,            // not exactly the size its opcode has (replies: 12 public address, 16 mapping)
+  version,           // version byte not 0
+  opcode,            // a reply: not request opcode + 128 (includes a UDP reply to a TCP request);
+                     // a request: not a known opcode
+  internal_port,     // a mapping reply for another internal port
+  inconsistent,      // success reply whose lifetime/port contradict the request kind
+  nonzero_reserved,  // a mapping request whose reserved field is set
+};
+std::string_view to_string(DecodeError error);
+
+// Use `*result` / `result->` after checking; `.value()` is not available for
+// this error type.
+template <class T>
+using DecodeResult = boost::system::result<T, DecodeError>;
 
 enum class Opcode : std::uint8_t { public_address = 0, map_udp = 1, map_tcp = 2 };
 Opcode mapping_opcode(Transport proto);
@@ -39,9 +56,9 @@ inline constexpr std::size_t kPublicAddressRequestSize = 2;
 inline constexpr std::size_t kMappingRequestSize = 12;
 
 std::vector<std::uint8_t> encode_request(const Request& request);
-// nullopt unless the datagram is exactly a request of a known opcode with a
-// zero reserved field; a public address request's port and lifetime are 0.
-std::optional<Request> decode_request(std::span<const std::uint8_t> datagram) noexcept;
+// Accepts exactly a request of a known opcode with a zero reserved field; a
+// public address request's port and lifetime are 0.
+DecodeResult<Request> decode_request(std::span<const std::uint8_t> datagram) noexcept;
 
 // Exact sizes (§3.2, §3.3): a reply of any other length is not one.
 inline constexpr std::size_t kPublicAddressReplySize = 12;
@@ -72,23 +89,7 @@ struct Reply {
   std::uint32_t lifetime = 0;
 };
 
-// Why a datagram is not the reply to the pending request.
-enum class Invalid : std::uint8_t {
-  length,         // not exactly 12 (public address) / 16 (mapping) bytes
-  version,        // version byte not 0
-  opcode,         // not request opcode + 128 (includes a UDP reply to a TCP request)
-  internal_port,  // a mapping reply for another internal port
-  inconsistent,   // success reply whose lifetime/port contradict the request kind
-};
-std::string_view to_string(Invalid invalid);
-
-struct Decoded {
-  std::optional<Reply> reply;     // set when the datagram is the valid reply
-  Invalid invalid = Invalid::length;  // why not, when `reply` is empty
-  explicit operator bool() const { return reply.has_value(); }
-};
-
-Decoded decode_reply(std::span<const std::uint8_t> datagram, const Expected& expected) noexcept;
+DecodeResult<Reply> decode_reply(std::span<const std::uint8_t> datagram, const Expected& expected) noexcept;
 
 // §3.1: only the gateway's port 5351 answers; anything else is dropped.
 bool is_from_server(const boost::asio::ip::address_v4& source, std::uint16_t source_port,

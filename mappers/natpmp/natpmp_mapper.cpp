@@ -63,15 +63,13 @@ asio::awaitable<Result<Answer>> exchange(Channel& channel, Timebase& time, addre
     if (!peeked) co_return peeked.error();
     if (!*peeked) continue;
     const Datagram& datagram = **peeked;
-    const auto decoded = is_from_server(datagram.source, datagram.source_port, gateway)
-                             ? decode_reply(datagram.bytes, expected)
-                             : Decoded{};
-    if (!decoded) {
+    const auto decoded = decode_reply(datagram.bytes, expected);
+    if (!is_from_server(datagram.source, datagram.source_port, gateway) || !decoded) {
       channel.discard();
       ++dropped;
       continue;
     }
-    if (channel.accept()) co_return Answer{*decoded.reply, last_sent, time.now()};
+    if (channel.accept()) co_return Answer{*decoded, last_sent, time.now()};
   }
 }
 
@@ -249,10 +247,9 @@ bool NatpmpMapper::on_announcement(std::span<const std::uint8_t> datagram, const
   if (!source.is_v4() || !is_from_server(source.to_v4(), source_port, gateway_)) return false;
   const Expected announcement{Opcode::public_address, 0, false};
   const auto decoded = decode_reply(datagram, announcement);
-  if (!decoded || decoded.reply->result_code != 0 || decoded.reply->external_address.is_unspecified())
-    return false;
-  note_epoch(decoded.reply->epoch, time_.now());
-  external_ip_ = asio::ip::address(decoded.reply->external_address);
+  if (!decoded || decoded->result_code != 0 || decoded->external_address.is_unspecified()) return false;
+  note_epoch(decoded->epoch, time_.now());
+  external_ip_ = asio::ip::address(decoded->external_address);
   return true;
 }
 

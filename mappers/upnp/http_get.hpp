@@ -6,7 +6,7 @@
 #include <system_error>
 
 #include "mappers/upnp/http_response.hpp"
-#include "mappers/upnp/ssdp.hpp"
+#include "mappers/upnp/http_url.hpp"
 
 namespace natkeeper::upnp {
 

@@ -9,7 +9,7 @@
 #include <cstring>
 
 #include "mappers/errors.hpp"
-#include "mappers/upnp/ssdp.hpp"
+#include "mappers/upnp/http_url.hpp"
 
 namespace natkeeper::upnp {
 namespace {

@@ -2,29 +2,18 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
-#include <cctype>
 #include <charconv>
+#include <optional>
+
+#include "mappers/upnp/ascii.hpp"
 
 namespace natkeeper::upnp {
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
   return s;
-}
-
-bool starts_with_ci(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
 
 }  // namespace
@@ -43,18 +32,19 @@ std::string make_unicast_search(std::string_view search_target, std::string_view
 namespace {
 
 // Walks an SSDP datagram: `accept_start_line` judges the first line, then
-// `header(name, value)` sees each header until the blank line. False when the
-// datagram is too large or its start line is not accepted.
+// `header(name, value)` sees each header until the blank line. An error when
+// the datagram is too large or its start line is missing or not accepted.
 template <class AcceptStartLine, class OnHeader>
-bool walk_ssdp_message(std::string_view datagram, AcceptStartLine accept_start_line, OnHeader header) {
-  if (datagram.size() > kMaxSsdpDatagram) return false;
+std::optional<SsdpError> walk_ssdp_message(std::string_view datagram, AcceptStartLine accept_start_line,
+                                           OnHeader header) {
+  if (datagram.size() > kMaxSsdpDatagram) return SsdpError::too_long;
   bool first_line = true;
   while (!datagram.empty()) {
     const auto eol = datagram.find('\n');
     const auto line = trim(datagram.substr(0, eol));
     datagram.remove_prefix(eol == std::string_view::npos ? datagram.size() : eol + 1);
     if (first_line) {
-      if (!accept_start_line(line)) return false;
+      if (!accept_start_line(line)) return SsdpError::wrong_start_line;
       first_line = false;
       continue;
     }
@@ -63,12 +53,23 @@ bool walk_ssdp_message(std::string_view datagram, AcceptStartLine accept_start_l
     if (colon == std::string_view::npos) continue;
     header(trim(line.substr(0, colon)), trim(line.substr(colon + 1)));
   }
-  return !first_line;
+  if (first_line) return SsdpError::wrong_start_line;
+  return std::nullopt;
 }
 
 }  // namespace
 
-std::optional<SearchResponse> parse_search_response(std::string_view datagram) {
+std::string_view to_string(SsdpError error) noexcept {
+  switch (error) {
+    case SsdpError::too_long: return "longer than 2048 bytes";
+    case SsdpError::wrong_start_line: return "not the expected kind of SSDP message";
+    case SsdpError::missing_header: return "a required header is missing";
+    case SsdpError::unknown_notification_subtype: return "unknown NTS";
+  }
+  return "invalid";
+}
+
+SsdpResult<SearchResponse> parse_search_response(std::string_view datagram) {
   SearchResponse response;
   // "HTTP/1.1 200 OK" (some devices send HTTP/1.0)
   auto is_ok_status = [](std::string_view line) {
@@ -79,13 +80,12 @@ std::optional<SearchResponse> parse_search_response(std::string_view datagram) {
     else if (iequals(name, "ST")) response.search_target = value;
     else if (iequals(name, "USN")) response.usn = value;
   };
-  if (!walk_ssdp_message(datagram, is_ok_status, take) || response.location.empty() ||
-      response.search_target.empty())
-    return std::nullopt;
+  if (const auto error = walk_ssdp_message(datagram, is_ok_status, take)) return *error;
+  if (response.location.empty() || response.search_target.empty()) return SsdpError::missing_header;
   return response;
 }
 
-std::optional<Notify> parse_notify(std::string_view datagram) {
+SsdpResult<Notify> parse_notify(std::string_view datagram) {
   Notify notify;
   std::string_view nts;
   auto is_notify = [](std::string_view line) { return starts_with_ci(line, "NOTIFY * HTTP/1."); };
@@ -100,13 +100,14 @@ std::optional<Notify> parse_notify(std::string_view datagram) {
       if (ec == std::errc{} && end == value.data() + value.size()) notify.boot_id = boot_id;
     }
   };
-  if (!walk_ssdp_message(datagram, is_notify, take) || notify.notification_type.empty()) return std::nullopt;
+  if (const auto error = walk_ssdp_message(datagram, is_notify, take)) return *error;
+  if (notify.notification_type.empty()) return SsdpError::missing_header;
   if (iequals(nts, "ssdp:alive")) notify.kind = Notify::Kind::alive;
   else if (iequals(nts, "ssdp:byebye")) notify.kind = Notify::Kind::byebye;
   else if (iequals(nts, "ssdp:update")) notify.kind = Notify::Kind::update;
-  else return std::nullopt;
+  else return SsdpError::unknown_notification_subtype;
   // An alive notice must say where the description is (UDA 1.1 §1.2.2).
-  if (notify.kind != Notify::Kind::byebye && notify.location.empty()) return std::nullopt;
+  if (notify.kind != Notify::Kind::byebye && notify.location.empty()) return SsdpError::missing_header;
   return notify;
 }
 
@@ -118,35 +119,6 @@ bool is_igd_search_target(std::string_view st) {
     if (st == known) return true;
   }
   return false;
-}
-
-std::optional<HttpUrl> parse_http_url(std::string_view url) {
-  constexpr std::string_view scheme = "http://";
-  if (!starts_with_ci(url, scheme)) return std::nullopt;
-  url.remove_prefix(scheme.size());
-  const auto slash = url.find('/');
-  const auto authority = url.substr(0, slash);
-  HttpUrl parsed;
-  parsed.path = slash == std::string_view::npos ? "/" : std::string(url.substr(slash));
-  if (authority.empty() || authority.find('@') != std::string_view::npos ||
-      authority.front() == '[')
-    return std::nullopt;
-  const auto colon = authority.find(':');
-  parsed.host = authority.substr(0, colon);
-  if (parsed.host.empty()) return std::nullopt;
-  if (colon != std::string_view::npos) {
-    const auto port_text = authority.substr(colon + 1);
-    unsigned port = 0;
-    const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (ec != std::errc{} || end != port_text.data() + port_text.size() || port == 0 || port > 65535)
-      return std::nullopt;
-    parsed.port = static_cast<std::uint16_t>(port);
-  }
-  const bool printable = std::all_of(url.begin(), url.end(), [](char c) {
-    return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
-  });
-  if (!printable) return std::nullopt;
-  return parsed;
 }
 
 }  // namespace natkeeper::upnp

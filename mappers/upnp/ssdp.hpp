@@ -1,5 +1,7 @@
 #pragma once
 // SSDP (UPnP Device Architecture 1.1, section 1.3) as pure text codecs: no I/O.
+#include <boost/system/result.hpp>
+
 #include <cstdint>
 #include <cstddef>
 #include <optional>
@@ -21,6 +23,20 @@ inline constexpr std::string_view kIgdV2 = "urn:schemas-upnp-org:device:Internet
 std::string make_multicast_search(std::string_view search_target, int mx_seconds);
 std::string make_unicast_search(std::string_view search_target, std::string_view host_and_port);
 
+// Why a datagram is not the SSDP message a parser wants.
+enum class SsdpError {
+  too_long = 1,                  // over kMaxSsdpDatagram
+  wrong_start_line,              // empty, or another kind of message
+  missing_header,                // a header the message must carry is absent or empty
+  unknown_notification_subtype,  // a NOTIFY whose NTS is not alive, byebye or update
+};
+std::string_view to_string(SsdpError error) noexcept;
+
+// Use `*result` / `result->` after checking; `.value()` is not available for
+// this error type.
+template <class T>
+using SsdpResult = boost::system::result<T, SsdpError>;
+
 struct SearchResponse {
   std::string location;
   std::string search_target;
@@ -29,7 +45,7 @@ struct SearchResponse {
 
 // Accepts "HTTP/1.1 200 OK" answers with LOCATION and ST; header names are
 // case-insensitive and lines may end in CRLF or LF.
-std::optional<SearchResponse> parse_search_response(std::string_view datagram);
+SsdpResult<SearchResponse> parse_search_response(std::string_view datagram);
 
 // A device's NOTIFY (UDA 1.1 §1.2): sent to the SSDP group when it comes up
 // (alive, repeated while it lives), changes (update) or goes away (byebye).
@@ -43,17 +59,10 @@ struct Notify {
   // UDA 1.0 may leave it out).
   std::optional<std::uint32_t> boot_id;
 };
-std::optional<Notify> parse_notify(std::string_view datagram);
+// Accepts NOTIFYs with NT and a known NTS; alive and update need LOCATION.
+SsdpResult<Notify> parse_notify(std::string_view datagram);
 
 // True for the device and WAN connection service types an IGD answers with.
 bool is_igd_search_target(std::string_view st);
-
-struct HttpUrl {
-  std::string host;  // as written: a name or an IPv4 literal
-  std::uint16_t port = 80;
-  std::string path;  // starts with '/'
-};
-// Plain http URLs only: http://host[:port][/path]. No userinfo, no IPv6.
-std::optional<HttpUrl> parse_http_url(std::string_view url);
 
 }  // namespace natkeeper::upnp

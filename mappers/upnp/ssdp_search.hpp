@@ -10,6 +10,7 @@
 #include <set>
 #include <string>
 
+#include "mappers/upnp/http_url.hpp"
 #include "mappers/upnp/ssdp.hpp"
 
 namespace natkeeper::upnp {

@@ -19,11 +19,11 @@ NATKEEPER_FUZZ_TARGET(natpmp_decode) {
 
   const auto decoded = decode_reply(datagram, expected);
   if (!decoded) {
-    if (to_string(decoded.invalid).empty()) __builtin_trap();
+    if (to_string(decoded.error()).empty()) __builtin_trap();
     return 0;
   }
   // Whatever is accepted is exactly what the request allows.
-  const Reply& reply = *decoded.reply;
+  const Reply& reply = *decoded;
   if (datagram.size() != reply_size(expected.opcode)) __builtin_trap();
   if (datagram[0] != 0 || datagram[1] != 128 + static_cast<int>(expected.opcode)) __builtin_trap();
   if (reply.opcode != expected.opcode) __builtin_trap();

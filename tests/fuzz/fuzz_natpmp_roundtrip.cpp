@@ -56,7 +56,7 @@ NATKEEPER_FUZZ_TARGET(natpmp_roundtrip) {
                           (expected.deletion ? granted_lifetime == 0 : granted_lifetime != 0 && external_port != 0);
   if (static_cast<bool>(decoded) != consistent) __builtin_trap();
   if (!decoded) return 0;
-  const Reply& r = *decoded.reply;
+  const Reply& r = *decoded;
   if (r.opcode != request.opcode || r.result_code != result || r.epoch != epoch) __builtin_trap();
   if (request.opcode == Opcode::public_address) {
     if (r.external_address.to_uint() != (result == 0 ? external_address : 0)) __builtin_trap();

@@ -1,6 +1,7 @@
 // SSDP answers and NOTIFYs come from any device on the LAN.
 #include <string_view>
 
+#include "mappers/upnp/http_url.hpp"
 #include "mappers/upnp/ssdp.hpp"
 #include "tests/fuzz/fuzz_target.hpp"
 

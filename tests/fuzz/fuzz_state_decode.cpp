@@ -10,12 +10,12 @@ NATKEEPER_FUZZ_TARGET(state_decode) {
   namespace state = natkeeper::state;
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   const auto decoded = state::decode(text);
-  if (!decoded.state) {
-    if (decoded.error.empty()) __builtin_trap();
+  if (!decoded) {
+    if (decoded.error().message.empty()) __builtin_trap();
     return 0;
   }
-  if (!decoded.error.empty() || decoded.state->mappings.size() > state::kMaxLiveMappings) __builtin_trap();
-  const auto again = state::decode(state::encode(*decoded.state));
-  if (!again.state || !(*again.state == *decoded.state)) __builtin_trap();
+  if (decoded->mappings.size() > state::kMaxLiveMappings) __builtin_trap();
+  const auto again = state::decode(state::encode(*decoded));
+  if (!again || !(*again == *decoded)) __builtin_trap();
   return 0;
 }

@@ -5,6 +5,7 @@
 
 #include "mappers/natpmp/natpmp_codec.hpp"
 #include "natpmp_replies.hpp"
+#include "result_printer.hpp"
 
 using namespace natkeeper;
 using namespace natkeeper::natpmp;
@@ -23,27 +24,27 @@ TEST_CASE("natpmp codec: a public address reply", "[natpmp]") {
   const auto bytes = address_reply(0, 1234, 0xCB007101);  // 203.0.113.1
   const auto decoded = decode_reply(bytes, kAddress);
   REQUIRE(decoded);
-  CHECK(decoded.reply->opcode == Opcode::public_address);
-  CHECK(decoded.reply->result_code == 0);
-  CHECK(decoded.reply->epoch == 1234);
-  CHECK(decoded.reply->external_address.to_string() == "203.0.113.1");
+  CHECK(decoded->opcode == Opcode::public_address);
+  CHECK(decoded->result_code == 0);
+  CHECK(decoded->epoch == 1234);
+  CHECK(decoded->external_address.to_string() == "203.0.113.1");
 }
 
 TEST_CASE("natpmp codec: UDP and TCP mapping replies", "[natpmp]") {
   const auto udp = decode_reply(mapping_reply(129, 0, 77, 7076, 7076, 3600), kUdp7076);
   REQUIRE(udp);
-  CHECK(udp.reply->opcode == Opcode::map_udp);
-  CHECK(udp.reply->epoch == 77);
-  CHECK(udp.reply->internal_port == 7076);
-  CHECK(udp.reply->external_port == 7076);
-  CHECK(udp.reply->lifetime == 3600);
+  CHECK(udp->opcode == Opcode::map_udp);
+  CHECK(udp->epoch == 77);
+  CHECK(udp->internal_port == 7076);
+  CHECK(udp->external_port == 7076);
+  CHECK(udp->lifetime == 3600);
 
   const auto tcp = decode_reply(mapping_reply(130, 0, 0xFFFFFFFF, 15063, 40000, 7200), kTcp15063);
   REQUIRE(tcp);
-  CHECK(tcp.reply->opcode == Opcode::map_tcp);
-  CHECK(tcp.reply->epoch == 0xFFFFFFFF);
-  CHECK(tcp.reply->external_port == 40000);
-  CHECK(tcp.reply->lifetime == 7200);
+  CHECK(tcp->opcode == Opcode::map_tcp);
+  CHECK(tcp->epoch == 0xFFFFFFFF);
+  CHECK(tcp->external_port == 40000);
+  CHECK(tcp->lifetime == 7200);
 }
 
 TEST_CASE("natpmp codec: every length but the exact one is rejected", "[natpmp]") {
@@ -58,18 +59,18 @@ TEST_CASE("natpmp codec: every length but the exact one is rejected", "[natpmp]"
     const auto dm = decode_reply(m, kUdp7076);
     CHECK(bool(da) == (length == kPublicAddressReplySize));
     CHECK(bool(dm) == (length == kMappingReplySize));
-    if (!da) CHECK(da.invalid == Invalid::length);
-    if (!dm) CHECK(dm.invalid == Invalid::length);
+    if (!da) CHECK(da.error() == DecodeError::length);
+    if (!dm) CHECK(dm.error() == DecodeError::length);
   }
   // 17: one trailing byte too many on a mapping reply.
   Bytes m = mapping;
   m.push_back(0);
   REQUIRE(m.size() == 17);
-  CHECK(decode_reply(m, kUdp7076).invalid == Invalid::length);
+  CHECK(decode_reply(m, kUdp7076).error() == DecodeError::length);
   CHECK_FALSE(decode_reply(m, kUdp7076));
   // A public address reply is not a mapping reply, nor the other way round.
-  CHECK(decode_reply(address, kUdp7076).invalid == Invalid::length);
-  CHECK(decode_reply(mapping, kAddress).invalid == Invalid::length);
+  CHECK(decode_reply(address, kUdp7076).error() == DecodeError::length);
+  CHECK(decode_reply(mapping, kAddress).error() == DecodeError::length);
 }
 
 TEST_CASE("natpmp codec: a version other than 0 is rejected", "[natpmp]") {
@@ -77,8 +78,8 @@ TEST_CASE("natpmp codec: a version other than 0 is rejected", "[natpmp]") {
     auto a = address_reply(0, 1, 0x01020304);
     auto m = mapping_reply(129, 0, 1, 7076, 7076, 60);
     a[0] = m[0] = version;
-    CHECK(decode_reply(a, kAddress).invalid == Invalid::version);
-    CHECK(decode_reply(m, kUdp7076).invalid == Invalid::version);
+    CHECK(decode_reply(a, kAddress).error() == DecodeError::version);
+    CHECK(decode_reply(m, kUdp7076).error() == DecodeError::version);
   }
 }
 
@@ -92,25 +93,25 @@ TEST_CASE("natpmp codec: the opcode must be the request's plus 128", "[natpmp]")
     const auto dm = decode_reply(m, kUdp7076);
     CHECK(bool(da) == (opcode == 128));
     CHECK(bool(dm) == (opcode == 129));
-    if (!da) CHECK(da.invalid == Invalid::opcode);
-    if (!dm) CHECK(dm.invalid == Invalid::opcode);
+    if (!da) CHECK(da.error() == DecodeError::opcode);
+    if (!dm) CHECK(dm.error() == DecodeError::opcode);
   }
 }
 
 TEST_CASE("natpmp codec: a UDP reply does not answer a TCP request", "[natpmp]") {
   const auto udp_reply = mapping_reply(129, 0, 1, 15063, 15063, 60);
-  CHECK(decode_reply(udp_reply, kTcp15063).invalid == Invalid::opcode);
+  CHECK(decode_reply(udp_reply, kTcp15063).error() == DecodeError::opcode);
   const auto tcp_reply = mapping_reply(130, 0, 1, 7076, 7076, 60);
-  CHECK(decode_reply(tcp_reply, kUdp7076).invalid == Invalid::opcode);
+  CHECK(decode_reply(tcp_reply, kUdp7076).error() == DecodeError::opcode);
 }
 
 TEST_CASE("natpmp codec: a reply for another internal port is rejected", "[natpmp]") {
   for (std::uint16_t port : {0, 7075, 7077, 65535}) {
     const auto m = mapping_reply(129, 0, 1, port, 7076, 60);
-    CHECK(decode_reply(m, kUdp7076).invalid == Invalid::internal_port);
+    CHECK(decode_reply(m, kUdp7076).error() == DecodeError::internal_port);
   }
   // Error replies echo the internal port too.
-  CHECK(decode_reply(mapping_reply(129, 2, 1, 7077, 0, 0), kUdp7076).invalid == Invalid::internal_port);
+  CHECK(decode_reply(mapping_reply(129, 2, 1, 7077, 0, 0), kUdp7076).error() == DecodeError::internal_port);
 }
 
 TEST_CASE("natpmp codec: result codes are reported, not rejected", "[natpmp]") {
@@ -118,13 +119,13 @@ TEST_CASE("natpmp codec: result codes are reported, not rejected", "[natpmp]") {
     INFO("code " << code);
     const auto a = decode_reply(address_reply(code, 9, 0), kAddress);
     REQUIRE(a);
-    CHECK(a.reply->result_code == code);
-    CHECK(a.reply->epoch == 9);
-    CHECK(a.reply->external_address.is_unspecified());
+    CHECK(a->result_code == code);
+    CHECK(a->epoch == 9);
+    CHECK(a->external_address.is_unspecified());
     // Error replies' external port and lifetime are undefined: zero is fine.
     const auto m = decode_reply(mapping_reply(129, code, 9, 7076, 0, 0), kUdp7076);
     REQUIRE(m);
-    CHECK(m.reply->result_code == code);
+    CHECK(m->result_code == code);
   }
 }
 
@@ -134,10 +135,10 @@ TEST_CASE("natpmp codec: success replies must fit the kind of request", "[natpmp
   CHECK(decode_reply(mapping_reply(129, 0, 1, 7076, 0, 0), deletion));
   CHECK(decode_reply(mapping_reply(129, 0, 1, 7076, 7076, 0), deletion));
   // A creation's reply taken for a deletion, or the other way round, is stale.
-  CHECK(decode_reply(mapping_reply(129, 0, 1, 7076, 7076, 3600), deletion).invalid == Invalid::inconsistent);
-  CHECK(decode_reply(mapping_reply(129, 0, 1, 7076, 0, 0), kUdp7076).invalid == Invalid::inconsistent);
-  CHECK(decode_reply(mapping_reply(129, 0, 1, 7076, 0, 3600), kUdp7076).invalid == Invalid::inconsistent);
-  CHECK(decode_reply(mapping_reply(129, 0, 1, 7076, 7076, 0), kUdp7076).invalid == Invalid::inconsistent);
+  CHECK(decode_reply(mapping_reply(129, 0, 1, 7076, 7076, 3600), deletion).error() == DecodeError::inconsistent);
+  CHECK(decode_reply(mapping_reply(129, 0, 1, 7076, 0, 0), kUdp7076).error() == DecodeError::inconsistent);
+  CHECK(decode_reply(mapping_reply(129, 0, 1, 7076, 0, 3600), kUdp7076).error() == DecodeError::inconsistent);
+  CHECK(decode_reply(mapping_reply(129, 0, 1, 7076, 7076, 0), kUdp7076).error() == DecodeError::inconsistent);
 }
 
 TEST_CASE("natpmp codec: only the gateway's port 5351 is a server", "[natpmp]") {
@@ -153,7 +154,8 @@ TEST_CASE("natpmp codec: helpers", "[natpmp]") {
   CHECK(mapping_opcode(Transport::tcp) == Opcode::map_tcp);
   CHECK(reply_size(Opcode::public_address) == 12);
   CHECK(reply_size(Opcode::map_tcp) == 16);
-  CHECK(to_string(Invalid::internal_port) == "wrong internal port");
+  CHECK(to_string(DecodeError::internal_port) == "wrong internal port");
+  CHECK(to_string(DecodeError::nonzero_reserved) == "reserved field not zero");
 }
 
 TEST_CASE("natpmp codec: a public address request is version 0, opcode 0 and nothing else", "[natpmp]") {
@@ -179,20 +181,20 @@ TEST_CASE("natpmp codec: mapping requests follow the byte layout of RFC 6886 §3
 
 TEST_CASE("natpmp codec: what is no request does not decode as one", "[natpmp]") {
   const auto mapping = encode_request({Opcode::map_udp, 7076, 7076, 3600});
-  CHECK_FALSE(decode_request(Bytes{}));
-  CHECK_FALSE(decode_request(Bytes{0}));
-  CHECK_FALSE(decode_request(Bytes{0, 0, 0}));                  // public address request, too long
-  CHECK_FALSE(decode_request(Bytes{1, 0}));                     // version 1
-  CHECK_FALSE(decode_request(Bytes{0, 3}));                     // unknown opcode
-  CHECK_FALSE(decode_request(address_reply(0, 1)));             // a reply
-  CHECK_FALSE(decode_request(Bytes(mapping.begin(), mapping.end() - 1)));
+  CHECK(decode_request(Bytes{}) == DecodeError::length);
+  CHECK(decode_request(Bytes{0}) == DecodeError::length);
+  CHECK(decode_request(Bytes{0, 0, 0}) == DecodeError::length);         // public address request, too long
+  CHECK(decode_request(Bytes{1, 0}) == DecodeError::version);           // version 1
+  CHECK(decode_request(Bytes{0, 3}) == DecodeError::opcode);            // unknown opcode
+  CHECK(decode_request(address_reply(0, 1)) == DecodeError::opcode);    // a reply
+  CHECK(decode_request(Bytes(mapping.begin(), mapping.end() - 1)) == DecodeError::length);
   auto longer = mapping;
   longer.push_back(0);
-  CHECK_FALSE(decode_request(longer));
+  CHECK(decode_request(longer) == DecodeError::length);
   auto reserved = mapping;
   reserved[3] = 1;
-  CHECK_FALSE(decode_request(reserved));
+  CHECK(decode_request(reserved) == DecodeError::nonzero_reserved);
   auto opcode_only = mapping;
   opcode_only.resize(2);
-  CHECK_FALSE(decode_request(opcode_only));                     // a mapping opcode needs its fields
+  CHECK(decode_request(opcode_only) == DecodeError::length);            // a mapping opcode needs its fields
 }

@@ -1,6 +1,12 @@
 #include <catch2/catch.hpp>
 
+#include <string_view>
+#include <vector>
+
+#include "agent/codecs/gateway_notice.hpp"
 #include "agent/service/notice_policy.hpp"
+#include "natpmp_replies.hpp"
+#include "result_printer.hpp"
 
 using namespace natkeeper;
 using namespace natkeeper::policy;
@@ -62,4 +68,44 @@ TEST_CASE("SSDP: a new boot id reconnects; alive notices are spot-checked at mos
   context.method = Method::natpmp;
   CHECK(judge_notice(ssdp_alive(9), history, context, kStart + 60s, 0).action == Action::ignore);
   CHECK(judge_notice({GatewayNotice::Kind::ssdp_byebye, 0, {}, {}, {}}, history, context, kStart, 0).why.empty());
+}
+
+TEST_CASE("gateway notices: what each kind of datagram decodes to, or why not", "[notice_policy]") {
+  using natpmp_replies::address_reply;
+  const auto ssdp = [](std::string_view text) {
+    return parse_gateway_notice({reinterpret_cast<const std::uint8_t*>(text.data()), text.size()}, kSsdpNotifyPort);
+  };
+  // A PCP ANNOUNCE response (RFC 6887 §7.2, §14.1) with the given result code.
+  const auto pcp_announce_response = [](std::uint8_t result_code) {
+    std::vector<std::uint8_t> bytes(24, 0);
+    bytes[0] = 2;
+    bytes[1] = 0x80;  // R bit, opcode ANNOUNCE
+    bytes[3] = result_code;
+    bytes[11] = 9;  // epoch
+    return bytes;
+  };
+
+  const auto natpmp = parse_gateway_notice(address_reply(0, 7), kAnnouncePort);
+  REQUIRE(natpmp);
+  CHECK(natpmp->kind == GatewayNotice::Kind::natpmp_address);
+  CHECK(natpmp->epoch == 7);
+  const auto pcp = parse_gateway_notice(pcp_announce_response(0), kAnnouncePort);
+  REQUIRE(pcp);
+  CHECK(pcp->kind == GatewayNotice::Kind::pcp_announce);
+  CHECK(pcp->epoch == 9);
+  const auto byebye = ssdp("NOTIFY * HTTP/1.1\r\nNT: upnp:rootdevice\r\nNTS: ssdp:byebye\r\n\r\n");
+  REQUIRE(byebye);
+  CHECK(byebye->kind == GatewayNotice::Kind::ssdp_byebye);
+
+  // Every GatewayNoticeError is non-zero: a success's error() never equals one.
+  CHECK(parse_gateway_notice(address_reply(0, 7), 1234).error() == GatewayNoticeError::unknown_port);
+  CHECK(parse_gateway_notice(address_reply(3, 7), kAnnouncePort).error() == GatewayNoticeError::error_result);
+  CHECK(parse_gateway_notice(pcp_announce_response(7), kAnnouncePort).error() == GatewayNoticeError::error_result);
+  CHECK(parse_gateway_notice(std::vector<std::uint8_t>{0, 1, 2}, kAnnouncePort).error() ==
+        GatewayNoticeError::not_an_announcement);
+  CHECK(ssdp("HTTP/1.1 200 OK\r\nST: upnp:rootdevice\r\nLOCATION: http://10.77.0.1/\r\n\r\n").error() ==
+        GatewayNoticeError::not_a_notify);
+  CHECK(ssdp("NOTIFY * HTTP/1.1\r\nNT: urn:schemas-upnp-org:device:MediaRenderer:1\r\nNTS: ssdp:byebye\r\n\r\n")
+            .error() == GatewayNoticeError::not_a_gateway);
+  CHECK(to_string(GatewayNoticeError::not_a_gateway) == "a NOTIFY of a device that is not an IGD");
 }

@@ -1,7 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include "mappers/upnp/http_url.hpp"
 #include "mappers/upnp/ssdp.hpp"
 #include "mappers/upnp/ssdp_search.hpp"
+#include "result_printer.hpp"
 
 using namespace natkeeper::upnp;
 using boost::asio::ip::make_address_v4;
@@ -42,13 +44,19 @@ TEST_CASE("bare LF line ends are tolerated") {
 }
 
 TEST_CASE("what is not a usable search response is ignored") {
-  CHECK_FALSE(parse_search_response(""));
-  CHECK_FALSE(parse_search_response("NOTIFY * HTTP/1.1\r\nLOCATION: http://a/\r\nST: x\r\n\r\n"));
-  CHECK_FALSE(parse_search_response("HTTP/1.1 404 Not Found\r\nLOCATION: http://a/\r\nST: x\r\n\r\n"));
-  CHECK_FALSE(parse_search_response("HTTP/1.1 200 OK\r\nST: x\r\n\r\n"));        // no LOCATION
-  CHECK_FALSE(parse_search_response("HTTP/1.1 200 OK\r\nLOCATION: http://a/\r\n"));  // no ST
-  CHECK_FALSE(parse_search_response(std::string(kMaxSsdpDatagram + 1, 'A')));
-  CHECK_FALSE(parse_search_response("HTTP/1.1 200"));
+  // Every SsdpError is non-zero: a success's error() never equals one.
+  CHECK(parse_search_response("").error() == SsdpError::wrong_start_line);
+  CHECK(parse_search_response("NOTIFY * HTTP/1.1\r\nLOCATION: http://a/\r\nST: x\r\n\r\n").error() ==
+        SsdpError::wrong_start_line);
+  CHECK(parse_search_response("HTTP/1.1 404 Not Found\r\nLOCATION: http://a/\r\nST: x\r\n\r\n").error() ==
+        SsdpError::wrong_start_line);
+  CHECK(parse_search_response("HTTP/1.1 200 OK\r\nST: x\r\n\r\n").error() ==
+        SsdpError::missing_header);  // no LOCATION
+  CHECK(parse_search_response("HTTP/1.1 200 OK\r\nLOCATION: http://a/\r\n").error() ==
+        SsdpError::missing_header);  // no ST
+  CHECK(parse_search_response(std::string(kMaxSsdpDatagram + 1, 'A')).error() == SsdpError::too_long);
+  CHECK(parse_search_response("HTTP/1.1 200").error() == SsdpError::missing_header);
+  CHECK(to_string(SsdpError::missing_header) == "a required header is missing");
   CHECK_FALSE(is_igd_search_target("urn:schemas-upnp-org:device:MediaRenderer:1"));
   CHECK_FALSE(is_igd_search_target("upnp:rootdevice"));
 }
@@ -65,12 +73,25 @@ TEST_CASE("http URLs are split into host, port and path") {
   CHECK(url->port == 80);
   CHECK(url->path == "/");
 
-  for (auto bad : {"https://10.0.0.1/", "http://", "http://:80/", "http://u:p@10.0.0.1/",
-                   "http://[::1]/", "http://10.0.0.1:0/", "http://10.0.0.1:65536/", "http://10.0.0.1:8x/",
-                   "http://10.0.0.1/a b", "ftp://10.0.0.1/"}) {
+  const std::pair<const char*, HttpUrlError> bad_urls[]{
+      {"https://10.0.0.1/", HttpUrlError::not_http},
+      {"http://", HttpUrlError::bad_authority},
+      {"http://:80/", HttpUrlError::bad_authority},
+      {"http://u:p@10.0.0.1/", HttpUrlError::bad_authority},
+      {"http://[::1]/", HttpUrlError::bad_authority},
+      {"http://10.0.0.1:0/", HttpUrlError::bad_port},
+      {"http://10.0.0.1:65536/", HttpUrlError::bad_port},
+      {"http://10.0.0.1:8x/", HttpUrlError::bad_port},
+      {"http://10.0.0.1/a b", HttpUrlError::unprintable},
+      {"ftp://10.0.0.1/", HttpUrlError::not_http},
+  };
+  for (const auto& [bad, why] : bad_urls) {
     INFO(bad);
-    CHECK_FALSE(parse_http_url(bad));
+    const auto refused = parse_http_url(bad);
+    CHECK_FALSE(refused);
+    CHECK(refused.error() == why);
   }
+  CHECK(to_string(HttpUrlError::bad_port) == "port not from 1 to 65535");
 }
 
 TEST_CASE("a LOCATION must be the answering host itself, on this host's subnet") {
@@ -109,13 +130,18 @@ TEST_CASE("NOTIFY: alive with its boot id, byebye without a location, others ref
   CHECK(byebye->kind == Notify::Kind::byebye);
   CHECK_FALSE(byebye->boot_id);
 
-  CHECK_FALSE(parse_notify("NOTIFY * HTTP/1.1\r\nNT: upnp:rootdevice\r\nNTS: ssdp:alive\r\n\r\n"));  // no LOCATION
-  CHECK_FALSE(parse_notify("NOTIFY * HTTP/1.1\r\nNT: a\r\nNTS: ssdp:bogus\r\nLOCATION: http://h/\r\n\r\n"));
-  CHECK_FALSE(parse_notify("HTTP/1.1 200 OK\r\nNT: a\r\nNTS: ssdp:alive\r\nLOCATION: http://h/\r\n\r\n"));
-  CHECK_FALSE(parse_notify("M-SEARCH * HTTP/1.1\r\nNT: a\r\nNTS: ssdp:alive\r\nLOCATION: http://h/\r\n\r\n"));
+  CHECK(parse_notify("NOTIFY * HTTP/1.1\r\nNT: upnp:rootdevice\r\nNTS: ssdp:alive\r\n\r\n").error() ==
+        SsdpError::missing_header);  // no LOCATION
+  CHECK(parse_notify("NOTIFY * HTTP/1.1\r\nNT: a\r\nNTS: ssdp:bogus\r\nLOCATION: http://h/\r\n\r\n").error() ==
+        SsdpError::unknown_notification_subtype);
+  CHECK(parse_notify("HTTP/1.1 200 OK\r\nNT: a\r\nNTS: ssdp:alive\r\nLOCATION: http://h/\r\n\r\n").error() ==
+        SsdpError::wrong_start_line);
+  CHECK(parse_notify("M-SEARCH * HTTP/1.1\r\nNT: a\r\nNTS: ssdp:alive\r\nLOCATION: http://h/\r\n\r\n").error() ==
+        SsdpError::wrong_start_line);
+  CHECK(parse_notify("NOTIFY * HTTP/1.1\r\nNTS: ssdp:byebye\r\n\r\n").error() == SsdpError::missing_header);  // no NT
   const auto odd_boot_id =
       parse_notify("NOTIFY * HTTP/1.1\r\nNT: a\r\nNTS: ssdp:alive\r\nLOCATION: http://h/\r\nBOOTID.UPNP.ORG: 12x\r\n\r\n");
   REQUIRE(odd_boot_id);
   CHECK_FALSE(odd_boot_id->boot_id);
-  CHECK_FALSE(parse_notify(std::string(kMaxSsdpDatagram + 1, 'N')));
+  CHECK(parse_notify(std::string(kMaxSsdpDatagram + 1, 'N')).error() == SsdpError::too_long);
 }

@@ -14,6 +14,7 @@
 #include <random>
 
 #include "agent/base/state_file.hpp"
+#include "result_printer.hpp"
 
 using namespace natkeeper;
 using namespace natkeeper::state;
@@ -78,10 +79,9 @@ TEST_CASE("states round-trip through the state codec", "[state_file]") {
   empty.local_address = "192.168.1.20";
   for (const auto& state : {example_state(), empty}) {
     const auto decoded = decode(encode(state));
-    INFO(decoded.error);
-    REQUIRE(decoded.state);
-    CHECK(decoded.error.empty());
-    CHECK(*decoded.state == state);
+    INFO(decoded.error().message);
+    REQUIRE(decoded);
+    CHECK(*decoded == state);
   }
 }
 
@@ -90,8 +90,8 @@ TEST_CASE("the state codec ignores members it does not know", "[state_file]") {
     document["written_by"] = "natkeeper 0.2";
     document["mappings"][0]["description"] = "ring";
   });
-  REQUIRE(decoded.state);
-  CHECK(*decoded.state == example_state());
+  REQUIRE(decoded);
+  CHECK(*decoded == example_state());
 }
 
 TEST_CASE("the state codec rejects what natkeeper does not write, saying where", "[state_file]") {
@@ -141,18 +141,18 @@ TEST_CASE("the state codec rejects what natkeeper does not write, saying where",
   for (std::size_t i = 0; i < cases.size(); ++i) {
     INFO("case " << i);
     const auto decoded = decode_edited(cases[i].edit);
-    CHECK_FALSE(decoded.state);
-    CHECK(decoded.error == cases[i].error);
+    CHECK_FALSE(decoded);
+    CHECK(decoded.error().message == cases[i].error);
   }
 }
 
 TEST_CASE("the state codec rejects text that is not a JSON object", "[state_file]") {
-  CHECK(decode("").error == "not valid JSON");
-  CHECK(decode("{\"version\":1").error == "not valid JSON");
-  CHECK(decode(encode(example_state()) + "x").error == "not valid JSON");
-  CHECK(decode("\"\xff\"").error == "not valid JSON");
-  CHECK(decode("[1]").error == "not a JSON object ([1])");
-  CHECK(decode("null").error == "not a JSON object (null)");
+  CHECK(decode("").error().message == "not valid JSON");
+  CHECK(decode("{\"version\":1").error().message == "not valid JSON");
+  CHECK(decode(encode(example_state()) + "x").error().message == "not valid JSON");
+  CHECK(decode("\"\xff\"").error().message == "not valid JSON");
+  CHECK(decode("[1]").error().message == "not a JSON object ([1])");
+  CHECK(decode("null").error().message == "not a JSON object (null)");
 }
 
 TEST_CASE("the state codec holds every port of both protocols, and no more", "[state_file]") {
@@ -162,15 +162,15 @@ TEST_CASE("the state codec holds every port of both protocols, and no more", "[s
   auto text = encode(state);
   CHECK(text.size() <= kMaxStateFileBytes);
   const auto decoded = decode(text);
-  REQUIRE(decoded.state);
-  CHECK(decoded.state->mappings.size() == kMaxLiveMappings);
+  REQUIRE(decoded);
+  CHECK(decoded->mappings.size() == kMaxLiveMappings);
 
   // The count is checked before the entries.
   auto too_many = Json::parse(encode(example_state()));
   too_many["mappings"] = Json::array();
   for (std::size_t i = 0; i <= kMaxLiveMappings; ++i) too_many["mappings"].push_back(Json::object());
-  CHECK(decode(too_many.dump()).error == "mappings: 131073 entries, more than 131072");
-  CHECK(decode(std::string(kMaxStateFileBytes + 1, ' ')).error.starts_with("too large: "));
+  CHECK(decode(too_many.dump()).error().message == "mappings: 131073 entries, more than 131072");
+  CHECK(decode(std::string(kMaxStateFileBytes + 1, ' ')).error().message.starts_with("too large: "));
 }
 
 TEST_CASE("the state file is written atomically, private, and read back", "[state_file]") {
