@@ -422,11 +422,15 @@ void Supervisor::gateway_datagram(std::span<const std::uint8_t> datagram, const 
   const bool from_gateway = connection_ && source.address() == asio::ip::address(connection_->path.gateway);
   // NAT-PMP and PCP notices come from the server port (RFC 6886 §3.2.1, RFC 6887 §14.1.1).
   const bool right_port = port != kAnnouncePort || source.port() == natpmp::kServerPort;
-  if (const auto notice = parse_gateway_notice(datagram, port); from_gateway && right_port && notice) {
-    // The mapper learns the new address and epoch; the supervisor decides what to do.
-    if (port == kAnnouncePort) connection_->protocol.mapper->on_announcement(datagram, source.address(), source.port());
-    on_notice(*notice);
-    return;
+  // Only the gateway's datagrams are parsed: every LAN device's NOTIFYs arrive here too.
+  if (from_gateway && right_port) {
+    if (const auto notice = parse_gateway_notice(datagram, port)) {
+      // The mapper learns the new address and epoch; the supervisor decides what to do.
+      if (port == kAnnouncePort)
+        connection_->protocol.mapper->on_announcement(datagram, source.address(), source.port());
+      on_notice(*notice);
+      return;
+    }
   }
   // SSDP: every device's NOTIFYs arrive here; only the announce port is the gateway's alone.
   if (port == kAnnouncePort || from_gateway) {
