@@ -36,17 +36,6 @@ GatewayNoticeResult parse_ssdp(std::span<const std::uint8_t> datagram) {
 
 }  // namespace
 
-std::string_view to_string(GatewayNoticeError error) noexcept {
-  switch (error) {
-    case GatewayNoticeError::unknown_port: return "not a notice port";
-    case GatewayNoticeError::not_an_announcement: return "no NAT-PMP or PCP announcement";
-    case GatewayNoticeError::error_result: return "an announcement with an error result";
-    case GatewayNoticeError::not_a_notify: return "no SSDP NOTIFY";
-    case GatewayNoticeError::not_a_gateway: return "a NOTIFY of a device that is not an IGD";
-  }
-  return "invalid";
-}
-
 GatewayNoticeResult parse_gateway_notice(std::span<const std::uint8_t> datagram, std::uint16_t port) {
   if (port == kAnnouncePort) return parse_announcement(datagram);
   if (port == kSsdpNotifyPort) return parse_ssdp(datagram);

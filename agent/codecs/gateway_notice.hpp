@@ -9,7 +9,6 @@
 #include <optional>
 #include <span>
 #include <string>
-#include <string_view>
 
 namespace natkeeper {
 
@@ -38,7 +37,6 @@ enum class GatewayNoticeError {
   not_a_notify,         // not a well-formed SSDP NOTIFY
   not_a_gateway,        // the NOTIFY of a device or service that is not an IGD
 };
-std::string_view to_string(GatewayNoticeError error) noexcept;
 
 // Use `*result` / `result->` after checking; `.value()` is not available for
 // this error type.

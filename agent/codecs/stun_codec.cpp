@@ -69,18 +69,6 @@ std::vector<std::uint8_t> encode_binding_request(const BindingRequest& request) 
   return out;
 }
 
-std::string_view to_string(DecodeError error) noexcept {
-  switch (error) {
-    case DecodeError::too_short: return "shorter than a STUN header";
-    case DecodeError::too_long: return "longer than 1024 bytes";
-    case DecodeError::not_stun: return "not a STUN message";
-    case DecodeError::not_a_response: return "not a Binding response";
-    case DecodeError::bad_length: return "length field disagrees with the datagram";
-    case DecodeError::bad_attribute: return "malformed attribute";
-  }
-  return "invalid";
-}
-
 boost::system::result<BindingResponse, DecodeError> decode_binding_response(Bytes datagram) {
   if (datagram.size() < kHeaderSize) return DecodeError::too_short;
   if (datagram.size() > kMaxMessageSize) return DecodeError::too_long;

@@ -76,7 +76,6 @@ enum class DecodeError {
   bad_length,        // header length disagrees with the datagram
   bad_attribute,     // an attribute overruns the message or is malformed
 };
-std::string_view to_string(DecodeError error) noexcept;
 
 boost::system::result<BindingResponse, DecodeError> decode_binding_response(
     std::span<const std::uint8_t> datagram);

@@ -7,16 +7,6 @@
 
 namespace natkeeper::upnp {
 
-std::string_view to_string(HttpUrlError error) noexcept {
-  switch (error) {
-    case HttpUrlError::not_http: return "not an http:// URL";
-    case HttpUrlError::bad_authority: return "no host, or userinfo or an IPv6 address";
-    case HttpUrlError::bad_port: return "port not from 1 to 65535";
-    case HttpUrlError::unprintable: return "spaces, control or non-ASCII characters";
-  }
-  return "invalid";
-}
-
 boost::system::result<HttpUrl, HttpUrlError> parse_http_url(std::string_view url) {
   constexpr std::string_view scheme = "http://";
   if (!starts_with_ci(url, scheme)) return HttpUrlError::not_http;

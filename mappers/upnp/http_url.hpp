@@ -21,7 +21,6 @@ enum class HttpUrlError {
   bad_port,       // not a number from 1 to 65535
   unprintable,    // spaces, control or non-ASCII characters
 };
-std::string_view to_string(HttpUrlError error) noexcept;
 
 // Plain http URLs only: http://host[:port][/path]. No userinfo, no IPv6.
 // Use `*result` / `result->` after checking; `.value()` is not available for

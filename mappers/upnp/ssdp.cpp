@@ -59,16 +59,6 @@ std::optional<SsdpError> walk_ssdp_message(std::string_view datagram, AcceptStar
 
 }  // namespace
 
-std::string_view to_string(SsdpError error) noexcept {
-  switch (error) {
-    case SsdpError::too_long: return "longer than 2048 bytes";
-    case SsdpError::wrong_start_line: return "not the expected kind of SSDP message";
-    case SsdpError::missing_header: return "a required header is missing";
-    case SsdpError::unknown_notification_subtype: return "unknown NTS";
-  }
-  return "invalid";
-}
-
 SsdpResult<SearchResponse> parse_search_response(std::string_view datagram) {
   SearchResponse response;
   // "HTTP/1.1 200 OK" (some devices send HTTP/1.0)

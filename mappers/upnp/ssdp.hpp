@@ -30,7 +30,6 @@ enum class SsdpError {
   missing_header,                // a header the message must carry is absent or empty
   unknown_notification_subtype,  // a NOTIFY whose NTS is not alive, byebye or update
 };
-std::string_view to_string(SsdpError error) noexcept;
 
 // Use `*result` / `result->` after checking; `.value()` is not available for
 // this error type.

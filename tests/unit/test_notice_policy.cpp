@@ -107,5 +107,4 @@ TEST_CASE("gateway notices: what each kind of datagram decodes to, or why not", 
         GatewayNoticeError::not_a_notify);
   CHECK(ssdp("NOTIFY * HTTP/1.1\r\nNT: urn:schemas-upnp-org:device:MediaRenderer:1\r\nNTS: ssdp:byebye\r\n\r\n")
             .error() == GatewayNoticeError::not_a_gateway);
-  CHECK(to_string(GatewayNoticeError::not_a_gateway) == "a NOTIFY of a device that is not an IGD");
 }

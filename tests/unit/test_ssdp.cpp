@@ -56,7 +56,6 @@ TEST_CASE("what is not a usable search response is ignored") {
         SsdpError::missing_header);  // no ST
   CHECK(parse_search_response(std::string(kMaxSsdpDatagram + 1, 'A')).error() == SsdpError::too_long);
   CHECK(parse_search_response("HTTP/1.1 200").error() == SsdpError::missing_header);
-  CHECK(to_string(SsdpError::missing_header) == "a required header is missing");
   CHECK_FALSE(is_igd_search_target("urn:schemas-upnp-org:device:MediaRenderer:1"));
   CHECK_FALSE(is_igd_search_target("upnp:rootdevice"));
 }
@@ -91,7 +90,6 @@ TEST_CASE("http URLs are split into host, port and path") {
     CHECK_FALSE(refused);
     CHECK(refused.error() == why);
   }
-  CHECK(to_string(HttpUrlError::bad_port) == "port not from 1 to 65535");
 }
 
 TEST_CASE("a LOCATION must be the answering host itself, on this host's subnet") {

@@ -112,8 +112,3 @@ TEST_CASE("what is not a well-formed STUN response is rejected") {
   std::vector<std::uint8_t> huge(kMaxMessageSize + 4, 0);
   CHECK(decode_binding_response(huge).error() == DecodeError::too_long);
 }
-
-TEST_CASE("STUN decode errors read well in a log") {
-  CHECK(to_string(DecodeError::not_a_response) == "not a Binding response");
-  CHECK(to_string(DecodeError::bad_attribute) == "malformed attribute");
-}
