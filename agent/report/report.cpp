@@ -6,16 +6,6 @@
 #include "mappers/errors.hpp"
 
 namespace natkeeper {
-namespace {
-
-// Cells that only a run of alike mappings shares (the ports aside).
-std::string alike_key(std::initializer_list<std::string_view> fields) {
-  std::string key;
-  for (const auto field : fields) (key += field) += '\x1f';
-  return key;
-}
-
-}  // namespace
 
 std::string_view to_string(MappingState state) {
   switch (state) {
@@ -143,19 +133,19 @@ std::string to_text(const RunReport& report) {
   std::vector<TableLine> lines;
   for (const auto& m : report.mappings) {
     TableLine line{std::string(to_string(m.request.proto)), m.request.internal_port, std::nullopt, {}, {}, std::nullopt};
-    std::string lease = "-", state(to_string(m.state));
+    std::string lease = "-", state(to_string(m.state)), outcome;
     if (m.mapping) {
       line.external = {m.mapping->external_ip.to_string(), m.mapping->external_port};
       lease = format_lease(*m.mapping);
       if (!m.verified_by.empty()) state += " (" + m.verified_by + ")";
       else if (m.state == MappingState::unreachable) state += ": " + m.note;
+      outcome = fmt::format("{}/{}", m.mapping->lifetime.count(), m.mapping->permanent);
     } else {
-      state += ": " + describe_failure(m.error, m.request);
+      outcome = describe_failure(m.error, m.request);
+      state += ": " + outcome;
     }
     // A failure's description names a conflict's port: each conflict keeps its own row.
-    line.alike = alike_key({to_string(m.state), m.method, m.note, m.verified_by,
-                            m.mapping ? fmt::format("{}/{}", m.mapping->lifetime.count(), m.mapping->permanent)
-                                      : describe_failure(m.error, m.request)});
+    line.alike = TableLine::key({to_string(m.state), m.method, m.note, m.verified_by, outcome});
     line.cells = {m.method, lease, state};
     lines.push_back(std::move(line));
   }

@@ -71,8 +71,8 @@ std::string status_to_text(const nlohmann::json& status) {
     if (detail.empty()) detail = string_of(mapping, "note");
     const auto renew_in = number_of(mapping["renew_in_s"]);
     const auto lease = string_of(mapping, "lease");
-    line.alike = text_of(mapping["state"]) + '\x1f' + text_of(mapping["method"]) + '\x1f' + string_of(mapping, "note") +
-                 '\x1f' + string_of(mapping, "verified_by") + '\x1f' + lease + '\x1f' + error;
+    line.alike = TableLine::key({text_of(mapping["state"]), text_of(mapping["method"]), string_of(mapping, "note"),
+                                 string_of(mapping, "verified_by"), lease, error});
     line.cells = {text_of(mapping["state"]), lease.empty() ? "-" : lease,
                   mapping["external_port"].is_null() && error.empty() ? std::string("-") : duration_of(renew_in),
                   detail};

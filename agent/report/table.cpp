@@ -34,6 +34,12 @@ std::string layout(const std::vector<TableColumn>& columns, std::vector<std::str
 
 }  // namespace
 
+std::string TableLine::key(std::initializer_list<std::string_view> fields) {
+  std::string joined;
+  for (const auto field : fields) (joined += field) += '\x1f';
+  return joined;
+}
+
 std::string render_table(const std::vector<TableColumn>& columns, const std::vector<TableLine>& lines) {
   std::vector<std::string> headings{"PROTO", "INTERNAL", "EXTERNAL"};
   for (const auto& column : columns) headings.emplace_back(column.heading);

@@ -2,6 +2,7 @@
 // The one table of mappings that --once and --status print: consecutive ports
 // that fare alike share a row, so a profile of a hundred ports reads at a glance.
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,6 +21,8 @@ struct TableLine {
   // Lines share a row when their protocol, this key and the external address
   // are equal and both ports step by one.
   std::string alike;
+  // The key of lines alike in all these fields.
+  static std::string key(std::initializer_list<std::string_view> fields);
   // The cells after PROTO, INTERNAL and EXTERNAL, as the row's first line shows them.
   std::vector<std::string> cells;
   // Where set, the row shows this cell from its line of least `rank` (the
