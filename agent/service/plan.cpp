@@ -121,7 +121,7 @@ std::vector<Mapping> adopt_recorded(std::vector<PlannedMapping>& entries, std::v
 
 std::optional<boost::asio::ip::address> external_address_of(const std::vector<PlannedMapping>& entries) {
   for (const auto& entry : entries)
-    if (entry.report.mapping && !entry.report.error && !entry.report.mapping->external_ip.is_unspecified())
+    if (active(entry) && !entry.report.mapping->external_ip.is_unspecified())
       return entry.report.mapping->external_ip;
   return std::nullopt;
 }
@@ -129,8 +129,7 @@ std::optional<boost::asio::ip::address> external_address_of(const std::vector<Pl
 PlanCounts count(const std::vector<PlannedMapping>& entries) {
   PlanCounts counts;
   for (const auto& entry : entries) {
-    const bool live = entry.report.mapping && !entry.report.error;
-    if (live) ++counts.active;
+    if (active(entry)) ++counts.active;
     else ++counts.failed;
     if (entry.report.state == MappingState::verified) ++counts.verified;
     if (entry.report.state == MappingState::unreachable) ++counts.unreachable;

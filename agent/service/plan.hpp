@@ -20,6 +20,9 @@ struct PlannedMapping {
   std::optional<std::chrono::system_clock::time_point> verified_at;
 };
 
+// The gateway holds it for us, as far as we know: granted, and not failed since.
+inline bool active(const PlannedMapping& entry) { return entry.report.mapping && !entry.report.error; }
+
 // A planned mapping not asked for yet.
 PlannedMapping unmapped(MapRequest request);
 

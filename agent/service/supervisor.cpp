@@ -280,8 +280,7 @@ asio::awaitable<void> Supervisor::apply_config(config::Config config) {
     }
     if (!diff.added.empty() || verification_changed) verify_pending_ = true;
   }
-  next_verify_ = TimePoint::max();
-  if (config_.verify_interval.count() > 0) next_verify_ = time_.now() + config_.verify_interval;
+  next_verify_ = next_verification();
   state_dirty_ = true;
   hooks_.ready();
 }
@@ -319,7 +318,7 @@ asio::awaitable<void> Supervisor::renew(std::vector<std::size_t> indices) {
   bool unreachable = false;
   std::size_t failed = 0;
   for (std::size_t k = 0; k < indices.size(); ++k) {
-    if (record_outcome(entries_[indices[k]], outcomes[k], to_string(connection_->protocol.method), now, random_unit()))
+    if (record_outcome(entries_[indices[k]], outcomes[k], to_string(found.method), now, random_unit()))
       verify_pending_ = true;
     if (outcomes[k].error) ++failed;
     unreachable = unreachable || outcomes[k].error == MapFailure::gateway_unreachable;
@@ -333,6 +332,10 @@ asio::awaitable<void> Supervisor::renew(std::vector<std::size_t> indices) {
   if (unreachable) schedule_reconnect("the gateway does not answer");
   note_external_address();
   state_dirty_ = true;
+}
+
+Supervisor::TimePoint Supervisor::next_verification() const {
+  return config_.verify_interval.count() > 0 ? time_.now() + config_.verify_interval : TimePoint::max();
 }
 
 void Supervisor::note_external_address() {
@@ -351,12 +354,12 @@ void Supervisor::note_external_address() {
 
 asio::awaitable<void> Supervisor::verify() {
   verify_pending_ = false;
-  next_verify_ = config_.verify_interval.count() > 0 ? time_.now() + config_.verify_interval : TimePoint::max();
-  std::vector<std::size_t> active;
+  next_verify_ = next_verification();
+  std::vector<std::size_t> indices;
   std::vector<MappingReport> reports;
   for (std::size_t i = 0; i < entries_.size(); ++i) {
-    if (!entries_[i].report.mapping || entries_[i].report.error) continue;
-    active.push_back(i);
+    if (!active(entries_[i])) continue;
+    indices.push_back(i);
     reports.push_back(entries_[i].report);
   }
   if (reports.empty()) co_return;
@@ -364,24 +367,23 @@ asio::awaitable<void> Supervisor::verify() {
       co_await interruptible(effects_.verify(config_, connection_->path, reports, external_ip_));
   const auto when = time_.wall_now();
   std::size_t verified = 0, unreachable = 0;
-  for (std::size_t k = 0; k < active.size(); ++k) {
-    record_verification(entries_[active[k]], reports[k], when);
+  for (std::size_t k = 0; k < indices.size(); ++k) {
+    record_verification(entries_[indices[k]], reports[k], when);
     if (reports[k].state == MappingState::verified) ++verified;
     if (reports[k].state == MappingState::unreachable) ++unreachable;
   }
   nat_ = result.nat;
   observed_public_ip_ = result.observed_public_ip;
   if (unreachable > 0)
-    log::warning("{} of {} mappings are not reachable from outside: {}", unreachable, active.size(), explain(nat_));
+    log::warning("{} of {} mappings are not reachable from outside: {}", unreachable, indices.size(), explain(nat_));
   else if (verified > 0)
-    log::info("{} of {} mappings verified from outside", verified, active.size());
+    log::info("{} of {} mappings verified from outside", verified, indices.size());
 }
 
 asio::awaitable<void> Supervisor::spot_check() {
   spot_check_ = false;
   last_spot_check_ = time_.now();
-  const auto sample = std::find_if(entries_.begin(), entries_.end(),
-                                   [](const PlannedMapping& e) { return e.report.mapping && !e.report.error; });
+  const auto sample = std::find_if(entries_.begin(), entries_.end(), active);
   if (sample == entries_.end()) co_return;
   const auto mapping = *sample->report.mapping;
   const auto held = co_await interruptible(connection_->protocol.mapper->holds(mapping));

@@ -95,6 +95,8 @@ class Supervisor {
   asio::awaitable<void> step();
   asio::awaitable<void> sleep_until(TimePoint when);
   TimePoint next_wakeup() const;
+  // When the configuration wants the mappings proven again, from now.
+  TimePoint next_verification() const;
   void wake();
   double random_unit();
 
