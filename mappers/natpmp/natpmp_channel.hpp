@@ -1,7 +1,7 @@
 #pragma once
-// The seam between the NAT-PMP mapper's policy and the world: the time, and
-// channels to the gateway. Production uses the steady clock and libnatpmp;
-// unit tests script both in virtual time, with no sockets and no sleeps.
+// The seam between the NAT-PMP mapper's policy and the world: channels to the
+// gateway, beside the Timebase. Production uses libnatpmp; unit tests script
+// the channels in virtual time, with no sockets and no sleeps.
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/address_v4.hpp>
@@ -19,7 +19,7 @@
 
 namespace natkeeper::natpmp {
 
-using TimePoint = std::chrono::steady_clock::time_point;
+using TimePoint = Timebase::TimePoint;
 
 // The datagram at the head of a channel's queue.
 struct Datagram {
