@@ -19,14 +19,10 @@ StateWriter::StateWriter(asio::any_io_executor loop, asio::any_io_executor worke
 
 void StateWriter::save(std::optional<state::ServiceState> snapshot) {
   // The worker owns copies only.
-  asio::post(strand_, [file = file_, write = write_, snapshot = std::move(snapshot), loop = loop_,
-                       failures = failures_] {
+  asio::post(strand_, [file = file_, write = write_, snapshot = std::move(snapshot), loop = loop_] {
     const auto error = write(file, snapshot);
-    if (!error) return;
-    asio::post(loop, [file, error, failures] {
-      ++*failures;
-      log::warning("cannot write {}: {}", file.string(), error.message());
-    });
+    if (error)
+      asio::post(loop, [file, error] { log::warning("cannot write {}: {}", file.string(), error.message()); });
   });
 }
 

@@ -1,16 +1,13 @@
 #pragma once
 // Writes the service's state file off the event loop: its fsync can take
 // seconds on a busy disk, which must not stall the loop and its watchdog.
-// One write at a time, in the order asked; a failure is logged and counted on
-// the loop.
+// One write at a time, in the order asked; a failure is logged from the loop.
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/strand.hpp>
 
-#include <cstdint>
 #include <filesystem>
 #include <functional>
-#include <memory>
 #include <optional>
 #include <system_error>
 
@@ -38,16 +35,12 @@ class StateWriter {
   void save(std::optional<state::ServiceState> snapshot);
   // Completes once every write asked for so far is done.
   asio::awaitable<void> flush();
-  // Writes that failed so far (counted on the loop).
-  std::uint64_t failures() const { return *failures_; }
 
  private:
   asio::any_io_executor loop_;
   asio::strand<asio::any_io_executor> strand_;
   std::filesystem::path file_;
   Write write_;
-  // Shared with writes still queued, which may finish after a move.
-  std::shared_ptr<std::uint64_t> failures_ = std::make_shared<std::uint64_t>(0);
 };
 
 }  // namespace natkeeper
