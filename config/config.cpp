@@ -254,7 +254,7 @@ std::vector<MapRequest> plan_requests(const Config& config) {
     for (unsigned port = range.first; port <= range.last; ++port) {
       const auto p = static_cast<std::uint16_t>(port);
       if (!planned.emplace(range.proto, p).second) continue;
-      requests.push_back({range.proto, p, p, config.lease, description});
+      requests.push_back({range.proto, p, p, config.lease, description, {}, {}});
     }
   }
   return requests;

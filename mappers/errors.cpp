@@ -29,12 +29,19 @@ class NatkeeperCategory final : public std::error_category {
                "requires the same port";
       case Errc::bad_http_answer:
         return "the device's HTTP answer was refused (malformed, too large or not 200 OK)";
+      case Errc::third_party_refused:
+        return "the router only forwards ports to the host that asks, not to another device";
+      case Errc::third_party_unsupported:
+        return "NAT-PMP cannot map ports for another device";
     }
     return fmt::format("natkeeper error {}", value);
   }
   std::error_condition default_error_condition(int value) const noexcept override {
     if (static_cast<Errc>(value) == Errc::table_full_skipped) return MapFailure::table_full;
     if (static_cast<Errc>(value) == Errc::external_port_moved) return MapFailure::port_conflict;
+    if (static_cast<Errc>(value) == Errc::third_party_refused ||
+        static_cast<Errc>(value) == Errc::third_party_unsupported)
+      return MapFailure::third_party_refused;
     return {value, *this};
   }
 };
@@ -139,6 +146,7 @@ class MapFailureCategory final : public std::error_category {
       case MapFailure::port_conflict: return "external port is held by another client";
       case MapFailure::not_authorized: return "not authorized by the gateway";
       case MapFailure::only_permanent_leases: return "gateway grants only permanent leases";
+      case MapFailure::third_party_refused: return "the gateway refuses mappings for another device";
       case MapFailure::gateway_unreachable: return "the gateway does not answer";
     }
     return fmt::format("mapping failure {}", value);

@@ -13,6 +13,11 @@ enum class Errc {
   table_full_skipped,  // not attempted: the gateway already said its table is full
   external_port_moved, // gateway offered another external port, config forbids it
   bad_http_answer,     // malformed, over a size limit, or not 200 OK
+  // The gateway refused a mapping for another device while no other client
+  // holds the port: it forwards only to the host that asks.
+  third_party_refused,
+  // The protocol has no way to name another device (NAT-PMP).
+  third_party_unsupported,
 };
 const std::error_category& natkeeper_category();
 std::error_code make_error_code(Errc e);
@@ -37,6 +42,10 @@ enum class MapFailure {
   port_conflict,
   not_authorized,
   only_permanent_leases,
+  // A mapping for another device refused as such (Errc::third_party_refused,
+  // third_party_unsupported; PCP's refusals of a THIRD_PARTY request are
+  // told apart by the caller, who knows the request named a device).
+  third_party_refused,
   // No answer (timeouts, libminiupnpc's HTTP failures) or a socket error: the
   // gateway is not there, or not the one we knew.
   gateway_unreachable,

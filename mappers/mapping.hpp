@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "mappers/transport.hpp"
@@ -16,7 +17,16 @@ struct MapRequest {
   std::uint16_t wanted_external_port = 0;
   std::chrono::seconds lifetime{3600};
   std::string description;
+  // The LAN device the gateway is to forward to ("third-party" mapping);
+  // unset: the host that asks.
+  std::optional<boost::asio::ip::address> internal_client;
+  // That device as people know it: its configured name, else its address.
+  // Empty for the host that asks.
+  std::string device;
 };
+
+// Is the mapping for another device than the host that asks?
+inline bool for_other_device(const MapRequest& request) { return request.internal_client.has_value(); }
 
 struct Mapping {
   MapRequest request;

@@ -24,7 +24,7 @@ std::vector<Mapping> recorded_mappings(const state::ServiceState& state) {
   std::vector<Mapping> mappings;
   for (const auto& live : state.mappings) {
     Mapping mapping;
-    mapping.request = {live.proto, live.internal_port, live.external_port, {}, {}};
+    mapping.request = {live.proto, live.internal_port, live.external_port, {}, {}, {}, {}};
     boost::system::error_code ignored;
     if (!live.external_ip.empty()) mapping.external_ip = asio::ip::make_address(live.external_ip, ignored);
     mapping.external_port = live.external_port;

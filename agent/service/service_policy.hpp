@@ -45,10 +45,10 @@ struct RequestDiff {
   std::vector<MapRequest> removed;  // in the old plan only
   std::vector<MapRequest> kept;     // in both (as the new plan words them: lease, description)
 };
-// Requests are the same mapping when protocol, internal and wanted external
-// port agree: this key.
+// Requests are the same mapping when device, protocol, internal and wanted
+// external port agree: this key.
 inline auto request_key(const MapRequest& request) {
-  return std::tuple{request.proto, request.internal_port, request.wanted_external_port};
+  return std::tuple{request.internal_client, request.proto, request.internal_port, request.wanted_external_port};
 }
 RequestDiff diff_requests(const std::vector<MapRequest>& before, const std::vector<MapRequest>& after);
 

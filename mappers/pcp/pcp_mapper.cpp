@@ -159,7 +159,7 @@ asio::awaitable<Result<asio::ip::address>> PcpMapper::external_address() {
   if (external_ip_) co_return *external_ip_;
   boost::system::error_code ignored;
   const auto local_port = socket_.local_endpoint(ignored).port();
-  MapRequest probe{Transport::udp, local_port, local_port, kProbeLifetime, "natkeeper probe"};
+  MapRequest probe{Transport::udp, local_port, local_port, kProbeLifetime, "natkeeper probe", {}, {}};
   auto mapping = co_await map(std::move(probe));
   if (!mapping) co_return mapping.error();
   co_await unmap(*mapping);

@@ -61,7 +61,7 @@ class ScriptedMapper final : public Mapper {
 std::vector<MapRequest> ports(std::uint16_t first, std::uint16_t last) {
   std::vector<MapRequest> requests;
   for (unsigned p = first; p <= last; ++p)
-    requests.push_back({Transport::udp, static_cast<std::uint16_t>(p), static_cast<std::uint16_t>(p), 3600s, "t"});
+    requests.push_back({Transport::udp, static_cast<std::uint16_t>(p), static_cast<std::uint16_t>(p), 3600s, "t", {}, {}});
   return requests;
 }
 

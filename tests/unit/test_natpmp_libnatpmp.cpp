@@ -109,7 +109,7 @@ std::optional<T> run_for(asio::io_context& loop, asio::awaitable<T> task, Clock:
   return result;
 }
 
-MapRequest request(std::uint16_t port) { return {Transport::udp, port, port, 3600s, "natkeeper test"}; }
+MapRequest request(std::uint16_t port) { return {Transport::udp, port, port, 3600s, "natkeeper test", {}, {}}; }
 
 }  // namespace
 

@@ -200,7 +200,7 @@ struct Fixture {
 };
 
 MapRequest request(std::uint16_t port, Transport proto = Transport::udp, std::chrono::seconds lifetime = 3600s) {
-  return {proto, port, port, lifetime, "natkeeper test"};
+  return {proto, port, port, lifetime, "natkeeper test", {}, {}};
 }
 
 }  // namespace

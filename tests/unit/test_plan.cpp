@@ -8,7 +8,7 @@ using namespace std::chrono_literals;
 namespace {
 
 MapRequest request(Transport proto, std::uint16_t port, std::chrono::seconds lifetime = 3600s) {
-  return {proto, port, port, lifetime, "natkeeper"};
+  return {proto, port, port, lifetime, "natkeeper", {}, {}};
 }
 
 PlannedMapping mapped(MapRequest wanted) {

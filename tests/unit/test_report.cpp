@@ -10,12 +10,12 @@ using namespace std::chrono_literals;
 namespace {
 
 MapOutcome ok(std::uint16_t port, Transport proto = Transport::udp, std::chrono::seconds lease = 3600s) {
-  MapRequest request{proto, port, port, lease, "natkeeper"};
+  MapRequest request{proto, port, port, lease, "natkeeper", {}, {}};
   return {request, Mapping{request, asio::ip::make_address("203.0.113.1"), port, lease, lease == 0s}, {}};
 }
 
 MapOutcome failed(std::uint16_t port, std::error_code error) {
-  return {{Transport::udp, port, port, 3600s, "natkeeper"}, std::nullopt, error};
+  return {{Transport::udp, port, port, 3600s, "natkeeper", {}, {}}, std::nullopt, error};
 }
 
 RunReport sample() {
@@ -100,7 +100,7 @@ TEST_CASE("the status table folds runs, shows a run's soonest renewal and pendin
     mappings.push_back(status_mapping_json(report.mappings[i], std::chrono::seconds(2000 - i), 300s));
   mappings.push_back(status_mapping_json(report.mappings[101], 4s, std::nullopt));  // a conflict
   MappingReport waiting;
-  waiting.request = {Transport::tcp, 15063, 15063, 3600s, "natkeeper"};
+  waiting.request = {Transport::tcp, 15063, 15063, 3600s, "natkeeper", {}, {}};
   waiting.note = "not mapped yet";
   mappings.push_back(status_mapping_json(waiting, 0s, std::nullopt));
   const nlohmann::json status = {{"pid", 42}, {"status", "2 of 3 mappings active"}, {"nat", "unknown"},

@@ -25,8 +25,8 @@ TEST_CASE("retries back off from 5 s to 10 minutes with ±25 % spread", "[servic
 }
 
 TEST_CASE("a reload's difference: added, removed and kept mappings", "[service_policy]") {
-  const MapRequest a{Transport::udp, 7076, 7076, 3600s, "x"}, b{Transport::tcp, 15063, 15063, 3600s, "x"},
-      c{Transport::udp, 15063, 15063, 3600s, "x"};
+  const MapRequest a{Transport::udp, 7076, 7076, 3600s, "x", {}, {}}, b{Transport::tcp, 15063, 15063, 3600s, "x", {}, {}},
+      c{Transport::udp, 15063, 15063, 3600s, "x", {}, {}};
   auto b_new_lease = b;
   b_new_lease.lifetime = 600s;
   const auto diff = policy::diff_requests({a, b}, {b_new_lease, c});

@@ -74,7 +74,7 @@ struct Fixture {
 };
 
 MapRequest request(std::uint16_t port, Transport proto = Transport::udp) {
-  return {proto, port, port, 3600s, "natkeeper test"};
+  return {proto, port, port, 3600s, "natkeeper test", {}, {}};
 }
 
 }  // namespace
