@@ -12,6 +12,7 @@ packages="
   iproute2 nftables miniupnpd-nftables coturn procps util-linux psmisc
   miniupnpc natpmpc python3
   dpkg-dev lintian systemd bash-completion
+  ieee-data
 "
 
 if [ "$(id -u)" -ne 0 ]; then

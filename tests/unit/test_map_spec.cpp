@@ -2,6 +2,7 @@
 
 #include "result_printer.hpp"
 
+#include "config/mac_address.hpp"
 #include "config/map_spec.hpp"
 
 using namespace natkeeper;
@@ -56,4 +57,14 @@ TEST_CASE("bad map specs say what was wrong and what is expected") {
     CHECK_THAT(parsed.error(), Catch::Contains(complaint));
     CHECK_THAT(parsed.error(), Catch::Contains("PROTO:PORT[-PORT]"));
   }
+}
+
+TEST_CASE("a MAC address is six hex pairs with one separator throughout") {
+  const auto mac = parse_mac("54:E0:19:aa:bb:0c");
+  REQUIRE(mac);
+  CHECK(to_string(*mac) == "54:e0:19:aa:bb:0c");
+  CHECK(parse_mac("54-e0-19-aa-bb-0c") == mac);
+  for (auto bad : {"", "54:e0:19:aa:bb", "54:e0:19:aa:bb:0c:", "54:e0-19:aa:bb:0c", "54:e0:19:aa:bb:0g",
+                   "54e0.19aa.bb0c", "54:e0:19:aa:bb: c"})
+    CHECK_FALSE(parse_mac(bad));
 }
