@@ -6,6 +6,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "config/ring_profile.hpp"
 #include "mappers/upnp/http_url.hpp"
@@ -51,6 +52,15 @@ class TableReader {
     return node->as_table();
   }
 
+  // [[key]] tables (an array of tables), or nullptr when absent.
+  const toml::array* tables(std::string_view key) const {
+    const auto* node = table_.get(key);
+    if (!node) return nullptr;
+    if (!node->is_array_of_tables())
+      throw Invalid{line_of(*node), path(key), fmt::format("expected [[{}]] tables", key)};
+    return node->as_array();
+  }
+
   const toml::array* array(std::string_view key) const {
     const auto* node = table_.get(key);
     if (!node) return nullptr;
@@ -66,6 +76,36 @@ class TableReader {
   const toml::table& table_;
   std::string prefix_;
 };
+
+bool printable_ascii(std::string_view text, std::size_t max_size) {
+  return !text.empty() && text.size() <= max_size && std::all_of(text.begin(), text.end(), [](char c) {
+    return static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) < 0x7f;
+  });
+}
+
+std::vector<PortRange> read_ports(const TableReader& table, std::string_view key) {
+  std::vector<PortRange> out;
+  const auto* ports = table.array(key);
+  if (!ports) return out;
+  for (std::size_t i = 0; i < ports->size(); ++i) {
+    const auto& node = *ports->get(i);
+    const auto item = fmt::format("{}[{}]", table.path(key), i);
+    const auto spec = node.value_exact<std::string>();
+    if (!spec) throw Invalid{line_of(node), item, "expected a string like \"udp:7076-7077\""};
+    auto ranges = parse_map_spec(*spec);
+    if (!ranges) throw Invalid{line_of(node), item, ranges.error()};
+    out.insert(out.end(), ranges->begin(), ranges->end());
+  }
+  return out;
+}
+
+bool read_profile_name(const TableReader& table, std::string_view key, bool current) {
+  auto name = table.get<std::string>(key, "a string");
+  if (!name) return current;
+  if (name->first == "ring") return true;
+  if (name->first == "none") return false;
+  throw Invalid{name->second, table.path(key), fmt::format("'{}' is not one of: ring, none", name->first)};
+}
 
 void read_gateway(const TableReader& gateway, Config& config) {
   gateway.only({"protocol", "address", "igd"});
@@ -92,11 +132,7 @@ void read_gateway(const TableReader& gateway, Config& config) {
 
 void read_profile(const TableReader& profile, Config& config) {
   profile.only({"name", "rtp"});
-  if (auto name = profile.get<std::string>("name", "a string")) {
-    if (name->first == "ring") config.ring_profile = true;
-    else if (name->first == "none") config.ring_profile = false;
-    else throw Invalid{name->second, profile.path("name"), fmt::format("'{}' is not one of: ring, none", name->first)};
-  }
+  config.ring_profile = read_profile_name(profile, "name", config.ring_profile);
   if (auto rtp = profile.get<std::string>("rtp", "a port range string like \"16500-16599\"")) {
     auto range = parse_port_range(rtp->first);
     if (!range) throw Invalid{rtp->second, profile.path("rtp"), range.error()};
@@ -117,11 +153,8 @@ void read_mapping(const TableReader& mapping, Config& config) {
   }
   if (auto description = mapping.get<std::string>("description", "a string")) {
     const auto& text = description->first;
-    const bool printable = std::all_of(text.begin(), text.end(), [](char c) {
-      return static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) < 0x7f;
-    });
     // Gateways keep descriptions in small fixed buffers (miniupnpc: 80 bytes).
-    if (text.empty() || text.size() > 40 || !printable)
+    if (!printable_ascii(text, 40))
       throw Invalid{description->second, mapping.path("description"),
                     "expected 1-40 printable ASCII characters"};
     config.description = text;
@@ -134,16 +167,60 @@ void read_mapping(const TableReader& mapping, Config& config) {
                     fmt::format("{} is out of range 0-{}", warn_above->first, kMaxPlannedMappings)};
     config.warn_above = static_cast<std::size_t>(warn_above->first);
   }
-  if (const auto* ports = mapping.array("ports")) {
-    for (std::size_t i = 0; i < ports->size(); ++i) {
-      const auto& node = *ports->get(i);
-      const auto key = fmt::format("{}[{}]", mapping.path("ports"), i);
-      const auto spec = node.value_exact<std::string>();
-      if (!spec) throw Invalid{line_of(node), key, "expected a string like \"udp:7076-7077\""};
-      auto ranges = parse_map_spec(*spec);
-      if (!ranges) throw Invalid{line_of(node), key, ranges.error()};
-      config.ports.insert(config.ports.end(), ranges->begin(), ranges->end());
+  config.ports = read_ports(mapping, "ports");
+}
+
+Device read_device(const TableReader& table, std::size_t line) {
+  table.only({"name", "mac", "address", "profile", "ports"});
+  Device device;
+  if (auto name = table.get<std::string>("name", "a string")) {
+    // Part of each mapping's description at the gateway, which has little room.
+    if (!printable_ascii(name->first, 24))
+      throw Invalid{name->second, table.path("name"), "expected 1-24 printable ASCII characters"};
+    device.name = name->first;
+  }
+  if (auto mac = table.get<std::string>("mac", "a MAC address string like \"54:e0:19:aa:bb:cc\"")) {
+    device.mac = parse_mac(mac->first);
+    if (!device.mac)
+      throw Invalid{mac->second, table.path("mac"),
+                    fmt::format("'{}' is not a MAC address like \"54:e0:19:aa:bb:cc\"", mac->first)};
+  }
+  if (auto address = table.get<std::string>("address", "an IPv4 address string")) {
+    boost::system::error_code ec;
+    device.address = boost::asio::ip::make_address_v4(address->first, ec);
+    if (ec) {
+      boost::system::error_code v6_error;
+      boost::asio::ip::make_address_v6(address->first, v6_error);
+      throw Invalid{address->second, table.path("address"),
+                    v6_error ? fmt::format("'{}' is not an IPv4 address", address->first)
+                             : fmt::format("'{}': devices by IPv6 address are not supported yet; give its IPv4 "
+                                           "address or its mac",
+                                           address->first)};
     }
+  }
+  if (device.mac.has_value() == device.address.has_value())
+    throw Invalid{line, table.path(device.mac ? "address" : "mac"),
+                  "name the device by its mac or by its address: exactly one of them"};
+  device.ring_profile = read_profile_name(table, "profile", true);
+  device.ports = read_ports(table, "ports");
+  return device;
+}
+
+void read_devices(const TableReader& root, Config& config) {
+  const auto* tables = root.tables("device");
+  if (!tables) return;
+  for (std::size_t i = 0; i < tables->size(); ++i) {
+    const auto& node = *tables->get(i);
+    const TableReader table(*node.as_table(), fmt::format("device[{}]", i));
+    auto device = read_device(table, line_of(node));
+    for (std::size_t j = 0; j < config.devices.size(); ++j) {
+      const auto& other = config.devices[j];
+      const bool same = (device.mac && device.mac == other.mac) || (device.address && device.address == other.address);
+      if (same || (!device.name.empty() && device.name == other.name))
+        throw Invalid{line_of(node), table.path(same ? (device.mac ? "mac" : "address") : "name"),
+                      fmt::format("the same {} as device[{}]", same ? "device" : "name", j)};
+    }
+    config.devices.push_back(std::move(device));
   }
 }
 
@@ -216,11 +293,12 @@ ConfigResult parse_config(std::string_view toml_text, std::string_view source_na
   try {
     const toml::table root = toml::parse(toml_text, source);
     const TableReader reader(root, "");
-    reader.only({"gateway", "profile", "mapping", "verify"});
+    reader.only({"gateway", "profile", "mapping", "verify", "device"});
     if (const auto* gateway = reader.subtable("gateway")) read_gateway({*gateway, "gateway"}, config);
     if (const auto* profile = reader.subtable("profile")) read_profile({*profile, "profile"}, config);
     if (const auto* mapping = reader.subtable("mapping")) read_mapping({*mapping, "mapping"}, config);
     if (const auto* verify = reader.subtable("verify")) read_verify({*verify, "verify"}, config);
+    read_devices(reader, config);
   } catch (const toml::parse_error& error) {
     return ConfigError{source, error.source().begin.line, "", std::string(error.description())};
   } catch (const Invalid& invalid) {
@@ -240,24 +318,64 @@ ConfigResult load_config_file(const std::string& path) {
 
 std::string default_config_path() { return NATKEEPER_DEFAULT_CONFIG; }
 
-std::vector<MapRequest> plan_requests(const Config& config) {
-  std::vector<std::pair<PortRange, std::string>> ranges;
-  if (config.ring_profile) {
-    for (const auto& entry : ring_profile(config.ring_rtp_window))
-      ranges.emplace_back(entry.range, fmt::format("{} ring {}", config.description, entry.purpose));
-  }
-  for (const auto& range : config.ports) ranges.emplace_back(range, config.description);
+std::string label(const Device& device) {
+  if (!device.name.empty()) return device.name;
+  return device.mac ? to_string(*device.mac) : device.address->to_string();
+}
 
+DeviceAddresses configured_addresses(const Config& config) {
+  DeviceAddresses addresses;
+  for (const auto& device : config.devices) addresses.push_back(device.address);
+  return addresses;
+}
+
+namespace {
+
+struct Wanted {
+  PortRange range;
+  std::string description;
+};
+
+std::vector<Wanted> wanted_ports(const Config& config, bool with_profile, const std::vector<PortRange>& ports,
+                                 std::string_view description) {
+  std::vector<Wanted> wanted;
+  if (with_profile) {
+    for (const auto& entry : ring_profile(config.ring_rtp_window))
+      wanted.push_back({entry.range, fmt::format("{} ring {}", description, entry.purpose)});
+  }
+  for (const auto& range : ports) wanted.push_back({range, std::string(description)});
+  return wanted;
+}
+
+}  // namespace
+
+std::vector<MapRequest> plan_requests(const Config& config, const DeviceAddresses& addresses) {
   std::vector<MapRequest> requests;
-  std::set<std::pair<Transport, std::uint16_t>> planned;
-  for (const auto& [range, description] : ranges) {
-    for (unsigned port = range.first; port <= range.last; ++port) {
-      const auto p = static_cast<std::uint16_t>(port);
-      if (!planned.emplace(range.proto, p).second) continue;
-      requests.push_back({range.proto, p, p, config.lease, description, {}, {}});
+  std::set<std::tuple<std::optional<boost::asio::ip::address>, Transport, std::uint16_t>> planned;
+  auto add = [&](const std::vector<Wanted>& wanted, std::optional<boost::asio::ip::address> client,
+                 const std::string& device) {
+    for (const auto& [range, description] : wanted) {
+      for (unsigned port = range.first; port <= range.last; ++port) {
+        const auto p = static_cast<std::uint16_t>(port);
+        if (!planned.emplace(client, range.proto, p).second) continue;
+        requests.push_back({range.proto, p, p, config.lease, description, client, device});
+      }
     }
+  };
+  add(wanted_ports(config, config.ring_profile && config.devices.empty(), config.ports, config.description),
+      std::nullopt, {});
+  for (std::size_t i = 0; i < config.devices.size() && i < addresses.size(); ++i) {
+    if (!addresses[i]) continue;
+    const auto& device = config.devices[i];
+    // The gateway's table shows whom each mapping is for (within the 80 bytes
+    // gateways keep: 40 + 1 + 24 and the profile's words).
+    const auto description = fmt::format("{} {}", config.description, label(device));
+    add(wanted_ports(config, device.ring_profile, device.ports, description), boost::asio::ip::address(*addresses[i]),
+        label(device));
   }
   return requests;
 }
+
+std::vector<MapRequest> plan_requests(const Config& config) { return plan_requests(config, configured_addresses(config)); }
 
 }  // namespace natkeeper::config

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config/mac_address.hpp"
 #include "config/map_spec.hpp"
 #include "mappers/mapping.hpp"
 
@@ -25,6 +26,20 @@ inline constexpr std::chrono::seconds kMinVerifyInterval{60};
 // Every port of both transports.
 inline constexpr std::int64_t kMaxPlannedMappings = 2 * 65535;
 
+// A LAN device the mappings are for, instead of this host (a doorbell, a
+// camera): the gateway forwards its ports to the device's address.
+struct Device {
+  std::string name;  // for people; empty: shown by its address or MAC
+  // Exactly one of these names the device. A MAC is followed: its address
+  // comes from the neighbour table and may change (DHCP).
+  std::optional<boost::asio::ip::address_v4> address;
+  std::optional<MacAddress> mac;
+  bool ring_profile = true;
+  std::vector<PortRange> ports;  // mapped in addition to the profile
+};
+// The device's name, else its address or MAC as configured.
+std::string label(const Device& device);
+
 struct Config {
   std::string source = "built-in defaults";
   ProtocolChoice protocol = ProtocolChoice::automatic;
@@ -32,7 +47,11 @@ struct Config {
   std::string igd_url;
   bool ring_profile = true;
   PortRange ring_rtp_window = {Transport::udp, 16500, 16599};
-  std::vector<PortRange> ports;  // mapped in addition to the profile
+  // For this host, in addition to the profile; the profile is this host's
+  // only while no device is configured.
+  std::vector<PortRange> ports;
+  // [[device]] tables, or --device: the mappings are for these.
+  std::vector<Device> devices;
   std::chrono::seconds lease{3600};
   std::string description = "natkeeper";
   bool allow_other_external_port = false;
@@ -74,8 +93,19 @@ ConfigResult load_config_file(const std::string& path);
 // The file natkeeper reads when -c is not given, if it exists.
 std::string default_config_path();
 
-// Every mapping the configuration asks for, one per transport and port, in
-// priority order (profile first), without duplicates.
-std::vector<MapRequest> plan_requests(const Config& config);
+// A device's current address, or nullopt when it cannot be found (a MAC not
+// in the neighbour table); one per config.devices entry, in order.
+using DeviceAddresses = std::vector<std::optional<boost::asio::ip::address_v4>>;
+// The configured addresses: enough where no device is named by MAC.
+DeviceAddresses configured_addresses(const Config& config);
+
+// Every mapping the configuration asks for, one per device, transport and
+// port, in priority order (this host's first, then each device's; profile
+// before extra ports), without duplicates. Devices without an address are
+// left out. A device that wants an external port planned for another keeps
+// asking for it: the gateway then refuses it, or grants another one where
+// mapping.allow_other_external_port allows it.
+std::vector<MapRequest> plan_requests(const Config& config, const DeviceAddresses& addresses);
+std::vector<MapRequest> plan_requests(const Config& config);  // with configured_addresses()
 
 }  // namespace natkeeper::config

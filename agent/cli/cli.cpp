@@ -20,14 +20,16 @@ CliParse parse_cli(int argc, const char* const* argv) {
   app.set_version_flag("--version", std::string("natkeeper ") + NATKEEPER_VERSION);
 
   CliOptions options;
-  bool once = false, discover = false, remove = false, check_config = false, status = false;
+  bool once = false, discover = false, remove = false, check_config = false, status = false, find_devices = false;
   auto* once_flag = app.add_flag("--once", once, "Map, report and exit (for setup scripts)");
   auto* discover_flag = app.add_flag("--discover", discover,
                                      "Show the gateway, the protocols it speaks and its external address; exit");
   auto* delete_flag = app.add_flag("--delete", remove, "Remove this host's mappings; exit");
   auto* check_flag = app.add_flag("--check-config", check_config, "Validate the configuration and exit");
   auto* status_flag = app.add_flag("--status", status, "Ask the running service for its mappings and their state");
-  const auto modes = {once_flag, discover_flag, delete_flag, check_flag, status_flag};
+  auto* find_flag = app.add_flag("--find-devices", find_devices,
+                                 "List the LAN's devices (address, MAC, vendor, Ring or not); exit");
+  const auto modes = {once_flag, discover_flag, delete_flag, check_flag, status_flag, find_flag};
   for (auto* a : modes)
     for (auto* b : modes)
       if (a != b) a->excludes(b);
@@ -41,6 +43,9 @@ CliParse parse_cli(int argc, const char* const* argv) {
   app.add_option("--map", options.maps, std::string("Map these ports too (repeatable): ") +
                                             std::string(config::kMapSpecSyntax))
       ->allow_extra_args(false);  // one SPEC per --map: a stray word is an error, not a port
+  app.add_option("--device", options.devices,
+                 "Map for this LAN device (repeatable), by IPv4 address or MAC, instead of this host")
+      ->allow_extra_args(false);
   app.add_flag("--no-default-profile", options.no_default_profile, "Do not map the built-in Ring profile");
   app.add_option("--lease", options.lease_seconds, "Requested mapping lifetime in seconds (default 3600)");
   app.add_flag("--no-verify", options.no_verify, "Do not verify mappings from outside");
@@ -71,6 +76,7 @@ CliParse parse_cli(int argc, const char* const* argv) {
   if (remove) options.mode = Mode::remove;
   if (check_config) options.mode = Mode::check_config;
   if (status) options.mode = Mode::status;
+  if (find_devices) options.mode = Mode::find_devices;
   result.options = std::move(options);
   return result;
 }
@@ -114,6 +120,21 @@ std::optional<std::string> apply_cli(const CliOptions& options, config::Config& 
     *target = **value;
   }
   if (options.reflector_key_file) config.reflector_key_file = *options.reflector_key_file;
+  if (!options.devices.empty()) {
+    // What would be mapped for this host is mapped for each device instead;
+    // the devices of the configuration give way.
+    config.devices.clear();
+    for (const auto& text : options.devices) {
+      config::Device device{{}, std::nullopt, parse_mac(text), config.ring_profile, config.ports};
+      boost::system::error_code ec;
+      if (!device.mac) device.address = boost::asio::ip::make_address_v4(text, ec);
+      if (!device.mac && ec)
+        return fmt::format("--device '{}': expected an IPv4 address (192.168.1.50) or a MAC (54:e0:19:aa:bb:cc)",
+                           text);
+      config.devices.push_back(std::move(device));
+    }
+    config.ports.clear();
+  }
   return std::nullopt;
 }
 

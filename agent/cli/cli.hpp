@@ -7,7 +7,7 @@
 
 namespace natkeeper {
 
-enum class Mode { service, once, discover, remove, check_config, status };
+enum class Mode { service, once, discover, remove, check_config, status, find_devices };
 
 struct CliOptions {
   Mode mode = Mode::service;
@@ -17,6 +17,7 @@ struct CliOptions {
   std::optional<std::string> gateway;
   std::optional<std::string> igd_url;
   std::vector<std::string> maps;
+  std::vector<std::string> devices;  // --device ADDR|MAC
   bool no_default_profile = false;
   std::optional<long long> lease_seconds;
   bool no_verify = false;

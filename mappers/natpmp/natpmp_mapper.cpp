@@ -301,6 +301,9 @@ asio::awaitable<Result<asio::ip::address>> NatpmpMapper::external_address() {
 }
 
 asio::awaitable<Result<Mapping>> NatpmpMapper::map(MapRequest request) {
+  // A NAT-PMP request has no field for another host: the gateway maps for
+  // the datagram's source, always (RFC 6886 §3.3).
+  if (for_other_device(request)) co_return make_error_code(Errc::third_party_unsupported);
   // Lifetime 0 would be a deletion (§3.4).
   if (request.lifetime <= std::chrono::seconds::zero()) co_return make_error_code(std::errc::invalid_argument);
   const auto lifetime = static_cast<std::uint32_t>(
@@ -320,6 +323,8 @@ asio::awaitable<Result<Mapping>> NatpmpMapper::map(MapRequest request) {
 }
 
 asio::awaitable<std::error_code> NatpmpMapper::unmap(Mapping mapping) {
+  // Never made (see map): deleting it would delete this host's own mapping of that port.
+  if (for_other_device(mapping.request)) co_return make_error_code(Errc::third_party_unsupported);
   // Lifetime 0 and suggested port 0 delete (§3.4).
   const auto reply = co_await ask({mapping_opcode(mapping.request.proto), mapping.request.internal_port, 0, 0});
   if (!reply) co_return reply.error();

@@ -26,9 +26,13 @@ asio::awaitable<Result<asio::ip::address>> UpnpMapper::external_address() {
   co_return address;
 }
 
+std::string UpnpMapper::client_of(const MapRequest& request) const {
+  return request.internal_client ? request.internal_client->to_string() : internal_client_;
+}
+
 asio::awaitable<Result<Mapping>> UpnpMapper::map(MapRequest request) {
-  PortMappingArgs args{request.proto,        request.wanted_external_port, request.internal_port,
-                       internal_client_,     request.description,         request.lifetime};
+  PortMappingArgs args{request.proto,       request.wanted_external_port, request.internal_port,
+                       client_of(request),  request.description,         request.lifetime};
   auto port = co_await add(args);
   bool permanent = false;
   if (!port && port.error() == MapFailure::only_permanent_leases) {
@@ -38,6 +42,7 @@ asio::awaitable<Result<Mapping>> UpnpMapper::map(MapRequest request) {
     permanent = true;
     port = co_await add(args);
   }
+  if (!port && for_other_device(request)) port = co_await explain_third_party_refusal(args, port.error());
   if (!port && port.error() == MapFailure::port_conflict && options_.allow_other_external_port &&
       !igd_->has_add_any_port_mapping())
     port = co_await add_with_other_port(args);
@@ -58,6 +63,24 @@ asio::awaitable<Result<std::uint16_t>> UpnpMapper::add(PortMappingArgs args) {
   const auto ec = co_await runner_.run(std::move(add_one));
   if (ec) co_return ec;
   co_return args.external_port;
+}
+
+asio::awaitable<Result<std::uint16_t>> UpnpMapper::explain_third_party_refusal(const PortMappingArgs& args,
+                                                                               std::error_code refusal) {
+  // A gateway that forwards only to the host that asks (miniupnpd's
+  // secure_mode) answers 718 or 606 for another device, as if the port were
+  // taken: only the port's holder tells a conflict from that refusal.
+  if (refusal != make_upnp_error(718) && refusal != make_upnp_error(606)) co_return refusal;
+  auto get_entry = [igd = igd_, proto = args.proto, port = args.external_port] {
+    return igd->get_specific_port_mapping(proto, port);
+  };
+  const auto holder = co_await runner_.run(std::move(get_entry));
+  // Nobody holds the port, or the device holds it just as asked (made
+  // earlier, and refused now that this host asks to renew it).
+  const bool refused_as_third_party =
+      holder ? holder->internal_client == args.internal_client && holder->internal_port == args.internal_port
+             : holder.error() == make_upnp_error(714);
+  co_return refused_as_third_party ? make_error_code(Errc::third_party_refused) : refusal;
 }
 
 asio::awaitable<Result<std::uint16_t>> UpnpMapper::add_with_other_port(PortMappingArgs args) {
@@ -98,7 +121,8 @@ asio::awaitable<Result<bool>> UpnpMapper::holds(const Mapping& mapping) {
     if (entry.error() == make_upnp_error(714)) co_return false;
     co_return Result<bool>(boost::system::in_place_error, entry.error());
   }
-  co_return entry->internal_client == internal_client_ && entry->internal_port == mapping.request.internal_port;
+  co_return entry->internal_client == client_of(mapping.request) &&
+      entry->internal_port == mapping.request.internal_port;
 }
 
 }  // namespace natkeeper::upnp

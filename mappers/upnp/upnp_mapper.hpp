@@ -37,11 +37,17 @@ class UpnpMapper final : public Mapper {
  private:
   asio::awaitable<Result<std::uint16_t>> add(PortMappingArgs args);
   asio::awaitable<Result<std::uint16_t>> add_with_other_port(PortMappingArgs args);
+  // A refusal of a mapping for another device, checked against the port's
+  // holder: Errc::third_party_refused when nobody else holds it.
+  asio::awaitable<Result<std::uint16_t>> explain_third_party_refusal(const PortMappingArgs& args,
+                                                                     std::error_code refusal);
+  // NewInternalClient for a request: the device's address, or this host's.
+  std::string client_of(const MapRequest& request) const;
   std::uint16_t pick_other_port();
 
   std::shared_ptr<IgdControl> igd_;
   BlockingRunner runner_;
-  std::string internal_client_;
+  std::string internal_client_;  // this host
   UpnpMapperOptions options_;
   std::mt19937 random_;
   std::optional<asio::ip::address> external_ip_;

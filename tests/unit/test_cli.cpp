@@ -106,3 +106,34 @@ TEST_CASE("verification flags override the configuration") {
   CHECK(config.reflector_key_file == "/k");
   CHECK(config.verify);
 }
+
+TEST_CASE("--device maps for each device what would have been mapped for this host") {
+  auto p = parse({"--once", "--device", "10.77.0.50", "--device", "54:e0:19:00:00:50", "--map", "tcp:8080",
+                  "--no-default-profile"});
+  REQUIRE(p.options);
+  config::Config config;
+  config.devices.push_back({"from the file", boost::asio::ip::make_address_v4("10.77.0.9"), std::nullopt, true, {}});
+  REQUIRE_FALSE(apply_cli(*p.options, config));
+  REQUIRE(config.devices.size() == 2);
+  CHECK(config.devices[0].address->to_string() == "10.77.0.50");
+  CHECK(to_string(*config.devices[1].mac) == "54:e0:19:00:00:50");
+  for (const auto& device : config.devices) {
+    CHECK_FALSE(device.ring_profile);
+    CHECK(device.ports.size() == 1);
+  }
+  CHECK(config.ports.empty());  // nothing left for this host
+  CHECK(config::plan_requests(config, {config.devices[0].address, std::nullopt}).size() == 1);
+
+  auto bad = parse({"--once", "--device", "doorbell"});
+  REQUIRE(bad.options);
+  const auto usage = apply_cli(*bad.options, config);
+  REQUIRE(usage);
+  CHECK_THAT(*usage, Catch::Contains("--device 'doorbell'"));
+}
+
+TEST_CASE("--find-devices is a mode of its own") {
+  auto p = parse({"--find-devices", "--json"});
+  REQUIRE(p.options);
+  CHECK(p.options->mode == Mode::find_devices);
+  CHECK(parse({"--find-devices", "--once"}).exit_code == kExitUsage);
+}

@@ -199,3 +199,91 @@ interval = 600
   CHECK(error_of("[verify]\nreflector = \"x:70000\"\n").key == "verify.reflector");
   CHECK(error_of("[verify]\nenabled = 1\n").key == "verify.enabled");
 }
+
+TEST_CASE("[[device]] tables name devices by MAC or address, each with its profile and ports") {
+  auto parsed = parse_config(R"(
+[mapping]
+ports = ["tcp:8080"]
+
+[[device]]
+name = "doorbell"
+mac = "54:E0:19:aa:bb:cc"
+
+[[device]]
+address = "192.168.1.60"
+profile = "none"
+ports = ["tcp+udp:5060"]
+)",
+                             "test.toml");
+  INFO((parsed ? std::string() : parsed.error().to_string()));
+  REQUIRE(parsed);
+  REQUIRE(parsed->devices.size() == 2);
+  const auto& doorbell = parsed->devices[0];
+  CHECK(label(doorbell) == "doorbell");
+  CHECK(to_string(*doorbell.mac) == "54:e0:19:aa:bb:cc");
+  CHECK_FALSE(doorbell.address);
+  CHECK(doorbell.ring_profile);
+  const auto& phone = parsed->devices[1];
+  CHECK(label(phone) == "192.168.1.60");
+  CHECK_FALSE(phone.ring_profile);
+  CHECK(phone.ports.size() == 2);
+
+  SECTION("the plan: this host's ports without the profile, then each found device's") {
+    const auto doorbell_address = boost::asio::ip::make_address_v4("192.168.1.50");
+    const auto requests = plan_requests(*parsed, {doorbell_address, phone.address});
+    REQUIRE(requests.size() == 1 + 108 + 2);
+    CHECK_FALSE(requests[0].internal_client);
+    CHECK(requests[0].internal_port == 8080);
+    CHECK(requests[1].internal_client == boost::asio::ip::address(doorbell_address));
+    CHECK(requests[1].device == "doorbell");
+    CHECK(requests[1].description == "natkeeper doorbell ring app");
+    CHECK(requests.back().device == "192.168.1.60");
+    CHECK(requests.back().internal_port == 5060);
+  }
+  SECTION("a device not found is left out of the plan") {
+    const auto requests = plan_requests(*parsed);  // the doorbell is known by MAC only
+    CHECK(requests.size() == 1 + 2);
+  }
+}
+
+TEST_CASE("two devices may plan the same ports; each request names its device") {
+  Config config;
+  config.devices = {Device{"a", boost::asio::ip::make_address_v4("10.0.0.5"), std::nullopt, true, {}},
+                    Device{"b", boost::asio::ip::make_address_v4("10.0.0.6"), std::nullopt, true, {}}};
+  const auto requests = plan_requests(config);
+  REQUIRE(requests.size() == 2 * 108);
+  CHECK(requests[0].wanted_external_port == requests[108].wanted_external_port);
+  CHECK(requests[0].device == "a");
+  CHECK(requests[108].device == "b");
+}
+
+TEST_CASE("a malformed [[device]] names its key and line") {
+  struct Case {
+    const char* text;
+    const char* key;
+    std::size_t line;
+    const char* complaint;
+  };
+  for (const auto& c : {
+           Case{"[[device]]\nname = \"x\"\n", "device[0].mac", 1, "exactly one"},
+           Case{"[[device]]\nmac = \"54:e0:19:aa:bb:cc\"\naddress = \"10.0.0.5\"\n", "device[0].address", 1,
+                "exactly one"},
+           Case{"[[device]]\nmac = \"54:e0:19:aa:bb\"\n", "device[0].mac", 2, "not a MAC"},
+           Case{"[[device]]\naddress = \"10.0.0.256\"\n", "device[0].address", 2, "not an IPv4"},
+           Case{"[[device]]\naddress = \"fd00::5\"\n", "device[0].address", 2, "IPv6"},
+           Case{"[[device]]\naddress = \"10.0.0.5\"\nprofile = \"nest\"\n", "device[0].profile", 3, "ring, none"},
+           Case{"[[device]]\naddress = \"10.0.0.5\"\nports = [\"udp:0\"]\n", "device[0].ports[0]", 3, ""},
+           Case{"[[device]]\naddress = \"10.0.0.5\"\ncolour = 1\n", "device[0].colour", 3, "unknown key"},
+           Case{"[[device]]\naddress = \"10.0.0.5\"\n[[device]]\naddress = \"10.0.0.5\"\n", "device[1].address", 3,
+                "same device as device[0]"},
+           Case{"[[device]]\nname = \"d\"\naddress = \"10.0.0.5\"\n[[device]]\nname = \"d\"\naddress = \"10.0.0.6\"\n",
+                "device[1].name", 4, "same name"},
+           Case{"device = 5\n", "device", 1, "[[device]]"},
+       }) {
+    INFO(c.text);
+    const auto e = error_of(c.text);
+    CHECK(e.key == c.key);
+    CHECK(e.line == c.line);
+    CHECK_THAT(e.message, Catch::Contains(c.complaint));
+  }
+}

@@ -649,3 +649,17 @@ TEST_CASE("natpmp mapper: address announcements from the gateway update the addr
   CHECK(address->to_string() == "203.0.113.9");
   CHECK(f.gateway.count(&Received::is_address) == 1);  // taken from the announcement
 }
+
+TEST_CASE("natpmp mapper: a mapping for another device is refused without asking the gateway", "[natpmp]") {
+  Fixture f;
+  auto& m = f.mapper();
+  auto doorbell = request(7076);
+  doorbell.internal_client = boost::asio::ip::make_address("10.77.0.50");
+  const auto mapped = f.run(m.map(doorbell));
+  REQUIRE_FALSE(mapped);
+  CHECK(mapped.error() == Errc::third_party_unsupported);
+  CHECK(mapped.error() == MapFailure::third_party_refused);
+  // Deleting it would delete this host's own mapping of the port: nothing is sent.
+  CHECK(f.run(m.unmap(Mapping{doorbell, {}, 7076, 3600s, false})) == Errc::third_party_unsupported);
+  CHECK(f.gateway.requests.empty());
+}

@@ -251,3 +251,73 @@ TEST_CASE("a blocking call past its deadline times out instead of hanging the lo
   CHECK(result.error() == Errc::timed_out);
   CHECK(std::chrono::steady_clock::now() - started < 2s);
 }
+
+namespace {
+MapRequest for_doorbell(std::uint16_t port) {
+  auto r = request(port);
+  r.internal_client = boost::asio::ip::make_address("10.77.0.50");
+  r.device = "doorbell";
+  return r;
+}
+}  // namespace
+
+TEST_CASE("a mapping for another device names the device as NewInternalClient") {
+  Fixture f;
+  f.igd->add_answers = {0};
+  const auto mapped = f.map(for_doorbell(7076));
+  REQUIRE(mapped);
+  REQUIRE(f.igd->adds.size() == 1);
+  CHECK(f.igd->adds[0].internal_client == "10.77.0.50");
+}
+
+TEST_CASE("718 or 606 for a device, with no holder of the port, is the router refusing third-party mappings") {
+  for (int code : {718, 606}) {
+    Fixture f;
+    f.igd->add_answers = {code};
+    f.igd->entry = make_upnp_error(714);
+    const auto mapped = f.map(for_doorbell(7076));
+    REQUIRE_FALSE(mapped);
+    CHECK(mapped.error() == Errc::third_party_refused);
+    CHECK(mapped.error() == MapFailure::third_party_refused);
+  }
+}
+
+TEST_CASE("718 for a device while another client holds the port stays a conflict") {
+  Fixture f;
+  f.igd->add_answers = {718};
+  f.igd->entry = PortMappingEntry{"10.77.0.9", 7076, "someone", 3600s};
+  const auto mapped = f.map(for_doorbell(7076));
+  REQUIRE_FALSE(mapped);
+  CHECK(mapped.error() == make_upnp_error(718));
+  CHECK(mapped.error() == MapFailure::port_conflict);
+}
+
+TEST_CASE("a device's own earlier mapping refused on renewal is a third-party refusal too") {
+  Fixture f;
+  f.igd->add_answers = {718};
+  f.igd->entry = PortMappingEntry{"10.77.0.50", 7076, "natkeeper doorbell", 3600s};
+  const auto mapped = f.map(for_doorbell(7076));
+  REQUIRE_FALSE(mapped);
+  CHECK(mapped.error() == Errc::third_party_refused);
+}
+
+TEST_CASE("718 for this host is a conflict without asking who holds the port") {
+  Fixture f;
+  f.igd->add_answers = {718};
+  f.igd->entry = make_upnp_error(714);
+  const auto mapped = f.map(request(7076));
+  REQUIRE_FALSE(mapped);
+  CHECK(mapped.error() == make_upnp_error(718));
+}
+
+TEST_CASE("a device's mapping is held, and deleted, only while the gateway shows the device as its client") {
+  Fixture f;
+  auto m = f.mapper();
+  Mapping doorbell{for_doorbell(7076), {}, 7076, 3600s, false};
+  f.igd->entry = PortMappingEntry{"10.77.0.50", 7076, "natkeeper doorbell", 3600s};
+  CHECK(run_loop(f.loop, m.holds(doorbell)).value());
+  f.igd->entry = PortMappingEntry{"10.77.0.2", 7076, "natkeeper", 3600s};
+  CHECK_FALSE(run_loop(f.loop, m.holds(doorbell)).value());
+  CHECK_FALSE(run_loop(f.loop, m.unmap(doorbell)));
+  CHECK(f.igd->deletes.empty());  // this host's own mapping on that port stays
+}
