@@ -60,14 +60,14 @@ std::optional<asio::ip::address_v4> igd_host(const std::string& igd_url) {
   return host;
 }
 
-std::vector<Method> methods_for(config::ProtocolChoice choice) {
-  switch (choice) {
+std::vector<Method> methods_for(const config::Config& config) {
+  switch (config.protocol) {
     case config::ProtocolChoice::pcp: return {Method::pcp};
     case config::ProtocolChoice::natpmp: return {Method::natpmp};
     case config::ProtocolChoice::upnp: return {Method::upnp};
     case config::ProtocolChoice::automatic: break;
   }
-  return {kAllMethods.begin(), kAllMethods.end()};
+  return preference_order(config);
 }
 
 // Each probe owns copies of what it uses: a probe that loses the race may
@@ -206,8 +206,9 @@ struct Race {
   bool any_running() const { return std::find(running.begin(), running.end(), true) != running.end(); }
 
   // No running probe can beat the best answer so far.
-  bool best_is_final() const {
-    for (std::size_t i = 0; i < results.size(); ++i) {
+  bool best_is_final(const std::vector<Method>& preference) const {
+    for (const auto method : preference) {
+      const auto i = index_of(method);
       if (results[i] && *results[i]) return true;
       if (running[i]) return false;
     }
@@ -216,6 +217,13 @@ struct Race {
 };
 
 }  // namespace
+
+std::vector<Method> preference_order(const config::Config& config) {
+  // NAT-PMP maps only for the host that asks: where devices are planned, a
+  // gateway's UPnP-IGD can do what its NAT-PMP cannot.
+  if (!config.devices.empty()) return {Method::pcp, Method::upnp, Method::natpmp};
+  return {kAllMethods.begin(), kAllMethods.end()};
+}
 
 Result<GatewayPath> locate_gateway(const config::Config& config) {
   GatewayPath path;
@@ -239,7 +247,8 @@ asio::awaitable<Discovery> discover(const GatewayPath& path, const config::Confi
   const auto started = Clock::now();
   const auto executor = co_await asio::this_coro::executor;
   auto race = std::make_shared<Race>(executor);
-  for (const auto method : methods_for(config.protocol)) {
+  const auto methods = methods_for(config);
+  for (const auto method : methods) {
     const auto i = index_of(method);
     race->running[i] = true;
     auto task = probe(method, ProbeContext{path, config, workers, started, goal});
@@ -259,7 +268,7 @@ asio::awaitable<Discovery> discover(const GatewayPath& path, const config::Confi
   while (race->any_running()) {
     auto wake = deadline;
     if (goal == DiscoveryGoal::map_soon && race->first_answer) {
-      if (race->best_is_final()) break;
+      if (race->best_is_final(methods)) break;
       wake = std::min(wake, *race->first_answer + kPreferenceGrace);
     }
     if (Clock::now() >= wake) break;
@@ -282,7 +291,7 @@ asio::awaitable<Discovery> discover(const GatewayPath& path, const config::Confi
   }
 
   Discovery discovery;
-  for (const auto method : kAllMethods) {
+  for (const auto method : methods) {
     const auto i = index_of(method);
     auto& result = race->results[i];
     if (out_of_time[i]) discovery.failed.push_back({method, make_error_code(Errc::timed_out)});

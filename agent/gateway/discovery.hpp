@@ -50,6 +50,10 @@ enum class DiscoveryGoal {
   list_all,
 };
 
+// The protocols `auto` probes, most preferred first: PCP, NAT-PMP, UPnP-IGD;
+// UPnP-IGD before NAT-PMP where a device is planned.
+std::vector<Method> preference_order(const config::Config& config);
+
 // Probes PCP (ANNOUNCE), NAT-PMP (public address) and UPnP-IGD (SSDP) at the
 // same time, or only the configured protocol. Blocking libminiupnpc calls run
 // on `workers`. Probes that lose the race are cancelled before this returns.
