@@ -113,7 +113,7 @@ asio::awaitable<int> remove(const Session& session) {
     failure.request = mappings[i].request;
     failure.method = to_string(found.method);
     failure.error = errors[i];
-    failures.push_back(mapping_json(failure));
+    failures.push_back(mapping_json(failure, path.local.address.to_string()));
   }
   if (session.json) {
     const auto gateway = gateway_json(gateway_report(path, found, known_external_ip(found)));

@@ -45,7 +45,42 @@ GatewayReport gateway_report(const GatewayPath& path, const FoundProtocol& found
           found.detail, external_ip ? std::optional(external_ip->to_string()) : std::nullopt};
 }
 
+namespace {
+
+// A gateway's refusal of a mapping for another device, whichever protocol
+// said it: UPnP's (checked by the mapper), PCP's answers to THIRD_PARTY, and
+// NAT-PMP, which cannot ask.
+bool refuses_other_device(const std::error_code& error, const MapRequest& request) {
+  if (!for_other_device(request)) return false;
+  if (error == MapFailure::third_party_refused) return true;
+  return error == make_pcp_error(2) || error == make_pcp_error(5) || error == make_pcp_error(12);
+}
+
+// What the user can change for a device the router refuses to map for.
+std::string third_party_advice(const std::error_code& error, const MapRequest& request) {
+  const auto address = request.internal_client->to_string();
+  const auto manual = fmt::format("otherwise forward the ports to {} by hand in the router", address);
+  if (error == Errc::third_party_unsupported)
+    return fmt::format("the gateway speaks no protocol that can: enable UPnP or PCP on it, or forward the ports to "
+                       "{} by hand",
+                       address);
+  if (error.category() == pcp_category())
+    return fmt::format("on miniupnpd (OpenWrt, pfSense, OPNsense) set pcp_allow_thirdparty=yes; {}", manual);
+  return fmt::format("on miniupnpd (OpenWrt, pfSense, OPNsense, most Linux routers) set secure_mode=no; on a "
+                     "FRITZ!Box permit independent port sharing for {}; {}",
+                     address, manual);
+}
+
+}  // namespace
+
 std::string describe_failure(const std::error_code& error, const MapRequest& request) {
+  if (refuses_other_device(error, request)) {
+    // natkeeper's own codes say it in words; a protocol's code is shown with them.
+    const auto what = error.category() == natkeeper_category()
+                          ? error.message()
+                          : fmt::format("{} ({})", make_error_code(Errc::third_party_refused).message(), error.message());
+    return fmt::format("{}: {}", what, third_party_advice(error, request));
+  }
   if (error == Errc::table_full_skipped || error.category() == natkeeper_category()) return error.message();
   std::string meaning;
   if (error == MapFailure::port_conflict)
@@ -73,17 +108,40 @@ std::string format_lease(const Mapping& mapping) {
   return text;
 }
 
-nlohmann::json mapping_json(const MappingReport& m) {
+std::string client_label(std::string_view device, std::string_view client_address) {
+  if (device.empty()) return fmt::format("this host {}", client_address);
+  return device == client_address ? std::string(client_address) : fmt::format("{} {}", device, client_address);
+}
+
+namespace {
+
+// The device's name in reports: its label, else its address; empty for this host.
+std::string device_name(const MapRequest& request) {
+  if (!for_other_device(request)) return {};
+  return request.device.empty() ? request.internal_client->to_string() : request.device;
+}
+
+std::string client_address(const MapRequest& request, std::string_view this_host) {
+  return for_other_device(request) ? request.internal_client->to_string() : std::string(this_host);
+}
+
+}  // namespace
+
+nlohmann::json mapping_json(const MappingReport& m, std::string_view this_host) {
   using nlohmann::json;
   const bool known_ip = m.mapping && !m.mapping->external_ip.is_unspecified();
-  return {{"proto", to_string(m.request.proto)},
+  const auto& request = m.request;
+  json out = {{"proto", to_string(m.request.proto)},
           {"internal_port", m.request.internal_port},
+          {"internal_client", client_address(request, this_host)},
           {"external_port", m.mapping ? json(m.mapping->external_port) : json(nullptr)},
           {"external_ip", known_ip ? json(m.mapping->external_ip.to_string()) : json(nullptr)},
           {"method", m.method},
           {"state", to_string(m.state)},
           {"error", m.error ? json(describe_failure(m.error, m.request)) : json(nullptr)},
           {"error_code", m.error ? json(error_code_name(m.error)) : json(nullptr)}};
+  if (for_other_device(request)) out["device"] = device_name(request);
+  return out;
 }
 
 nlohmann::json gateway_json(const GatewayReport& gateway) {
@@ -99,7 +157,7 @@ nlohmann::json to_json(const RunReport& report) {
   using nlohmann::json;
   json mappings = json::array();
   for (const auto& m : report.mappings) {
-    auto entry = mapping_json(m);
+    auto entry = mapping_json(m, report.gateway.local_address);
     entry["lifetime"] = m.mapping ? json(m.mapping->lifetime.count()) : json(nullptr);
     entry["permanent"] = m.mapping && m.mapping->permanent;
     entry["description"] = m.request.description;
@@ -131,8 +189,12 @@ std::string to_text(const RunReport& report) {
   out += fmt::format("NAT: {}: {}\n\n", to_string(report.nat), explain(report.nat));
 
   std::vector<TableLine> lines;
+  const bool any_device = std::any_of(report.mappings.begin(), report.mappings.end(),
+                                      [](const auto& m) { return for_other_device(m.request); });
   for (const auto& m : report.mappings) {
-    TableLine line{std::string(to_string(m.request.proto)), m.request.internal_port, std::nullopt, {}, {}, std::nullopt};
+    TableLine line{std::string(to_string(m.request.proto)), m.request.internal_port, std::nullopt, {}, {}, std::nullopt,
+                   any_device ? client_label(device_name(m.request), client_address(m.request, report.gateway.local_address))
+                              : std::string()};
     std::string lease = "-", state(to_string(m.state)), outcome;
     if (m.mapping) {
       line.external = {m.mapping->external_ip.to_string(), m.mapping->external_port};

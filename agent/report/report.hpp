@@ -55,9 +55,15 @@ std::string error_code_name(const std::error_code& error);
 // "1h", "2h30m", "45s", "permanent".
 std::string format_lease(const Mapping& mapping);
 
+// Whom a mapping is for, as tables head its group: "this host 10.77.0.2"
+// (`device` empty), "doorbell 10.77.0.50", or the address alone for a device
+// known by it.
+std::string client_label(std::string_view device, std::string_view client_address);
+
 // One mapping as every JSON output shows it (--once, --status, --delete):
-// protocol, ports, external address, method, state, and why it failed.
-nlohmann::json mapping_json(const MappingReport& mapping);
+// protocol, ports, whom it is for (`this_host`: this host's address),
+// external address, method, state, and why it failed.
+nlohmann::json mapping_json(const MappingReport& mapping, std::string_view this_host);
 nlohmann::json gateway_json(const GatewayReport& gateway);
 nlohmann::json to_json(const RunReport& report);
 // A table one reads at a glance: consecutive ports with the same outcome share a row.

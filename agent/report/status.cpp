@@ -6,10 +6,10 @@
 
 namespace natkeeper {
 
-nlohmann::json status_mapping_json(const MappingReport& mapping, std::chrono::seconds renew_in,
-                                   std::optional<std::chrono::seconds> verified_ago) {
+nlohmann::json status_mapping_json(const MappingReport& mapping, std::string_view this_host,
+                                   std::chrono::seconds renew_in, std::optional<std::chrono::seconds> verified_ago) {
   using nlohmann::json;
-  auto item = mapping_json(mapping);
+  auto item = mapping_json(mapping, this_host);
   if (!mapping.mapping && !mapping.error) item["state"] = "pending";
   item["lease"] = mapping.mapping ? format_lease(*mapping.mapping) : std::string();
   item["renew_in_s"] = renew_in.count();
@@ -58,10 +58,15 @@ std::string status_to_text(const nlohmann::json& status) {
     out += fmt::format("The external address changed {} times since the start.\n", changes);
   out += "\n";
   std::vector<TableLine> lines;
-  for (const auto& mapping : status.value("mappings", nlohmann::json::array())) {
+  const auto mappings = status.value("mappings", nlohmann::json::array());
+  const bool any_device = std::any_of(mappings.begin(), mappings.end(),
+                                      [](const auto& mapping) { return mapping.contains("device"); });
+  for (const auto& mapping : mappings) {
     const auto error = string_of(mapping, "error");
+    // The service's JSON names whom each mapping is for; the heading says it as a --once table does.
+    const auto client = string_of(mapping, "internal_client"), device = string_of(mapping, "device");
     TableLine line{text_of(mapping["proto"]), static_cast<std::uint16_t>(number_of(mapping["internal_port"])),
-                   std::nullopt, {}, {}, std::nullopt};
+                   std::nullopt, {}, {}, std::nullopt, any_device ? client_label(device, client) : std::string()};
     if (!mapping["external_port"].is_null())
       line.external = {text_of(mapping["external_ip"]), static_cast<std::uint16_t>(number_of(mapping["external_port"]))};
     std::string detail = error;

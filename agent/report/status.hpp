@@ -14,8 +14,8 @@ namespace natkeeper {
 // A mapping the service keeps: the row of every JSON output, with its lease,
 // its next renewal and when it was last proven from outside. A mapping not
 // asked for yet is "pending".
-nlohmann::json status_mapping_json(const MappingReport& mapping, std::chrono::seconds renew_in,
-                                   std::optional<std::chrono::seconds> verified_ago);
+nlohmann::json status_mapping_json(const MappingReport& mapping, std::string_view this_host,
+                                   std::chrono::seconds renew_in, std::optional<std::chrono::seconds> verified_ago);
 
 // The text --status prints for the service's status JSON.
 std::string status_to_text(const nlohmann::json& status);

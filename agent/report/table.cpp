@@ -10,7 +10,7 @@ std::string port_span(std::uint16_t first, std::uint16_t last) {
 }
 
 bool continues(const TableLine& previous, const TableLine& next) {
-  if (previous.proto != next.proto || previous.alike != next.alike ||
+  if (previous.proto != next.proto || previous.alike != next.alike || previous.group != next.group ||
       next.internal_port != previous.internal_port + 1 || previous.external.has_value() != next.external.has_value())
     return false;
   return !previous.external ||
@@ -48,6 +48,7 @@ std::string render_table(const std::vector<TableColumn>& columns, const std::vec
     std::size_t last = i;
     while (last + 1 < lines.size() && continues(lines[last], lines[last + 1])) ++last;
     const auto& first = lines[i];
+    if (!first.group.empty() && (i == 0 || lines[i - 1].group != first.group)) out += fmt::format("For {}:\n", first.group);
     std::vector<std::string> cells{first.proto, port_span(first.internal_port, lines[last].internal_port), "-"};
     if (first.external)
       cells[2] = fmt::format("{}:{}", first.external->address,

@@ -32,6 +32,9 @@ struct TableLine {
     long long rank = 0;
   };
   std::optional<Least> least;
+  // Whom the mapping is for ("doorbell 10.77.0.50"): a heading above each run
+  // of lines of one group; empty: no heading.
+  std::string group;
 };
 
 struct TableColumn {

@@ -546,11 +546,12 @@ nlohmann::json Supervisor::status() const {
   const auto now = time_.now();
   const auto wall_now = time_.wall_now();
   json mappings = json::array();
+  const auto this_host = connection_ ? connection_->path.local.address.to_string() : std::string();
   for (const auto& entry : entries_) {
     const auto renew_in = std::chrono::duration_cast<std::chrono::seconds>(std::max(entry.renew_at - now, Duration::zero()));
     std::optional<std::chrono::seconds> verified_ago;
     if (entry.verified_at) verified_ago = std::chrono::duration_cast<std::chrono::seconds>(wall_now - *entry.verified_at);
-    mappings.push_back(status_mapping_json(entry.report, renew_in, verified_ago));
+    mappings.push_back(status_mapping_json(entry.report, this_host, renew_in, verified_ago));
   }
   const auto counts = count(entries_);
   json gateway = nullptr;

@@ -85,11 +85,11 @@ TEST_CASE("leases read as durations; permanent leases are called out") {
 TEST_CASE("--once, --status and --delete show a mapping with the same fields") {
   const auto report = sample();
   const auto& failed = report.mappings[101];
-  const auto row = mapping_json(failed);
+  const auto row = mapping_json(failed, "10.77.0.2");
   for (const char* key : {"proto", "internal_port", "external_port", "external_ip", "method", "state", "error",
-                          "error_code"}) {
+                          "error_code", "internal_client"}) {
     CHECK(to_json(report)["mappings"][101][key] == row[key]);
-    CHECK(status_mapping_json(failed, 5s, std::nullopt)[key] == row[key]);
+    CHECK(status_mapping_json(failed, "10.77.0.2", 5s, std::nullopt)[key] == row[key]);
   }
 }
 
@@ -97,12 +97,12 @@ TEST_CASE("the status table folds runs, shows a run's soonest renewal and pendin
   const auto report = sample();
   nlohmann::json mappings = nlohmann::json::array();
   for (std::size_t i = 0; i < 100; ++i)  // udp 16500-16599, each renewed at its own time
-    mappings.push_back(status_mapping_json(report.mappings[i], std::chrono::seconds(2000 - i), 300s));
-  mappings.push_back(status_mapping_json(report.mappings[101], 4s, std::nullopt));  // a conflict
+    mappings.push_back(status_mapping_json(report.mappings[i], "10.77.0.2", std::chrono::seconds(2000 - i), 300s));
+  mappings.push_back(status_mapping_json(report.mappings[101], "10.77.0.2", 4s, std::nullopt));  // a conflict
   MappingReport waiting;
   waiting.request = {Transport::tcp, 15063, 15063, 3600s, "natkeeper", {}, {}};
   waiting.note = "not mapped yet";
-  mappings.push_back(status_mapping_json(waiting, 0s, std::nullopt));
+  mappings.push_back(status_mapping_json(waiting, "10.77.0.2", 0s, std::nullopt));
   const nlohmann::json status = {{"pid", 42}, {"status", "2 of 3 mappings active"}, {"nat", "unknown"},
                                  {"nat_explanation", "-"}, {"mappings", mappings},
                                  {"summary", {{"planned", 102}, {"active", 100}, {"verified", 0}}}};
@@ -113,4 +113,66 @@ TEST_CASE("the status table folds runs, shows a run's soonest renewal and pendin
   CHECK_THAT(text, Catch::Contains("udp    7076         -                            failed     -       4s        conflict"));
   CHECK_THAT(text, Catch::Contains("tcp    15063        -                            pending    -       -         not mapped yet"));
   CHECK_THAT(text, Catch::Contains("100 of 102 mappings active, 0 verified from outside."));
+}
+
+namespace {
+
+MapRequest for_device(std::uint16_t port, const char* device = "doorbell", const char* address = "10.77.0.50") {
+  return {Transport::udp, port, port, 3600s, "natkeeper doorbell", asio::ip::make_address(address), device};
+}
+
+}  // namespace
+
+TEST_CASE("each mapping row says whom it is for; a device's row names the device") {
+  const auto own = sample().mappings.front();
+  auto json = mapping_json(own, "10.77.0.2");
+  CHECK(json["internal_client"] == "10.77.0.2");
+  CHECK_FALSE(json.contains("device"));
+
+  MappingReport doorbell;
+  doorbell.request = for_device(7076);
+  json = mapping_json(doorbell, "10.77.0.2");
+  CHECK(json["internal_client"] == "10.77.0.50");
+  CHECK(json["device"] == "doorbell");
+  doorbell.request.device.clear();  // a device known by its address alone
+  CHECK(mapping_json(doorbell, "10.77.0.2")["device"] == "10.77.0.50");
+}
+
+TEST_CASE("tables group the mappings under whom they are for once a device is planned") {
+  std::vector<MapOutcome> outcomes{ok(7076), ok(7077)};
+  for (std::uint16_t port : {7076, 7077}) {
+    const auto request = for_device(port);
+    outcomes.push_back({request, Mapping{request, asio::ip::make_address("203.0.113.1"), static_cast<std::uint16_t>(port + 1000), 3600s, false}, {}});
+  }
+  const auto report = make_report({"10.77.0.1", "10.77.0.2", "upnp", "IGDv2", "203.0.113.1"}, NatKind::single,
+                                  "upnp", outcomes);
+  const auto text = to_text(report);
+  CHECK_THAT(text, Catch::Contains("For this host 10.77.0.2:\nudp    7076-7077    203.0.113.1:7076-7077"));
+  CHECK_THAT(text, Catch::Contains("For doorbell 10.77.0.50:\nudp    7076-7077    203.0.113.1:8076-8077"));
+  CHECK_THAT(to_text(sample()), !Catch::Contains("For "));
+
+  nlohmann::json mappings = nlohmann::json::array();
+  for (const auto& m : report.mappings) mappings.push_back(status_mapping_json(m, "10.77.0.2", 60s, std::nullopt));
+  const nlohmann::json status = {{"pid", 42}, {"status", "-"}, {"mappings", mappings}};
+  const auto status_text = status_to_text(status);
+  CHECK_THAT(status_text, Catch::Contains("For this host 10.77.0.2:\nudp    7076-7077"));
+  CHECK_THAT(status_text, Catch::Contains("For doorbell 10.77.0.50:\nudp    7076-7077    203.0.113.1:8076-8077"));
+}
+
+TEST_CASE("a refused mapping for a device says so and names the router setting to change") {
+  const auto request = for_device(7076);
+  const auto upnp = describe_failure(make_error_code(Errc::third_party_refused), request);
+  CHECK_THAT(upnp, Catch::StartsWith("the router only forwards ports to the host that asks"));
+  CHECK_THAT(upnp, Catch::Contains("secure_mode=no"));
+  CHECK_THAT(upnp, Catch::Contains("FRITZ!Box"));
+  CHECK_THAT(upnp, Catch::Contains("10.77.0.50"));
+  for (int code : {2, 5, 12}) {
+    const auto pcp = describe_failure(make_pcp_error(code), request);
+    CHECK_THAT(pcp, Catch::Contains("only forwards ports to the host that asks"));
+    CHECK_THAT(pcp, Catch::Contains("pcp_allow_thirdparty=yes"));
+  }
+  CHECK_THAT(describe_failure(make_error_code(Errc::third_party_unsupported), request),
+             Catch::StartsWith("NAT-PMP cannot map ports for another device"));
+  // For this host, PCP's NOT_AUTHORIZED stays what it was.
+  CHECK_THAT(describe_failure(make_pcp_error(2), MapRequest{}), Catch::StartsWith("not authorized"));
 }
