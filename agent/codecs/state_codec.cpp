@@ -87,6 +87,14 @@ class ObjectReader {
     return static_cast<std::uint16_t>(*value);
   }
 
+  // A member that may be absent: nullopt only on an error, "" when absent.
+  std::optional<std::string> optional_string(const char* name, std::size_t max_bytes) {
+    if (!object_.contains(name)) return std::string();
+    auto text = string(name);
+    if (text && text->size() > max_bytes) return fail(name, "too long", *member(name));
+    return text;
+  }
+
   std::optional<std::string> ipv4(const char* name, bool may_be_empty) {
     auto text = string(name);
     if (!text) return std::nullopt;
@@ -136,6 +144,14 @@ std::optional<LiveMapping> decode_mapping(const Json& value, std::size_t index, 
   if (!expires) return std::nullopt;
   if (*expires < 0) return reader.fail("expires_unix", "negative", *reader.member("expires_unix"));
   mapping.expires_unix = *expires;
+  auto internal_client = reader.optional_string("internal_client", kMaxDeviceNameBytes);
+  if (!internal_client) return std::nullopt;
+  if (!internal_client->empty() && !is_dotted_ipv4(*internal_client))
+    return reader.fail("internal_client", "not an IPv4 address", *reader.member("internal_client"));
+  mapping.internal_client = std::move(*internal_client);
+  auto device = reader.optional_string("device", kMaxDeviceNameBytes);
+  if (!device) return std::nullopt;
+  mapping.device = std::move(*device);
   return mapping;
 }
 
@@ -144,12 +160,18 @@ std::optional<LiveMapping> decode_mapping(const Json& value, std::size_t index, 
 std::string encode(const ServiceState& state) {
   Json mappings = Json::array();
   for (const auto& mapping : state.mappings) {
-    mappings.push_back(Json{{"proto", std::string(to_string(mapping.proto))},
-                            {"internal_port", mapping.internal_port},
-                            {"external_port", mapping.external_port},
-                            {"external_ip", mapping.external_ip},
-                            {"permanent", mapping.permanent},
-                            {"expires_unix", mapping.expires_unix}});
+    Json entry{{"proto", std::string(to_string(mapping.proto))},
+               {"internal_port", mapping.internal_port},
+               {"external_port", mapping.external_port},
+               {"external_ip", mapping.external_ip},
+               {"permanent", mapping.permanent},
+               {"expires_unix", mapping.expires_unix}};
+    // This host's mappings keep the shape files had before devices.
+    if (!mapping.internal_client.empty()) {
+      entry["internal_client"] = mapping.internal_client;
+      entry["device"] = mapping.device;
+    }
+    mappings.push_back(std::move(entry));
   }
   const Json document{{"version", kVersion},
                       {"gateway", state.gateway},

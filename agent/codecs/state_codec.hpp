@@ -15,9 +15,11 @@ namespace natkeeper::state {
 
 // Bounds on what decode() accepts: a state file is written by natkeeper, so
 // anything larger is damage, not data. kMaxLiveMappings (every port of both
-// protocols) encodes to about 19 MB at most, within kMaxStateFileBytes.
-inline constexpr std::size_t kMaxStateFileBytes = 32 * 1024 * 1024;
+// protocols), each for a device with the longest name, encodes to about 34 MB
+// at most, within kMaxStateFileBytes.
+inline constexpr std::size_t kMaxStateFileBytes = 48 * 1024 * 1024;
 inline constexpr std::size_t kMaxLiveMappings = 2 * 65536;
+inline constexpr std::size_t kMaxDeviceNameBytes = 64;
 
 struct LiveMapping {
   Transport proto = Transport::udp;
@@ -26,6 +28,10 @@ struct LiveMapping {
   std::string external_ip;      // dotted IPv4, or empty when the gateway did not say
   bool permanent = false;       // a lease without expiry: outlives natkeeper at the gateway
   std::int64_t expires_unix = 0;  // wall-clock expiry (seconds since 1970); 0 when permanent
+  // The LAN device the mapping forwards to, dotted IPv4; empty: this host
+  // (local_address). Optional in the file: files without it are this host's.
+  std::string internal_client;
+  std::string device;  // the device's name for people; at most kMaxDeviceNameBytes
   friend bool operator==(const LiveMapping&, const LiveMapping&) = default;
 };
 

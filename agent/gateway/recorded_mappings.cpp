@@ -13,9 +13,12 @@ state::ServiceState record_mappings(const Connection& connection, const std::vec
   const auto now = std::chrono::system_clock::now();
   for (const auto& mapping : mappings) {
     const auto expiry = std::chrono::duration_cast<std::chrono::seconds>((now + mapping.lifetime).time_since_epoch());
-    recorded.mappings.push_back({mapping.request.proto, mapping.request.internal_port, mapping.external_port,
+    const auto& request = mapping.request;
+    recorded.mappings.push_back({request.proto, request.internal_port, mapping.external_port,
                                  mapping.external_ip.is_unspecified() ? std::string() : mapping.external_ip.to_string(),
-                                 mapping.permanent, mapping.permanent ? 0 : expiry.count()});
+                                 mapping.permanent, mapping.permanent ? 0 : expiry.count(),
+                                 for_other_device(request) ? request.internal_client->to_string() : std::string(),
+                                 request.device.substr(0, state::kMaxDeviceNameBytes)});
   }
   return recorded;
 }
@@ -24,8 +27,9 @@ std::vector<Mapping> recorded_mappings(const state::ServiceState& state) {
   std::vector<Mapping> mappings;
   for (const auto& live : state.mappings) {
     Mapping mapping;
-    mapping.request = {live.proto, live.internal_port, live.external_port, {}, {}, {}, {}};
+    mapping.request = {live.proto, live.internal_port, live.external_port, {}, {}, {}, live.device};
     boost::system::error_code ignored;
+    if (!live.internal_client.empty()) mapping.request.internal_client = asio::ip::make_address(live.internal_client, ignored);
     if (!live.external_ip.empty()) mapping.external_ip = asio::ip::make_address(live.external_ip, ignored);
     mapping.external_port = live.external_port;
     mapping.permanent = live.permanent;

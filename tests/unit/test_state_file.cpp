@@ -43,8 +43,9 @@ ServiceState example_state() {
   state.gateway = "10.77.0.1";
   state.method = "upnp";
   state.local_address = "10.77.0.2";
-  state.mappings.push_back({Transport::udp, 7076, 7076, "203.0.113.1", false, 1790000000});
-  state.mappings.push_back({Transport::tcp, 22000, 42000, "", true, 0});
+  state.mappings.push_back({Transport::udp, 7076, 7076, "203.0.113.1", false, 1790000000, "", ""});
+  state.mappings.push_back({Transport::tcp, 22000, 42000, "", true, 0, "", ""});
+  state.mappings.push_back({Transport::udp, 7076, 7077, "203.0.113.1", false, 1790000000, "10.77.0.50", "doorbell"});
   return state;
 }
 
@@ -83,6 +84,17 @@ TEST_CASE("states round-trip through the state codec", "[state_file]") {
     REQUIRE(decoded);
     CHECK(*decoded == state);
   }
+}
+
+TEST_CASE("a device's mapping records its client and name; this host's keep their earlier form", "[state_file]") {
+  const auto document = Json::parse(encode(example_state()));
+  CHECK_FALSE(document["mappings"][0].contains("internal_client"));
+  CHECK(document["mappings"][2]["internal_client"] == "10.77.0.50");
+  CHECK(document["mappings"][2]["device"] == "doorbell");
+  const auto decoded = decode(encode(example_state()));
+  REQUIRE(decoded);
+  CHECK(decoded->mappings[2].internal_client == "10.77.0.50");
+  CHECK(decoded->mappings[0].internal_client.empty());
 }
 
 TEST_CASE("the state codec ignores members it does not know", "[state_file]") {
@@ -135,6 +147,11 @@ TEST_CASE("the state codec rejects what natkeeper does not write, saying where",
       {[](Json& d) { d["mappings"][0]["expires_unix"] = 1.5e9; },
        "mappings[0].expires_unix: not an integer (1500000000.0)"},
       {[](Json& d) { d["mappings"][1].erase("expires_unix"); }, "mappings[1].expires_unix: missing"},
+      {[](Json& d) { d["mappings"][2]["internal_client"] = "doorbell"; },
+       "mappings[2].internal_client: not an IPv4 address (\"doorbell\")"},
+      {[](Json& d) { d["mappings"][2]["internal_client"] = 5; }, "mappings[2].internal_client: not a string (5)"},
+      {[](Json& d) { d["mappings"][2]["device"] = std::string(65, 'd'); },
+       "mappings[2].device: too long (\"ddddddddddddddddddddddddddddddddddddddd...)"},
       {[](Json& d) { d["gateway"] = std::string(100, 'x'); },
        "gateway: not an IPv4 address (\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...)"},
   };
@@ -157,8 +174,10 @@ TEST_CASE("the state codec rejects text that is not a JSON object", "[state_file
 
 TEST_CASE("the state codec holds every port of both protocols, and no more", "[state_file]") {
   ServiceState state = example_state();
+  // The longest entry: a device's, with the longest name.
   state.mappings.assign(kMaxLiveMappings, {Transport::tcp, 65535, 65535, "255.255.255.255", false,
-                                           std::numeric_limits<std::int64_t>::max()});
+                                           std::numeric_limits<std::int64_t>::max(), "255.255.255.255",
+                                           std::string(kMaxDeviceNameBytes, 'd')});
   auto text = encode(state);
   CHECK(text.size() <= kMaxStateFileBytes);
   const auto decoded = decode(text);

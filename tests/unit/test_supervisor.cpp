@@ -502,8 +502,8 @@ TEST_CASE("without a gateway it is READY all the same, and looks again later", "
 TEST_CASE("a state file's mappings are taken over where still wanted, the rest removed", "[supervisor]") {
   Fixture f(ports_config({{Transport::udp, 5000, 5001}}));
   state::ServiceState earlier{"10.77.0.1", "natpmp", "127.0.0.1", {}};
-  earlier.mappings.push_back({Transport::udp, 5000, 5000, "203.0.113.1", false, 0});
-  earlier.mappings.push_back({Transport::udp, 7000, 7000, "203.0.113.1", false, 0});
+  earlier.mappings.push_back({Transport::udp, 5000, 5000, "203.0.113.1", false, 0, "", ""});
+  earlier.mappings.push_back({Transport::udp, 7000, 7000, "203.0.113.1", false, 0, "", ""});
   REQUIRE_FALSE(write_state_file(f.state.file, earlier));
   REQUIRE(f.started());
   CHECK(f.mapper->unmap_calls == 1);   // udp 7000, no longer planned
@@ -522,7 +522,7 @@ TEST_CASE("a state file's mappings are taken over where still wanted, the rest r
 TEST_CASE("a state file of another gateway is removed there, not taken over", "[supervisor]") {
   Fixture f(ports_config({{Transport::udp, 5000, 5000}}));
   state::ServiceState earlier{"10.99.0.1", "upnp", "127.0.0.1", {}};
-  earlier.mappings.push_back({Transport::udp, 5000, 5000, "198.51.100.1", false, 0});
+  earlier.mappings.push_back({Transport::udp, 5000, 5000, "198.51.100.1", false, 0, "", ""});
   REQUIRE_FALSE(write_state_file(f.state.file, earlier));
   REQUIRE(f.started());
   REQUIRE(f.removed_recorded.size() == 1);
