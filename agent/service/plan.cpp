@@ -105,7 +105,8 @@ std::vector<Mapping> adopt_recorded(std::vector<PlannedMapping>& entries, std::v
   for (auto& mapping : recorded) {
     const auto planned = std::find_if(entries.begin(), entries.end(), [&](const PlannedMapping& entry) {
       const auto& request = entry.report.request;
-      return !entry.report.mapping && request.proto == mapping.request.proto &&
+      return !entry.report.mapping && request.internal_client == mapping.request.internal_client &&
+             request.proto == mapping.request.proto &&
              request.internal_port == mapping.request.internal_port &&
              (allow_other_external_port || request.wanted_external_port == mapping.external_port);
     });

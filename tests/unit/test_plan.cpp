@@ -102,6 +102,23 @@ TEST_CASE("recorded mappings go to the planned entries that want them", "[plan]"
   CHECK(entries[1].report.mapping->external_port == 6001);
 }
 
+TEST_CASE("a recorded mapping goes only to an entry for the same device", "[plan]") {
+  auto for_doorbell = request(Transport::udp, 5000);
+  for_doorbell.internal_client = boost::asio::ip::make_address("10.77.0.50");
+  std::vector<PlannedMapping> entries{unmapped(for_doorbell)};
+  const Mapping this_hosts{request(Transport::udp, 5000), boost::asio::ip::make_address("203.0.113.1"), 5000, 0s, false};
+  CHECK(adopt_recorded(entries, {this_hosts}, true).size() == 1);
+  CHECK_FALSE(entries[0].report.mapping);
+  const Mapping doorbells{for_doorbell, boost::asio::ip::make_address("203.0.113.1"), 5000, 0s, false};
+  CHECK(adopt_recorded(entries, {doorbells}, true).empty());
+  CHECK(entries[0].report.mapping);
+
+  // A device's new address is another mapping: the old one is removed.
+  const auto merge = merge_plan(entries, {request(Transport::udp, 5000)});
+  REQUIRE(merge.removed.size() == 1);
+  CHECK(merge.removed[0].request.internal_client == for_doorbell.internal_client);
+}
+
 TEST_CASE("a renewal asks for the external port it has; verification records its proof", "[plan]") {
   std::vector<PlannedMapping> entries{mapped(request(Transport::udp, 5000)), unmapped(request(Transport::tcp, 6000))};
   entries[0].report.mapping->external_port = 15000;  // another port, where allowed
