@@ -1,7 +1,7 @@
 #pragma once
 // The kernel's neighbour table: which LAN device (by MAC) has which address
 // now, for mapping ports to a device named by its MAC.
-#include <boost/asio/ip/address_v4.hpp>
+#include <boost/asio/ip/address.hpp>
 
 #include <chrono>
 #include <optional>
