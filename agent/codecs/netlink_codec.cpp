@@ -1,11 +1,13 @@
 #include "agent/codecs/netlink_codec.hpp"
 
 #include <linux/if.h>
+#include <linux/neighbour.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <optional>
 
@@ -42,6 +44,18 @@ bool visit_attributes(Bytes area, Visit visit) {
   return area.empty();
 }
 
+// Calls parse(type, payload) for each message of `datagram` while it returns
+// true; stops at the first message whose length is inconsistent.
+template <class Parse>
+void visit_messages(Bytes datagram, Parse parse) {
+  while (datagram.size() >= sizeof(nlmsghdr)) {
+    const auto header = copy_out<nlmsghdr>(datagram);
+    if (header.nlmsg_len < sizeof(nlmsghdr) || header.nlmsg_len > datagram.size()) return;
+    if (!parse(header.nlmsg_type, datagram.subspan(sizeof(nlmsghdr), header.nlmsg_len - sizeof(nlmsghdr)))) return;
+    datagram = datagram.subspan(std::min(align4(header.nlmsg_len), datagram.size()));
+  }
+}
+
 // The attributes following a message's family header.
 template <class FamilyHeader>
 Bytes attribute_area(Bytes payload) {
@@ -55,7 +69,9 @@ bool parse_link(std::uint16_t type, Bytes payload, std::vector<Change>& changes)
   const auto header = copy_out<ifinfomsg>(payload);
   Change change;
   change.interface_index = header.ifi_index;
-  const bool up = (header.ifi_flags & IFF_UP) != 0 && (header.ifi_flags & (IFF_RUNNING | IFF_LOWER_UP)) != 0;
+  // One flag at a time: glibc's <net/if.h> (through Asio) and <linux/if.h> name them in different enums.
+  const auto flag = [&](unsigned bit) { return (header.ifi_flags & bit) != 0; };
+  const bool up = flag(IFF_UP) && (flag(IFF_RUNNING) || flag(IFF_LOWER_UP));
   change.kind = type == RTM_NEWLINK && up ? ChangeKind::link_up : ChangeKind::link_down;
   const bool valid = visit_attributes(attribute_area<ifinfomsg>(payload), [&](std::uint16_t attribute, Bytes value) {
     if (attribute == IFLA_IFNAME) {
@@ -132,19 +148,83 @@ bool parse_message(std::uint16_t type, Bytes payload, std::vector<Change>& chang
   }
 }
 
+// Returns false for a malformed message; appends the entry, if it is one of an IP family.
+bool parse_neighbour(std::uint16_t type, Bytes payload, std::vector<Neighbour>& neighbours) {
+  if (payload.size() < sizeof(ndmsg)) return false;
+  const auto header = copy_out<ndmsg>(payload);
+  if (header.ndm_family != AF_INET && header.ndm_family != AF_INET6) return true;
+  const std::size_t address_size = header.ndm_family == AF_INET ? 4 : 16;
+  Neighbour neighbour;
+  neighbour.removed = type == RTM_DELNEIGH;
+  neighbour.interface_index = header.ndm_ifindex;
+  neighbour.state = header.ndm_state;
+  neighbour.flags = header.ndm_flags;
+  bool has_address = false;
+  const bool valid = visit_attributes(attribute_area<ndmsg>(payload), [&](std::uint16_t attribute, Bytes value) {
+    switch (attribute) {
+      case NDA_DST:
+        if (value.size() != address_size) return false;
+        if (address_size == 4) {
+          neighbour.address = boost::asio::ip::address_v4(wire::get32(value, 0));
+        } else {
+          boost::asio::ip::address_v6::bytes_type bytes;
+          std::copy(value.begin(), value.end(), bytes.begin());
+          neighbour.address = boost::asio::ip::address_v6(bytes);
+        }
+        has_address = true;
+        return true;
+      case NDA_LLADDR:
+        if (value.size() == MacAddress{}.bytes.size()) {
+          MacAddress mac;
+          std::copy(value.begin(), value.end(), mac.bytes.begin());
+          neighbour.link_address = mac;
+        }
+        return true;
+      case NDA_CACHEINFO:
+        if (value.size() < sizeof(nda_cacheinfo)) return false;
+        neighbour.ticks_since_update = copy_out<nda_cacheinfo>(value).ndm_updated;
+        return true;
+      default:
+        return true;
+    }
+  });
+  if (!valid) return false;
+  if (has_address) neighbours.push_back(std::move(neighbour));
+  return true;
+}
+
 }  // namespace
 
 std::vector<Change> parse_notifications(std::span<const std::uint8_t> datagram) {
   std::vector<Change> changes;
-  Bytes rest = datagram;
-  while (rest.size() >= sizeof(nlmsghdr) && changes.size() < kMaxChangesPerDatagram) {
-    const auto header = copy_out<nlmsghdr>(rest);
-    if (header.nlmsg_len < sizeof(nlmsghdr) || header.nlmsg_len > rest.size()) break;
-    const auto payload = rest.subspan(sizeof(nlmsghdr), header.nlmsg_len - sizeof(nlmsghdr));
-    if (!parse_message(header.nlmsg_type, payload, changes)) break;
-    rest = rest.subspan(std::min(align4(header.nlmsg_len), rest.size()));
-  }
+  visit_messages(datagram, [&](std::uint16_t type, Bytes payload) {
+    return parse_message(type, payload, changes) && changes.size() < kMaxChangesPerDatagram;
+  });
   return changes;
+}
+
+NeighbourMessages parse_neighbours(std::span<const std::uint8_t> datagram) {
+  NeighbourMessages result;
+  visit_messages(datagram, [&](std::uint16_t type, Bytes payload) {
+    switch (type) {
+      case RTM_NEWNEIGH:
+      case RTM_DELNEIGH:
+        return parse_neighbour(type, payload, result.neighbours) &&
+               result.neighbours.size() < kMaxNeighboursPerDatagram;
+      case NLMSG_DONE:
+      case NLMSG_ERROR: {
+        // Both begin with an int: 0, or the negative errno that ended the dump
+        // (errnos end at 4095: a larger number names no reason).
+        result.dump_done = true;
+        const int code = payload.size() >= sizeof(int) ? copy_out<int>(payload) : 0;
+        if (code < 0) result.error = code >= -4095 ? -code : EPROTO;
+        return false;
+      }
+      default:
+        return true;
+    }
+  });
+  return result;
 }
 
 }  // namespace natkeeper::netlink

@@ -19,12 +19,13 @@
 #include <vector>
 
 #include "agent/service/netlink_watcher.hpp"
+#include "netlink_messages.hpp"
 #include "run_loop.hpp"
 
 using namespace natkeeper;
 using namespace natkeeper::netlink;
+using namespace natkeeper::test;
 using namespace std::chrono_literals;
-using Bytes = std::vector<std::uint8_t>;
 
 namespace {
 
@@ -32,24 +33,6 @@ namespace {
 constexpr unsigned kUp = IFF_UP;
 constexpr unsigned kRunning = IFF_RUNNING;
 constexpr unsigned kLowerUp = IFF_LOWER_UP;
-
-template <class T>
-void append(Bytes& out, const T& value) {
-  const auto* raw = reinterpret_cast<const std::uint8_t*>(&value);
-  out.insert(out.end(), raw, raw + sizeof value);
-}
-
-void pad(Bytes& out) {
-  while (out.size() % 4 != 0) out.push_back(0);
-}
-
-Bytes attribute(std::uint16_t type, const Bytes& payload) {
-  Bytes out;
-  append(out, rtattr{static_cast<unsigned short>(sizeof(rtattr) + payload.size()), type});
-  out.insert(out.end(), payload.begin(), payload.end());
-  pad(out);
-  return out;
-}
 
 Bytes u32_attribute(std::uint16_t type, std::uint32_t value) {
   Bytes payload;
@@ -65,40 +48,6 @@ Bytes name_attribute(const std::string& name) {
   Bytes payload(name.begin(), name.end());
   payload.push_back(0);
   return attribute(IFLA_IFNAME, payload);
-}
-
-// One netlink message: header, family header, attributes.
-template <class FamilyHeader>
-Bytes message(std::uint16_t type, const FamilyHeader& family, const std::vector<Bytes>& attributes = {}) {
-  Bytes body;
-  append(body, family);
-  pad(body);
-  for (const auto& a : attributes) body.insert(body.end(), a.begin(), a.end());
-  nlmsghdr header{};
-  header.nlmsg_len = static_cast<std::uint32_t>(sizeof header + body.size());
-  header.nlmsg_type = type;
-  Bytes out;
-  append(out, header);
-  out.insert(out.end(), body.begin(), body.end());
-  pad(out);
-  return out;
-}
-
-Bytes bare_message(std::uint16_t type, std::size_t payload_bytes = 0) {
-  nlmsghdr header{};
-  header.nlmsg_len = static_cast<std::uint32_t>(sizeof header + payload_bytes);
-  header.nlmsg_type = type;
-  Bytes out;
-  append(out, header);
-  out.resize(out.size() + payload_bytes);
-  pad(out);
-  return out;
-}
-
-Bytes concat(const std::vector<Bytes>& parts) {
-  Bytes out;
-  for (const auto& part : parts) out.insert(out.end(), part.begin(), part.end());
-  return out;
 }
 
 ifinfomsg link(int index, unsigned flags) {
