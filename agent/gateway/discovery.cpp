@@ -140,8 +140,9 @@ asio::awaitable<Result<FoundProtocol>> probe_pcp(ProbeContext context) {
   // --discover deletes its throwaway mapping itself: no nonce needs to last.
   if (context.goal == DiscoveryGoal::map_soon) {
     if (auto key = load_or_create_host_key(state_directory())) {
-      options.nonce_for = [key = *key, client = options.client_address](Transport proto, std::uint16_t port) {
-        return pcp::derive_nonce(key, client, proto, port);
+      options.nonce_for = [key = *key](const asio::ip::address_v4& internal_client, Transport proto,
+                                       std::uint16_t port) {
+        return pcp::derive_nonce(key, internal_client, proto, port);
       };
     } else {
       log::warning("cannot keep the PCP host key in {}: {}; a later run cannot renew or delete these "

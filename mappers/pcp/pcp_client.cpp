@@ -44,11 +44,18 @@ Nonce Client::new_nonce() {
 }
 
 RequestId Client::map(Transport proto, std::uint16_t internal_port, std::uint16_t suggested_external_port,
-                      std::chrono::seconds lifetime, Clock::time_point now) {
-  const auto key = std::pair{proto, internal_port};
+                      std::chrono::seconds lifetime, Clock::time_point now,
+                      std::optional<ip::address_v4> third_party) {
+  // §13.1: a THIRD_PARTY option naming the client itself is an error (miniupnpd
+  // answers MALFORMED_REQUEST): this host's own mapping goes without one.
+  if (third_party == options_.client_address) third_party.reset();
+  const auto internal_client = third_party.value_or(options_.client_address);
+  const auto key = std::tuple{internal_client, proto, internal_port};
   auto known = nonces_.find(key);
-  if (known == nonces_.end())
-    known = nonces_.emplace(key, options_.nonce_for ? options_.nonce_for(proto, internal_port) : new_nonce()).first;
+  if (known == nonces_.end()) {
+    const auto nonce = options_.nonce_for ? options_.nonce_for(internal_client, proto, internal_port) : new_nonce();
+    known = nonces_.emplace(key, nonce).first;
+  }
 
   MapRequestFields fields;
   fields.client_address = options_.client_address;
@@ -58,6 +65,7 @@ RequestId Client::map(Transport proto, std::uint16_t internal_port, std::uint16_
   fields.suggested_external_port = suggested_external_port;
   fields.suggested_external_address = ip::address_v4::any();  // any IPv4 address
   fields.lifetime = wire_lifetime(lifetime);
+  fields.third_party = third_party;
   const auto bytes = encode_map(fields);
 
   Pending request;
@@ -66,6 +74,7 @@ RequestId Client::map(Transport proto, std::uint16_t internal_port, std::uint16_
   request.nonce = fields.nonce;
   request.proto = proto;
   request.internal_port = internal_port;
+  request.internal_client = internal_client;
   request.deletion = fields.lifetime == 0;
   return start(std::move(request), now);
 }
@@ -177,7 +186,13 @@ void Client::on_datagram(std::span<const std::uint8_t> bytes, const ip::address&
     }
     case Opcode::map: {
       const MapBody& body = *response.map;  // decode_response guarantees it for MAP
-      // §11.3: a response matches by opcode, nonce, protocol and internal port.
+      // §11.4: a response matches by opcode, nonce, protocol, internal port
+      // and internal address. The internal address is the THIRD_PARTY
+      // option's when the response echoes one; two devices may map the same
+      // internal port. A server that leaves the option out of its answer is
+      // still told apart by the nonce, which is per internal client.
+      std::optional<ip::address> echoed_client;
+      if (response.third_party) echoed_client = unmapped(*response.third_party);
       auto chosen = pending_.end();
       bool same_mapping = false;
       // Two pending requests for one mapping (say a map and the delete right
@@ -187,7 +202,8 @@ void Client::on_datagram(std::span<const std::uint8_t> bytes, const ip::address&
       for (auto it = pending_.begin(); it != pending_.end(); ++it) {
         const Pending& request = it->second;
         if (request.opcode != Opcode::map || static_cast<std::uint8_t>(request.proto) != body.protocol ||
-            request.internal_port != body.internal_port)
+            request.internal_port != body.internal_port ||
+            (echoed_client && *echoed_client != ip::address(request.internal_client)))
           continue;
         same_mapping = true;
         if (request.nonce != body.nonce) continue;

@@ -15,6 +15,7 @@
 #include <random>
 #include <span>
 #include <system_error>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -33,10 +34,12 @@ struct ClientOptions {
   // RFC 6887 §8.1.1 retransmits forever (MRC = MRD = 0); a caller that must
   // finish bounds each request's total time here.
   std::chrono::milliseconds max_request_duration{10'000};
-  // The nonce of a (proto, internal port) mapping. Unset: random from `seed`,
-  // which only this Client instance can renew or delete. A caller whose
-  // mappings must outlive the process derives stable, secret nonces instead.
-  std::function<Nonce(Transport, std::uint16_t)> nonce_for;
+  // The nonce of an (internal client, proto, internal port) mapping; the
+  // internal client is `client_address` unless a third party is named.
+  // Unset: random from `seed`, which only this Client instance can renew or
+  // delete. A caller whose mappings must outlive the process derives stable,
+  // secret nonces instead.
+  std::function<Nonce(const boost::asio::ip::address_v4& internal_client, Transport, std::uint16_t)> nonce_for;
 };
 
 using RequestId = std::uint64_t;
@@ -68,12 +71,16 @@ class Client {
  public:
   explicit Client(ClientOptions options);
 
-  // Starts a MAP request: new, renewal, or deletion (lifetime 0). The same
-  // (proto, internal port) keeps its nonce (options.nonce_for, or random) for
-  // the life of this client, as renewals and deletes must use the nonce of
-  // the mapping they refer to.
+  // Starts a MAP request: new, renewal, or deletion (lifetime 0), for this
+  // host or, with `third_party`, for that other device (RFC 6887 §13.1: the
+  // request carries a THIRD_PARTY option; none when `third_party` is this
+  // host's own address). The same (internal client, proto, internal port)
+  // keeps its nonce (options.nonce_for, or random) for the life of this
+  // client, as renewals and deletes must use the nonce of the mapping they
+  // refer to.
   RequestId map(Transport proto, std::uint16_t internal_port, std::uint16_t suggested_external_port,
-                std::chrono::seconds lifetime, Clock::time_point now);
+                std::chrono::seconds lifetime, Clock::time_point now,
+                std::optional<boost::asio::ip::address_v4> third_party = std::nullopt);
   // Starts an ANNOUNCE request (discovery: does the gateway speak PCP?).
   RequestId announce(Clock::time_point now);
   // Stops retransmitting a request; no completion is reported for it.
@@ -102,10 +109,11 @@ class Client {
   struct Pending {
     Opcode opcode = Opcode::map;
     std::vector<std::uint8_t> datagram;  // sent as is on every retransmission
-    // MAP only: what a response must echo (RFC 6887 §11.3).
+    // MAP only: what a response must echo (RFC 6887 §11.4).
     Nonce nonce{};
     Transport proto = Transport::udp;
     std::uint16_t internal_port = 0;
+    boost::asio::ip::address_v4 internal_client;  // this host, or the third party
     bool deletion = false;  // requested lifetime 0
     Clock::time_point next_send;
     Clock::time_point deadline;  // Clock::time_point::max(): unbounded
@@ -122,7 +130,7 @@ class Client {
   ClientOptions options_;
   std::mt19937 random_;
   EpochTracker epochs_;
-  std::map<std::pair<Transport, std::uint16_t>, Nonce> nonces_;
+  std::map<std::tuple<boost::asio::ip::address_v4, Transport, std::uint16_t>, Nonce> nonces_;
   std::map<RequestId, Pending> pending_;  // in start order
   RequestId next_id_ = 1;
   std::deque<std::vector<std::uint8_t>> outgoing_;

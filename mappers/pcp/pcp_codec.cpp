@@ -64,8 +64,8 @@ std::optional<Response> decode_unsupported_version(std::span<const std::uint8_t>
 }  // namespace
 
 MapRequestBytes encode_map(const MapRequestFields& request) noexcept {
-  MapRequestBytes bytes{};  // every reserved field stays zero
-  const std::span<std::uint8_t> out(bytes);
+  MapRequestBytes encoded;  // every reserved field stays zero
+  const std::span<std::uint8_t> out(encoded.bytes_);
   put_request_header(out, Opcode::map, request.lifetime, request.client_address);
   const auto body = out.subspan(request_header::kSize);
   std::copy(request.nonce.begin(), request.nonce.end(), body.begin() + map_body::kNonce);
@@ -73,7 +73,14 @@ MapRequestBytes encode_map(const MapRequestFields& request) noexcept {
   put16(body, map_body::kInternalPort, request.internal_port);
   put16(body, map_body::kExternalPort, request.suggested_external_port);
   put_address(body, map_body::kExternalAddress, request.suggested_external_address);
-  return bytes;
+  if (request.third_party) {
+    const auto option = out.subspan(kMapRequestSize, kThirdPartyOptionSize);
+    option[option_header::kCode] = kThirdPartyOptionCode;
+    put16(option, option_header::kLength, static_cast<std::uint16_t>(kAddressSize));
+    put_address(option, option_header::kSize, *request.third_party);
+    encoded.size_ = kThirdPartyMapRequestSize;
+  }
+  return encoded;
 }
 
 AnnounceRequestBytes encode_announce(const ip::address_v4& client_address) noexcept {
@@ -92,6 +99,7 @@ std::string_view to_string(DecodeError error) noexcept {
     case DecodeError::unknown_opcode: return "unknown opcode";
     case DecodeError::bad_length_for_opcode: return "too short for its opcode";
     case DecodeError::bad_option: return "option runs past the end";
+    case DecodeError::bad_third_party: return "THIRD_PARTY option not 16 bytes, or repeated";
   }
   return "unknown decode error";
 }
@@ -148,6 +156,11 @@ DecodeResult decode_response(std::span<const std::uint8_t> in) noexcept {
     const std::size_t length = get16(in, at + option_header::kLength);
     const std::size_t padded = (length + kMessageAlignment - 1) / kMessageAlignment * kMessageAlignment;
     if (padded > left - option_header::kSize) return DecodeError::bad_option;
+    if (in[at + option_header::kCode] == kThirdPartyOptionCode) {
+      // Which device the response is about must be unambiguous.
+      if (length != kAddressSize || response.third_party) return DecodeError::bad_third_party;
+      response.third_party = get_address(in, at + option_header::kSize);
+    }
     at += option_header::kSize + padded;
     ++response.option_count;
   }

@@ -110,6 +110,12 @@ inline constexpr std::size_t kLength = 2;  // 16 bits: data length, not counting
 inline constexpr std::size_t kSize = 4;
 }  // namespace option_header
 
+// §13.1 THIRD_PARTY: the mapping is for this internal address, not the
+// client's own. Its code is below 128, so a server that does not support it
+// must refuse the request (UNSUPP_OPTION) rather than map the client instead.
+inline constexpr std::uint8_t kThirdPartyOptionCode = 1;
+inline constexpr std::size_t kThirdPartyOptionSize = option_header::kSize + kAddressSize;  // 20
+
 // A NAT-PMP (RFC 6886 §3.5) reply, as sent by a server that does not speak
 // PCP: the result code is 16 bits at offset 2 and the epoch follows at 4.
 namespace natpmp_header {
@@ -120,6 +126,7 @@ inline constexpr std::size_t kSize = 8;
 
 inline constexpr std::size_t kAnnounceRequestSize = request_header::kSize;
 inline constexpr std::size_t kMapRequestSize = request_header::kSize + map_body::kSize;  // 60
+inline constexpr std::size_t kThirdPartyMapRequestSize = kMapRequestSize + kThirdPartyOptionSize;  // 80
 inline constexpr std::size_t kMinResponseSize = response_header::kSize;
 inline constexpr std::size_t kMinMapResponseSize = response_header::kSize + map_body::kSize;
 inline constexpr std::size_t kMinPeerResponseSize = response_header::kSize + peer_body::kSize;
@@ -137,12 +144,31 @@ struct MapRequestFields {
   // 0.0.0.0 (sent as ::ffff:0.0.0.0): any IPv4 address.
   boost::asio::ip::address_v4 suggested_external_address;
   std::uint32_t lifetime = 0;  // seconds; 0 deletes the mapping (§15)
+  // The other device the mapping is for, sent as a THIRD_PARTY option
+  // (IPv4-mapped). Unset: the client itself; §13.1 forbids naming the
+  // client's own address here.
+  std::optional<boost::asio::ip::address_v4> third_party;
 };
 
-using MapRequestBytes = std::array<std::uint8_t, kMapRequestSize>;
+// A MAP request: 60 bytes, 80 with a THIRD_PARTY option. A contiguous range
+// of its bytes.
+class MapRequestBytes {
+ public:
+  const std::uint8_t* data() const noexcept { return bytes_.data(); }
+  std::size_t size() const noexcept { return size_; }
+  const std::uint8_t* begin() const noexcept { return data(); }
+  const std::uint8_t* end() const noexcept { return data() + size_; }
+  std::uint8_t operator[](std::size_t at) const noexcept { return bytes_[at]; }
+
+ private:
+  friend MapRequestBytes encode_map(const MapRequestFields& request) noexcept;
+  std::array<std::uint8_t, kThirdPartyMapRequestSize> bytes_{};
+  std::size_t size_ = kMapRequestSize;
+};
 using AnnounceRequestBytes = std::array<std::uint8_t, kAnnounceRequestSize>;
 
-// A MAP request without options: version 2, opcode MAP, all reserved bits zero.
+// A MAP request: version 2, opcode MAP, all reserved bits zero, and a
+// THIRD_PARTY option when `request.third_party` is set.
 MapRequestBytes encode_map(const MapRequestFields& request) noexcept;
 // An ANNOUNCE request (§14.1): requested lifetime 0, no body.
 AnnounceRequestBytes encode_announce(const boost::asio::ip::address_v4& client_address) noexcept;
@@ -174,8 +200,13 @@ struct Response {
   bool unsupported_version = false;
   // Present for MAP and PEER responses.
   std::optional<MapBody> map;
-  // Options following the body, bounds-checked and skipped (§7.3).
+  // Options following the body, bounds-checked and counted (§7.3); only
+  // THIRD_PARTY is read.
   std::size_t option_count = 0;
+  // The THIRD_PARTY option's address (§13.1) when the response carries one:
+  // servers echo the request's options, so this names the device the
+  // response is about.
+  std::optional<boost::asio::ip::address_v6> third_party;
 };
 
 enum class DecodeError {
@@ -187,6 +218,7 @@ enum class DecodeError {
   unknown_opcode,         // not ANNOUNCE, MAP or PEER
   bad_length_for_opcode,  // shorter than the opcode's body
   bad_option,             // an option header or its data runs past the end
+  bad_third_party,        // a THIRD_PARTY option not 16 bytes long, or more than one
 };
 std::string_view to_string(DecodeError error) noexcept;
 

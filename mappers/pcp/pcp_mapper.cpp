@@ -16,6 +16,17 @@ using namespace std::chrono_literals;
 // lab's miniupnpd clamps anything shorter to 120 s anyway.
 constexpr std::chrono::seconds kProbeLifetime{120};
 
+// The device a request names, as this IPv4 client's THIRD_PARTY option names
+// it. PCP over IPv4 maps IPv4 internal addresses: an IPv6 device is not ours.
+Result<std::optional<asio::ip::address_v4>> third_party_of(const MapRequest& request) {
+  using ThirdParty = std::optional<asio::ip::address_v4>;
+  if (!request.internal_client) return ThirdParty{};
+  const auto& device = *request.internal_client;
+  if (device.is_v4()) return ThirdParty{device.to_v4()};
+  if (const auto v4 = v4_mapped(device.to_v6())) return ThirdParty{*v4};
+  return std::make_error_code(std::errc::address_family_not_supported);
+}
+
 }  // namespace
 
 // A map()/unmap()/announce() call waiting for its request's completion.
@@ -137,8 +148,13 @@ asio::awaitable<Result<AnnounceAnswer>> PcpMapper::announce() {
 }
 
 asio::awaitable<Result<Mapping>> PcpMapper::map(MapRequest request) {
+  const auto third_party = third_party_of(request);
+  if (!third_party) co_return third_party.error();
   const auto id = client_.map(request.proto, request.internal_port, request.wanted_external_port,
-                              request.lifetime, Clock::now());
+                              request.lifetime, Clock::now(), *third_party);
+  // A refusal (for another device: NOT_AUTHORIZED, UNSUPP_OPTION when the
+  // gateway does not allow third-party mappings, ADDRESS_MISMATCH) is the
+  // server's result code as is, and final: retrying is the caller's policy.
   auto completion = co_await await_completion(id);
   if (completion.error) co_return completion.error;
   if (!completion.map) co_return make_error_code(Errc::bad_reply);
@@ -149,8 +165,12 @@ asio::awaitable<Result<Mapping>> PcpMapper::map(MapRequest request) {
 }
 
 asio::awaitable<std::error_code> PcpMapper::unmap(Mapping mapping) {
-  // Lifetime 0 deletes (RFC 6887 §15); the client reuses the mapping's nonce.
-  const auto id = client_.map(mapping.request.proto, mapping.request.internal_port, 0, 0s, Clock::now());
+  // Lifetime 0 deletes (RFC 6887 §15); the client reuses the mapping's nonce,
+  // and a third party's mapping is deleted with its THIRD_PARTY option.
+  const auto third_party = third_party_of(mapping.request);
+  if (!third_party) co_return third_party.error();
+  const auto id = client_.map(mapping.request.proto, mapping.request.internal_port, 0, 0s, Clock::now(),
+                              *third_party);
   auto completion = co_await await_completion(id);
   co_return completion.error;
 }

@@ -1,5 +1,6 @@
 // PCP responses arrive from the network: whatever the bytes, decode_response
 // must neither crash nor read past them, and what it accepts must be sound.
+#include <algorithm>
 #include <span>
 
 #include "mappers/pcp/pcp_codec.hpp"
@@ -39,6 +40,22 @@ NATKEEPER_FUZZ_TARGET(pcp_decode) {
   }
   // Each option takes at least its 4-byte header.
   if (response.option_count > (size - kMinResponseSize) / option_header::kSize) __builtin_trap();
+  // The THIRD_PARTY address is the data of the one 16-byte option with code 1.
+  std::size_t at = response_header::kSize;
+  if (response.opcode == Opcode::map) at += map_body::kSize;
+  if (response.opcode == Opcode::peer) at += peer_body::kSize;
+  std::size_t third_party_options = 0;
+  while (at + option_header::kSize <= size) {
+    const std::size_t length = (data[at + option_header::kLength] << 8) | data[at + option_header::kLength + 1];
+    if (data[at + option_header::kCode] == kThirdPartyOptionCode) {
+      ++third_party_options;
+      if (length != kAddressSize || !response.third_party) __builtin_trap();
+      const auto address = response.third_party->to_bytes();
+      if (!std::equal(address.begin(), address.end(), data + at + option_header::kSize)) __builtin_trap();
+    }
+    at += option_header::kSize + (length + 3) / 4 * 4;
+  }
+  if (third_party_options != (response.third_party ? 1U : 0U)) __builtin_trap();
   if (response.map) {
     const auto& body = *response.map;
     const auto* raw = data + response_header::kSize;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <optional>
 #include <span>
 
 #include "mappers/pcp/pcp_codec.hpp"
@@ -41,11 +42,13 @@ NATKEEPER_FUZZ_TARGET(pcp_roundtrip) {
   const std::uint32_t epoch = in.u32();
   const std::uint16_t assigned_port = in.u16();
   const ip::address_v4 assigned_address(in.u32());
-  // Whatever input is left becomes options, each at most 255 bytes of data.
-  const std::size_t option_bytes_wanted = std::min<std::size_t>(in.left(), kMaxMessageSize - kMapRequestSize);
+  if (in.u8() & 1) request.third_party = ip::address_v4(in.u32());
 
   const auto encoded = encode_map(request);
+  // Whatever input is left becomes options, each at most 255 bytes of data.
+  const std::size_t option_bytes_wanted = std::min<std::size_t>(in.left(), kMaxMessageSize - encoded.size());
   // The request's own invariants.
+  if (encoded.size() != (request.third_party ? kThirdPartyMapRequestSize : kMapRequestSize)) __builtin_trap();
   if (encoded[request_header::kVersion] != kProtocolVersion) __builtin_trap();
   if (encoded[request_header::kROpcode] != static_cast<std::uint8_t>(Opcode::map)) __builtin_trap();
   if (decode_response(encoded).error() != DecodeError::not_a_response) __builtin_trap();
@@ -63,8 +66,12 @@ NATKEEPER_FUZZ_TARGET(pcp_roundtrip) {
   const auto mapped = to_v4_mapped(assigned_address).to_bytes();
   std::memcpy(body + map_body::kExternalAddress, mapped.data(), mapped.size());
 
-  std::size_t options = 0;
-  while (length + option_header::kSize <= kMapRequestSize + option_bytes_wanted) {
+  // The request's THIRD_PARTY option comes back like any option a server echoes.
+  std::size_t options = request.third_party ? 1 : 0;
+  std::optional<ip::address_v6> third_party;
+  if (request.third_party) third_party = to_v4_mapped(*request.third_party);
+  bool bad_third_party = false;  // one of the wrong length, or a second one
+  while (length + option_header::kSize <= encoded.size() + option_bytes_wanted) {
     const std::uint8_t code = in.u8();
     const std::size_t room = kMaxMessageSize - length - option_header::kSize;
     const std::size_t data_length = std::min<std::size_t>(in.u8(), room);
@@ -72,12 +79,25 @@ NATKEEPER_FUZZ_TARGET(pcp_roundtrip) {
     put16(&reply[length + option_header::kLength], static_cast<std::uint16_t>(data_length));
     length += option_header::kSize;
     for (std::size_t i = 0; i < data_length; ++i) reply[length + i] = in.u8();
+    if (code == kThirdPartyOptionCode) {
+      if (data_length != kAddressSize || third_party) {
+        bad_third_party = true;
+      } else {
+        ip::address_v6::bytes_type address{};
+        std::copy_n(&reply[length], kAddressSize, address.begin());
+        third_party = ip::address_v6(address);
+      }
+    }
     length += (data_length + 3) / 4 * 4;
     ++options;
     if (length > kMaxMessageSize) __builtin_trap();
   }
 
   const auto decoded = decode_response(std::span<const std::uint8_t>(reply.data(), length));
+  if (bad_third_party) {
+    if (decoded || decoded.error() != DecodeError::bad_third_party) __builtin_trap();
+    return 0;
+  }
   if (!decoded) __builtin_trap();
   const Response& response = *decoded;
   if (response.unsupported_version || response.version != kProtocolVersion) __builtin_trap();
@@ -85,6 +105,7 @@ NATKEEPER_FUZZ_TARGET(pcp_roundtrip) {
   if (static_cast<std::uint8_t>(response.result_code) != result) __builtin_trap();
   if (response.lifetime != request.lifetime || response.epoch != epoch) __builtin_trap();
   if (response.option_count != options) __builtin_trap();
+  if (response.third_party != third_party) __builtin_trap();
   if (!response.map) __builtin_trap();
   const MapBody& map = *response.map;
   if (map.nonce != request.nonce) __builtin_trap();

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
+#include <tuple>
 #include <vector>
 
 #include "mappers/errors.hpp"
@@ -18,6 +20,9 @@ using Bytes = std::vector<std::uint8_t>;
 
 const auto kGateway = ip::make_address_v4("10.77.0.1");
 const auto kHost = ip::make_address_v4("10.77.0.2");
+// Two LAN devices this host maps ports for (RFC 6887 §13.1 THIRD_PARTY).
+const auto kDoorbell = ip::make_address_v4("10.77.0.50");
+const auto kCamera = ip::make_address_v4("10.77.0.51");
 const auto kT0 = Clock::time_point{} + 1000s;
 
 ClientOptions options(std::uint32_t seed = 42) {
@@ -74,6 +79,22 @@ std::uint32_t lifetime_of(const Bytes& request) {
   std::uint32_t value = 0;
   for (std::size_t i = 0; i < 4; ++i) value = value << 8 | request[request_header::kLifetime + i];
   return value;
+}
+
+// The address of a request's THIRD_PARTY option (RFC 6887 §13.1), read by
+// hand: nullopt when the request is a plain 60-byte MAP.
+std::optional<ip::address_v4> third_party_in(const Bytes& request) {
+  if (request.size() == kMapRequestSize) return std::nullopt;
+  REQUIRE(request.size() == kMapRequestSize + 20);
+  CHECK(request[60] == 1);  // code THIRD_PARTY
+  CHECK(request[61] == 0);
+  CHECK(request[62] == 0);  // length 16
+  CHECK(request[63] == 16);
+  ip::address_v6::bytes_type address{};
+  std::copy(request.begin() + 64, request.end(), address.begin());
+  const auto v4 = v4_mapped(ip::address_v6(address));
+  REQUIRE(v4);
+  return v4;
 }
 
 struct Fixture {
@@ -556,27 +577,174 @@ TEST_CASE("a PEER response is never expected") {
   CHECK(f.client.pending() == 1);
 }
 
-TEST_CASE("a nonce source replaces the random nonces, per (proto, port)") {
-  using natkeeper::Transport;
-  natkeeper::pcp::ClientOptions options;
-  options.client_address = boost::asio::ip::make_address_v4("10.77.0.2");
-  options.server_address = boost::asio::ip::make_address_v4("10.77.0.1");
-  std::vector<std::pair<Transport, std::uint16_t>> asked;
-  options.nonce_for = [&asked](Transport proto, std::uint16_t port) {
-    asked.emplace_back(proto, port);
-    natkeeper::pcp::Nonce nonce{};
+TEST_CASE("a MAP for another device carries a THIRD_PARTY option and completes on the echoed answer") {
+  Fixture f;
+  const auto id = f.client.map(Transport::tcp, 8080, 8080, 3600s, kT0, kDoorbell);
+  const auto request = f.only_outgoing();
+  CHECK(third_party_in(request) == kDoorbell);
+  MapRequestFields expected;
+  expected.client_address = kHost;  // the header names the host that asks
+  std::copy_n(request.begin() + request_header::kSize + map_body::kNonce, kNonceSize, expected.nonce.begin());
+  expected.proto = Transport::tcp;
+  expected.internal_port = 8080;
+  expected.suggested_external_port = 8080;
+  expected.lifetime = 3600;
+  expected.third_party = kDoorbell;
+  const auto encoded = encode_map(expected);
+  CHECK(request == Bytes(encoded.begin(), encoded.end()));
+
+  // miniupnpd with pcp_allow_thirdparty=yes answers SUCCESS, the option echoed.
+  f.from_gateway(answer(request, {.external_port = 8081}));
+  const auto done = f.only_completion();
+  CHECK(done.id == id);
+  CHECK_FALSE(done.error);
+  REQUIRE(done.map);
+  CHECK(done.map->proto == Transport::tcp);
+  CHECK(done.map->internal_port == 8080);
+  CHECK(done.map->external_port == 8081);
+  CHECK(f.client.dropped_total() == 0);
+}
+
+TEST_CASE("naming this host's own address sends no THIRD_PARTY option (RFC 6887 §13.1)") {
+  Fixture f;
+  f.client.map(Transport::udp, 7076, 7076, 3600s, kT0);
+  const auto plain = f.only_outgoing();
+  f.client.map(Transport::udp, 7076, 7076, 3600s, kT0, kHost);
+  const auto named = f.only_outgoing();
+  CHECK_FALSE(third_party_in(named));
+  CHECK(named == plain);  // one mapping: same bytes, same nonce
+}
+
+TEST_CASE("a refused third-party mapping completes once with the server's code and is not retried") {
+  // miniupnpd's default pcp_allow_thirdparty=no answers UNSUPP_OPTION; others
+  // say NOT_AUTHORIZED or ADDRESS_MISMATCH. All are long-lifetime errors
+  // (lifetime 0 from miniupnpd): asking again at once would be a hot loop.
+  for (const auto code : {ResultCode::not_authorized, ResultCode::unsupp_option, ResultCode::address_mismatch}) {
+    INFO("result code " << static_cast<int>(code));
+    Fixture f;
+    const auto id = f.client.map(Transport::udp, 7076, 7076, 3600s, kT0, kDoorbell);
+    const auto request = f.only_outgoing();
+    f.from_gateway(answer(request, {.result = code, .lifetime = 0}));
+    const auto done = f.only_completion();
+    CHECK(done.id == id);
+    CHECK(done.error == make_pcp_error(static_cast<int>(code)));
+    CHECK(done.error_lifetime == 0s);
+    CHECK_FALSE(done.map);
+    CHECK(f.client.pending() == 0);
+    CHECK_FALSE(f.client.next_wakeup());
+    f.client.on_time(kT0 + 1h);
+    CHECK(f.client.take_outgoing().empty());
+    CHECK(f.client.take_completions().empty());
+  }
+}
+
+TEST_CASE("two devices mapping the same internal port are told apart by the echoed THIRD_PARTY address") {
+  // A nonce source that ignores the internal client: the answers can only be
+  // told apart by the address the server echoes.
+  auto o = options();
+  o.nonce_for = [](const ip::address_v4&, Transport, std::uint16_t) { return Nonce{7, 7, 7}; };
+  Client client(o);
+  const auto doorbell = client.map(Transport::udp, 7076, 7076, 3600s, kT0, kDoorbell);
+  const auto camera = client.map(Transport::udp, 7076, 7076, 3600s, kT0, kCamera);
+  const auto out = client.take_outgoing();
+  REQUIRE(out.size() == 2);
+  CHECK(third_party_in(out[0]) == kDoorbell);
+  CHECK(third_party_in(out[1]) == kCamera);
+
+  // An answer about a third device is no answer to either.
+  auto stranger = answer(out[1]);
+  stranger[kMapRequestSize + 4 + 15] = 52;  // ::ffff:10.77.0.52
+  client.on_datagram(stranger, kGateway, kServerPort, kT0);
+  CHECK(client.dropped(DropReason::unexpected) == 1);
+
+  client.on_datagram(answer(out[1], {.external_port = 9051}), kGateway, kServerPort, kT0);
+  client.on_datagram(answer(out[0], {.external_port = 9050}), kGateway, kServerPort, kT0);
+  const auto done = client.take_completions();
+  REQUIRE(done.size() == 2);
+  CHECK(done[0].id == camera);
+  REQUIRE(done[0].map);
+  CHECK(done[0].map->external_port == 9051);
+  CHECK(done[1].id == doorbell);
+  REQUIRE(done[1].map);
+  CHECK(done[1].map->external_port == 9050);
+  CHECK(client.pending() == 0);
+}
+
+TEST_CASE("each device's mapping of a port has its own nonce, which matches answers without the option") {
+  Fixture f;
+  const auto doorbell = f.client.map(Transport::udp, 7076, 7076, 3600s, kT0, kDoorbell);
+  const auto camera = f.client.map(Transport::udp, 7076, 7076, 3600s, kT0, kCamera);
+  const auto own = f.client.map(Transport::udp, 7076, 7076, 3600s, kT0);
+  const auto out = f.client.take_outgoing();
+  REQUIRE(out.size() == 3);
+  CHECK(nonce_of(out[0]) != nonce_of(out[1]));
+  CHECK(nonce_of(out[0]) != nonce_of(out[2]));
+  CHECK(nonce_of(out[1]) != nonce_of(out[2]));
+
+  // A server that leaves the option out of its answer.
+  const auto without_option = [](Bytes reply) {
+    reply.resize(kMapRequestSize);
+    return reply;
+  };
+  f.from_gateway(without_option(answer(out[1])));
+  f.from_gateway(without_option(answer(out[0])));
+  f.from_gateway(answer(out[2]));
+  const auto done = f.client.take_completions();
+  REQUIRE(done.size() == 3);
+  CHECK(done[0].id == camera);
+  CHECK(done[1].id == doorbell);
+  CHECK(done[2].id == own);
+  CHECK(f.client.dropped_total() == 0);
+}
+
+TEST_CASE("a third party's renewal and deletion carry its nonce and its THIRD_PARTY option") {
+  Fixture f;
+  f.client.map(Transport::udp, 7076, 7076, 3600s, kT0, kDoorbell);
+  const auto first = f.only_outgoing();
+  f.from_gateway(answer(first));
+  f.client.take_completions();
+
+  f.client.map(Transport::udp, 7076, 7076, 3600s, kT0 + 1800s, kDoorbell);
+  const auto renewal = f.only_outgoing();
+  CHECK(renewal == first);  // byte for byte: nonce and option
+
+  const auto delete_id = f.client.map(Transport::udp, 7076, 0, 0s, kT0 + 1900s, kDoorbell);
+  const auto deletion = f.only_outgoing();
+  CHECK(nonce_of(deletion) == nonce_of(first));
+  CHECK(third_party_in(deletion) == kDoorbell);
+  CHECK(lifetime_of(deletion) == 0);
+  f.from_gateway(answer(deletion, {.lifetime = 0}), kT0 + 1900s);
+  const auto done = f.only_completion();
+  CHECK(done.id == delete_id);
+  CHECK_FALSE(done.error);
+  REQUIRE(done.map);
+  CHECK(done.map->lifetime == 0s);
+}
+
+TEST_CASE("a nonce source replaces the random nonces, per (internal client, proto, port)") {
+  auto o = options();
+  std::vector<std::tuple<ip::address_v4, Transport, std::uint16_t>> asked;
+  o.nonce_for = [&asked](const ip::address_v4& internal_client, Transport proto, std::uint16_t port) {
+    asked.emplace_back(internal_client, proto, port);
+    Nonce nonce{};
     nonce.fill(static_cast<std::uint8_t>(port & 0xff));
+    nonce[0] = internal_client.to_bytes()[3];
     return nonce;
   };
-  natkeeper::pcp::Client client(options);
-  const auto now = natkeeper::pcp::Clock::time_point{} + std::chrono::hours(1);
-  client.map(Transport::udp, 0x1234, 0x1234, std::chrono::seconds(3600), now);
-  client.map(Transport::udp, 0x1234, 0, std::chrono::seconds(0), now);  // delete: same nonce, not asked again
+  Client client(o);
+  client.map(Transport::udp, 0x1234, 0x1234, 3600s, kT0);
+  client.map(Transport::udp, 0x1234, 0, 0s, kT0);  // delete: same nonce, not asked again
+  client.map(Transport::udp, 0x1234, 0x1234, 3600s, kT0, kDoorbell);
+  client.map(Transport::udp, 0x1234, 0x1234, 3600s, kT0, kHost);  // this host named: this host's nonce
   const auto sent = client.take_outgoing();
-  REQUIRE(sent.size() == 2);
-  CHECK(asked.size() == 1);
-  for (const auto& datagram : sent) {
-    const auto nonce_at = natkeeper::pcp::kAnnounceRequestSize + natkeeper::pcp::map_body::kNonce;
-    for (std::size_t i = 0; i < natkeeper::pcp::kNonceSize; ++i) CHECK(datagram[nonce_at + i] == 0x34);
-  }
+  REQUIRE(sent.size() == 4);
+  REQUIRE(asked.size() == 2);
+  CHECK(asked[0] == std::tuple{kHost, Transport::udp, std::uint16_t{0x1234}});
+  CHECK(asked[1] == std::tuple{kDoorbell, Transport::udp, std::uint16_t{0x1234}});
+  const Bytes own = {2, 0x34, 0x34, 0x34, 0x34, 0x34, 0x34, 0x34, 0x34, 0x34, 0x34, 0x34};
+  const Bytes doorbell = {50, 0x34, 0x34, 0x34, 0x34, 0x34, 0x34, 0x34, 0x34, 0x34, 0x34, 0x34};
+  CHECK(nonce_of(sent[0]) == own);
+  CHECK(nonce_of(sent[1]) == own);
+  CHECK(nonce_of(sent[2]) == doorbell);
+  CHECK(nonce_of(sent[3]) == own);
 }

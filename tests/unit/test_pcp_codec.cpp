@@ -74,6 +74,8 @@ TEST_CASE("PCP constants are RFC 6887's") {
   CHECK(response_header::kSize == 24);
   CHECK(map_body::kSize == 36);
   CHECK(kMapRequestSize == 60);
+  CHECK(kThirdPartyMapRequestSize == 80);
+  CHECK(kThirdPartyOptionCode == 1);
   CHECK(kAnnounceRequestSize == 24);
   CHECK(static_cast<int>(Opcode::announce) == 0);
   CHECK(static_cast<int>(Opcode::map) == 1);
@@ -108,6 +110,33 @@ TEST_CASE("encode_map writes a 60-byte MAP request byte by byte") {
   CHECK(bytes[body + map_body::kInternalPort + 1] == 0xa4);
   CHECK(bytes[body + map_body::kExternalPort + 1] == 0xa4);
   CHECK(bytes[body + map_body::kExternalAddress + 11] == 0xff);
+}
+
+TEST_CASE("encode_map with a third party appends a THIRD_PARTY option: 80 bytes") {
+  auto request = sample_request();
+  request.third_party = ip::make_address_v4("10.77.0.50");
+  const Bytes expected = {
+      0x02, 0x01, 0x00, 0x00,  // version 2, R clear + MAP, reserved
+      0x00, 0x00, 0x0e, 0x10,  // requested lifetime 3600
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 77, 0, 2,  // client: the host that asks
+      1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,  // mapping nonce
+      0x11, 0x00, 0x00, 0x00,  // protocol UDP, reserved
+      0x1b, 0xa4, 0x1b, 0xa4,  // internal port 7076, suggested external port 7076
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0,  // ::ffff:0.0.0.0, any IPv4
+      0x01, 0x00, 0x00, 0x10,  // option THIRD_PARTY, reserved, length 16
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 77, 0, 50,  // internal address ::ffff:10.77.0.50
+  };
+  const auto bytes = encode_map(request);
+  CHECK(bytes.size() == 80);
+  CHECK(Bytes(bytes.begin(), bytes.end()) == expected);
+
+  // The same with a delete: lifetime 0, the option stays.
+  request.lifetime = 0;
+  const auto deletion = encode_map(request);
+  CHECK(Bytes(deletion.begin() + 60, deletion.end()) == Bytes(expected.begin() + 60, expected.end()));
+  CHECK(read32(Bytes(deletion.begin(), deletion.end()), request_header::kLifetime) == 0);
+  // Without one, the request is the plain 60 bytes.
+  CHECK(encode_map(sample_request()).size() == 60);
 }
 
 TEST_CASE("encode_map: TCP, a suggested address, and a delete") {
@@ -196,6 +225,61 @@ TEST_CASE("options after the MAP body are walked and skipped") {
   CHECK(response->option_count == 2);
   REQUIRE(response->map);
   CHECK(response->map->external_port == 7080);
+}
+
+TEST_CASE("an echoed THIRD_PARTY option names the device the response is about") {
+  const Bytes doorbell = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 77, 0, 50};
+  // As miniupnpd answers: the request echoed, options included.
+  const auto echoed = with_option(kMapSuccess, 1, doorbell);
+  REQUIRE(echoed.size() == 80);
+  auto response = decode_response(echoed);
+  REQUIRE(response);
+  CHECK(response->option_count == 1);
+  REQUIRE(response->third_party);
+  CHECK(response->third_party->to_string() == "::ffff:10.77.0.50");
+  CHECK(unmapped(*response->third_party).to_string() == "10.77.0.50");
+
+  // After other options, and in an error response (miniupnpd's refusal).
+  auto refused = with_option(with_option(kMapSuccess, 0x81, {9, 9, 9}), 1, doorbell);
+  refused[response_header::kResultCode] = 5;  // UNSUPP_OPTION
+  response = decode_response(refused);
+  REQUIRE(response);
+  CHECK(response->result_code == ResultCode::unsupp_option);
+  CHECK(response->option_count == 2);
+  REQUIRE(response->third_party);
+  CHECK(unmapped(*response->third_party).to_string() == "10.77.0.50");
+
+  // An IPv6 internal address is read as sent.
+  const Bytes v6 = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x50};
+  response = decode_response(with_option(kMapSuccess, 1, v6));
+  REQUIRE(response);
+  REQUIRE(response->third_party);
+  CHECK(response->third_party->to_string() == "2001:db8::50");
+
+  // Without the option: none.
+  response = decode_response(with_option(kMapSuccess, 0x81, doorbell));
+  REQUIRE(response);
+  CHECK_FALSE(response->third_party);
+}
+
+TEST_CASE("a THIRD_PARTY option of the wrong length, or two of them, is rejected") {
+  const Bytes doorbell = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 77, 0, 50};
+  const Bytes camera = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 77, 0, 51};
+  for (const std::size_t length : {0, 4, 15, 17, 20}) {
+    INFO("length " << length);
+    CHECK(decode_response(with_option(kMapSuccess, 1, Bytes(length, 0))).error() == DecodeError::bad_third_party);
+  }
+  CHECK(decode_response(with_option(with_option(kMapSuccess, 1, doorbell), 1, camera)).error() ==
+        DecodeError::bad_third_party);
+  CHECK(decode_response(with_option(with_option(kMapSuccess, 1, doorbell), 1, doorbell)).error() ==
+        DecodeError::bad_third_party);
+
+  // Cut short, it is an overrun like any other option: nothing past the end is read.
+  const auto whole = with_option(kMapSuccess, 1, doorbell);
+  for (std::size_t cut = 4; cut < 20; cut += 4) {
+    INFO("cut " << cut);
+    CHECK(decode_response(std::span(whole).first(whole.size() - cut)).error() == DecodeError::bad_option);
+  }
 }
 
 TEST_CASE("a 1100-byte message is the largest accepted") {
@@ -320,7 +404,7 @@ TEST_CASE("an option that overruns the message is rejected") {
   for (const auto error : {DecodeError::too_short, DecodeError::too_long, DecodeError::not_multiple_of_4,
                            DecodeError::not_a_response, DecodeError::wrong_version,
                            DecodeError::unknown_opcode, DecodeError::bad_length_for_opcode,
-                           DecodeError::bad_option})
+                           DecodeError::bad_option, DecodeError::bad_third_party})
     CHECK_FALSE(to_string(error).empty());
 }
 
