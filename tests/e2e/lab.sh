@@ -101,12 +101,13 @@
 #        lab.sh gw-third-party open|secure   set the gateway's third-party policy (see
 #                  LAB_THIRD_PARTY) and restart miniupnpd with it (its mappings stay; the
 #                  restart resets its epoch and sends a PCP ANNOUNCE, as any restart does)
-#        lab.sh wan-send udp|tcp PORT[-PORT] [ADDR]   from ns wan (203.0.113.2), one token per
-#                  port to ADDR (default: where the internet reaches the lab, gw's wan0
-#                  address in the single topology, the ISP's 203.0.113.1 in the double),
-#                  each from a fresh source port: a UDP datagram, or a TCP connect (2 s at
-#                  most) + write. Prints a line per port; exit 0 if all were sent/connected,
-#                  1 if a connection was refused or got no answer, 2 on a usage/setup error
+#        lab.sh wan-send udp|tcp PORT[-PORT][,...] [ADDR]   from ns wan (203.0.113.2), one
+#                  token per port to ADDR (default: where the internet reaches the lab, gw's
+#                  wan0 address in the single topology, the ISP's 203.0.113.1 in the
+#                  double), each from a fresh source port: a UDP datagram, or a TCP connect
+#                  (2 s at most, all at once) + write. Prints a line per port; exit 0 if all
+#                  were sent/connected, 1 if a connection was refused or got no answer, 2 on
+#                  a usage or setup error
 #        lab.sh reap-after PID   (internal: tear the lab down once process PID is gone; see lib.sh)
 #
 # Environment:
@@ -692,15 +693,18 @@ cmd_gw_third_party() {
 }
 
 # ---- knocking from the internet -----------------------------------------------------------
-# cmd_wan_send PROTO PORT[-PORT] [ADDR]: see the usage; doorbell.py send in ns wan. Exit
+# cmd_wan_send PROTO PORTS [ADDR]: see the usage; doorbell.py send in ns wan. Exit
 # status 1 means "refused or no answer", so a setup error is 2, as doorbell.py's.
 wan_send_error() { log "ERROR: wan-send: $*"; exit 2; }
 cmd_wan_send() {
-  local proto=${1:-} ports=${2:-} dst=${3:-} lo hi
+  local proto=${1:-} ports=${2:-} dst=${3:-} part lo hi parts
   case "$proto" in udp | tcp) ;; *) wan_send_error "PROTO must be udp or tcp" ;; esac
-  [[ $ports =~ ^([0-9]{1,5})(-([0-9]{1,5}))?$ ]] || wan_send_error "bad PORT[-PORT] '$ports'"
-  lo=$((10#${BASH_REMATCH[1]})) hi=$((10#${BASH_REMATCH[3]:-${BASH_REMATCH[1]}}))
-  if [ "$lo" -lt 1 ] || [ "$hi" -gt 65535 ] || [ "$lo" -gt "$hi" ]; then wan_send_error "bad port range '$ports'"; fi
+  [[ $ports =~ ^[0-9]{1,5}(-[0-9]{1,5})?(,[0-9]{1,5}(-[0-9]{1,5})?)*$ ]] || wan_send_error "bad PORTS '$ports'"
+  IFS=, read -r -a parts <<<"$ports"
+  for part in "${parts[@]}"; do
+    lo=$((10#${part%-*})) hi=$((10#${part#*-}))
+    if [ "$lo" -lt 1 ] || [ "$hi" -gt 65535 ] || [ "$lo" -gt "$hi" ]; then wan_send_error "bad port range '$part'"; fi
+  done
   if [ -z "$dst" ]; then
     # the single topology's public address is gw's wan0, as gw-wan-address last set it
     dst=$WAN_GW
@@ -710,7 +714,7 @@ cmd_wan_send() {
   ns_exists "$NS_WAN" || wan_send_error "namespace $NS_WAN does not exist (run up)"
   # the source-port file is probe.py's (lib.sh's expect_reaches): neither reuses a port
   timeout -k 1 10 ip netns exec "$NS_WAN" "$(python_bin)" "$DOORBELL_PY" send --to "$dst" --from "$WAN_A" \
-    --used-ports "$STATE/probe-source-ports" "$proto:$lo-$hi"
+    --used-ports "$STATE/probe-source-ports" "$proto:$ports"
 }
 
 # ---- a rule deleted behind miniupnpd's back ---------------------------------------------

@@ -9,6 +9,8 @@
 #   expect_reaches udp:7076 tcp:15063 || fail "..."
 #   nk_service_start -v; wait_log 10 'REGEX' || fail "..."   # natkeeper as a service
 #   gw_reboot; gw_wait_rule_count 108 20 || fail "..."       # faults of the gateway
+#   lab_begin_doorbell; doorbell_listen; expect_doorbell_reaches udp:7076 || fail "..."
+#                            # (instead of lab_begin) a Ring doorbell on the LAN to map for
 #   e2e_pass
 #
 # Conventions: every check prints one line ("ok: ..."); `fail MSG` prints MSG, the last
@@ -740,7 +742,7 @@ sys.exit(code if code >= 0 else 128 - code)
 # doorbell_count udp|tcp PORT: print the count (no fork: read from $DOORBELL_COUNTS, which
 # the listener keeps current); 1 (nothing printed) if the port is not listened to.
 # doorbell_wait_count udp|tcp PORT N SECONDS: wait until the count is at least N.
-# wan_send udp|tcp PORT[-PORT]: lab.sh wan-send to $PUBLIC_IP (one token per port, each
+# wan_send udp|tcp PORT[-PORT][,...]: lab.sh wan-send to $PUBLIC_IP (one token per port, each
 # from a fresh source port); prints its lines; 0 if all were sent / all TCP handshakes
 # completed, 1 otherwise.
 # expect_doorbell_reaches SPEC...: for each port a token sent from wan to $PUBLIC_IP is
@@ -800,7 +802,7 @@ doorbell_wait_count() {
   return 1
 }
 wan_send() {
-  [ $# -eq 2 ] || fail "usage: wan_send udp|tcp PORT[-PORT]"
+  [ $# -eq 2 ] || fail "usage: wan_send udp|tcp PORT[-PORT][,...]"
   "$LAB_SH" wan-send "$1" "$2" "$PUBLIC_IP" 2>>"$LAB_STATE/lab.log"
 }
 # _doorbell_targets SPEC...: a line "proto lo hi" per protocol and range
@@ -845,11 +847,16 @@ _doorbell_knock() {
       _DB_BEFORE[$proto/$p]=${_DB_NOW[$proto/$p]}
     done
   done
-  t0=$(now_us)
+  # one wan-send per protocol, all its ports at once
+  local -A lists=()
   for line in "${targets[@]}"; do
     read -r proto lo hi <<<"$line"
-    out=$(wan_send "$proto" "$lo-$hi"); rc=$?
-    [ "$rc" -le 1 ] || { say "$out"; fail "wan-send $proto $lo-$hi failed (see $LAB_STATE/lab.log)"; }
+    lists[$proto]+=${lists[$proto]:+,}$lo-$hi
+  done
+  t0=$(now_us)
+  for proto in "${!lists[@]}"; do
+    out=$(wan_send "$proto" "${lists[$proto]}"); rc=$?
+    [ "$rc" -le 1 ] || { say "$out"; fail "wan-send $proto ${lists[$proto]} failed (see $LAB_STATE/lab.log)"; }
     # a TCP token counts only once its handshake completed - with the device
     if [ "$expect" = reach ] && [ "$rc" != 0 ]; then say "$out"; ok=0; fi
   done
