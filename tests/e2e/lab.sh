@@ -1111,8 +1111,10 @@ cmd_status() {
     done
   fi
   if [ "$DOORBELL" = 1 ]; then
+    # optional too: a started listener keeps its pid file until doorbell-stop
     if doorbell_alive; then echo "doorbell listener: pid $(cat "$STATE/doorbell.pid")"
-    else echo "doorbell listener: not running"; fi
+    elif [ -e "$STATE/doorbell.pid" ]; then echo "doorbell listener: died (log: $STATE/doorbell.log)"; rc=1
+    else echo "doorbell listener: not started"; fi
   fi
   if ns_exists "$NS_GW"; then
     echo "dnat rules: $(cmd_rules | wc -l)"
