@@ -37,7 +37,30 @@
 #   `rogue-start` runs rogue_device.py there (SSDP answers with bad LOCATIONs, a fake IGD,
 #   NAT-PMP/PCP spray) and the traps a follower of those LOCATIONs would reach.
 #
-# Usage: lab.sh up|down|status|stop-gateway|start-gateway|restart-gateway|rules [--brief]|ns lan|gw|isp|wan|rogue
+# LAB_DOORBELL=1 (either topology, with or without the rogue): a Ring doorbell on the LAN,
+# a device of its own that natkeeper (on the lan host) maps ports for. lan0 is the bridge
+# as above, with one more port:
+#
+#   ns doorbell  eth0 10.77.0.50/24 ---- bellp (lan0's port)   default via 10.77.0.1
+#                MAC 54:e0:19:00:00:50 (Ring LLC's OUI)
+#
+#   `up` has the doorbell send one datagram to the lan host, so the lan host's neighbour
+#   table holds the doorbell (address and MAC) once the lab is up, as on a real LAN where
+#   the device talks. `doorbell-listen` counts what reaches the device; `wan-send` knocks
+#   from the internet.
+#
+# LAB_THIRD_PARTY=secure (default) or open: whether the gateway maps ports for a LAN host
+# other than the one that asks. secure: secure_mode=yes, pcp_allow_thirdparty=no - what
+# miniupnpd's sample config and most routers ship. Seen with 2.3.1 when the lan host asks
+# for the doorbell: UPnP AddPortMapping 718 ConflictInMappingEntry, AddAnyPortMapping 606
+# Action not authorized, PCP MAP with THIRD_PARTY UNSUPP_OPTION (5), PCP MAP whose client
+# field is the doorbell ADDRESS_MISMATCH (12). open: secure_mode=no,
+# pcp_allow_thirdparty=yes; all of these map to the doorbell. (2.3.1 without a
+# secure_mode line does not check the UPnP client: the lab always writes both keys.)
+# NAT-PMP always maps for the sender. Read and recorded by `up`; `gw-third-party`
+# switches it.
+#
+# Usage: lab.sh up|down|status|stop-gateway|start-gateway|restart-gateway|rules [--brief]|ns lan|gw|isp|wan|rogue|doorbell
 #        lab.sh reflector-start BINARY [ARG...]   run BINARY --listen 203.0.113.2:7000
 #                  --listen 203.0.113.3:7000 [ARG...] in ns wan (log: $LAB_STATE/reflector.log);
 #                  returns once it listens on UDP and TCP on both (at most 5 s)
@@ -63,6 +86,28 @@
 #                  returns once all three listen (at most 5 s). Counts: $LAB_STATE/rogue-*.json
 #        lab.sh rogue-counts   have the three write their counts now (at most 2 s)
 #        lab.sh rogue-stop   stop them (they write their counts on the way out)
+#        lab.sh doorbell-listen [SPEC...]   (LAB_DOORBELL=1 labs) run doorbell.py listen in
+#                  ns doorbell on 0.0.0.0 (SPEC: udp:PORT, tcp+udp:LOW-HIGH, udp:P1,P2...;
+#                  default the Ring profile, 108 ports): it counts UDP datagrams and
+#                  accepted TCP connections per port, keeping $STATE/doorbell-counts.json
+#                  current; replaces a running one (counts start at 0); returns once it
+#                  listens (at most 5 s); ends by itself after 900 s
+#        lab.sh doorbell-counts   have it write its counts now and print them (at most 2 s)
+#        lab.sh doorbell-stop   stop it (it writes its counts on the way out)
+#        lab.sh doorbell-renumber ADDR   renumber the doorbell in 10.77.0.0/24 as a DHCP
+#                  client does (old address off, new one on, default route back), then it
+#                  sends to the lan host, whose neighbour table learns ADDR; the entry for
+#                  the old address is left to go stale as the kernel does
+#        lab.sh gw-third-party open|secure   set the gateway's third-party policy (see
+#                  LAB_THIRD_PARTY) and restart miniupnpd with it (its mappings stay; the
+#                  restart resets its epoch and sends a PCP ANNOUNCE, as any restart does)
+#        lab.sh wan-send udp|tcp PORT[-PORT][,...] [ADDR]   from ns wan (203.0.113.2), one
+#                  token per port to ADDR (default: where the internet reaches the lab, gw's
+#                  wan0 address in the single topology, the ISP's 203.0.113.1 in the
+#                  double), each from a fresh source port: a UDP datagram, or a TCP connect
+#                  (2 s at most, all at once) + write. Prints a line per port; exit 0 if all
+#                  were sent/connected, 1 if a connection was refused or got no answer, 2 on
+#                  a usage or setup error
 #        lab.sh reap-after PID   (internal: tear the lab down once process PID is gone; see lib.sh)
 #
 # Environment:
@@ -75,9 +120,12 @@
 #               later subcommands use the recorded one. `up` rebuilds a lab of the other kind.
 #   LAB_ROGUE   1: add the rogue namespace (see above); 0 (default): the lab above, exactly.
 #               Read and recorded by `up` like LAB_TOPOLOGY.
+#   LAB_DOORBELL  1: add the doorbell namespace (see above); 0 (default). Read and recorded
+#               by `up` like LAB_TOPOLOGY.
+#   LAB_THIRD_PARTY  secure (default) or open (see above). Read and recorded by `up`.
 #
 # Root only (except `ns`). Needs iproute2, nftables, miniupnpd-nftables, coturn, util-linux
-# (and python3 for the rogue).
+# (and python3 for the rogue, the doorbell and wan-send).
 # Daemons run in the foreground under `ip netns exec`, detached with setsid, logging to
 # $LAB_STATE; they are stopped by recorded PID (checked against /proc/PID/comm). IPv4 only.
 set -euo pipefail
@@ -88,8 +136,10 @@ readonly CGN_GW=100.64.0.2 ISP_A=100.64.0.1 ISP_B=100.64.0.3
 readonly REFLECTOR_PORT=7000
 # the rogue's address, its first HTTP port, and where its LOCATIONs that no one may follow point
 readonly ROGUE_HOST=10.77.0.66 ROGUE_HTTP=8000 TRAP_LOOPBACK=127.0.0.1:8000 TRAP_OFFNET=$WAN_B:8080
-ROGUE_PY=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/rogue_device.py
-readonly ROGUE_PY
+# the doorbell: its address at `up`, and a MAC in Ring LLC's IEEE-registered block 54:e0:19
+readonly DOORBELL_HOST=10.77.0.50 DOORBELL_MAC=54:e0:19:00:00:50
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+readonly ROGUE_PY=$E2E_DIR/rogue_device.py DOORBELL_PY=$E2E_DIR/doorbell.py
 readonly MINIUPNPD=/usr/sbin/miniupnpd
 
 log() { printf '[lab %s] %s\n' "${LAB_PREFIX:-?}" "$*" >&2; }
@@ -104,7 +154,8 @@ PREFIX=${LAB_PREFIX:-}
 [ -n "$PREFIX" ] || { log "LAB_PREFIX is not set (e.g. LAB_PREFIX=nk\$\$)"; usage; }
 [[ $PREFIX =~ ^[A-Za-z0-9_-]{1,40}$ ]] || die "LAB_PREFIX '$PREFIX' must match [A-Za-z0-9_-]{1,40}"
 readonly NS_LAN=${PREFIX}lan NS_GW=${PREFIX}gw NS_ISP=${PREFIX}isp NS_WAN=${PREFIX}wan NS_ROGUE=${PREFIX}rogue
-readonly ALL_NS=("$NS_LAN" "$NS_GW" "$NS_ISP" "$NS_WAN" "$NS_ROGUE")
+readonly NS_DOORBELL=${PREFIX}doorbell
+readonly ALL_NS=("$NS_LAN" "$NS_GW" "$NS_ISP" "$NS_WAN" "$NS_ROGUE" "$NS_DOORBELL")
 STATE=${LAB_STATE:-${TMPDIR:-/tmp}/natkeeper-lab-$PREFIX}
 
 # set_topology single|double: the namespaces (NS_LIST), gw's WAN address (GW_EXT) and the
@@ -130,6 +181,25 @@ set_rogue() {
   esac
 }
 recorded_rogue() { cat "$STATE/rogue" 2>/dev/null || echo "${LAB_ROGUE:-0}"; }
+# set_doorbell 0|1 (after set_rogue): DOORBELL, and ns doorbell in NS_LIST
+set_doorbell() {
+  case "$1" in
+    '' | 0) DOORBELL=0 ;;
+    1) DOORBELL=1; NS_LIST+=("$NS_DOORBELL") ;;
+    *) die "LAB_DOORBELL '$1' must be 0 or 1" ;;
+  esac
+}
+recorded_doorbell() { cat "$STATE/doorbell" 2>/dev/null || echo "${LAB_DOORBELL:-0}"; }
+# set_third_party secure|open: THIRD_PARTY, the gateway's policy (see the header)
+set_third_party() {
+  case "${1:-secure}" in
+    secure | open) THIRD_PARTY=${1:-secure} ;;
+    *) die "third-party policy '$1' must be secure or open" ;;
+  esac
+}
+recorded_third_party() { cat "$STATE/third-party" 2>/dev/null || echo "${LAB_THIRD_PARTY:-secure}"; }
+# lan0 is a bridge as soon as a second LAN host (rogue, doorbell) shares the segment
+lan_bridged() { [ "$ROGUE" = 1 ] || [ "$DOORBELL" = 1 ]; }
 
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 # iproute2 keeps named namespaces as files here (NETNS_RUN_DIR; /var/run -> /run on Debian).
@@ -204,7 +274,51 @@ record_pid() {  # comm bgpid daemon_pidfile our_pidfile
   pid_alive "$1" "$4"
 }
 
+# the distribution's python3 if present, as lib.sh (a pyenv shim is slow and may differ)
+python_bin() {
+  if [ -n "${PYTHON:-}" ]; then echo "$PYTHON"
+  elif [ -x /usr/bin/python3 ]; then echo /usr/bin/python3
+  else echo python3; fi
+}
+
 # ---- configuration -------------------------------------------------------------------
+write_miniupnpd_conf() {
+  # the third-party policy (see the header), both keys always written: 2.3.1's built-in
+  # default is secure_mode off, its sample config's is on
+  local secure=yes pcp3rd=no
+  [ "$THIRD_PARTY" = secure ] || secure=no pcp3rd=yes
+  # 203.0.113.0/24 is reserved (TEST-NET-3): miniupnpd refuses every mapping on a reserved
+  # external address unless its startup STUN check (against coturn in ns wan, RFC 5780
+  # CHANGE-REQUEST) finds no filtering. Hence coturn starts first. In the double topology
+  # the check goes to the coturn inside the ISP (100.64.0.1), which sees gw unfiltered, so
+  # miniupnpd maps on its 100.64.0.2 although the outer NAT drops all inbound traffic.
+  cat >"$STATE/miniupnpd.conf" <<EOF
+ext_ifname=wan0
+listening_ip=lan0
+http_port=5000
+enable_upnp=yes
+enable_natpmp=yes
+secure_mode=$secure
+pcp_allow_thirdparty=$pcp3rd
+system_uptime=no
+notify_interval=30
+clean_ruleset_interval=600
+min_lifetime=120
+max_lifetime=86400
+ipv6_disable=yes
+ext_perform_stun=yes
+ext_stun_host=$STUN_HOST
+ext_stun_port=3478
+lease_file=$STATE/upnp.leases
+uuid=3f1c7a2e-5b9d-4c61-9e0a-77c0ffee0001
+friendly_name=natkeeper lab gateway
+allow 1024-65535 10.77.0.0/24 1024-65535
+deny 0-65535 0.0.0.0/0 0-65535
+EOF
+  # Keep test ports >= 1024: a NAT-PMP/PCP request for a denied internal port makes
+  # miniupnpd 2.3.1 walk all 65535 external ports and stop answering for about a minute.
+}
+
 write_configs() {
   # miniupnpd's nftables backend does not create its table or chains (Debian's nft_init.sh
   # only works with the full "miniupnpd" package). Names are its built-in defaults.
@@ -230,35 +344,7 @@ table inet filter {
   chain postrouting_miniupnpd { }
 }
 EOF
-  # 203.0.113.0/24 is reserved (TEST-NET-3): miniupnpd refuses every mapping on a reserved
-  # external address unless its startup STUN check (against coturn in ns wan, RFC 5780
-  # CHANGE-REQUEST) finds no filtering. Hence coturn starts first. In the double topology
-  # the check goes to the coturn inside the ISP (100.64.0.1), which sees gw unfiltered, so
-  # miniupnpd maps on its 100.64.0.2 although the outer NAT drops all inbound traffic.
-  cat >"$STATE/miniupnpd.conf" <<EOF
-ext_ifname=wan0
-listening_ip=lan0
-http_port=5000
-enable_upnp=yes
-enable_natpmp=yes
-secure_mode=yes
-system_uptime=no
-notify_interval=30
-clean_ruleset_interval=600
-min_lifetime=120
-max_lifetime=86400
-ipv6_disable=yes
-ext_perform_stun=yes
-ext_stun_host=$STUN_HOST
-ext_stun_port=3478
-lease_file=$STATE/upnp.leases
-uuid=3f1c7a2e-5b9d-4c61-9e0a-77c0ffee0001
-friendly_name=natkeeper lab gateway
-allow 1024-65535 10.77.0.0/24 1024-65535
-deny 0-65535 0.0.0.0/0 0-65535
-EOF
-  # Keep test ports >= 1024: a NAT-PMP/PCP request for a denied internal port makes
-  # miniupnpd 2.3.1 walk all 65535 external ports and stop answering for about a minute.
+  write_miniupnpd_conf
   : >"$STATE/turndb"
   [ "$TOPOLOGY" = double ] || return 0
   # the ISP: NAT out of wan0; from outside only replies get in (forwarded or to itself)
@@ -453,9 +539,8 @@ cmd_rogue_stop() {
   done
 }
 cmd_rogue_start() {
-  local name ns bg comm py=${PYTHON:-python3} ok=1
-  # the distribution's python3 if present, as lib.sh
-  [ -n "${PYTHON:-}" ] || [ ! -x /usr/bin/python3 ] || py=/usr/bin/python3
+  local name ns bg comm py ok=1
+  py=$(python_bin)
   local -A bgs=()
   [ "$ROGUE" = 1 ] || die "rogue-start: this lab has no rogue namespace (LAB_ROGUE=1 at up)"
   ns_exists "$NS_ROGUE" || die "namespace $NS_ROGUE does not exist (run up)"
@@ -508,6 +593,128 @@ cmd_rogue_counts() {
     wait_until 2 "$pid" test -s "$STATE/$name.json" || { log "rogue-counts: no counts from $name"; rc=1; }
   done
   return $rc
+}
+
+# ---- the doorbell (LAB_DOORBELL=1) --------------------------------------------------------
+# lan_knows ADDR: the lan host's neighbour table has ADDR with the doorbell's MAC
+lan_knows() { ip -n "$NS_LAN" neigh show to "$1" dev eth0 | grep -q " lladdr $DOORBELL_MAC "; }
+# doorbell_hello ADDR: the doorbell (now at ADDR) sends one datagram to the lan host's
+# discard port: its ARP request puts ADDR into the lan host's neighbour table, as a device
+# that talks on the LAN does. Waits (at most 2 s) until the entry is there.
+doorbell_hello() {
+  # shellcheck disable=SC2016  # ($1 expands in the doorbell's shell)
+  nsx "$NS_DOORBELL" bash -c 'echo doorbell >"/dev/udp/$1/9"' _ "$LAN_HOST" ||
+    { log "the doorbell cannot send to $LAN_HOST"; return 1; }
+  wait_until 2 "$BASHPID" lan_knows "$1" ||
+    { log "$NS_LAN did not learn $1 ($DOORBELL_MAC) within 2 s"; return 1; }
+}
+doorbell_alive() { pid_alive nk-doorbell "$STATE/doorbell.pid"; }
+cmd_doorbell_stop() {
+  stop_pid nk-doorbell "$STATE/doorbell.pid"
+  rm -f "$STATE/doorbell.ready"
+}
+cmd_doorbell_listen() {
+  local bg spec
+  [ "$DOORBELL" = 1 ] || die "doorbell-listen: this lab has no doorbell (LAB_DOORBELL=1 at up)"
+  ns_exists "$NS_DOORBELL" || die "namespace $NS_DOORBELL does not exist (run up)"
+  [ -f "$DOORBELL_PY" ] || die "missing $DOORBELL_PY"
+  for spec in "$@"; do
+    [[ $spec =~ ^(udp|tcp|tcp\+udp|udp\+tcp):[0-9]{1,5}(-[0-9]{1,5})?(,[0-9]{1,5}(-[0-9]{1,5})?)*$ ]] ||
+      die "doorbell-listen: bad SPEC '$spec' (want udp:PORT, tcp+udp:LOW-HIGH, udp:P1,P2...)"
+  done
+  cmd_doorbell_stop
+  rm -f "$STATE"/{doorbell-counts.json,doorbell.ready}
+  printf '=== lab.sh: starting doorbell.py listen %s at %(%F %T)T ===\n' "${*:-(Ring profile)}" -1 >>"$STATE/doorbell.log"
+  # --duration: it ends by itself should every teardown miss it
+  close_fds setsid ip netns exec "$NS_DOORBELL" "$(python_bin)" "$DOORBELL_PY" listen --duration 900 \
+    --counts "$STATE/doorbell-counts.json" --ready "$STATE/doorbell.ready" "$@" \
+    </dev/null >>"$STATE/doorbell.log" 2>&1 &
+  bg=$!
+  disown "$bg"
+  # $bg is the interpreter itself (neither setsid nor `ip netns exec` forks here); it
+  # names itself nk-doorbell before it binds
+  if ! wait_until 5 "$bg" test -e "$STATE/doorbell.ready" ||
+     ! record_pid nk-doorbell "$bg" /dev/null "$STATE/doorbell.pid"; then
+    # our child, started seconds ago: no PID reuse
+    kill -KILL "$bg" 2>/dev/null || true
+    tail -n 20 "$STATE/doorbell.log" >&2 || true
+    die "doorbell listener did not come up (log: $STATE/doorbell.log)"
+  fi
+  log "doorbell listener (pid $bg) counts ${*:-the Ring profile} in $NS_DOORBELL"
+}
+# cmd_doorbell_counts: the listener writes $STATE/doorbell-counts.json now (SIGUSR1);
+# printed to stdout
+cmd_doorbell_counts() {
+  local pid f=$STATE/doorbell-counts.json
+  doorbell_alive || die "doorbell-counts: the doorbell listener does not run"
+  pid=$(cat "$STATE/doorbell.pid")
+  rm -f "$f"
+  kill -USR1 "$pid"
+  wait_until 2 "$pid" test -s "$f" || die "doorbell-counts: no counts from the listener within 2 s"
+  cat "$f"
+}
+# cmd_doorbell_renumber ADDR: a new DHCP lease for the doorbell, in the lan's /24
+cmd_doorbell_renumber() {
+  local addr=${1:-} old o
+  [ "$DOORBELL" = 1 ] || die "doorbell-renumber: this lab has no doorbell (LAB_DOORBELL=1 at up)"
+  [[ $addr =~ ^10\.77\.0\.([0-9]{1,3})$ ]] || die "doorbell-renumber: want an address in 10.77.0.0/24, got '$addr'"
+  o=$((10#${BASH_REMATCH[1]}))
+  if [ "$o" -lt 3 ] || [ "$o" -gt 254 ] || [ "10.77.0.$o" = "$ROGUE_HOST" ]; then
+    die "doorbell-renumber: 10.77.0.$o is not free for the doorbell"
+  fi
+  addr=10.77.0.$o
+  ns_exists "$NS_DOORBELL" || die "namespace $NS_DOORBELL does not exist (run up)"
+  old=$(ip -n "$NS_DOORBELL" -4 -o addr show dev eth0 | awk '{print $4}' | paste -sd ' ')
+  if [ "$old" = "$addr/24" ]; then log "doorbell-renumber: the doorbell has $addr already"; return 0; fi
+  # as dhclient-script does: the old address off (its routes go with it), the new one on
+  ip -n "$NS_DOORBELL" addr flush dev eth0
+  ip -n "$NS_DOORBELL" addr add "$addr/24" dev eth0
+  ip -n "$NS_DOORBELL" route replace default via "$LAN_GW"
+  echo "$addr" >"$STATE/doorbell-address"
+  doorbell_hello "$addr" || return 1
+  log "doorbell-renumber: ${old:-none} -> $addr/24; $NS_LAN knows $addr"
+}
+
+# ---- the gateway's third-party policy (LAB_THIRD_PARTY) ----------------------------------
+cmd_gw_third_party() {
+  local want=${1:-}
+  case "$want" in secure | open) ;; *) die "gw-third-party: want open or secure, got '$want'" ;; esac
+  ns_exists "$NS_GW" || die "namespace $NS_GW does not exist (run up)"
+  if [ "$want" = "$THIRD_PARTY" ] && pid_alive miniupnpd "$STATE/miniupnpd.pid"; then
+    log "gw-third-party: already $want"; return 0
+  fi
+  set_third_party "$want"
+  echo "$THIRD_PARTY" >"$STATE/third-party"
+  write_miniupnpd_conf
+  # miniupnpd reads its config only at start
+  stop_pid miniupnpd "$STATE/miniupnpd.pid"
+  start_miniupnpd || return 1
+  log "gw-third-party: $THIRD_PARTY ($(grep -E '^(secure_mode|pcp_allow_thirdparty)=' "$STATE/miniupnpd.conf" | paste -sd ' '))"
+}
+
+# ---- knocking from the internet -----------------------------------------------------------
+# cmd_wan_send PROTO PORTS [ADDR]: see the usage; doorbell.py send in ns wan. Exit
+# status 1 means "refused or no answer", so a setup error is 2, as doorbell.py's.
+wan_send_error() { log "ERROR: wan-send: $*"; exit 2; }
+cmd_wan_send() {
+  local proto=${1:-} ports=${2:-} dst=${3:-} part lo hi parts
+  case "$proto" in udp | tcp) ;; *) wan_send_error "PROTO must be udp or tcp" ;; esac
+  [[ $ports =~ ^[0-9]{1,5}(-[0-9]{1,5})?(,[0-9]{1,5}(-[0-9]{1,5})?)*$ ]] || wan_send_error "bad PORTS '$ports'"
+  IFS=, read -r -a parts <<<"$ports"
+  for part in "${parts[@]}"; do
+    lo=$((10#${part%-*})) hi=$((10#${part#*-}))
+    if [ "$lo" -lt 1 ] || [ "$hi" -gt 65535 ] || [ "$lo" -gt "$hi" ]; then wan_send_error "bad port range '$part'"; fi
+  done
+  if [ -z "$dst" ]; then
+    # the single topology's public address is gw's wan0, as gw-wan-address last set it
+    dst=$WAN_GW
+    [ "$TOPOLOGY" = double ] || dst=$(cat "$STATE/gw-wan-address" 2>/dev/null || echo "$WAN_GW")
+  fi
+  [[ $dst =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || wan_send_error "ADDR must be an IPv4 address, got '$dst'"
+  ns_exists "$NS_WAN" || wan_send_error "namespace $NS_WAN does not exist (run up)"
+  # the source-port file is probe.py's (lib.sh's expect_reaches): neither reuses a port
+  timeout -k 1 10 ip netns exec "$NS_WAN" "$(python_bin)" "$DOORBELL_PY" send --to "$dst" --from "$WAN_A" \
+    --used-ports "$STATE/probe-source-ports" "$proto:$ports"
 }
 
 # ---- a rule deleted behind miniupnpd's back ---------------------------------------------
@@ -716,6 +923,8 @@ is_up() {
   local ns
   [ "$(cat "$STATE/topology" 2>/dev/null)" = "$TOPOLOGY" ] || return 1
   [ "$(cat "$STATE/rogue" 2>/dev/null || echo 0)" = "$ROGUE" ] || return 1
+  [ "$(cat "$STATE/doorbell" 2>/dev/null || echo 0)" = "$DOORBELL" ] || return 1
+  [ "$(cat "$STATE/third-party" 2>/dev/null || echo secure)" = "$THIRD_PARTY" ] || return 1
   for ns in "${NS_LIST[@]}"; do ns_exists "$ns" || return 1; done
   pid_alive turnserver "$STATE/coturn.pid" && pid_alive miniupnpd "$STATE/miniupnpd.pid" &&
     { [ "$TOPOLOGY" = single ] || pid_alive turnserver "$STATE/coturn-isp.pid"; }
@@ -732,6 +941,8 @@ cmd_up() {
   rm -f "$STATE"/{gw.nft,isp.nft,miniupnpd.conf,upnp.leases,turndb,coturn.log,coturn-isp.log,miniupnpd.log}
   echo "$TOPOLOGY" >"$STATE/topology"
   echo "$ROGUE" >"$STATE/rogue"
+  echo "$DOORBELL" >"$STATE/doorbell"
+  echo "$THIRD_PARTY" >"$STATE/third-party"
   write_configs
   # from here on a failure tears down whatever exists
   trap 'log "up failed, tearing down"; cmd_down' ERR
@@ -745,27 +956,38 @@ cmd_up() {
       net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 net.ipv4.ip_forward=$fwd
   done
   # veth pairs created straight inside the namespaces: nothing in the root namespace
-  if [ "$ROGUE" = 1 ]; then
+  if lan_bridged; then
     # lan0 becomes a bridge: the gateway's LAN a segment that more than one host shares.
     # No multicast snooping: there is no IGMP querier, and SSDP must reach every port.
+    local ports=(lanp)
     ip link add lanp netns "$NS_GW" type veth peer name eth0 netns "$NS_LAN"
-    ip link add roguep netns "$NS_GW" type veth peer name eth0 netns "$NS_ROGUE"
-    ip -n "$NS_GW" -batch - <<EOF
-link add lan0 type bridge mcast_snooping 0
-link set lanp master lan0
-link set roguep master lan0
-link set lanp up
-link set roguep up
-EOF
+    if [ "$ROGUE" = 1 ]; then
+      ip link add roguep netns "$NS_GW" type veth peer name eth0 netns "$NS_ROGUE"
+      ports+=(roguep)
+    fi
+    if [ "$DOORBELL" = 1 ]; then
+      ip link add bellp netns "$NS_GW" type veth peer name eth0 netns "$NS_DOORBELL"
+      ports+=(bellp)
+    fi
+    ip -n "$NS_GW" -batch - < <(
+      echo "link add lan0 type bridge mcast_snooping 0"
+      for p in "${ports[@]}"; do echo "link set $p master lan0"; echo "link set $p up"; done)
     # with br_netfilter loaded (by anything on the host), bridged frames would pass the
     # gateway's forward chain, whose policy drops lan-to-lan traffic
     if nsx "$NS_GW" test -d /proc/sys/net/bridge; then
       nsx "$NS_GW" sysctl -qw net.bridge.bridge-nf-call-iptables=0 net.bridge.bridge-nf-call-arptables=0 \
         net.bridge.bridge-nf-call-ip6tables=0
     fi
-    ip -n "$NS_ROGUE" -batch - <<EOF
+    [ "$ROGUE" = 0 ] || ip -n "$NS_ROGUE" -batch - <<EOF
 link set lo up
 addr add $ROGUE_HOST/24 dev eth0
+link set eth0 up
+route add default via $LAN_GW
+EOF
+    [ "$DOORBELL" = 0 ] || ip -n "$NS_DOORBELL" -batch - <<EOF
+link set lo up
+link set eth0 address $DOORBELL_MAC
+addr add $DOORBELL_HOST/24 dev eth0
 link set eth0 up
 route add default via $LAN_GW
 EOF
@@ -815,11 +1037,15 @@ link set wan0 up
 $([ "$TOPOLOGY" = single ] || echo "route add default via $ISP_A")
 EOF
   nsx "$NS_GW" nft -f "$STATE/gw.nft"
+  if [ "$DOORBELL" = 1 ]; then
+    echo "$DOORBELL_HOST" >"$STATE/doorbell-address"
+    doorbell_hello "$DOORBELL_HOST"
+  fi
   await_coturn "$STUN_COTURN"
   start_miniupnpd
   [ "$TOPOLOGY" = single ] || await_coturn coturn
   trap - ERR
-  log "up ($TOPOLOGY$([ "$ROGUE" = 0 ] || echo ', rogue')) in $((($(now_us) - t0) / 1000)) ms: ${NS_LIST[*]} state=$STATE"
+  log "up ($TOPOLOGY$([ "$ROGUE" = 0 ] || echo ', rogue')$([ "$DOORBELL" = 0 ] || echo ', doorbell'), third-party $THIRD_PARTY) in $((($(now_us) - t0) / 1000)) ms: ${NS_LIST[*]} state=$STATE"
 }
 
 # topology-independent: whatever of either topology exists goes (the reaper may not know)
@@ -828,6 +1054,7 @@ cmd_down() {
   trap - ERR
   cmd_reflector_stop
   cmd_rogue_stop
+  cmd_doorbell_stop
   stop_pid miniupnpd "$STATE/miniupnpd.pid"
   stop_pid turnserver "$STATE/coturn.pid"
   stop_pid turnserver "$STATE/coturn-isp.pid"
@@ -852,13 +1079,14 @@ cmd_down() {
     ip netns del "$ns" 2>/dev/null || { nap 0.1; ip netns del "$ns"; } || log "cannot delete netns $ns"
   done
   rm -f "$STATE"/{miniupnpd.pid,miniupnpd.ownpid,coturn.pid,coturn.ownpid,coturn-isp.pid,coturn-isp.ownpid,topology,rogue} 2>/dev/null || true
-  rm -f "$STATE"/{gw-down-since,gw-wan-address} 2>/dev/null || true
+  rm -f "$STATE"/{gw-down-since,gw-wan-address,doorbell,doorbell-address,third-party} 2>/dev/null || true
   if [ -d "$STATE" ]; then log "down (logs kept in $STATE)"; else log "down"; fi
 }
 
 cmd_status() {
   local ns name rc=0
-  echo "topology: $TOPOLOGY$([ "$ROGUE" = 0 ] || echo ' + rogue')"
+  echo "topology: $TOPOLOGY$([ "$ROGUE" = 0 ] || echo ' + rogue')$([ "$DOORBELL" = 0 ] || echo ' + doorbell')"
+  echo "third-party: $THIRD_PARTY"
   for ns in "${NS_LIST[@]}"; do
     if ns_exists "$ns"; then
       echo "ns $ns: $(ip -n "$ns" -br -4 addr show | awk '$1 != "lo" {$2=""; print}' | tr -s ' ' | paste -sd ';')"
@@ -881,6 +1109,12 @@ cmd_status() {
       elif [ -e "$STATE/$name.comm" ]; then echo "$name: died (log: $STATE/$name.log)"; rc=1
       else echo "$name: not started"; fi
     done
+  fi
+  if [ "$DOORBELL" = 1 ]; then
+    # optional too: a started listener keeps its pid file until doorbell-stop
+    if doorbell_alive; then echo "doorbell listener: pid $(cat "$STATE/doorbell.pid")"
+    elif [ -e "$STATE/doorbell.pid" ]; then echo "doorbell listener: died (log: $STATE/doorbell.log)"; rc=1
+    else echo "doorbell listener: not started"; fi
   fi
   if ns_exists "$NS_GW"; then
     echo "dnat rules: $(cmd_rules | wc -l)"
@@ -937,6 +1171,7 @@ cmd=$1; shift
 if [ "$cmd" = ns ]; then
   case "${1:-}" in
     lan) echo "$NS_LAN" ;; gw) echo "$NS_GW" ;; isp) echo "$NS_ISP" ;; wan) echo "$NS_WAN" ;; rogue) echo "$NS_ROGUE" ;;
+    doorbell) echo "$NS_DOORBELL" ;;
     *) usage ;;
   esac
   exit 0
@@ -954,12 +1189,15 @@ lock() {
 case "$cmd" in up | down | stop-gateway | start-gateway | restart-gateway | reflector-start | reflector-stop) lock ;; esac
 case "$cmd" in gw-reboot | gw-stop | gw-start | gw-wan-address | gw-announce) lock ;; esac
 case "$cmd" in rogue-start | rogue-stop | rogue-counts) lock ;; esac
+case "$cmd" in doorbell-listen | doorbell-stop | doorbell-counts | doorbell-renumber | gw-third-party) lock ;; esac
 # `up` builds $LAB_TOPOLOGY; everything else works on the topology the lab was built with
 # (read after taking the lock, so it is not read halfway through an `up`)
 if [ "$cmd" = up ]; then
-  set_topology "${LAB_TOPOLOGY:-single}"; set_rogue "${LAB_ROGUE:-0}"
+  set_topology "${LAB_TOPOLOGY:-single}"; set_rogue "${LAB_ROGUE:-0}"; set_doorbell "${LAB_DOORBELL:-0}"
+  set_third_party "${LAB_THIRD_PARTY:-secure}"
 else
-  set_topology "$(recorded_topology)"; set_rogue "$(recorded_rogue)"
+  set_topology "$(recorded_topology)"; set_rogue "$(recorded_rogue)"; set_doorbell "$(recorded_doorbell)"
+  set_third_party "$(recorded_third_party)"
 fi
 case "$cmd" in
   up) cmd_up ;;
@@ -980,6 +1218,12 @@ case "$cmd" in
   rogue-start) cmd_rogue_start "$@" ;;
   rogue-stop) cmd_rogue_stop ;;
   rogue-counts) cmd_rogue_counts ;;
+  doorbell-listen) cmd_doorbell_listen "$@" ;;
+  doorbell-counts) cmd_doorbell_counts ;;
+  doorbell-stop) cmd_doorbell_stop ;;
+  doorbell-renumber) cmd_doorbell_renumber "$@" ;;
+  gw-third-party) cmd_gw_third_party "$@" ;;
+  wan-send) cmd_wan_send "$@" ;;
   reap-after) cmd_reap_after "${1:-}" ;;
   *) usage ;;
 esac

@@ -9,6 +9,8 @@
 #   expect_reaches udp:7076 tcp:15063 || fail "..."
 #   nk_service_start -v; wait_log 10 'REGEX' || fail "..."   # natkeeper as a service
 #   gw_reboot; gw_wait_rule_count 108 20 || fail "..."       # faults of the gateway
+#   lab_begin_doorbell; doorbell_listen; expect_doorbell_reaches udp:7076 || fail "..."
+#                            # (instead of lab_begin) a Ring doorbell on the LAN to map for
 #   e2e_pass
 #
 # Conventions: every check prints one line ("ok: ..."); `fail MSG` prints MSG, the last
@@ -723,4 +725,175 @@ sys.exit(code if code >= 0 else 128 - code)
   [ "$NK_RC" = 124 ] && fail "natkeeper $* did not finish within $NK_TIMEOUT s"
   NK_RSS_KB=$(cat "$LAB_STATE/nk-$name.rss" 2>/dev/null) || NK_RSS_KB=
   return 0
+}
+
+# ---- a doorbell on the LAN (lab.sh: LAB_DOORBELL=1) --------------------------------------
+# A Ring doorbell is its own LAN device: natkeeper (in ns lan) maps ports for it. What
+# reaches the device is counted in ns doorbell, not probed in ns lan.
+# lab_begin_doorbell [single|double]: lab_begin with the doorbell namespace bridged to the
+# gateway's LAN (DOORBELL_IP, DOORBELL_MAC); the lan host's neighbour table knows it once
+# the lab is up. LAB_THIRD_PARTY=open in the environment: the gateway maps ports for
+# other hosts (default secure: it refuses, see lab.sh's header); LAB_ROGUE=1: the rogue
+# too (lab_begin_rogue's variables set). Sets LAB_NS_DOORBELL, DOORBELL_COUNTS.
+# in_doorbell CMD...: in ns doorbell.
+# doorbell_listen [SPEC...]: count UDP datagrams and accepted TCP connections per port in
+# ns doorbell (default: the Ring profile's 108 ports); restarts the counts at 0; fails the
+# test if the listener does not come up. doorbell_stop: stop it (also done by the teardown).
+# doorbell_count udp|tcp PORT: print the count (no fork: read from $DOORBELL_COUNTS, which
+# the listener keeps current); 1 (nothing printed) if the port is not listened to.
+# doorbell_wait_count udp|tcp PORT N SECONDS: wait until the count is at least N.
+# wan_send udp|tcp PORT[-PORT][,...]: lab.sh wan-send to $PUBLIC_IP (one token per port, each
+# from a fresh source port); prints its lines; 0 if all were sent / all TCP handshakes
+# completed, 1 otherwise.
+# expect_doorbell_reaches SPEC...: for each port a token sent from wan to $PUBLIC_IP is
+# counted in ns doorbell within 2 s (and a TCP handshake completes).
+# expect_doorbell_blocked SPEC...: nothing counted within 1 s. (SPEC as for expect_reaches.)
+# doorbell_renumber ADDR: a new DHCP lease for the doorbell in 10.77.0.0/24; returns once
+# the lan host's neighbour table knows ADDR (the old entry is left to the kernel). Sets
+# DOORBELL_IP.
+# lan_neigh ADDR: "MAC STATE" of the lan host's neighbour entry for ADDR, or nothing.
+# gw_third_party open|secure: the gateway's third-party policy, by a restart of miniupnpd
+# (its mappings stay).
+DOORBELL_IP=10.77.0.50 DOORBELL_MAC=54:e0:19:00:00:50  # as lab.sh builds it
+# shellcheck disable=SC2120  # (the argument is optional)
+lab_begin_doorbell() {
+  LAB_DOORBELL=1
+  export LAB_DOORBELL
+  if [ "${LAB_ROGUE:-0}" = 1 ]; then lab_begin_rogue "$@"; else lab_begin "$@"; fi
+  LAB_NS_DOORBELL=$("$LAB_SH" ns doorbell)
+  DOORBELL_COUNTS=$LAB_STATE/doorbell-counts.json
+  say "doorbell $DOORBELL_IP ($DOORBELL_MAC) on the lan, third-party policy ${LAB_THIRD_PARTY:-secure}"
+}
+in_doorbell() { ip netns exec "$LAB_NS_DOORBELL" "$@"; }
+# shellcheck disable=SC2120  # (the arguments are optional)
+doorbell_listen() {
+  local t0; t0=$(now_us)
+  _lab_do "doorbell listener start" doorbell-listen "$@"
+  say "doorbell counts ${*:-the Ring profile} (up in $((($(now_us) - t0) / 1000)) ms)"
+}
+doorbell_stop() { _lab_do "doorbell listener stop" doorbell-stop; }
+# _doorbell_load: $DOORBELL_COUNTS into _DB_NOW["proto/port"] (bash builtins only: polls
+# call it every 50 ms); 1 if there is no counts file
+_doorbell_load() {
+  local line k i=0
+  _DB_NOW=()
+  [ -s "${DOORBELL_COUNTS:-}" ] || return 1
+  # a line per port, '"udp/7076": 3,' (see doorbell.py); at most every port twice over
+  while IFS= read -r line && ((i++ < 131072)); do
+    [[ $line =~ ^\"((udp|tcp)/[0-9]+)\":\ ([0-9]+),?$ ]] || continue
+    k=${BASH_REMATCH[1]}
+    _DB_NOW[$k]=${BASH_REMATCH[3]}
+  done <"$DOORBELL_COUNTS"
+}
+declare -A _DB_NOW=() _DB_BEFORE=()
+doorbell_count() {
+  _doorbell_load || return 1
+  [ -n "${_DB_NOW[$1/$2]:-}" ] || return 1
+  echo "${_DB_NOW[$1/$2]}"
+}
+_doorbell_count_at_least() { local n; n=$(doorbell_count "$1" "$2") && [ "$n" -ge "$3" ]; }
+doorbell_wait_count() {
+  local t0; t0=$(now_us)
+  if wait_for "$4" _doorbell_count_at_least "$1" "$2" "$3"; then
+    pass "doorbell counted $1 $2 at least $3 times (after $((($(now_us) - t0) / 1000)) ms)"
+    return 0
+  fi
+  say "doorbell counted $1 $2 $(doorbell_count "$1" "$2" || echo '(not listened to)') times, not $3, after $4 s"
+  return 1
+}
+wan_send() {
+  [ $# -eq 2 ] || fail "usage: wan_send udp|tcp PORT[-PORT][,...]"
+  "$LAB_SH" wan-send "$1" "$2" "$PUBLIC_IP" 2>>"$LAB_STATE/lab.log"
+}
+# _doorbell_targets SPEC...: a line "proto lo hi" per protocol and range
+_doorbell_targets() {
+  local spec proto part parts
+  for spec in "$@"; do
+    [[ $spec =~ ^(udp|tcp|tcp\+udp|udp\+tcp):[0-9]{1,5}(-[0-9]{1,5})?(,[0-9]{1,5}(-[0-9]{1,5})?)*$ ]] ||
+      fail "bad port spec '$spec' (want udp:PORT, tcp+udp:LOW-HIGH, udp:P1,P2...)"
+    IFS=, read -r -a parts <<<"${spec#*:}"
+    for proto in udp tcp; do
+      [[ ${spec%%:*} == *"$proto"* ]] || continue
+      for part in "${parts[@]}"; do echo "$proto $((10#${part%-*})) $((10#${part#*-}))"; done
+    done
+  done
+}
+# _doorbell_rose all|any: all / any of the counts in _DB_BEFORE are higher now
+_doorbell_rose() {
+  local k
+  _doorbell_load || return 1
+  for k in "${!_DB_BEFORE[@]}"; do
+    if [ "${_DB_NOW[$k]:-0}" -gt "${_DB_BEFORE[$k]}" ]; then
+      [ "$1" = all ] || return 0
+    else
+      [ "$1" = any ] || return 1
+    fi
+  done
+  [ "$1" = all ]
+}
+# _doorbell_knock reach|blocked SPEC...: see expect_doorbell_reaches
+_doorbell_knock() {
+  local expect=$1 proto lo hi p out rc ok=1 t0 line k targets changed=()
+  shift
+  mapfile -t targets < <(_doorbell_targets "$@")
+  [ "${#targets[@]}" -gt 0 ] || fail "expect_doorbell_$expect: no port spec given"
+  _doorbell_load || fail "no doorbell counts (doorbell_listen first)"
+  _DB_BEFORE=()
+  for line in "${targets[@]}"; do
+    read -r proto lo hi <<<"$line"
+    [ "$lo" -le "$hi" ] || fail "bad port range $proto $lo-$hi"
+    for ((p = lo; p <= hi; p++)); do
+      [ -n "${_DB_NOW[$proto/$p]:-}" ] || fail "the doorbell does not listen on $proto $p (doorbell_listen)"
+      _DB_BEFORE[$proto/$p]=${_DB_NOW[$proto/$p]}
+    done
+  done
+  # one wan-send per protocol, all its ports at once
+  local -A lists=()
+  for line in "${targets[@]}"; do
+    read -r proto lo hi <<<"$line"
+    lists[$proto]+=${lists[$proto]:+,}$lo-$hi
+  done
+  t0=$(now_us)
+  for proto in "${!lists[@]}"; do
+    out=$(wan_send "$proto" "${lists[$proto]}"); rc=$?
+    [ "$rc" -le 1 ] || { say "$out"; fail "wan-send $proto ${lists[$proto]} failed (see $LAB_STATE/lab.log)"; }
+    # a TCP token counts only once its handshake completed - with the device
+    if [ "$expect" = reach ] && [ "$rc" != 0 ]; then say "$out"; ok=0; fi
+  done
+  if [ "$expect" = reach ]; then
+    wait_for 2 _doorbell_rose all || ok=0
+  elif wait_for 1 _doorbell_rose any; then
+    ok=0
+  fi
+  _doorbell_load
+  for k in "${!_DB_BEFORE[@]}"; do
+    if [ "${_DB_NOW[$k]:-0}" -gt "${_DB_BEFORE[$k]}" ]; then
+      [ "$expect" = reach ] || changed+=("$k")
+    else
+      [ "$expect" = blocked ] || changed+=("$k")
+    fi
+  done
+  if [ "$ok" = 1 ]; then
+    if [ "$expect" = reach ]; then pass "counted in ns doorbell: $* ($((($(now_us) - t0) / 1000)) ms)"
+    else pass "not counted in ns doorbell within 1 s: $*"; fi
+    return 0
+  fi
+  if [ "${#changed[@]}" -gt 0 ]; then
+    say "  $([ "$expect" = reach ] && echo 'not counted' || echo 'counted') in ns doorbell: $(printf '%s\n' "${changed[@]}" | sort -t/ -k1,1 -k2n | head -n 12 | paste -sd ' ')$([ "${#changed[@]}" -le 12 ] || echo " ... (${#changed[@]} in all)")"
+  fi
+  return 1
+}
+expect_doorbell_reaches() { _doorbell_knock reach "$@"; }
+expect_doorbell_blocked() { _doorbell_knock blocked "$@"; }
+doorbell_renumber() {
+  [ $# -eq 1 ] || fail "usage: doorbell_renumber ADDR"
+  _lab_do "doorbell-renumber $1" doorbell-renumber "$1"
+  DOORBELL_IP=$1
+  say "doorbell renumbered to $1; the lan host knows it"
+}
+lan_neigh() { in_lan ip neigh show to "$1" dev eth0 | awk '{for (i = 1; i < NF; i++) if ($i == "lladdr") print $(i+1), $NF}'; }
+gw_third_party() {
+  [ $# -eq 1 ] || fail "usage: gw_third_party open|secure"
+  _lab_do "gw-third-party $1" gw-third-party "$1"
+  say "gateway's third-party policy is now $1 (miniupnpd restarted)"
 }
