@@ -13,8 +13,11 @@
 #include "agent/base/state_file.hpp"
 #include "agent/cli/progress.hpp"
 #include "agent/gateway/connection.hpp"
+#include "agent/gateway/device_addresses.hpp"
+#include "agent/gateway/lan_devices.hpp"
 #include "agent/gateway/map_batch.hpp"
 #include "agent/gateway/recorded_mappings.hpp"
+#include "agent/report/devices.hpp"
 #include "agent/report/report.hpp"
 #include "agent/verify/verification.hpp"
 #include "mappers/errors.hpp"
@@ -35,15 +38,39 @@ const MappingReport& first_failure(const RunReport& report) {
                        });
 }
 
+// The plan with each device where the neighbour table shows it now; logs
+// the devices that cannot be mapped for, and returns how many.
+std::pair<std::vector<MapRequest>, std::size_t> plan_with_devices(const config::Config& config, const GatewayPath& path) {
+  const auto devices = look_up_devices(config, path.local, config::configured_addresses(config));
+  for (const auto& problem : devices.problems) log::error("{}", problem);
+  const auto missing = static_cast<std::size_t>(
+      std::count(devices.addresses.begin(), devices.addresses.end(), std::nullopt));
+  return {config::plan_requests(config, devices.addresses), missing};
+}
+
+// When the Ring profile goes to this host while a Ring device is on the LAN:
+// the one line that says how to map for the device instead.
+void hint_at_ring_devices(const config::Config& config, const GatewayPath& path) {
+  if (!config.ring_profile || !config.devices.empty()) return;
+  const auto devices = find_lan_devices(path.local.name, OuiRegistry::load());
+  if (!devices) return;
+  if (const auto hint = ring_hint(*devices)) log::notice("{}", *hint);
+}
+
+bool plans_anything(const config::Config& config) {
+  return config.ring_profile || !config.ports.empty() || !config.devices.empty();
+}
+
 asio::awaitable<int> once(const Session& session) {
-  auto requests = config::plan_requests(session.config);
-  if (requests.empty()) {
+  if (!plans_anything(session.config)) {
     log::error("nothing to map: the profile is off and no ports are given (--map or mapping.ports)");
     co_return kExitUsage;
   }
   auto connection = co_await connect(session.config, session.workers);
   if (!connection) co_return kExitUnavailable;
   auto& [path, found] = *connection;
+  auto [requests, missing_devices] = plan_with_devices(session.config, path);
+  hint_at_ring_devices(session.config, path);
   log::info("mapping {} ports via {}", requests.size(), display_name(found.method));
   warn_about_large_plan(session.config, requests.size());
   BatchPolicy policy{request_window(found.method), session.config.allow_other_external_port, {}};
@@ -72,6 +99,8 @@ asio::awaitable<int> once(const Session& session) {
   if (session.json) fmt::print("{}\n", to_json(report).dump(2));
   else fmt::print("{}", to_text(report));
   const auto failed = report.mappings.size() - report.active();
+  if (missing_devices > 0)
+    log::warning("{} of {} devices not mapped for: not found (see above)", missing_devices, session.config.devices.size());
   if (failed > 0) {
     const auto& first = first_failure(report);
     log::warning("{} of {} mappings failed or are unreachable; the first: {} {}: {}", failed,
@@ -79,19 +108,20 @@ asio::awaitable<int> once(const Session& session) {
                  first.error ? describe_failure(first.error, first.request)
                              : fmt::format("{}: {}", to_string(first.state), first.note));
   }
-  co_return failed == 0 ? kExitOk : kExitSomeFailed;
+  co_return failed == 0 && missing_devices == 0 ? kExitOk : kExitSomeFailed;
 }
 
 asio::awaitable<int> remove(const Session& session) {
-  auto requests = config::plan_requests(session.config);
   auto connection = co_await connect(session.config, session.workers);
   if (!connection) co_return kExitUnavailable;
   auto& [path, found] = *connection;
+  auto requests = plan_with_devices(session.config, path).first;
   std::vector<Mapping> mappings;
-  std::set<std::pair<Transport, std::uint16_t>> external_ports;
+  // Each device's mappings are its own: the same port of another client is not checked twice.
+  std::set<std::tuple<std::optional<asio::ip::address>, Transport, std::uint16_t>> external_ports;
   for (auto& request : requests) {
     const auto port = request.wanted_external_port;
-    external_ports.emplace(request.proto, port);
+    external_ports.emplace(request.internal_client, request.proto, port);
     mappings.push_back(Mapping{std::move(request), {}, port, {}, false});
   }
   // What the service recorded: mappings on other external ports, or left by a crash.
@@ -100,7 +130,7 @@ asio::awaitable<int> remove(const Session& session) {
   std::size_t recorded_left = 0;
   if (recorded_through(recorded.state, *connection)) {
     for (auto& mapping : recorded_mappings(recorded.state))
-      if (external_ports.emplace(mapping.request.proto, mapping.external_port).second)
+      if (external_ports.emplace(mapping.request.internal_client, mapping.request.proto, mapping.external_port).second)
         mappings.push_back(std::move(mapping));
   } else if (!recorded.state.mappings.empty()) {
     recorded_left = (co_await remove_recorded(recorded.state, session.config, session.workers)).size();
@@ -120,8 +150,8 @@ asio::awaitable<int> remove(const Session& session) {
     nlohmann::json out = {{"gateway", gateway}, {"checked", mappings.size()}, {"failed", failures}};
     fmt::print("{}\n", out.dump(2));
   } else {
-    fmt::print("Checked {} planned and recorded mappings on gateway {} via {}: this host's are removed, other hosts' "
-               "left alone; {} failed.\n",
+    fmt::print("Checked {} planned and recorded mappings on gateway {} via {}: this host's and its devices' are "
+               "removed, other hosts' left alone; {} failed.\n",
                mappings.size(), path.gateway.to_string(), display_name(found.method), failures.size());
     constexpr std::size_t kShown = 5;  // the rest usually fail the same way
     for (std::size_t i = 0; i < std::min(kShown, failures.size()); ++i)
@@ -194,6 +224,25 @@ asio::awaitable<int> discover_command(const Session& session) {
   co_return discovery.found.empty() ? kExitUnavailable : kExitOk;
 }
 
+asio::awaitable<int> find_devices_command(const Session& session) {
+  auto path = locate_gateway(session.config);
+  if (!path) {
+    log::error("cannot find the gateway: {}", path.error().message());
+    co_return kExitUnavailable;
+  }
+  const auto registry = OuiRegistry::load();
+  if (registry.empty())
+    log::notice("no IEEE OUI registry (Debian package ieee-data) is installed: vendors are unknown");
+  const auto devices = find_lan_devices(path->local.name, registry);
+  if (!devices) {
+    log::error("cannot read the neighbour table of {}: {}", path->local.name, devices.error().message());
+    co_return kExitUnavailable;
+  }
+  if (session.json) fmt::print("{}\n", devices_json(*devices).dump(2));
+  else fmt::print("{}", devices_text(*devices));
+  co_return kExitOk;
+}
+
 }  // namespace
 
 int run_command(Mode mode, const config::Config& config, bool json) {
@@ -207,6 +256,7 @@ int run_command(Mode mode, const config::Config& config, bool json) {
       case Mode::once: co_return co_await once(session);
       case Mode::remove: co_return co_await remove(session);
       case Mode::discover: co_return co_await discover_command(session);
+      case Mode::find_devices: co_return co_await find_devices_command(session);
       default: co_return kExitUsage;
     }
   };

@@ -7,6 +7,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <cstring>
 
 namespace natkeeper {
@@ -31,7 +32,7 @@ NetlinkWatcher::NetlinkWatcher(asio::any_io_executor executor)
 std::error_code NetlinkWatcher::open() {
   sockaddr_nl local{};
   local.nl_family = AF_NETLINK;
-  local.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE;
+  local.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_NEIGH;
   boost::system::error_code ec;
   socket_.open(raw_protocol(AF_NETLINK, NETLINK_ROUTE), ec);
   if (!ec) socket_.bind(raw_protocol::endpoint(&local, sizeof local, NETLINK_ROUTE), ec);
@@ -44,7 +45,7 @@ void NetlinkWatcher::close() {
   socket_.close(ignored);
 }
 
-asio::awaitable<Result<std::vector<netlink::Change>>> NetlinkWatcher::next_changes() {
+asio::awaitable<Result<NetworkEvents>> NetlinkWatcher::next_events() {
   constexpr auto token = asio::as_tuple(asio::use_awaitable);
   for (;;) {
     raw_protocol::endpoint sender;
@@ -53,12 +54,16 @@ asio::awaitable<Result<std::vector<netlink::Change>>> NetlinkWatcher::next_chang
       netlink::Change unseen;
       unseen.kind = netlink::ChangeKind::link_up;
       unseen.interface_index = 0;
-      co_return std::vector<netlink::Change>{unseen};
+      co_return NetworkEvents{{unseen}, true};
     }
     if (ec) co_return std::error_code(ec);
     if (!sent_by_kernel(sender)) continue;
-    auto changes = netlink::parse_notifications({buffer_.data(), size});
-    if (!changes.empty()) co_return changes;
+    const std::span<const std::uint8_t> datagram(buffer_.data(), size);
+    NetworkEvents events{netlink::parse_notifications(datagram), false};
+    const auto neighbours = netlink::parse_neighbours(datagram).neighbours;
+    events.neighbours = std::any_of(neighbours.begin(), neighbours.end(),
+                                    [](const auto& entry) { return entry.address.is_v4(); });
+    if (!events.changes.empty() || events.neighbours) co_return events;
   }
 }
 

@@ -77,13 +77,14 @@ int run_service(config::Config config, ConfigLoader load) {
   bool stopped = false;
   auto watch_network = [&]() -> asio::awaitable<void> {
     while (!stopped) {
-      auto changes = co_await netlink.next_changes();
-      if (!changes) {
-        if (changes.error() != std::errc::operation_canceled && !stopped)
-          log::warning("network change notifications failed: {}", changes.error().message());
+      auto events = co_await netlink.next_events();
+      if (!events) {
+        if (events.error() != std::errc::operation_canceled && !stopped)
+          log::warning("network change notifications failed: {}", events.error().message());
         co_return;
       }
-      supervisor.network_changed(describe(*changes));
+      if (!events->changes.empty()) supervisor.network_changed(describe(events->changes));
+      if (events->neighbours) supervisor.neighbours_changed();
     }
   };
   if (const auto error = netlink.open())

@@ -29,6 +29,9 @@ using namespace std::chrono_literals;
 constexpr auto kPathSettleTime = 500ms;
 // Removing what an old situation (gateway, address) left: it may not answer any more.
 constexpr auto kOldSituationDeadline = 2s;
+// Neighbour entries change in bursts too (a renumbered device: a new entry,
+// then the old one going stale).
+constexpr auto kNeighbourSettleTime = 1s;
 
 long long whole_seconds(std::chrono::steady_clock::duration span) {
   return std::chrono::duration_cast<std::chrono::seconds>(span).count();
@@ -46,6 +49,9 @@ SupervisorEffects system_effects(asio::any_io_executor workers) {
           verify_mappings,
           [workers](const state::ServiceState& recorded, const config::Config& config) {
             return remove_recorded(recorded, config, workers);
+          },
+          [](const config::Config& config, const LocalInterface& lan, const config::DeviceAddresses& previous) {
+            return look_up_devices(config, lan, previous);
           }};
 }
 
@@ -63,12 +69,13 @@ Supervisor::Supervisor(asio::any_io_executor executor, Timebase& time, Superviso
       wake_(executor),
       random_(seed),
       started_(time.wall_now()) {
+  device_addresses_ = config::configured_addresses(config_);
   entries_ = plan_entries();
 }
 
 std::vector<PlannedMapping> Supervisor::plan_entries() const {
   std::vector<PlannedMapping> entries;
-  for (auto& request : config::plan_requests(config_)) entries.push_back(unmapped(std::move(request)));
+  for (auto& request : config::plan_requests(config_, device_addresses_)) entries.push_back(unmapped(std::move(request)));
   warn_about_large_plan(config_, entries.size());
   return entries;
 }
@@ -135,6 +142,7 @@ Supervisor::TimePoint Supervisor::next_wakeup() const {
   auto next = TimePoint::max();
   if (path_check_at_) next = std::min(next, *path_check_at_);
   if (network_down_) return next;
+  if (devices_check_at_ && connection_) next = std::min(next, *devices_check_at_);
   if (!connection_ || reconnect_) next = std::min(next, next_connect_);
   if (connection_) {
     if (remap_at_) next = std::min(next, *remap_at_);
@@ -163,6 +171,7 @@ asio::awaitable<void> Supervisor::step() {
       co_await take_over_recorded(recorded);
     }
     if (spot_check_) co_await spot_check();
+    if (devices_check_at_ && time_.now() >= *devices_check_at_) co_await follow_devices();
 
     auto now = time_.now();
     const bool everything = remap_at_ && now >= *remap_at_;
@@ -221,6 +230,8 @@ asio::awaitable<void> Supervisor::reconnect() {
   log::notice("using {} at {} ({})", display_name(connection_->protocol.method), connection_->path.gateway.to_string(),
               connection_->protocol.detail);
   listener_.open(connection_->path.local.address);
+  // Devices are found on the gateway's interface, before the first round maps for them.
+  if (!config_.devices.empty()) co_await follow_devices();
   notices_ = {};
   remap_at_ = time_.now();
   verify_pending_ = true;
@@ -253,6 +264,7 @@ asio::awaitable<void> Supervisor::check_path() {
 }
 
 asio::awaitable<void> Supervisor::apply_config(config::Config config) {
+  device_addresses_ = carry_over(config_, device_addresses_, config);
   if (policy::gateway_settings_differ(config_, config)) {
     log::notice("reloaded {}: the gateway settings changed, every mapping moves", config.source);
     co_await release(kOldSituationDeadline);
@@ -263,26 +275,61 @@ asio::awaitable<void> Supervisor::apply_config(config::Config config) {
     connect_failures_ = 0;
     schedule_reconnect("new gateway settings");
   } else {
-    const auto planned = config::plan_requests(config);
-    if (planned.size() > entries_.size()) warn_about_large_plan(config, planned.size());
-    auto merge = merge_plan(std::move(entries_), planned);
-    const bool verification_changed = policy::verification_settings_differ(config_, config);
-    config_ = std::move(config);
-    entries_ = std::move(merge.entries);
-    const auto& diff = merge.diff;
-    const auto& removed = merge.removed;
-    log::notice("reloaded {}: {} mappings added, {} removed, {} unchanged", config_.source, diff.added.size(),
-                diff.removed.size(), diff.kept.size());
-    if (!removed.empty() && connection_) {
-      const auto errors = co_await interruptible(unmap_entries(removed));
-      const auto failed = std::count_if(errors.begin(), errors.end(), [](const auto& e) { return bool(e); });
-      if (failed > 0) log::warning("{} of {} removed mappings could not be deleted at the gateway", failed, removed.size());
-    }
-    if (!diff.added.empty() || verification_changed) verify_pending_ = true;
+    if (connection_) device_addresses_ = look_up(config);
+    co_await replan(std::move(config), "reloaded");
   }
   next_verify_ = next_verification();
   state_dirty_ = true;
   hooks_.ready();
+}
+
+asio::awaitable<void> Supervisor::replan(config::Config config, std::string_view why) {
+  const auto planned = config::plan_requests(config, device_addresses_);
+  if (planned.size() > entries_.size()) warn_about_large_plan(config, planned.size());
+  auto merge = merge_plan(std::move(entries_), planned);
+  const bool verification_changed = policy::verification_settings_differ(config_, config);
+  config_ = std::move(config);
+  entries_ = std::move(merge.entries);
+  const auto& diff = merge.diff;
+  const auto& removed = merge.removed;
+  log::notice("{} {}: {} mappings added, {} removed, {} unchanged", why, config_.source, diff.added.size(),
+              diff.removed.size(), diff.kept.size());
+  if (!removed.empty() && connection_) {
+    const auto errors = co_await interruptible(unmap_entries(removed));
+    const auto failed = std::count_if(errors.begin(), errors.end(), [](const auto& e) { return bool(e); });
+    if (failed > 0) log::warning("{} of {} removed mappings could not be deleted at the gateway", failed, removed.size());
+  }
+  if (!diff.added.empty() || verification_changed) verify_pending_ = true;
+  state_dirty_ = true;
+}
+
+void Supervisor::neighbours_changed() {
+  if (!follows_macs(config_) || devices_check_at_) return;
+  devices_check_at_ = time_.now() + kNeighbourSettleTime;
+  wake();
+}
+
+config::DeviceAddresses Supervisor::look_up(const config::Config& config) {
+  auto lookup = effects_.find_devices(config, connection_->path.local, device_addresses_);
+  // A device that stays unfound is told once, not at every change of the table.
+  if (lookup.problems != device_problems_)
+    for (const auto& problem : lookup.problems) log::warning("{}", problem);
+  device_problems_ = std::move(lookup.problems);
+  for (std::size_t i = 0; i < lookup.addresses.size(); ++i) {
+    const auto before = i < device_addresses_.size() ? device_addresses_[i] : std::nullopt;
+    if (lookup.addresses[i] && lookup.addresses[i] != before)
+      log::notice("device {} is at {}{}", config::label(config.devices[i]), lookup.addresses[i]->to_string(),
+                  before ? fmt::format(" now (was {}): its mappings move there", before->to_string()) : std::string());
+  }
+  return std::move(lookup.addresses);
+}
+
+asio::awaitable<void> Supervisor::follow_devices() {
+  devices_check_at_.reset();
+  auto addresses = look_up(config_);
+  if (addresses == device_addresses_) co_return;
+  device_addresses_ = std::move(addresses);
+  co_await replan(config_, "devices found or moved,");
 }
 
 asio::awaitable<std::vector<std::error_code>> Supervisor::unmap_entries(const std::vector<Mapping>& mappings) {

@@ -24,6 +24,7 @@
 #include "mappers/timebase.hpp"
 #include "agent/codecs/state_codec.hpp"
 #include "agent/gateway/connection.hpp"
+#include "agent/gateway/device_addresses.hpp"
 #include "agent/gateway/gateway_listener.hpp"
 #include "agent/service/notice_policy.hpp"
 #include "agent/service/plan.hpp"
@@ -52,6 +53,9 @@ struct SupervisorEffects {
   // (remove_recorded); returns what could not be removed.
   std::function<asio::awaitable<std::vector<Mapping>>(const state::ServiceState&, const config::Config&)>
       remove_recorded;
+  // Where the configured devices are now (look_up_devices).
+  std::function<DeviceLookup(const config::Config&, const LocalInterface&, const config::DeviceAddresses& previous)>
+      find_devices;
 };
 
 // The real ones; blocking libminiupnpc calls run on `workers`.
@@ -80,6 +84,8 @@ class Supervisor {
   void reload(config::Config config);
   // Something in the kernel's view of the network changed (link, address, route).
   void network_changed(std::string what);
+  // The neighbour table changed: a device named by MAC may have a new address.
+  void neighbours_changed();
   // Asked from outside (SIGUSR1: a router's hook after a WAN change): check the
   // way to the gateway and request every mapping again now.
   void refresh(std::string why);
@@ -110,6 +116,14 @@ class Supervisor {
   asio::awaitable<void> reconnect();
   asio::awaitable<void> check_path();
   asio::awaitable<void> apply_config(config::Config config);
+  // Looks the devices up again; when one has a new address, maps it there and
+  // removes its mappings to the old one.
+  asio::awaitable<void> follow_devices();
+  // The devices of `config` where they are now; logs what changed.
+  config::DeviceAddresses look_up(const config::Config& config);
+  // Takes the plan of `config` for the current devices' addresses over the
+  // running one, removing at the gateway what it no longer wants; logs `why`.
+  asio::awaitable<void> replan(config::Config config, std::string_view why);
   asio::awaitable<void> take_over_recorded(const state::ServiceState& recorded);
   asio::awaitable<void> renew(std::vector<std::size_t> indices);
   asio::awaitable<void> verify();
@@ -147,6 +161,9 @@ class Supervisor {
   std::optional<config::Config> pending_config_;
   std::optional<TimePoint> remap_at_;
   std::optional<TimePoint> path_check_at_;
+  std::optional<TimePoint> devices_check_at_;
+  config::DeviceAddresses device_addresses_;
+  std::vector<std::string> device_problems_;  // as last logged
   bool reconnect_ = false;
   bool spot_check_ = false;
   bool verify_pending_ = false;

@@ -289,7 +289,7 @@ TEST_CASE("netlink: the watcher opens, and closing or cancelling ends its wait",
   }
   const auto cancelled = run_loop(io, [&]() -> asio::awaitable<bool> {
     asio::steady_timer timer(io, 50ms);
-    auto changes = watcher.next_changes();
+    auto changes = watcher.next_events();
     auto timeout = timer.async_wait(asio::as_tuple(asio::use_awaitable));
     const auto outcome = co_await (std::move(changes) || std::move(timeout));
     // A real change on this host may win the race: that is fine too.
@@ -297,10 +297,10 @@ TEST_CASE("netlink: the watcher opens, and closing or cancelling ends its wait",
   }());
   CHECK(cancelled);
 
-  const auto closed = run_loop(io, [&]() -> asio::awaitable<Result<std::vector<Change>>> {
+  const auto closed = run_loop(io, [&]() -> asio::awaitable<Result<NetworkEvents>> {
     asio::steady_timer timer(io, 50ms);
     timer.async_wait([&](boost::system::error_code) { watcher.close(); });
-    co_return co_await watcher.next_changes();
+    co_return co_await watcher.next_events();
   }());
   if (!closed) CHECK(closed.error() == std::errc::operation_canceled);
 }

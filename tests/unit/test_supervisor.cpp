@@ -10,6 +10,8 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <linux/neighbour.h>
+
 #include <map>
 #include <set>
 
@@ -35,6 +37,7 @@ class TableMapper final : public Mapper {
   explicit TableMapper(const Timebase& time) : time_(time) {}
 
   std::map<std::pair<Transport, std::uint16_t>, std::uint16_t> table;  // (proto, external) -> internal
+  std::map<std::pair<Transport, std::uint16_t>, std::optional<ip::address>> clients;  // ... -> the device, if any
   std::set<std::uint16_t> refused;  // internal ports answered "out of resources"
   std::chrono::seconds lease{3600};
   bool answers = true;      // false: every request times out
@@ -57,6 +60,7 @@ class TableMapper final : public Mapper {
     if (!answers) co_return make_error_code(Errc::timed_out);
     if (refused.count(request.internal_port)) co_return make_natpmp_error(4);
     table[{request.proto, request.wanted_external_port}] = request.internal_port;
+    clients[{request.proto, request.wanted_external_port}] = request.internal_client;
     const auto port = request.wanted_external_port;
     co_return Mapping{std::move(request), ip::make_address("203.0.113.1"), port, lease, false};
   }
@@ -68,6 +72,7 @@ class TableMapper final : public Mapper {
       co_await never.async_wait(asio::use_awaitable);
     }
     table.erase({mapping.request.proto, mapping.external_port});
+    clients.erase({mapping.request.proto, mapping.external_port});
     co_return std::error_code{};
   }
   asio::awaitable<Result<bool>> holds(const Mapping& mapping) override {
@@ -118,6 +123,7 @@ struct Fixture {
   bool gateway_answers = true;
   Result<GatewayPath> path = GatewayPath{kGateway, LocalInterface{"lo", kLocal, ip::make_address_v4("255.0.0.0")}};
   std::vector<state::ServiceState> removed_recorded;
+  std::vector<netlink::Neighbour> neighbours;  // the neighbour table devices are found in
   std::error_code write_error;  // what the state writer's writes fail with
   int failed_writes = 0;
   bool started_run = false, finished = false;
@@ -132,7 +138,10 @@ struct Fixture {
       auto table = std::make_unique<TableMapper>(time);
       table->refused = refused;
       table->lease = lease;
-      if (mapper) table->table = mapper->table;  // the same gateway, found again
+      if (mapper) {  // the same gateway, found again
+        table->table = mapper->table;
+        table->clients = mapper->clients;
+      }
       mapper = table.get();
       co_return Connection{*path, FoundProtocol{method, std::move(table), "scripted", {}, {}}};
     };
@@ -147,6 +156,10 @@ struct Fixture {
                                      const config::Config&) -> asio::awaitable<std::vector<Mapping>> {
       removed_recorded.push_back(recorded);
       co_return std::vector<Mapping>{};
+    };
+    effects.find_devices = [this](const config::Config& wanted, const LocalInterface& lan,
+                                  const config::DeviceAddresses& previous) {
+      return look_up_devices(wanted, lan, neighbours, previous);
     };
     StateWriter state_writer(loop.get_executor(), loop.get_executor(), state.file,
                              [this](const std::filesystem::path& file, const std::optional<state::ServiceState>& snapshot) {
@@ -192,6 +205,18 @@ struct Fixture {
   nlohmann::json summary() { return supervisor->status()["summary"]; }
   Timebase::Duration since(Timebase::TimePoint then) const { return time.now() - then; }
 };
+
+const auto kDoorbellMac = *parse_mac("54:e0:19:00:00:50");
+
+netlink::Neighbour neighbour(const char* address, std::uint16_t state, std::uint32_t ticks_since_update = 100) {
+  return {false, 1, ip::make_address(address), kDoorbellMac, state, 0, ticks_since_update};
+}
+
+config::Config doorbell_config() {
+  auto config = ports_config({});
+  config.devices.push_back({"doorbell", std::nullopt, kDoorbellMac, false, {{Transport::udp, 5000, 5001}}});
+  return config;
+}
 
 std::vector<std::uint8_t> pcp_announce(std::uint32_t epoch) {
   std::vector<std::uint8_t> datagram(24, 0);
@@ -529,4 +554,56 @@ TEST_CASE("a state file of another gateway is removed there, not taken over", "[
   CHECK(f.removed_recorded[0].gateway == "10.99.0.1");
   CHECK(f.mapper->unmap_calls == 0);
   CHECK(f.mapper->map_calls() == 1);
+}
+
+TEST_CASE("a device named by MAC is mapped where the neighbour table shows it, and followed when it moves",
+          "[supervisor]") {
+  Fixture f(doorbell_config());
+  f.neighbours = {neighbour("127.0.0.50", NUD_REACHABLE)};
+  REQUIRE(f.started());
+  const std::pair key{Transport::udp, std::uint16_t{5000}};
+  REQUIRE(f.mapper->clients.count(key) == 1);
+  CHECK(f.mapper->clients[key] == ip::make_address("127.0.0.50"));
+  CHECK(f.mapper->table.size() == 2);
+
+  // Renumbered by DHCP: the table holds the old address (going stale) and the new one.
+  f.neighbours = {neighbour("127.0.0.50", NUD_STALE, 3000), neighbour("127.0.0.51", NUD_REACHABLE, 10)};
+  const auto moved = f.time.now();
+  f.supervisor->neighbours_changed();
+  REQUIRE(f.run_until([&] { return f.mapper->clients[key] == ip::make_address("127.0.0.51"); }));
+  CHECK(f.since(moved) <= 2s);
+  CHECK(f.mapper->unmap_calls == 2);  // the old address's mappings, removed before the new ones are made
+  CHECK(f.mapper->table.size() == 2);
+  CHECK(f.supervisor->status()["mappings"][0]["internal_client"] == "127.0.0.51");
+
+  // A quiet device drops out of the table: it has not moved, nothing changes.
+  f.neighbours.clear();
+  f.supervisor->neighbours_changed();
+  f.run_for(5s);
+  CHECK(f.mapper->unmap_calls == 2);
+  CHECK(f.mapper->clients[key] == ip::make_address("127.0.0.51"));
+}
+
+TEST_CASE("a device not in the neighbour table is mapped for once it appears", "[supervisor]") {
+  Fixture f(doorbell_config());
+  REQUIRE(f.started());
+  CHECK(f.mapper->table.empty());
+  CHECK(f.summary()["planned"] == 0);
+  f.neighbours = {neighbour("127.0.0.50", NUD_REACHABLE)};
+  f.supervisor->neighbours_changed();
+  REQUIRE(f.run_until([&] { return f.mapper->table.size() == 2; }, 3s));
+  CHECK(f.summary()["active"] == 2);
+}
+
+TEST_CASE("a reload keeps a followed device where it was found", "[supervisor]") {
+  Fixture f(doorbell_config());
+  f.neighbours = {neighbour("127.0.0.50", NUD_REACHABLE)};
+  REQUIRE(f.started());
+  auto more = doorbell_config();
+  more.devices[0].ports.push_back({Transport::tcp, 6000, 6000});
+  f.neighbours.clear();  // gone quiet meanwhile
+  f.supervisor->reload(more);
+  REQUIRE(f.run_until([&] { return f.mapper->table.size() == 3; }));
+  CHECK(f.mapper->unmap_calls == 0);
+  for (const auto& [key, client] : f.mapper->clients) CHECK(client == ip::make_address("127.0.0.50"));
 }
