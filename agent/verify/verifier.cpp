@@ -283,7 +283,8 @@ asio::awaitable<Verification> Verifier::verify(const Mapping& mapping) {
     Verification device;
     if (udp_mapping) device.note = "the device itself cannot be observed from here";
     else if (reflector_answers_) co_return co_await verify_device_tcp(mapping);
-    else device.note = "a device's TCP port is proven only by natkeeper-reflector (--reflector), which does not answer";
+    else if (options_.reflector) device.note = "the reflector does not answer: the device's TCP port is not proven";
+    else device.note = "a device's TCP port is proven only through natkeeper-reflector (--reflector)";
     co_return device;
   }
   if (reflector_answers_) co_return co_await verify_with_reflector(mapping);

@@ -347,3 +347,27 @@ TEST_CASE("verification run: a canary that does not arrive leaves the device's r
     CHECK(mapper.removed.size() == 1);
   }
 }
+
+TEST_CASE("verify_mappings: one reflector request per mapping, and one for the cookie",
+          "[verification][realtime]") {
+  boost::asio::io_context loop;
+  LoopbackReflector reflector(loop);
+  std::vector<MappingReport> rows;
+  for (int i = 0; i < 5; ++i) {
+    ip::udp::socket free_port(loop, {kLoopback, 0});  // the probe for this row arrives here
+    const auto port = free_port.local_endpoint().port();
+    rows.push_back(row(Transport::udp, port, false, MappingState::mapped));
+  }
+  rows.push_back(row(Transport::udp, 9000, true, MappingState::mapped));
+  run_loop(loop, [&]() -> asio::awaitable<int> {
+    co_await verify_mappings(config_for(reflector), loopback_path(), rows, std::nullopt);
+    reflector.server.stop();
+    co_return 0;
+  }());
+  for (std::size_t i = 0; i < 5; ++i) CHECK(rows[i].state == MappingState::verified);
+  CHECK(reflector.server.stats().udp_received == 6);  // the device's UDP row asks nothing
+  CHECK(reflector.server.stats().cookies_sent == 1);
+  // Without a Mapper, this host's verified rows are the device's canary.
+  CHECK(rows[5].state == MappingState::mapped);
+  CHECK_THAT(rows[5].note, Catch::Contains("the gateway forwards"));
+}
