@@ -205,7 +205,7 @@ asio::awaitable<Canary> VerificationRun::temporary_canary(Mapper& mapper) {
     log::warning("cannot remove the canary mapping udp {}: its lease ends within {} s", port, kCanaryLease.count());
   if (failure) std::rethrow_exception(failure);
 
-  const auto what = fmt::format("a temporary canary, udp {} of this host", port);
+  const auto what = fmt::format("udp {} of this host, mapped for this test and removed", port);
   switch (verification.state) {
     case MappingState::verified: co_return Canary{Canary::Outcome::verified, what};
     case MappingState::unreachable: co_return Canary{Canary::Outcome::unreachable, what};

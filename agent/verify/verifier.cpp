@@ -36,6 +36,8 @@ constexpr auto kRateLimitPause = 300ms;
 // mappings fit in the burst, so pacing only slows much larger plans.
 constexpr auto kReflectorRequestInterval = std::chrono::microseconds(11'111);
 constexpr int kReflectorBurst = 150;
+constexpr std::string_view kKeyRefused =
+    "the reflector wants a pre-shared key (--reflector-key-file) and refused this one";
 
 template <std::size_t N>
 std::array<std::uint8_t, N> random_bytes() {
@@ -136,7 +138,7 @@ Verification judge_device_handshake(reflector::Status status) {
                     "is off or drops it";
       break;
     case Status::auth_failed:
-      result.note = "the reflector wants a pre-shared key (--reflector-key-file) and refused this one";
+      result.note = kKeyRefused;
       break;
     default:
       result.note = fmt::format("the reflector did not try a TCP handshake ({}): the device's port is not proven",
@@ -163,24 +165,28 @@ Verification judge_device_udp(const Canary& canary, NatKind nat) {
   Verification result;
   switch (canary.outcome) {
     case Canary::Outcome::verified:
-      result.note = "the gateway forwards: a canary port to this host was verified; the device itself cannot be "
-                    "observed from here";
+      result.note = fmt::format("the gateway forwards: a canary port to this host was verified ({}); the device "
+                                "itself cannot be observed from here",
+                                canary.what);
       break;
     case Canary::Outcome::unreachable:
       if (nat == NatKind::double_nat || nat == NatKind::cgnat) {
         result.state = MappingState::unreachable;
-        result.note = "a canary port to this host was not reachable from outside, and the gateway's external "
-                      "address is not the public one (double NAT or CGNAT): the device's port is not reachable either";
+        result.note = fmt::format("a canary port to this host ({}) was not reachable from outside, and the "
+                                  "gateway's external address is not the public one (double NAT or CGNAT): the "
+                                  "device's port is not reachable either",
+                                  canary.what);
       } else {
-        result.note = "not proven: a canary port to this host was not reachable from outside either (the gateway "
-                      "may not forward at all, or this host's firewall dropped it); the device itself cannot be "
-                      "observed from here";
+        result.note = fmt::format("not proven: a canary port to this host ({}) was not reachable from outside "
+                                  "either (the gateway may not forward at all, or this host's firewall dropped it); "
+                                  "the device itself cannot be observed from here",
+                                  canary.what);
       }
       break;
     case Canary::Outcome::unknown:
       result.note = fmt::format("the device itself cannot be observed from here, and no canary showed whether the "
                                 "gateway forwards: {}",
-                                canary.why);
+                                canary.what);
       break;
   }
   return result;
@@ -335,7 +341,7 @@ asio::awaitable<Verification> Verifier::verify_with_reflector(const Mapping& map
     const reflector::RequestFields fields{token, proto, mapping.external_port, {}, reflector::ProbeKind::deliver};
     const auto answer = co_await ask_reflector(fields, options_.wait_per_attempt);
     if (answer && answer->reply.status == reflector::Status::auth_failed) {
-      result.note = "the reflector wants a pre-shared key (--reflector-key-file) and refused this one";
+      result.note = kKeyRefused;
       co_return result;
     }
     if (!answer || answer->reply.status != reflector::Status::sent) {

@@ -55,10 +55,10 @@ struct Canary {
   enum class Outcome {
     verified,     // a UDP port of this host, mapped the same way, was proven from outside
     unreachable,  // it was mapped and not reachable from outside
-    unknown,      // no canary could be made or observed; `why` says why
+    unknown,      // no canary could be made or observed
   };
   Outcome outcome = Outcome::unknown;
-  std::string why;
+  std::string what;  // which port was the canary, or why there was none
 };
 
 // A canary from this host's own UDP mappings in the same run: verified when

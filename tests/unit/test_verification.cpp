@@ -135,10 +135,11 @@ TEST_CASE("device UDP: never verified; a canary says what the gateway does", "[v
       INFO(static_cast<int>(outcome) << " " << to_string(nat));
       CHECK(judge_device_udp({outcome, "why"}, nat).state != MappingState::verified);
     }
-  const auto forwards = judge_device_udp({Outcome::verified, ""}, NatKind::single);
+  const auto forwards = judge_device_udp({Outcome::verified, "udp 7076 of this host"}, NatKind::single);
   CHECK(forwards.state == MappingState::mapped);
   CHECK_THAT(forwards.note, Catch::Contains("the gateway forwards: a canary port to this host was verified"));
   CHECK_THAT(forwards.note, Catch::Contains("cannot be observed from here"));
+  CHECK_THAT(forwards.note, Catch::Contains("udp 7076 of this host"));
 
   // The canary did not arrive: the device's port is unreachable only when no
   // mapping of this gateway can be (double NAT, CGNAT); else it is unproven.
@@ -165,7 +166,7 @@ TEST_CASE("a canary from the run: this host's UDP rows only", "[verification][de
   rows.push_back(row(Transport::udp, 5, false, MappingState::verified));
   REQUIRE(canary_from_run(rows));
   CHECK(canary_from_run(rows)->outcome == Canary::Outcome::verified);
-  CHECK_THAT(canary_from_run(rows)->why, Catch::Contains("udp 5"));
+  CHECK_THAT(canary_from_run(rows)->what, Catch::Contains("udp 5"));
   auto failed = row(Transport::udp, 6, false, MappingState::verified);
   failed.mapping.reset();
   CHECK_FALSE(canary_from_run({failed}));
