@@ -74,12 +74,17 @@ asio::awaitable<int> once(const Session& session) {
   log::info("mapping {} ports via {}", requests.size(), display_name(found.method));
   warn_about_large_plan(session.config, requests.size());
   BatchPolicy policy{request_window(found.method), session.config.allow_other_external_port, {}};
+  // Each mapping is proven as soon as it is granted, while the rest are made.
+  VerificationRun verification;
+  co_await verification.start(session.config, path);
+  policy.on_granted = [&verification](std::size_t i, const Mapping& m) { verification.granted(i, m); };
   std::optional<ProgressBar> progress;
   if (requests.size() > kProgressBarThreshold && stderr_shows_progress()) {
     progress.emplace(stderr, fmt::format("mapping via {}", display_name(found.method)));
     policy.on_progress = [&progress](std::size_t done, std::size_t total) { progress->update(done, total); };
   }
-  const auto outcomes = co_await map_all_until_stable(*found.mapper, std::move(requests), policy);
+  const auto outcomes =
+      co_await verification.alongside(map_all_until_stable(*found.mapper, std::move(requests), policy));
   progress.reset();
   if (const auto full = table_full_summary(outcomes))
     log::warning("{}. Free entries on the router or map fewer ports (for example a smaller profile.rtp window); "
@@ -91,7 +96,7 @@ asio::awaitable<int> once(const Session& session) {
     if (!external_ip && outcome.mapping) external_ip = outcome.mapping->external_ip;
   auto report = make_report(gateway_report(path, found, external_ip), diagnose_nat(external_ip, std::nullopt),
                             to_string(found.method), outcomes);
-  const auto verified = co_await verify_mappings(session.config, path, report.mappings, external_ip);
+  const auto verified = co_await verification.finish(report.mappings, external_ip, found.mapper.get());
   report.nat = verified.nat;
   if (verified.observed_public_ip) report.observed_public_ip = verified.observed_public_ip->to_string();
   if (const auto dropped = found.mapper->dropped(); dropped > 0)

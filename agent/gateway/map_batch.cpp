@@ -45,6 +45,7 @@ asio::awaitable<std::vector<MapOutcome>> map_all(Mapper& mapper, std::vector<Map
       outcome.error = make_error_code(Errc::external_port_moved);
     } else if (mapping) {
       outcome.mapping = std::move(*mapping);
+      if (policy.on_granted) policy.on_granted(i, *outcome.mapping);
     } else {
       outcome.error = mapping.error();
       if (outcome.error == MapFailure::table_full) table_full = true;

@@ -28,6 +28,10 @@ struct BatchPolicy {
   std::function<void(std::size_t done, std::size_t total)> on_progress;
   // Times each answer for the request window.
   const Timebase* time = &system_timebase();
+  // Called with the request's index as soon as a mapping is granted and kept,
+  // so that proving it need not wait for the whole batch. A batch the gateway
+  // makes again (map_all_until_stable) calls it again.
+  std::function<void(std::size_t index, const Mapping& mapping)> on_granted = {};
 };
 
 // Maps every request in request order (so the most important ports go first),

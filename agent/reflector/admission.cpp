@@ -37,6 +37,9 @@ Decision Admission::decide(const Arrival& arrival, const Now& now, std::size_t t
 
   Decision decision;
   const auto transport = probe_transport(*request);
+  const auto kind = probe_kind(*request);
+  // A UDP handshake means nothing: a datagram has none.
+  const bool sensible = transport && kind && !(*kind == ProbeKind::handshake && *transport == Transport::udp);
   if (!allowed) {
     decision = result(Verdict::rate_limited, Status::rate_limited);
   } else if (!proven) {
@@ -45,13 +48,17 @@ Decision Admission::decide(const Arrival& arrival, const Now& now, std::size_t t
                 std::nullopt};
   } else if (!key_.empty() && !auth_tag_valid(arrival.bytes, key_)) {
     decision = result(Verdict::auth_failed, Status::auth_failed);
-  } else if (!transport || request->target_port == 0) {
+  } else if (!sensible || request->target_port == 0) {
     decision = result(Verdict::bad_request, Status::bad_request);
   } else if (*transport == Transport::tcp && tcp_probes_in_flight >= max_tcp_probes_) {
     decision = result(Verdict::busy, Status::busy);
+  } else if (*kind == ProbeKind::handshake) {
+    decision = result(Verdict::handshake, Status::no_answer);
+    decision.probe = ProbeOrder{*transport, *kind, arrival.address, request->target_port, {}};
   } else {
     decision = result(Verdict::probe, Status::sent);
-    decision.probe = ProbeOrder{*transport, arrival.address, request->target_port, encode_probe(request->token)};
+    decision.probe =
+        ProbeOrder{*transport, *kind, arrival.address, request->target_port, encode_probe(request->token)};
   }
   // Over UDP a larger reply would make the reflector an amplifier.
   if (decision.reply && encoded_size(*decision.reply) > arrival.bytes.size()) decision.reply.reset();

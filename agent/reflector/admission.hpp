@@ -9,6 +9,8 @@
 //     rate_limited (over UDP only with a valid cookie, otherwise nothing);
 //   - with a pre-shared key, a request without the right tag gets auth_failed;
 //   - a probe goes only to the request's own source address;
+//   - a handshake request (TCP only) gets its RESULT when the connection
+//     attempt ends, saying how it ended;
 //   - no reply is larger than the request.
 #include <boost/asio/ip/address.hpp>
 
@@ -40,9 +42,11 @@ struct Now {
   std::chrono::system_clock::time_point system;
 };
 
-// A probe to send: a UDP datagram, or a TCP connection that writes `message`.
+// A probe to send: a UDP datagram, or a TCP connection that writes `message`;
+// for a handshake, a TCP connection that writes nothing.
 struct ProbeOrder {
   Transport transport = Transport::udp;
+  ProbeKind kind = ProbeKind::deliver;
   boost::asio::ip::address address;  // the request's source, as the socket gave it
   std::uint16_t port = 0;            // the request's target port
   ProbeBytes message{};
@@ -55,13 +59,16 @@ struct Decision {
     rate_limited,  // over the source's or the global rate
     cookie,        // over UDP without a valid cookie
     auth_failed,   // a key is required and the tag is missing or wrong
-    bad_request,   // probe transport neither TCP nor UDP, or target port 0
+    bad_request,   // probe transport neither TCP nor UDP, unknown kind, a UDP handshake, or target port 0
     busy,          // a TCP probe, and as many in flight as allowed
     probe,         // send `probe`, then the RESULT
+    handshake,     // connect as `probe` says; the RESULT, once that ends, says how
   };
   Verdict verdict = Verdict::malformed;
   // A COOKIE or a RESULT for the request's source. When the probe cannot be
   // sent after all (the kernel refuses it), the RESULT says busy instead.
+  // For a handshake, the RESULT to send when it ends, with its outcome as the
+  // status.
   std::optional<Reply> reply;
   std::optional<ProbeOrder> probe;  // with Verdict::probe only
 };

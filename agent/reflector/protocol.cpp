@@ -74,6 +74,9 @@ std::string_view to_string(Status status) noexcept {
     case Status::auth_failed: return "authentication failed (key required or wrong)";
     case Status::bad_request: return "bad request";
     case Status::busy: return "busy (too many TCP probes in flight)";
+    case Status::connected: return "TCP handshake completed";
+    case Status::refused: return "TCP connection refused";
+    case Status::no_answer: return "no answer to the TCP connection";
   }
   return "unknown status";
 }
@@ -98,6 +101,7 @@ RequestBytes encode_request(const RequestFields& fields, std::span<const std::ui
   const std::span<std::uint8_t> out(bytes);
   put_header(out, MessageType::request, fields.token);
   out[request::kTransport] = static_cast<std::uint8_t>(fields.transport);
+  out[request::kKind] = static_cast<std::uint8_t>(fields.kind);
   put16(out, request::kTargetPort, fields.target_port);
   put_bytes(out, request::kCookie, fields.cookie);
   if (!key.empty()) put_bytes(out, request::kAuthTag, compute_auth_tag(key, bytes));
@@ -150,11 +154,12 @@ RequestResult decode_request(std::span<const std::uint8_t> in) noexcept {
   if (in[header::kType] != static_cast<std::uint8_t>(MessageType::request)) return DecodeError::wrong_type;
   if (in.size() < request::kSize) return DecodeError::too_short;
   if (in.size() > request::kMaxSize) return DecodeError::too_long;
-  if (get16(in, header::kReserved) != 0 || in[request::kReserved] != 0) return DecodeError::nonzero_reserved;
+  if (get16(in, header::kReserved) != 0) return DecodeError::nonzero_reserved;
   if (!all_zero(in.subspan(request::kSize))) return DecodeError::nonzero_padding;
   Request request;
   request.token = get_bytes<kTokenSize>(in, header::kToken);
   request.transport = in[request::kTransport];
+  request.kind = in[request::kKind];
   request.target_port = get16(in, request::kTargetPort);
   request.cookie = get_bytes<kCookieSize>(in, request::kCookie);
   request.auth_tag = get_bytes<kAuthTagSize>(in, request::kAuthTag);
@@ -166,6 +171,14 @@ std::optional<Transport> probe_transport(const Request& request) noexcept {
   switch (request.transport) {
     case static_cast<std::uint8_t>(Transport::tcp): return Transport::tcp;
     case static_cast<std::uint8_t>(Transport::udp): return Transport::udp;
+    default: return std::nullopt;
+  }
+}
+
+std::optional<ProbeKind> probe_kind(const Request& request) noexcept {
+  switch (request.kind) {
+    case static_cast<std::uint8_t>(ProbeKind::deliver): return ProbeKind::deliver;
+    case static_cast<std::uint8_t>(ProbeKind::handshake): return ProbeKind::handshake;
     default: return std::nullopt;
   }
 }

@@ -24,6 +24,10 @@
 //   2. decode_reply(): COOKIE → encode_request again with reply.cookie;
 //      RESULT → reply.status (Status::sent: expect the probe);
 //   3. on the mapped internal port, decode_probe() and compare the token.
+// A handshake request (ProbeKind::handshake, TCP only) instead asks the
+// reflector to connect to <source IP>:target and to say in its RESULT, sent
+// when the attempt ends, whether the handshake completed: the way to prove a
+// mapping for another LAN device, whose probes this host never sees.
 #include <boost/asio/ip/address.hpp>
 #include <boost/system/result.hpp>
 
@@ -61,6 +65,14 @@ inline constexpr std::size_t kMaxKeySize = 1024;
 
 enum class MessageType : std::uint8_t { request = 1, cookie = 2, result = 3, probe = 4 };
 
+// What a request asks for (request byte 25; reserved, hence zero, before
+// handshakes were added: a reflector that predates them drops a handshake
+// request without a reply).
+enum class ProbeKind : std::uint8_t {
+  deliver = 0,    // send the probe; the client sees it arrive (or not)
+  handshake = 1,  // TCP only: connect, write nothing, report the outcome in the RESULT
+};
+
 // RESULT status. The underlying byte can hold any value a newer reflector
 // sends; a client treats an unknown status as a failure.
 enum class Status : std::uint8_t {
@@ -69,6 +81,10 @@ enum class Status : std::uint8_t {
   auth_failed = 2,   // the reflector wants a pre-shared key and the tag is missing or wrong
   bad_request = 3,   // probe transport neither 6 nor 17, or target port 0
   busy = 4,          // too many TCP probes in flight; try again later
+  // The outcome of a handshake request, never of a delivered probe:
+  connected = 5,     // the TCP handshake completed
+  refused = 6,       // answered with a reset (by the target, or by any router on the way)
+  no_answer = 7,     // no answer within the probe's time, or unreachable
 };
 std::string_view to_string(Status status) noexcept;
 
@@ -85,7 +101,7 @@ inline constexpr std::size_t kSize = 24;
 
 namespace request {
 inline constexpr std::size_t kTransport = 24;   // 6 TCP or 17 UDP: how to probe
-inline constexpr std::size_t kReserved = 25;    // zero
+inline constexpr std::size_t kKind = 25;        // ProbeKind
 inline constexpr std::size_t kTargetPort = 26;  // 16 bits: the probe goes to <source IP>:this
 inline constexpr std::size_t kCookie = 28;      // 32 bytes; zero when the client has none
 inline constexpr std::size_t kAuthTag = 60;     // 16 bytes; zero when there is no key
@@ -146,7 +162,7 @@ enum class DecodeError {
   bad_magic,         // not "NKRF"
   bad_version,       // not version 1
   wrong_type,        // not the type(s) this decoder accepts
-  nonzero_reserved,  // a request with a reserved field set
+  nonzero_reserved,  // a request with its header's reserved field set
   nonzero_padding,   // a request padded with something other than zero bytes
 };
 std::string_view to_string(DecodeError error) noexcept;
@@ -158,6 +174,7 @@ struct RequestFields {
   Transport transport = Transport::udp;
   std::uint16_t target_port = 0;  // the mapping's external port
   Cookie cookie{};                // zero on the first try; then the COOKIE reply's
+  ProbeKind kind = ProbeKind::deliver;
 };
 
 using RequestBytes = std::array<std::uint8_t, request::kSize>;
@@ -193,6 +210,7 @@ ProbeResult decode_probe(std::span<const std::uint8_t> message) noexcept;
 struct Request {
   Token token{};
   std::uint8_t transport = 0;  // as sent; see probe_transport()
+  std::uint8_t kind = 0;       // as sent; see probe_kind()
   std::uint16_t target_port = 0;
   Cookie cookie{};
   AuthTag auth_tag{};
@@ -200,10 +218,12 @@ struct Request {
 };
 using RequestResult = boost::system::result<Request, DecodeError>;
 // Accepts a REQUEST of 76 to 512 bytes: magic, version 1, type 1, reserved
-// fields and padding zero. The transport and port are not judged here.
+// field and padding zero. The transport, kind and port are not judged here.
 RequestResult decode_request(std::span<const std::uint8_t> message) noexcept;
 // TCP or UDP when the request names one of them, nothing otherwise.
 std::optional<Transport> probe_transport(const Request& request) noexcept;
+// A kind this codec knows, nothing otherwise.
+std::optional<ProbeKind> probe_kind(const Request& request) noexcept;
 
 using CookieBytes = std::array<std::uint8_t, cookie_reply::kSize>;
 using ResultBytes = std::array<std::uint8_t, result_reply::kSize>;

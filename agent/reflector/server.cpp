@@ -56,7 +56,7 @@ SendRecord record_of(const Arrival& arrival) {
 struct Counters {
   std::atomic<std::uint64_t> udp_received{0}, tcp_accepted{0}, tcp_refused{0}, oversized{0}, malformed{0},
       rate_limited{0}, cookies_sent{0}, results_sent{0}, auth_failed{0}, bad_requests{0}, busy{0},
-      udp_probes{0}, tcp_probes{0}, send_errors{0};
+      udp_probes{0}, tcp_probes{0}, tcp_handshakes{0}, send_errors{0};
 };
 
 void bump(std::atomic<std::uint64_t>& counter) noexcept { counter.fetch_add(1, std::memory_order_relaxed); }
@@ -69,6 +69,7 @@ std::string_view to_string(SendRecord::Kind kind) noexcept {
     case SendRecord::Kind::result: return "result";
     case SendRecord::Kind::udp_probe: return "udp probe";
     case SendRecord::Kind::tcp_probe: return "tcp probe";
+    case SendRecord::Kind::tcp_handshake: return "tcp handshake";
   }
   return "?";
 }
@@ -147,12 +148,12 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
     return index;
   }
 
-  std::optional<Reply> admit(std::size_t index, const Arrival& arrival);
+  Decision admit(std::size_t index, const Arrival& arrival);
   void count(Decision::Verdict verdict);
   bool start_probe(std::size_t index, const ProbeOrder& probe, SendRecord record);
   void handle_datagram(std::size_t index, const ip::udp::endpoint& from, std::span<const std::uint8_t> bytes);
-  std::optional<TcpResultBytes> handle_tcp_request(std::size_t index, const ip::tcp::endpoint& from,
-                                                   std::span<const std::uint8_t> bytes);
+  asio::awaitable<std::optional<TcpResultBytes>> handle_tcp_request(std::size_t index, const ip::tcp::endpoint& from,
+                                                                    std::span<const std::uint8_t> bytes);
   void send_udp(ip::udp::socket& socket, std::span<const std::uint8_t> message, const ip::udp::endpoint& to,
                 const SendRecord& record);
 
@@ -165,6 +166,12 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
                                          std::size_t index, ip::tcp::endpoint remote);
   asio::awaitable<void> tcp_probe(std::shared_ptr<State> self, std::shared_ptr<Pending> probe,
                                   ip::tcp::endpoint to, ProbeBytes message);
+  // Connects as `probe` says, writes nothing, and gives how the attempt ended.
+  asio::awaitable<Status> tcp_handshake(std::shared_ptr<State> self, std::size_t index, ProbeOrder probe,
+                                        SendRecord record);
+  // A handshake request that came over UDP: its RESULT goes to `to` once the handshake ends.
+  asio::awaitable<void> report_handshake(std::shared_ptr<State> self, std::size_t index, ip::udp::endpoint to,
+                                         ProbeOrder probe, Reply reply, SendRecord record);
 
   void forget(const std::shared_ptr<Pending>& done) {
     const auto found = std::find(pending.begin(), pending.end(), done);
@@ -230,16 +237,18 @@ void Server::State::send_udp(ip::udp::socket& socket, std::span<const std::uint8
   notify(record);
 }
 
-// Asks admission what to do with a request, counts its verdict and starts its
-// probe; gives the reply to send.
-std::optional<Reply> Server::State::admit(std::size_t index, const Arrival& arrival) {
+// Asks admission what to do with a request, counts its verdict and starts a
+// probe to deliver; a handshake is the caller's to start, as its RESULT waits
+// for it.
+Decision Server::State::admit(std::size_t index, const Arrival& arrival) {
   auto decision = admission.decide(arrival, {Clock::now(), std::chrono::system_clock::now()}, tcp_probes_in_flight);
   count(decision.verdict);
-  if (decision.probe && !start_probe(index, *decision.probe, record_of(arrival)) && decision.reply)
+  if (decision.verdict == Decision::Verdict::probe && !start_probe(index, *decision.probe, record_of(arrival)) &&
+      decision.reply)
     decision.reply->status = Status::busy;
   if (decision.reply)
     bump(decision.reply->type == MessageType::cookie ? counters.cookies_sent : counters.results_sent);
-  return decision.reply;
+  return decision;
 }
 
 void Server::State::count(Decision::Verdict verdict) {
@@ -252,7 +261,8 @@ void Server::State::count(Decision::Verdict verdict) {
     case Verdict::bad_request: bump(counters.bad_requests); break;
     case Verdict::busy: bump(counters.busy); break;
     case Verdict::cookie:
-    case Verdict::probe: break;  // counted as what they send
+    case Verdict::probe:
+    case Verdict::handshake: break;  // counted as what they send
   }
 }
 
@@ -298,9 +308,15 @@ void Server::State::handle_datagram(std::size_t index, const ip::udp::endpoint& 
                                     std::span<const std::uint8_t> bytes) {
   bump(counters.udp_received);
   const Arrival arrival{bytes, from.address(), from.port(), Transport::udp};
-  const auto reply = admit(index, arrival);
+  const auto decision = admit(index, arrival);
+  const auto& reply = decision.reply;
   if (!reply) return;
   auto record = record_of(arrival);
+  if (decision.verdict == Decision::Verdict::handshake) {
+    auto task = report_handshake(shared_from_this(), index, from, *decision.probe, *reply, record);
+    asio::co_spawn(loop, std::move(task), asio::detached);
+    return;
+  }
   record.status = reply->status;
   auto send = [&](SendRecord::Kind kind, std::span<const std::uint8_t> message) {
     record.kind = kind;
@@ -313,16 +329,20 @@ void Server::State::handle_datagram(std::size_t index, const ip::udp::endpoint& 
     send(SendRecord::Kind::result, encode_result(reply->token, reply->status, reply->observed));
 }
 
-std::optional<TcpResultBytes> Server::State::handle_tcp_request(std::size_t index, const ip::tcp::endpoint& from,
-                                                                std::span<const std::uint8_t> bytes) {
+asio::awaitable<std::optional<TcpResultBytes>> Server::State::handle_tcp_request(
+    std::size_t index, const ip::tcp::endpoint& from, std::span<const std::uint8_t> bytes) {
   const Arrival arrival{bytes, from.address(), from.port(), Transport::tcp};
-  const auto reply = admit(index, arrival);  // a RESULT: the handshake proved the source
-  if (!reply) return std::nullopt;
+  auto decision = admit(index, arrival);  // a RESULT: the handshake proved the source
+  auto& reply = decision.reply;
+  if (!reply) co_return std::nullopt;
   auto record = record_of(arrival);
+  if (decision.verdict == Decision::Verdict::handshake)
+    reply->status = co_await tcp_handshake(shared_from_this(), index, *decision.probe, record);
+  record.kind = SendRecord::Kind::result;
   record.size = result_reply::kSize;
   record.status = reply->status;
   notify(record);
-  return encode_tcp_result(reply->token, reply->status, reply->observed);
+  co_return encode_tcp_result(reply->token, reply->status, reply->observed);
 }
 
 // --- Coroutines -----------------------------------------------------------------
@@ -412,7 +432,8 @@ asio::awaitable<void> Server::State::serve_connection(std::shared_ptr<State> /*s
     bump(counters.malformed);
     co_return;
   }
-  const auto reply = handle_tcp_request(index, remote, std::span<const std::uint8_t>(body.data(), length));
+  const auto reply =
+      co_await handle_tcp_request(index, remote, std::span<const std::uint8_t>(body.data(), length));
   if (!reply) co_return;
   auto [write_error, written] = co_await asio::async_write(connection->socket, asio::buffer(*reply), token);
   if (write_error || written != reply->size()) bump(counters.send_errors);
@@ -441,6 +462,49 @@ asio::awaitable<void> Server::State::tcp_probe(std::shared_ptr<State> /*self*/, 
   if (write_error || written != message.size()) co_return;
   boost::system::error_code ignored;
   probe->socket.shutdown(ip::tcp::socket::shutdown_send, ignored);
+}
+
+asio::awaitable<Status> Server::State::tcp_handshake(std::shared_ptr<State> /*self*/, std::size_t index,
+                                                     ProbeOrder probe, SendRecord record) {
+  const auto& prober = *listeners[probe_listener(index)];
+  ip::tcp::socket socket(loop);
+  boost::system::error_code ec;
+  socket.open(probe.address.is_v4() ? ip::tcp::v4() : ip::tcp::v6(), ec);
+  if (!ec && !prober.address.is_unspecified()) socket.bind(ip::tcp::endpoint(prober.address, 0), ec);
+  if (ec) {
+    bump(counters.send_errors);
+    co_return Status::busy;
+  }
+  auto attempt = std::make_shared<Pending>(std::move(socket));
+  pending.push_back(attempt);
+  ++tcp_probes_in_flight;
+  bump(counters.tcp_handshakes);
+  record.kind = SendRecord::Kind::tcp_handshake;
+  record.destination = source_of(probe.address, probe.port);
+  record.size = 0;
+  notify(record);
+  attempt->arm(options.tcp_probe_timeout, attempt);
+  auto [connect_error] = co_await attempt->socket.async_connect(ip::tcp::endpoint(probe.address, probe.port), token);
+  // Closed at once, nothing written: the device's application sees an empty connection.
+  boost::system::error_code ignored;
+  attempt->socket.close(ignored);
+  attempt->timer.cancel();
+  --tcp_probes_in_flight;
+  forget(attempt);
+  if (!connect_error) co_return Status::connected;
+  if (connect_error == asio::error::connection_refused) co_return Status::refused;
+  co_return Status::no_answer;  // timed out (the timer closed the socket), unreachable, ...
+}
+
+asio::awaitable<void> Server::State::report_handshake(std::shared_ptr<State> self, std::size_t index,
+                                                      ip::udp::endpoint to, ProbeOrder probe, Reply reply,
+                                                      SendRecord record) {
+  reply.status = co_await tcp_handshake(self, index, probe, record);
+  if (stopped) co_return;
+  record.kind = SendRecord::Kind::result;
+  record.size = result_reply::kSize;
+  record.status = reply.status;
+  send_udp(listeners[index]->udp, encode_result(reply.token, reply.status, reply.observed), to, record);
 }
 
 // --- Server -----------------------------------------------------------------------
@@ -489,7 +553,7 @@ ServerStats Server::stats() const noexcept {
   auto get = [](const std::atomic<std::uint64_t>& v) { return v.load(std::memory_order_relaxed); };
   return {get(c.udp_received), get(c.tcp_accepted), get(c.tcp_refused), get(c.oversized), get(c.malformed),
           get(c.rate_limited), get(c.cookies_sent), get(c.results_sent), get(c.auth_failed), get(c.bad_requests),
-          get(c.busy), get(c.udp_probes), get(c.tcp_probes), get(c.send_errors)};
+          get(c.busy), get(c.udp_probes), get(c.tcp_probes), get(c.tcp_handshakes), get(c.send_errors)};
 }
 
 }  // namespace natkeeper::reflector

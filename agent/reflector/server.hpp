@@ -10,7 +10,8 @@
 //   - no reply is larger than the request that caused it;
 //   - per-source (bounded LRU table) and global token buckets;
 //   - optional pre-shared key;
-//   - a TCP probe's outcome is never reported: RESULT "sent" is all it says;
+//   - a delivered TCP probe's outcome is never reported: RESULT "sent" is all
+//     it says; a handshake request's outcome is, to its (proven) source only;
 //   - bounded TCP connections, read time, message size and probes in flight.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -32,7 +33,7 @@ namespace natkeeper::reflector {
 
 // What the server sent, for logs and tests.
 struct SendRecord {
-  enum class Kind { cookie, result, udp_probe, tcp_probe };
+  enum class Kind { cookie, result, udp_probe, tcp_probe, tcp_handshake };
   Kind kind = Kind::result;
   Transport via = Transport::udp;  // how the request arrived
   Source request_source;           // where it came from
@@ -48,14 +49,15 @@ struct ServerOptions {
   std::vector<boost::asio::ip::udp::endpoint> listen;
   std::vector<std::uint8_t> key;  // pre-shared key; empty: none required
   // Requests (UDP datagrams, TCP requests) per second and source. A home with
-  // the Ring profile verifies about 110 mappings, two requests each, from one
-  // public address; replies and probes are never larger than the requests.
+  // the Ring profile verifies about 110 mappings, one request each and one
+  // for the cookie, from one public address: within the burst of 200.
+  // Replies and probes are never larger than the requests.
   double rate_per_source = 100;
   double global_rate = 1000;      // requests per second, all sources together
   std::size_t source_table_size = 4096;
   std::size_t max_tcp_connections = 64;
   std::size_t max_tcp_connections_per_source = 4;
-  std::size_t max_tcp_probes = 64;  // connects in flight
+  std::size_t max_tcp_probes = 64;  // connects in flight, handshakes included
   std::chrono::milliseconds tcp_read_timeout{5000};   // a whole TCP exchange
   std::chrono::milliseconds tcp_probe_timeout{3000};  // connect and write
   // Called on the loop's thread for every message sent and probe started.
@@ -76,6 +78,7 @@ struct ServerStats {
   std::uint64_t busy = 0;
   std::uint64_t udp_probes = 0;
   std::uint64_t tcp_probes = 0;
+  std::uint64_t tcp_handshakes = 0;  // handshake requests answered with their outcome
   std::uint64_t send_errors = 0;    // a reply or UDP probe the kernel did not take
 };
 

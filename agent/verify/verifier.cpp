@@ -1,6 +1,8 @@
 #include "agent/verify/verifier.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
@@ -9,6 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 
+#include <map>
 #include <random>
 
 #include "agent/base/bounded_concurrency.hpp"
@@ -29,8 +32,12 @@ constexpr auto kToken = asio::as_tuple(asio::use_awaitable);
 constexpr auto kRateLimitPause = 300ms;
 // natkeeper-reflector allows 100 requests a second per source with a burst of
 // 200 by default; staying at 90 with a burst of 150 leaves room for retries.
+// A run asks once for the cookie and once per mapping: the Ring profile's 108
+// mappings fit in the burst, so pacing only slows much larger plans.
 constexpr auto kReflectorRequestInterval = std::chrono::microseconds(11'111);
 constexpr int kReflectorBurst = 150;
+constexpr std::string_view kKeyRefused =
+    "the reflector wants a pre-shared key (--reflector-key-file) and refused this one";
 
 template <std::size_t N>
 std::array<std::uint8_t, N> random_bytes() {
@@ -109,22 +116,146 @@ asio::awaitable<bool> await_tcp_probe(tcp::acceptor& listener, Clock::duration w
 
 }  // namespace
 
+// --- Device rules -------------------------------------------------------------------
+
+Verification judge_device_handshake(reflector::Status status) {
+  using reflector::Status;
+  Verification result;
+  switch (status) {
+    case Status::connected:
+      result.state = MappingState::verified;
+      result.method = "reflector";
+      result.note = "the device accepted a TCP connection from outside";
+      break;
+    case Status::refused:
+      // A reset proves nothing: the gateway itself may send it.
+      result.note = "a TCP connection from outside was refused, by the device or by the gateway: nothing proves "
+                    "it reached the device (is anything listening on the device's port?)";
+      break;
+    case Status::no_answer:
+      result.state = MappingState::unreachable;
+      result.note = "a TCP connection from outside got no answer: the gateway does not forward it, or the device "
+                    "is off or drops it";
+      break;
+    case Status::auth_failed:
+      result.note = kKeyRefused;
+      break;
+    default:
+      result.note = fmt::format("the reflector did not try a TCP handshake ({}): the device's port is not proven",
+                                reflector::to_string(status));
+      break;
+  }
+  return result;
+}
+
+std::optional<Canary> canary_from_run(const std::vector<MappingReport>& mappings) {
+  auto own_udp = [](const MappingReport& m, MappingState state) {
+    return m.mapping && !for_other_device(m.request) && m.request.proto == Transport::udp && m.state == state;
+  };
+  for (const auto& m : mappings)
+    if (own_udp(m, MappingState::verified))
+      return Canary{Canary::Outcome::verified, fmt::format("udp {} of this host", m.request.internal_port)};
+  for (const auto& m : mappings)
+    if (own_udp(m, MappingState::unreachable))
+      return Canary{Canary::Outcome::unreachable, fmt::format("udp {} of this host", m.request.internal_port)};
+  return std::nullopt;
+}
+
+Verification judge_device_udp(const Canary& canary, NatKind nat) {
+  Verification result;
+  switch (canary.outcome) {
+    case Canary::Outcome::verified:
+      result.note = fmt::format("the gateway forwards: a canary port to this host was verified ({}); the device "
+                                "itself cannot be observed from here",
+                                canary.what);
+      break;
+    case Canary::Outcome::unreachable:
+      if (nat == NatKind::double_nat || nat == NatKind::cgnat) {
+        result.state = MappingState::unreachable;
+        result.note = fmt::format("a canary port to this host ({}) was not reachable from outside, and the "
+                                  "gateway's external address is not the public one (double NAT or CGNAT): the "
+                                  "device's port is not reachable either",
+                                  canary.what);
+      } else {
+        result.note = fmt::format("not proven: a canary port to this host ({}) was not reachable from outside "
+                                  "either (the gateway may not forward at all, or this host's firewall dropped it); "
+                                  "the device itself cannot be observed from here",
+                                  canary.what);
+      }
+      break;
+    case Canary::Outcome::unknown:
+      result.note = fmt::format("the device itself cannot be observed from here, and no canary showed whether the "
+                                "gateway forwards: {}",
+                                canary.what);
+      break;
+  }
+  return result;
+}
+
+// --- The reflector's control socket --------------------------------------------------
+
+struct Verifier::Control {
+  // A request awaiting its reply: the reader stores the reply and cancels the timer.
+  struct Waiter {
+    asio::steady_timer timer;
+    std::optional<reflector::Reply> reply;
+  };
+  udp::socket socket;
+  udp::endpoint reflector;
+  std::map<reflector::Token, Waiter*> waiters;
+  explicit Control(udp::socket s, udp::endpoint r) : socket(std::move(s)), reflector(r) {}
+};
+
+namespace {
+
+// Hands each reply from the reflector to the request with its token, until the
+// socket is closed.
+asio::awaitable<void> read_replies(std::shared_ptr<Verifier::Control> control) {
+  std::array<std::uint8_t, reflector::request::kMaxSize> buffer{};
+  for (;;) {
+    udp::endpoint sender;
+    auto [ec, size] = co_await control->socket.async_receive_from(asio::buffer(buffer), sender, kToken);
+    if (ec) co_return;  // closed; any other error would repeat at once
+    if (sender != control->reflector) continue;
+    const auto reply = reflector::decode_reply(std::span<const std::uint8_t>(buffer.data(), size));
+    if (!reply) continue;
+    const auto waiting = control->waiters.find(reply->token);
+    if (waiting == control->waiters.end()) continue;  // late: its request gave up
+    waiting->second->reply = *reply;
+    waiting->second->timer.cancel();
+  }
+}
+
+}  // namespace
+
+// --- Verifier ----------------------------------------------------------------------
+
 Verifier::Verifier(asio::ip::address_v4 local_address, VerifyOptions options)
     : local_address_(local_address), options_(std::move(options)) {}
+
+Verifier::~Verifier() {
+  if (!control_) return;
+  boost::system::error_code ignored;
+  control_->socket.close(ignored);  // ends read_replies
+}
 
 asio::awaitable<void> Verifier::prepare() {
   const auto executor = co_await asio::this_coro::executor;
   if (options_.reflector) {
-    // A request without a cookie makes the reflector answer with one, and with
-    // the address it saw: it sends no probe for it.
-    for (int attempt = 0; attempt < options_.attempts && !reflector_answers_; ++attempt) {
-      auto control = open_udp(executor, local_address_, 0);
-      if (!control) break;
-      const reflector::RequestFields fields{random_bytes<reflector::kTokenSize>(), Transport::udp, 9, {}};
-      const auto reply = co_await ask_reflector(*control, fields);
-      if (!reply) continue;
-      reflector_answers_ = true;
-      observer_ = Observer{"reflector", reply->observed.address};
+    if (auto socket = open_udp(executor, local_address_, 0)) {
+      control_ = std::make_shared<Control>(std::move(*socket), *options_.reflector);
+      asio::co_spawn(executor, read_replies(control_), asio::detached);
+      // A request without a cookie makes the reflector answer with one, and
+      // with the address it saw: it sends no probe for it.
+      for (int attempt = 0; attempt < options_.attempts && !reflector_answers_; ++attempt) {
+        const reflector::RequestFields fields{random_bytes<reflector::kTokenSize>(), Transport::udp, 9, {},
+                                              reflector::ProbeKind::deliver};
+        const auto reply = co_await exchange(fields, options_.wait_per_attempt);
+        if (!reply || reply->type != reflector::MessageType::cookie) continue;
+        reflector_answers_ = true;
+        cookie_ = reply->cookie;
+        observer_ = Observer{"reflector", reply->observed.address};
+      }
     }
     if (!reflector_answers_)
       log::warning("the reflector at {} does not answer: mappings cannot be verified through it",
@@ -154,6 +285,14 @@ asio::awaitable<void> Verifier::prepare() {
 
 asio::awaitable<Verification> Verifier::verify(const Mapping& mapping) {
   const bool udp_mapping = mapping.request.proto == Transport::udp;
+  if (for_other_device(mapping.request)) {
+    Verification device;
+    if (udp_mapping) device.note = "the device itself cannot be observed from here";
+    else if (reflector_answers_) co_return co_await verify_device_tcp(mapping);
+    else if (options_.reflector) device.note = "the reflector does not answer: the device's TCP port is not proven";
+    else device.note = "a device's TCP port is proven only through natkeeper-reflector (--reflector)";
+    co_return device;
+  }
   if (reflector_answers_) co_return co_await verify_with_reflector(mapping);
   if (udp_mapping && stun_answers_) co_return co_await verify_with_stun(mapping);
   Verification none;
@@ -198,35 +337,15 @@ asio::awaitable<Verification> Verifier::verify_with_reflector(const Mapping& map
 
   bool probe_sent = false;
   for (int attempt = 0; attempt < options_.attempts; ++attempt) {
-    // A fresh source port for every attempt: see the class comment.
-    auto control = open_udp(executor, local_address_, 0);
-    if (!control) break;
     const auto token = random_bytes<reflector::kTokenSize>();
-    reflector::RequestFields fields{token, proto, mapping.external_port, {}};
-    auto sent = Clock::now();  // of the request that makes the reflector probe
-    std::optional<reflector::Reply> reply;
-    for (int step = 0; step < 2; ++step) {  // the cookie exchange, then the request proper
-      sent = Clock::now();
-      auto decoded = co_await ask_reflector(*control, fields);
-      if (!decoded) break;
-      if (decoded->type == reflector::MessageType::cookie) {
-        fields.cookie = decoded->cookie;
-        continue;
-      }
-      reply = *decoded;
-      break;
-    }
-    if (!reply) {
-      // Silence: lost, or dropped over the rate. Back off before the next try.
-      asio::steady_timer pause(executor, kRateLimitPause * (attempt + 1));
-      co_await pause.async_wait(kToken);
-      continue;
-    }
-    if (reply->status == reflector::Status::auth_failed) {
-      result.note = "the reflector wants a pre-shared key (--reflector-key-file) and refused this one";
+    const reflector::RequestFields fields{token, proto, mapping.external_port, {}, reflector::ProbeKind::deliver};
+    const auto answer = co_await ask_reflector(fields, options_.wait_per_attempt);
+    if (answer && answer->reply.status == reflector::Status::auth_failed) {
+      result.note = kKeyRefused;
       co_return result;
     }
-    if (reply->status != reflector::Status::sent) {
+    if (!answer || answer->reply.status != reflector::Status::sent) {
+      // Silence (lost, or dropped over the rate), rate limited or busy: back off.
       asio::steady_timer pause(executor, kRateLimitPause * (attempt + 1));
       co_await pause.async_wait(kToken);
       continue;
@@ -245,7 +364,7 @@ asio::awaitable<Verification> Verifier::verify_with_reflector(const Mapping& map
     if (arrived) {
       result.state = MappingState::verified;
       result.method = "reflector";
-      result.round_trip = Clock::now() - sent;
+      result.round_trip = Clock::now() - answer->sent;
       co_return result;
     }
   }
@@ -255,6 +374,35 @@ asio::awaitable<Verification> Verifier::verify_with_reflector(const Mapping& map
   } else {
     result.note = "the reflector did not answer the probe request";
   }
+  co_return result;
+}
+
+asio::awaitable<Verification> Verifier::verify_device_tcp(const Mapping& mapping) {
+  const auto executor = co_await asio::this_coro::executor;
+  Verification result;
+  result.note = "the reflector does not answer handshake requests (a natkeeper-reflector older than this "
+                "natkeeper drops them): the device's TCP port cannot be proven";
+  if (handshakes_unanswered_) co_return result;
+  bool answered = false;
+  for (int attempt = 0; attempt < options_.attempts; ++attempt) {
+    const reflector::RequestFields fields{random_bytes<reflector::kTokenSize>(), Transport::tcp,
+                                          mapping.external_port, {}, reflector::ProbeKind::handshake};
+    const auto answer =
+        co_await ask_reflector(fields, options_.reflector_handshake_time + options_.wait_per_attempt);
+    if (!answer) continue;
+    answered = true;
+    const auto status = answer->reply.status;
+    if (status == reflector::Status::rate_limited || status == reflector::Status::busy) {
+      asio::steady_timer pause(executor, kRateLimitPause * (attempt + 1));
+      co_await pause.async_wait(kToken);
+      continue;
+    }
+    result = judge_device_handshake(status);
+    if (result.state == MappingState::verified) result.round_trip = Clock::now() - answer->sent;
+    co_return result;
+  }
+  if (!answered) handshakes_unanswered_ = true;
+  else result = judge_device_handshake(reflector::Status::busy);
   co_return result;
 }
 
@@ -268,18 +416,35 @@ asio::awaitable<void> Verifier::pace_reflector_request() {
   co_await wait.async_wait(kToken);
 }
 
-asio::awaitable<std::optional<reflector::Reply>> Verifier::ask_reflector(udp::socket& control,
-                                                                         const reflector::RequestFields& fields) {
+asio::awaitable<std::optional<reflector::Reply>> Verifier::exchange(const reflector::RequestFields& fields,
+                                                                    Clock::duration wait) {
   co_await pace_reflector_request();
+  Control::Waiter waiter{asio::steady_timer(co_await asio::this_coro::executor, wait), std::nullopt};
+  const auto entry = control_->waiters.emplace(fields.token, &waiter).first;
+  struct Leave {
+    Control& control;
+    decltype(entry) position;
+    ~Leave() { control.waiters.erase(position); }
+  } leave{*control_, entry};
   const auto request = reflector::encode_request(fields, options_.reflector_key);
   boost::system::error_code ignored;
-  control.send_to(asio::buffer(request), *options_.reflector, 0, ignored);
-  std::array<std::uint8_t, reflector::request::kMaxSize> buffer{};
-  const auto size = co_await receive_within(control, buffer, options_.wait_per_attempt);
-  if (!size) co_return std::nullopt;
-  auto reply = reflector::decode_reply(std::span<const std::uint8_t>(buffer.data(), *size));
-  if (!reply || reply->token != fields.token) co_return std::nullopt;
-  co_return *reply;
+  control_->socket.send_to(asio::buffer(request), control_->reflector, 0, ignored);
+  co_await waiter.timer.async_wait(kToken);  // ends with the reply (cancelled) or the time
+  co_return waiter.reply;
+}
+
+asio::awaitable<std::optional<Verifier::Answer>> Verifier::ask_reflector(reflector::RequestFields fields,
+                                                                       Clock::duration wait) {
+  // The second round only when the first brought a fresh cookie.
+  for (int round = 0; round < 2; ++round) {
+    fields.cookie = cookie_;
+    const auto sent = Clock::now();
+    const auto reply = co_await exchange(fields, wait);
+    if (!reply) co_return std::nullopt;
+    if (reply->type == reflector::MessageType::result) co_return Answer{*reply, sent};
+    cookie_ = reply->cookie;
+  }
+  co_return std::nullopt;
 }
 
 asio::awaitable<Verification> Verifier::verify_with_stun(const Mapping& mapping) {
@@ -339,19 +504,6 @@ asio::awaitable<Verification> Verifier::verify_with_stun(const Mapping& mapping)
   result.state = MappingState::unreachable;
   result.note = "the STUN server's answers to the external port never arrived";
   co_return result;
-}
-
-asio::awaitable<void> verify_all(Verifier& verifier, std::vector<MappingReport>& mappings, std::size_t parallel) {
-  auto verify_one = [&](std::size_t i) -> asio::awaitable<void> {
-    auto& report = mappings[i];
-    if (!report.mapping) co_return;
-    const auto verification = co_await verifier.verify(*report.mapping);
-    report.state = verification.state;
-    report.verified_by = verification.method;
-    report.note = verification.note;
-    report.probe_round_trip = verification.round_trip;
-  };
-  co_await for_each_bounded(mappings.size(), parallel, verify_one);
 }
 
 }  // namespace natkeeper

@@ -64,16 +64,13 @@ def main():
     row("a", "natpmpc -g 10.77.0.1", "disc.natpmpc", "ms")
     ratio("a", "upnpc -l / natkeeper --discover", up, nk_disc)
 
-    # b. --once, Ring profile
-    for key, name in [("upnp", "upnp"), ("natpmp", "natpmp"), ("pcp", "pcp")]:
-        row("b", f"natkeeper --once --protocol {name} --no-verify", f"once.{key}.noverify", "ms")
-        row("b", f"natkeeper --once --protocol {name}, verified (reflector)", f"once.{key}.verified", "ms")
+    # b. --once, Ring profile (per protocol: f)
     auto = row("b", "natkeeper --once (protocol auto), verified (reflector)", "once.auto.verified", "ms")
     upnpc = row("b", "upnpc -u URL -r (108 port pairs, one process)", "once.upnpc", "ms")
     pmpc = row("b", "natpmpc -a loop (108 processes)", "once.natpmpc", "ms")
-    ratio("b", "upnpc -r / natkeeper upnp --no-verify", upnpc, med("once.upnp.noverify"))
+    ratio("b", "upnpc -r / natkeeper upnp --no-verify (f)", upnpc, med("verify.upnp.noverify"))
     up_ratio = ratio("b", "upnpc -r / natkeeper auto verified", upnpc, auto)
-    ratio("b", "natpmpc loop / natkeeper natpmp --no-verify", pmpc, med("once.natpmp.noverify"))
+    ratio("b", "natpmpc loop / natkeeper natpmp --no-verify (f)", pmpc, med("verify.natpmp.noverify"))
 
     # c. bulk throughput
     bulk_ratio = {}
@@ -101,6 +98,13 @@ def main():
         row("e", f"{name}: service idle, peak RSS (VmHWM)", f"idle.hwm.{key}", "MiB", mib)
         row("e", f"{name}: service idle, CPU over {a.idle_seconds} s", f"idle.cpu.{key}", "ms")
         row("e", f"{name}: service idle, wakeups over {a.idle_seconds} s", f"idle.wakeups.{key}", "")
+
+    # f. what verification costs: the Ring profile, per protocol, in pairs
+    verify_cost = {}
+    for key, name in PROTOS:
+        plain = row("f", f"{name}: natkeeper --once --no-verify", f"verify.{key}.noverify", "ms")
+        checked = row("f", f"{name}: natkeeper --once, verified (reflector)", f"verify.{key}.verified", "ms")
+        verify_cost[key] = ratio("f", f"{name}: verified / --no-verify", checked, plain)
 
     # the table, padded so that it reads in a terminal as well
     head = ("", "measurement", "median", "min", "max", "unit")
@@ -132,6 +136,12 @@ def main():
     parts = ["natkeeper ≥ 0.95 × reference at N=1000: " + ", ".join(t)]
     parts.append(f"--once verified ≤ 500 ms: {fmt(auto, 'ms')} ms {ok(auto is not None and auto <= 500, auto)}, "
                  f"≥ 4× faster than upnpc -r: {fmt(up_ratio, '×')} {ok(up_ratio is not None and up_ratio >= 4, up_ratio)}")
+    t = []
+    for key, name in PROTOS:
+        r = verify_cost.get(key)
+        bad = fails[f"verify.{key}.verified"] or fails[f"verify.{key}.noverify"]
+        t.append(f"{name} {fmt(r, '×')} {ok(r is not None and r <= 1.15 and not bad, r)}")
+    parts.append("--once verified ≤ 1.15 × --no-verify: " + ", ".join(t))
     parts.append(f"--discover ≤ 100 ms with 3 protocols: {fmt(nk_disc, 'ms')} ms, {int(listed)} protocols "
                  f"{ok(nk_disc is not None and nk_disc <= 100 and listed >= 3, nk_disc)}")
     out.append("**targets:** " + "; ".join(parts))

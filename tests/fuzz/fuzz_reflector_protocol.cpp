@@ -24,8 +24,10 @@ NATKEEPER_FUZZ_TARGET(reflector_protocol) {
 
   if (const auto request = decode_request(in)) {
     if (request->size != size || size < request::kSize || size > request::kMaxSize) __builtin_trap();
-    if (const auto transport = probe_transport(*request)) {
-      const RequestFields fields{request->token, *transport, request->target_port, request->cookie};
+    const auto transport = probe_transport(*request);
+    const auto kind = probe_kind(*request);
+    if (transport && kind) {
+      const RequestFields fields{request->token, *transport, request->target_port, request->cookie, *kind};
       const auto encoded = encode_request(fields);
       if (!same_prefix(encoded, in, request::kAuthTag)) __builtin_trap();
     }

@@ -233,3 +233,22 @@ TEST_CASE("a mapping granted on another external port is undone unless allowed")
     CHECK(mapper.unmapped.empty());
   }
 }
+
+TEST_CASE("each mapping kept is handed on as soon as it is granted, with its request's index") {
+  boost::asio::io_context loop;
+  ScriptedMapper mapper;
+  mapper.codes = {{2, 718}};
+  mapper.moved = {{3, 40000}};  // undone: not handed on
+  auto policy = batch(2);
+  std::vector<std::pair<std::size_t, std::uint16_t>> handed;
+  std::vector<std::size_t> done_when_handed;
+  std::size_t done = 0;
+  policy.on_progress = [&](std::size_t d, std::size_t) { done = d; };
+  policy.on_granted = [&](std::size_t index, const Mapping& mapping) {
+    handed.emplace_back(index, mapping.external_port);
+    done_when_handed.push_back(done);
+  };
+  run_loop(loop, map_all(mapper, ports(1, 5), policy));
+  CHECK(handed == std::vector<std::pair<std::size_t, std::uint16_t>>{{0, 1}, {3, 4}, {4, 5}});
+  CHECK(done_when_handed.front() == 0);  // before the batch is done: verification need not wait for it
+}

@@ -107,7 +107,7 @@ Decision request_probe(Admission& admission, RequestFields fields, std::span<con
   REQUIRE(decision.reply);
   CHECK(decision.reply->type == MessageType::result);
   CHECK(decision.reply->token == fields.token);
-  CHECK(decision.probe.has_value() == (decision.verdict == Verdict::probe));
+  CHECK(decision.probe.has_value() == (decision.verdict == Verdict::probe || decision.verdict == Verdict::handshake));
   return decision;
 }
 
@@ -408,4 +408,62 @@ TEST_CASE("reflector admission: the observed source is plain IPv4 or IPv6; the p
     REQUIRE(decision.probe);
     CHECK(decision.probe->address == from.address);
   }
+}
+
+TEST_CASE("reflector admission: a handshake request, once the source is proven, orders a TCP connect to it",
+          "[reflector][admission]") {
+  auto admission = make_admission();
+  const RequestFields fields{token(11), Transport::tcp, kTargetPort, {}, ProbeKind::handshake};
+  // Over UDP the cookie comes first, as for any request (cookie_for checks there is no probe).
+  const auto decision = request_probe(admission, fields);
+  CHECK(decision.verdict == Verdict::handshake);
+  REQUIRE(decision.reply);  // the RESULT to send once the connect ends
+  CHECK(decision.reply->observed == kClient.source());
+  REQUIRE(decision.probe);
+  CHECK(decision.probe->transport == Transport::tcp);
+  CHECK(decision.probe->kind == ProbeKind::handshake);
+  CHECK(decision.probe->address == kClient.address);  // never an address named in the request
+  CHECK(decision.probe->port == kTargetPort);
+
+  // Over TCP the connection proved the source.
+  const auto bytes = encode_request(fields);
+  const auto over_connection = over_tcp(admission, bytes);
+  check_safety(over_connection, bytes, kClient);
+  CHECK(over_connection.verdict == Verdict::handshake);
+  REQUIRE(over_connection.probe);
+  CHECK(over_connection.probe->address == kClient.address);
+}
+
+TEST_CASE("reflector admission: handshakes are TCP only, of a known kind, and count as TCP probes in flight",
+          "[reflector][admission]") {
+  auto admission = make_admission({{}, 100, 1000, 2});
+  RequestFields udp_handshake{token(12), Transport::udp, kTargetPort, {}, ProbeKind::handshake};
+  auto decision = request_probe(admission, udp_handshake);
+  CHECK(decision.verdict == Verdict::bad_request);
+  CHECK_FALSE(decision.probe);
+  REQUIRE(decision.reply);
+  CHECK(decision.reply->status == Status::bad_request);
+
+  auto unknown_kind = encode_request({token(13), Transport::tcp, kTargetPort, {}, ProbeKind::handshake});
+  unknown_kind[request::kKind] = 2;  // a kind from a newer client: refused plainly, not dropped
+  decision = over_tcp(admission, unknown_kind);
+  CHECK(decision.verdict == Verdict::bad_request);
+  CHECK_FALSE(decision.probe);
+
+  const auto handshake = encode_request({token(14), Transport::tcp, kTargetPort, {}, ProbeKind::handshake});
+  CHECK(over_tcp(admission, handshake, 1).verdict == Verdict::handshake);
+  decision = over_tcp(admission, handshake, 2);
+  CHECK(decision.verdict == Verdict::busy);
+  CHECK_FALSE(decision.probe);
+}
+
+TEST_CASE("reflector admission: with a pre-shared key, a handshake needs the tag too", "[reflector][admission]") {
+  const Bytes key(20, 'k');
+  auto admission = make_admission({key});
+  const RequestFields fields{token(15), Transport::tcp, kTargetPort, {}, ProbeKind::handshake};
+  auto decision = over_tcp(admission, encode_request(fields));
+  CHECK(decision.verdict == Verdict::auth_failed);
+  CHECK_FALSE(decision.probe);
+  decision = over_tcp(admission, encode_request(fields, key));
+  CHECK(decision.verdict == Verdict::handshake);
 }

@@ -144,7 +144,8 @@ TEST_CASE("reflector request: rejected when truncated, oversized or not a v1 req
   for (std::uint8_t type : {0, 2, 3, 4, 5, 255}) CHECK(error_of(mutate(header::kType, type)) == DecodeError::wrong_type);
   CHECK(error_of(mutate(header::kReserved, 1)) == DecodeError::nonzero_reserved);
   CHECK(error_of(mutate(header::kReserved + 1, 0x80)) == DecodeError::nonzero_reserved);
-  CHECK(error_of(mutate(request::kReserved, 1)) == DecodeError::nonzero_reserved);
+  // Byte 25 was reserved before handshakes: it is the kind now, judged by the server.
+  CHECK(decode_request(mutate(request::kKind, 9)));
 
   auto padded = bytes;
   padded.resize(100, 0);
@@ -160,6 +161,35 @@ TEST_CASE("reflector request: transport and port are decoded as sent, judged by 
   CHECK(request->transport == 99);
   CHECK_FALSE(probe_transport(*request));
   CHECK(request->target_port == 0);
+}
+
+TEST_CASE("reflector request: the kind is byte 25, covered by the tag; unknown kinds decode as sent",
+          "[reflector][protocol]") {
+  const auto key = key_bytes("0123456789abcdef");
+  const RequestFields deliver{token_of(4), Transport::tcp, 15063, cookie_of(1), ProbeKind::deliver};
+  auto handshake = deliver;
+  handshake.kind = ProbeKind::handshake;
+  const auto deliver_bytes = encode_request(deliver, key);
+  const auto handshake_bytes = encode_request(handshake, key);
+  CHECK(deliver_bytes[25] == 0);  // what a client that predates handshakes sends
+  CHECK(handshake_bytes[25] == 1);
+  CHECK(slice(deliver_bytes, 60, 16) != slice(handshake_bytes, 60, 16));
+  CHECK(auth_tag_valid(handshake_bytes, key));
+  auto forged = deliver_bytes;  // a deliver request turned into a handshake without the key
+  forged[request::kKind] = 1;
+  CHECK_FALSE(auth_tag_valid(forged, key));
+
+  const auto decoded = decode_request(handshake_bytes);
+  REQUIRE(decoded);
+  CHECK(decoded->kind == 1);
+  CHECK(probe_kind(*decoded) == ProbeKind::handshake);
+  CHECK(probe_kind(*decode_request(deliver_bytes)) == ProbeKind::deliver);
+  auto unknown = handshake_bytes;
+  unknown[request::kKind] = 2;
+  const auto future = decode_request(unknown);
+  REQUIRE(future);
+  CHECK(future->kind == 2);
+  CHECK_FALSE(probe_kind(*future));
 }
 
 TEST_CASE("reflector cookie reply: layout and round trip, IPv4 and IPv6", "[reflector][protocol]") {
@@ -199,7 +229,8 @@ TEST_CASE("reflector cookie reply: layout and round trip, IPv4 and IPv6", "[refl
 TEST_CASE("reflector result reply: layout, statuses and round trip", "[reflector][protocol]") {
   const Token token = token_of(0x21);
   const Source observed{ip::make_address("198.51.100.9"), 1};
-  for (auto status : {Status::sent, Status::rate_limited, Status::auth_failed, Status::bad_request, Status::busy}) {
+  for (auto status : {Status::sent, Status::rate_limited, Status::auth_failed, Status::bad_request, Status::busy,
+                      Status::connected, Status::refused, Status::no_answer}) {
     const auto bytes = encode_result(token, status, observed);
     REQUIRE(bytes.size() == 46);
     check_header(bytes, MessageType::result, token);
@@ -224,6 +255,9 @@ TEST_CASE("reflector result reply: layout, statuses and round trip", "[reflector
   CHECK(static_cast<int>(Status::auth_failed) == 2);
   CHECK(static_cast<int>(Status::bad_request) == 3);
   CHECK(static_cast<int>(Status::busy) == 4);
+  CHECK(static_cast<int>(Status::connected) == 5);
+  CHECK(static_cast<int>(Status::refused) == 6);
+  CHECK(static_cast<int>(Status::no_answer) == 7);
   // A status from a newer reflector decodes; the client treats it as a failure.
   auto bytes = encode_result(token, Status::sent, observed);
   bytes[24] = 77;

@@ -317,6 +317,42 @@ TEST_CASE("reflector: a TCP probe to a closed port is reported as sent, like any
   CHECK(over_tcp->status == Status::sent);
 }
 
+TEST_CASE("reflector: a handshake request reports the TCP handshake to the source, and writes nothing",
+          "[reflector][server][realtime]") {
+  // Real time: real connections to a listening and to a closed port.
+  Running reflector;
+  Udp client;
+  TcpListener target;
+  auto handshake = [](std::uint16_t port) {
+    return RequestFields{random_token(), Transport::tcp, port, {}, ProbeKind::handshake};
+  };
+  auto result = request_probe(client, reflector.udp(), handshake(target.port()));
+  CHECK(result.status == Status::connected);
+  const auto connection = target.accept();
+  REQUIRE(connection);
+  CHECK(connection->first.empty());  // the device's application reads nothing
+  CHECK(connection->second.address() == ip::make_address("127.0.0.1"));
+
+  std::uint16_t closed = 0;
+  {
+    TcpListener gone;
+    closed = gone.port();
+  }
+  result = request_probe(client, reflector.udp(), handshake(closed));
+  CHECK(result.status == Status::refused);
+
+  const auto over_tcp = tcp_request(reflector.tcp(), handshake(target.port()));
+  REQUIRE(over_tcp);
+  CHECK(over_tcp->status == Status::connected);
+  REQUIRE(target.accept());
+
+  const auto records = reflector.records();
+  CHECK(std::count_if(records.begin(), records.end(),
+                      [](const SendRecord& r) { return r.kind == SendRecord::Kind::tcp_handshake; }) == 3);
+  check_safety(records);
+  CHECK(reflector.server->stats().tcp_handshakes == 3);
+}
+
 TEST_CASE("reflector: a TCP request needs no cookie and gets its RESULT on the connection",
           "[reflector][server][realtime]") {
   // Real time: the RESULT is framed on the request's own connection, and the probes go out.
