@@ -411,7 +411,8 @@ asio::awaitable<void> Supervisor::verify() {
   }
   if (reports.empty()) co_return;
   const auto result =
-      co_await interruptible(effects_.verify(config_, connection_->path, reports, external_ip_));
+      co_await interruptible(effects_.verify(config_, connection_->path, reports, external_ip_,
+                                                      connection_->protocol.mapper.get()));
   const auto when = time_.wall_now();
   std::size_t verified = 0, unreachable = 0;
   for (std::size_t k = 0; k < indices.size(); ++k) {

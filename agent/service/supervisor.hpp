@@ -45,9 +45,10 @@ struct SupervisorEffects {
   std::function<asio::awaitable<std::optional<Connection>>(const config::Config&)> connect;
   // The way to the gateway as the kernel sees it now (locate_gateway).
   std::function<Result<GatewayPath>(const config::Config&)> locate;
-  // Proves mappings from outside (verify_mappings).
+  // Proves mappings from outside (verify_mappings), with a canary mapping
+  // through the mapper where another device's UDP ports need one.
   std::function<asio::awaitable<VerifyResult>(const config::Config&, const GatewayPath&, std::vector<MappingReport>&,
-                                              const std::optional<asio::ip::address>&)>
+                                              const std::optional<asio::ip::address>&, Mapper*)>
       verify;
   // Removes what an earlier run recorded through another gateway or protocol
   // (remove_recorded); returns what could not be removed.

@@ -215,19 +215,11 @@ asio::awaitable<Canary> VerificationRun::temporary_canary(Mapper& mapper) {
 
 asio::awaitable<VerifyResult> verify_mappings(const config::Config& config, const GatewayPath& path,
                                               std::vector<MappingReport>& mappings,
-                                              const std::optional<asio::ip::address>& gateway_ip) {
+                                              const std::optional<asio::ip::address>& gateway_ip,
+                                              Mapper* canary_mapper) {
   VerificationRun run;
   co_await run.start(config, path);
-  co_return co_await run.finish(mappings, gateway_ip, nullptr);
-}
-
-asio::awaitable<VerifyResult> verify_mappings_with_canary(const config::Config& config, const GatewayPath& path,
-                                                          std::vector<MappingReport>& mappings,
-                                                          const std::optional<asio::ip::address>& gateway_ip,
-                                                          Mapper& canary_mapper) {
-  VerificationRun run;
-  co_await run.start(config, path);
-  co_return co_await run.finish(mappings, gateway_ip, &canary_mapper);
+  co_return co_await run.finish(mappings, gateway_ip, canary_mapper);
 }
 
 asio::awaitable<std::optional<Observer>> observe(const config::Config& config, const GatewayPath& path) {

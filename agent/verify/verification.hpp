@@ -34,17 +34,13 @@ struct VerifyResult {
   NatKind nat = NatKind::unknown;
   std::optional<asio::ip::address> observed_public_ip;
 };
-// Another device's UDP rows get no canary of their own here: they are judged
-// by this host's UDP rows among `mappings` (see VerificationRun::finish).
+// Another device's UDP rows are judged by this host's UDP rows among
+// `mappings`, or by a temporary canary mapping made through `canary_mapper`
+// (when given) where there are none (see VerificationRun::finish).
 asio::awaitable<VerifyResult> verify_mappings(const config::Config& config, const GatewayPath& path,
                                               std::vector<MappingReport>& mappings,
-                                              const std::optional<asio::ip::address>& gateway_ip);
-// The same, and a temporary canary mapping through `canary_mapper` when
-// another device's UDP rows need one.
-asio::awaitable<VerifyResult> verify_mappings_with_canary(const config::Config& config, const GatewayPath& path,
-                                                          std::vector<MappingReport>& mappings,
-                                                          const std::optional<asio::ip::address>& gateway_ip,
-                                                          Mapper& canary_mapper);
+                                              const std::optional<asio::ip::address>& gateway_ip,
+                                              Mapper* canary_mapper);
 
 // The verification of one batch of mappings, run alongside it: each mapping
 // is proven as soon as the gateway grants it, so that proving costs little

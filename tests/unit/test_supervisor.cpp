@@ -147,7 +147,7 @@ struct Fixture {
     };
     effects.locate = [this](const config::Config&) { return path; };
     effects.verify = [this](const config::Config&, const GatewayPath&, std::vector<MappingReport>& reports,
-                            const std::optional<ip::address>&) -> asio::awaitable<VerifyResult> {
+                            const std::optional<ip::address>&, Mapper*) -> asio::awaitable<VerifyResult> {
       ++verify_calls;
       for (auto& report : reports) report.note = "verification is off";
       co_return VerifyResult{};

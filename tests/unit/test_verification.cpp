@@ -361,7 +361,7 @@ TEST_CASE("verify_mappings: one reflector request per mapping, and one for the c
   }
   rows.push_back(row(Transport::udp, 9000, true, MappingState::mapped));
   run_loop(loop, [&]() -> asio::awaitable<int> {
-    co_await verify_mappings(config_for(reflector), loopback_path(), rows, std::nullopt);
+    co_await verify_mappings(config_for(reflector), loopback_path(), rows, std::nullopt, nullptr);
     reflector.server.stop();
     co_return 0;
   }());
