@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <set>
 
 #include "agent/base/bounded_concurrency.hpp"
 #include "agent/base/log.hpp"
@@ -20,6 +21,10 @@ asio::awaitable<std::vector<MapOutcome>> map_all(Mapper& mapper, std::vector<Map
                                                  BatchPolicy policy) {
   std::vector<MapOutcome> outcomes(requests.size());
   bool table_full = false;
+  // External ports a mapping of this batch held on another port than it
+  // wanted, until it was removed again: a request refused meanwhile because
+  // of it deserves another try.
+  std::set<std::pair<Transport, std::uint16_t>> briefly_held;
   RequestWindow window(policy.window);
   std::size_t done = 0;
   auto count_done = [&] {
@@ -42,6 +47,7 @@ asio::awaitable<std::vector<MapOutcome>> map_all(Mapper& mapper, std::vector<Map
     if (mapping && mapping->external_port != requests[i].wanted_external_port &&
         !policy.allow_other_external_port) {
       co_await mapper.unmap(*mapping);
+      briefly_held.emplace(requests[i].proto, mapping->external_port);
       outcome.error = make_error_code(Errc::external_port_moved);
     } else if (mapping) {
       outcome.mapping = std::move(*mapping);
@@ -54,6 +60,16 @@ asio::awaitable<std::vector<MapOutcome>> map_all(Mapper& mapper, std::vector<Map
   };
   std::function<std::size_t()> window_size = [&window] { return window.size(); };
   co_await for_each_windowed(requests.size(), policy.window.maximum, window_size, map_one);
+  // One at a time now, so no other request of the batch can be in the way.
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const auto& request = requests[i];
+    if (outcomes[i].error != Errc::external_port_moved ||
+        !briefly_held.count({request.proto, request.wanted_external_port}))
+      continue;
+    outcomes[i] = {};
+    --done;
+    co_await map_one(i);
+  }
   co_return outcomes;
 }
 

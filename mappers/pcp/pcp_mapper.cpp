@@ -172,6 +172,9 @@ asio::awaitable<std::error_code> PcpMapper::unmap(Mapping mapping) {
   const auto id = client_.map(mapping.request.proto, mapping.request.internal_port, 0, 0s, Clock::now(),
                               *third_party);
   auto completion = co_await await_completion(id);
+  // A deletion needs no resources: NO_RESOURCES is how miniupnpd answers one
+  // for a mapping it does not hold (RFC 6887 §15 would say SUCCESS).
+  if (completion.error == make_pcp_error(static_cast<int>(ResultCode::no_resources))) co_return std::error_code{};
   co_return completion.error;
 }
 

@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <map>
+#include <set>
 
 #include "agent/gateway/map_batch.hpp"
 #include "mappers/errors.hpp"
@@ -232,6 +233,46 @@ TEST_CASE("a mapping granted on another external port is undone unless allowed")
     CHECK(outcomes[1].mapping->external_port == 40000);
     CHECK(mapper.unmapped.empty());
   }
+}
+
+namespace {
+
+// A gateway that, like PCP servers, grants the next free external port when
+// the wanted one is taken, deciding in the order requests arrive.
+class NextFreePortMapper final : public Mapper {
+ public:
+  std::set<std::uint16_t> taken;
+  Method method() const override { return Method::pcp; }
+  asio::awaitable<Result<asio::ip::address>> external_address() override {
+    co_return asio::ip::make_address("203.0.113.1");
+  }
+  asio::awaitable<Result<Mapping>> map(MapRequest request) override {
+    auto port = request.wanted_external_port;
+    while (taken.count(port)) ++port;
+    taken.insert(port);
+    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    co_return Mapping{std::move(request), asio::ip::make_address("203.0.113.1"), port, 3600s, false};
+  }
+  asio::awaitable<std::error_code> unmap(Mapping mapping) override {
+    taken.erase(mapping.external_port);
+    co_return std::error_code{};
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a request pushed off its port by another of the batch, itself pushed off, gets its port after all") {
+  boost::asio::io_context loop;
+  NextFreePortMapper mapper;
+  mapper.taken = {1};  // another client's
+  // In flight together: 1 gets 2, so 2 gets 3, so 3 gets 4; all are removed again.
+  const auto outcomes = run_loop(loop, map_all(mapper, ports(1, 3), batch(4, false)));
+  CHECK(outcomes[0].error == Errc::external_port_moved);  // port 1 really is another client's
+  REQUIRE(outcomes[1].mapping);
+  CHECK(outcomes[1].mapping->external_port == 2);
+  REQUIRE(outcomes[2].mapping);
+  CHECK(outcomes[2].mapping->external_port == 3);
+  CHECK(mapper.taken == std::set<std::uint16_t>{1, 2, 3});
 }
 
 TEST_CASE("each mapping kept is handed on as soon as it is granted, with its request's index") {
