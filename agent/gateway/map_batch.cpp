@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <functional>
 #include <set>
+#include <utility>
 
 #include "agent/base/bounded_concurrency.hpp"
 #include "agent/base/log.hpp"
@@ -21,10 +22,18 @@ asio::awaitable<std::vector<MapOutcome>> map_all(Mapper& mapper, std::vector<Map
                                                  BatchPolicy policy) {
   std::vector<MapOutcome> outcomes(requests.size());
   bool table_full = false;
-  // External ports a mapping of this batch held on another port than it
-  // wanted, until it was removed again: a request refused meanwhile because
-  // of it deserves another try.
+  // Mappings granted on another port than wanted, to be removed once no
+  // request of the batch is in flight: removing one meanwhile could remove
+  // what a request for that port has just been granted (UPnP deletes by port).
+  std::vector<Mapping> moved;
+  // Their external ports: a request refused meanwhile because of one of them
+  // deserves another try, and one granted there is asked again, as the
+  // gateway may have let the moved mapping overwrite it (miniupnpd updates a
+  // port its client holds in place) before the removal took it away.
   std::set<std::pair<Transport, std::uint16_t>> briefly_held;
+  auto remove_moved = [&]() -> asio::awaitable<void> {
+    for (auto& mapping : std::exchange(moved, {})) co_await mapper.unmap(std::move(mapping));
+  };
   RequestWindow window(policy.window);
   std::size_t done = 0;
   auto count_done = [&] {
@@ -46,8 +55,8 @@ asio::awaitable<std::vector<MapOutcome>> map_all(Mapper& mapper, std::vector<Map
       window.on_answer(policy.time->now() - sent);
     if (mapping && mapping->external_port != requests[i].wanted_external_port &&
         !policy.allow_other_external_port) {
-      co_await mapper.unmap(*mapping);
       briefly_held.emplace(requests[i].proto, mapping->external_port);
+      moved.push_back(std::move(*mapping));
       outcome.error = make_error_code(Errc::external_port_moved);
     } else if (mapping) {
       outcome.mapping = std::move(*mapping);
@@ -60,15 +69,16 @@ asio::awaitable<std::vector<MapOutcome>> map_all(Mapper& mapper, std::vector<Map
   };
   std::function<std::size_t()> window_size = [&window] { return window.size(); };
   co_await for_each_windowed(requests.size(), policy.window.maximum, window_size, map_one);
+  co_await remove_moved();
   // One at a time now, so no other request of the batch can be in the way.
   for (std::size_t i = 0; i < requests.size(); ++i) {
     const auto& request = requests[i];
-    if (outcomes[i].error != Errc::external_port_moved ||
-        !briefly_held.count({request.proto, request.wanted_external_port}))
-      continue;
+    const bool refused_or_granted = outcomes[i].error == Errc::external_port_moved || outcomes[i].mapping;
+    if (!refused_or_granted || !briefly_held.count({request.proto, request.wanted_external_port})) continue;
     outcomes[i] = {};
     --done;
     co_await map_one(i);
+    co_await remove_moved();
   }
   co_return outcomes;
 }

@@ -276,7 +276,8 @@ asio::awaitable<void> Supervisor::apply_config(config::Config config) {
     schedule_reconnect("new gateway settings");
   } else {
     if (connection_) device_addresses_ = look_up(config);
-    co_await replan(std::move(config), "reloaded");
+    const auto why = fmt::format("reloaded {}", config.source);
+    co_await replan(std::move(config), why);
   }
   next_verify_ = next_verification();
   state_dirty_ = true;
@@ -292,8 +293,8 @@ asio::awaitable<void> Supervisor::replan(config::Config config, std::string_view
   entries_ = std::move(merge.entries);
   const auto& diff = merge.diff;
   const auto& removed = merge.removed;
-  log::notice("{} {}: {} mappings added, {} removed, {} unchanged", why, config_.source, diff.added.size(),
-              diff.removed.size(), diff.kept.size());
+  log::notice("{}: {} mappings added, {} removed, {} unchanged", why, diff.added.size(), diff.removed.size(),
+              diff.kept.size());
   if (!removed.empty() && connection_) {
     const auto errors = co_await interruptible(unmap_entries(removed));
     const auto failed = std::count_if(errors.begin(), errors.end(), [](const auto& e) { return bool(e); });
@@ -329,7 +330,7 @@ asio::awaitable<void> Supervisor::follow_devices() {
   auto addresses = look_up(config_);
   if (addresses == device_addresses_) co_return;
   device_addresses_ = std::move(addresses);
-  co_await replan(config_, "devices found or moved,");
+  co_await replan(config_, "a device was found or moved");
 }
 
 asio::awaitable<std::vector<std::error_code>> Supervisor::unmap_entries(const std::vector<Mapping>& mappings) {

@@ -38,6 +38,22 @@ if [ "$PROTO" = natpmp ]; then
   e2e_pass
 fi
 
+if [ "$PROTO" = upnp ]; then
+  # the doorbell among the LAN's devices, with the vendor of its MAC block
+  nk_run find --find-devices --json
+  assert_rc 0
+  json_check "$NK_OUT" "
+devices = {d['mac']: d for d in doc.get('devices') or []}
+bell = devices.get('$DOORBELL_MAC') or {}
+check(bell.get('address') == '$DOORBELL_IP', 'the doorbell is listed at its address (%r)' % bell)
+check(bell.get('ring') is True and bell.get('vendor') == 'Ring LLC', 'as a Ring device (%r)' % bell)
+" || fail "--find-devices does not show the doorbell"
+  # the Ring profile for this host while a Ring device is on the LAN: one hint
+  nk_run hint --once --protocol upnp --no-verify
+  assert_eq "$(grep -c -- "--device $DOORBELL_MAC" "$NK_ERR")" 1 "hint lines naming --device $DOORBELL_MAC"
+  nk_run hint-delete --delete --protocol upnp
+fi
+
 case "$PROTO" in
   upnp) SETTING=secure_mode=no ;;
   pcp) SETTING=pcp_allow_thirdparty=yes ;;
@@ -68,6 +84,7 @@ check(not bad, 'all but udp 7076 mapped for the doorbell on their own ports (exc
 own = rows.get(('udp', 7076)) or {}
 check(own.get('external_port') != 7076, 'the doorbell did not take udp 7076 from this host (%r)' % own.get('external_port'))
 " || fail "the doorbell's mappings are not reported as made for it"
+[ "$(doorbell_rule_count)" = "$((RING_COUNT - 1))" ] || say "rules: $(gw_rules | sort -k2n | paste -sd ' ')"
 assert_eq "$(doorbell_rule_count)" "$((RING_COUNT - 1))" "DNAT rules to the doorbell (udp 7076 is this host's)"
 assert_eq "$(gw_rule_count)" 1 "DNAT rules to this host"
 expect_doorbell_reaches udp:7077 udp:9078 udp:16500 udp:16599 tcp:15063 tcp:15064 ||
