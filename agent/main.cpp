@@ -5,6 +5,7 @@
 #include <variant>
 
 #include "agent/base/exit_codes.hpp"
+#include "agent/gateway/device_addresses.hpp"
 #include "agent/base/log.hpp"
 #include "agent/cli/cli.hpp"
 #include "agent/cli/commands.hpp"
@@ -59,7 +60,8 @@ int main(int argc, char** argv) {
 
   switch (options.mode) {
     case Mode::check_config:
-      fmt::print("{}: OK, {} mappings planned\n", config.source, config::plan_requests(config).size());
+      fmt::print("{}: OK, {} mappings planned{}\n", config.source, config::plan_requests(config).size(),
+                 follows_macs(config) ? " (not counting devices named by MAC: they are looked up when mapping)" : "");
       return kExitOk;
     case Mode::service: {
       auto reload = [options]() -> std::variant<config::Config, std::string> {

@@ -370,8 +370,9 @@ std::vector<MapRequest> plan_requests(const Config& config, const DeviceAddresse
     // The gateway's table shows whom each mapping is for (within the 80 bytes
     // gateways keep: 40 + 1 + 24 and the profile's words).
     const auto description = fmt::format("{} {}", config.description, label(device));
+    // Reports name an unnamed device by its address (MapRequest::device empty).
     add(wanted_ports(config, device.ring_profile, device.ports, description), boost::asio::ip::address(*addresses[i]),
-        label(device));
+        device.name);
   }
   return requests;
 }

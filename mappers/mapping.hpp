@@ -20,8 +20,8 @@ struct MapRequest {
   // The LAN device the gateway is to forward to ("third-party" mapping);
   // unset: the host that asks.
   std::optional<boost::asio::ip::address> internal_client;
-  // That device as people know it: its configured name, else its address.
-  // Empty for the host that asks.
+  // That device's configured name; empty for the host that asks and for a
+  // device without a name (reports then show its address).
   std::string device;
 };
 

@@ -58,7 +58,9 @@ void hint_at_ring_devices(const config::Config& config, const GatewayPath& path)
 }
 
 bool plans_anything(const config::Config& config) {
-  return config.ring_profile || !config.ports.empty() || !config.devices.empty();
+  const bool for_devices = std::any_of(config.devices.begin(), config.devices.end(),
+                                       [](const auto& device) { return device.ring_profile || !device.ports.empty(); });
+  return (config.ring_profile && config.devices.empty()) || !config.ports.empty() || for_devices;
 }
 
 asio::awaitable<int> once(const Session& session) {

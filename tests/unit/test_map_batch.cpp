@@ -275,6 +275,38 @@ TEST_CASE("a request pushed off its port by another of the batch, itself pushed 
   CHECK(mapper.taken == std::set<std::uint16_t>{1, 2, 3});
 }
 
+TEST_CASE("a mapping overwritten by a moved one of the batch is asked again once that one is removed") {
+  boost::asio::io_context loop;
+  // Like miniupnpd: a client's request for a taken port lands on the next
+  // port, and overwrites the client's own mapping there.
+  class OverwritingMapper final : public Mapper {
+   public:
+    std::map<std::uint16_t, std::uint16_t> table{{1, 100}};  // external -> internal; port 1 is another client's
+    Method method() const override { return Method::upnp; }
+    asio::awaitable<Result<asio::ip::address>> external_address() override {
+      co_return asio::ip::make_address("203.0.113.1");
+    }
+    asio::awaitable<Result<Mapping>> map(MapRequest request) override {
+      co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+      auto port = request.wanted_external_port;
+      if (table.count(port) && table[port] == 100) ++port;
+      table[port] = request.internal_port;
+      co_return Mapping{std::move(request), asio::ip::make_address("203.0.113.1"), port, 3600s, false};
+    }
+    asio::awaitable<std::error_code> unmap(Mapping mapping) override {
+      if (table[mapping.external_port] == mapping.request.internal_port) table.erase(mapping.external_port);
+      co_return std::error_code{};
+    }
+  } mapper;
+  // Port 2 is granted first; then 1 moves onto 2, overwriting it, and is removed.
+  auto requests = ports(1, 2);
+  std::swap(requests[0], requests[1]);
+  const auto outcomes = run_loop(loop, map_all(mapper, requests, batch(1, false)));
+  CHECK(outcomes[1].error == Errc::external_port_moved);
+  REQUIRE(outcomes[0].mapping);
+  CHECK(mapper.table == std::map<std::uint16_t, std::uint16_t>{{1, 100}, {2, 2}});
+}
+
 TEST_CASE("each mapping kept is handed on as soon as it is granted, with its request's index") {
   boost::asio::io_context loop;
   ScriptedMapper mapper;
