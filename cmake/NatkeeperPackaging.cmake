@@ -15,7 +15,8 @@ set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "keeps port mappings open on a home NAT ga
 set(CPACK_PACKAGE_DESCRIPTION [=[
 natkeeper keeps inbound ports open on a home NAT gateway for the devices
 that need them: by default the ports a Ring doorbell, camera or alarm base
-station needs, or any ports configured. It finds the gateway and asks it for
+station needs, or any ports configured, for this host or for another device
+on the LAN, such as the doorbell itself. It finds the gateway and asks it for
 port mappings over PCP, NAT-PMP or UPnP-IGD, renews them, restores them when
 the gateway reboots or the network changes, and removes them when it stops.
 It can also prove each mapping from outside, through its own reflector or an
@@ -39,6 +40,9 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # Besides the libraries shlibdeps finds: the units' ExecReload runs /bin/kill,
 # which minimal systems (a container's debootstrap --variant=minbase) lack.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "procps")
+# The IEEE OUI registry: `natkeeper --find-devices` names each device's vendor
+# and tells Ring devices by it; without it, vendors are unknown.
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "ieee-data")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
   ${PROJECT_SOURCE_DIR}/contrib/debian/conffiles
   ${PROJECT_SOURCE_DIR}/contrib/debian/postinst

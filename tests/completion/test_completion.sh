@@ -4,9 +4,10 @@
 # --help prints is offered, and none that it does not print (a new flag without
 # completion fails here); the values of --protocol, the protocol of --map, file names
 # after -c/--config, --reflector-key-file and --key-file, nothing after flags that take
-# an address or number. Each check runs twice: with bash-completion's bash_completion
-# loaded (when it is installed), and with the file's own fallback. With bash-completion,
-# its loader also finds the file for natkeeper-reflector through a symlink.
+# an address, MAC or number (--device among them). Each check runs twice: with
+# bash-completion's bash_completion loaded (when it is installed), and with the file's
+# own fallback. With bash-completion, its loader also finds the file for
+# natkeeper-reflector through a symlink.
 # NATKEEPER-REFLECTOR defaults to natkeeper-reflector next to NATKEEPER.
 # Exit 0 pass, 1 fail.
 set -u -o pipefail
@@ -125,13 +126,20 @@ checks() {
   expect 'natkeeper --gateway '
   expect 'natkeeper --lease '
   expect 'natkeeper --igd '
+  expect 'natkeeper --device '
+  expect 'natkeeper --once --device 54:e0:19:'
+  expect 'natkeeper --device=192.168.1.'
   expect 'natkeeper '
   expect 'natkeeper n'
   expect 'natkeeper-reflector --listen '
   expect 'natkeeper-reflector --rate '
   # the modes exclude one another; flags after a value still complete
-  expect 'natkeeper --once --d'
-  expect 'natkeeper --d' --delete --discover
+  expect 'natkeeper --once --d' --device
+  expect 'natkeeper --once --di'
+  expect 'natkeeper --d' --delete --device --discover
+  expect 'natkeeper --f' --find-devices
+  expect 'natkeeper --find-devices --d' --device
+  expect 'natkeeper --once --device 192.168.1.50 --dev' --device
   expect 'natkeeper --status --js' --json
   expect 'natkeeper -c natkeeper.toml --check' --check-config
   expect 'natkeeper --map tcp:80 --no-' --no-default-profile --no-verify
