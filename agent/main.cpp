@@ -5,10 +5,10 @@
 #include <variant>
 
 #include "agent/base/exit_codes.hpp"
-#include "agent/gateway/device_addresses.hpp"
 #include "agent/base/log.hpp"
 #include "agent/cli/cli.hpp"
 #include "agent/cli/commands.hpp"
+#include "agent/gateway/device_addresses.hpp"
 #include "agent/service/service.hpp"
 #include "config/config.hpp"
 
