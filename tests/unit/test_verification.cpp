@@ -101,6 +101,18 @@ config::Config config_for(const LoopbackReflector& reflector) {
   return config;
 }
 
+// One verification run of `rows` through the loopback reflector, which stops after it.
+void verify_rows(boost::asio::io_context& loop, LoopbackReflector& reflector, const config::Config& config,
+                 std::vector<MappingReport>& rows, Mapper* canary_mapper) {
+  run_loop(loop, [&]() -> asio::awaitable<int> {
+    VerificationRun run;
+    co_await run.start(config, loopback_path());
+    co_await run.finish(rows, std::nullopt, canary_mapper);
+    reflector.server.stop();
+    co_return 0;
+  }());
+}
+
 }  // namespace
 
 // --- The rules -------------------------------------------------------------------------
@@ -260,13 +272,7 @@ TEST_CASE("verification run: a canary mapping of this host proves the gateway fo
                                   row(Transport::udp, 9001, true, MappingState::mapped)};
 
   SECTION("verified") {
-    run_loop(loop, [&]() -> asio::awaitable<int> {
-      VerificationRun run;
-      co_await run.start(config, loopback_path());
-      co_await run.finish(rows, std::nullopt, &mapper);
-      reflector.server.stop();
-      co_return 0;
-    }());
+    verify_rows(loop, reflector, config, rows, &mapper);
     for (const auto& r : rows) {
       CHECK(r.state == MappingState::mapped);
       CHECK_THAT(r.note, Catch::Contains("the gateway forwards"));
@@ -279,13 +285,7 @@ TEST_CASE("verification run: a canary mapping of this host proves the gateway fo
   }
   SECTION("refused by the gateway: nothing to remove, the rows say why") {
     mapper.refuse = true;
-    run_loop(loop, [&]() -> asio::awaitable<int> {
-      VerificationRun run;
-      co_await run.start(config, loopback_path());
-      co_await run.finish(rows, std::nullopt, &mapper);
-      reflector.server.stop();
-      co_return 0;
-    }());
+    verify_rows(loop, reflector, config, rows, &mapper);
     CHECK(rows[0].state == MappingState::mapped);
     CHECK_THAT(rows[0].note, Catch::Contains("the gateway refused a canary mapping"));
     CHECK(mapper.removed.empty());
@@ -297,13 +297,7 @@ TEST_CASE("verification run: a canary mapping of this host proves the gateway fo
     own_port.close();
     rows.back().request = request_for(Transport::udp, port, false);
     rows.back().mapping = granted(rows.back().request, port);
-    run_loop(loop, [&]() -> asio::awaitable<int> {
-      VerificationRun run;
-      co_await run.start(config, loopback_path());
-      co_await run.finish(rows, std::nullopt, &mapper);
-      reflector.server.stop();
-      co_return 0;
-    }());
+    verify_rows(loop, reflector, config, rows, &mapper);
     CHECK(rows.back().state == MappingState::verified);
     CHECK_THAT(rows[0].note, Catch::Contains("the gateway forwards"));
     CHECK(mapper.granted_mappings.empty());
@@ -321,13 +315,7 @@ TEST_CASE("verification run: a canary that does not arrive leaves the device's r
   std::vector<MappingReport> rows{row(Transport::udp, 9000, true, MappingState::mapped)};
 
   SECTION("unreachable") {
-    run_loop(loop, [&]() -> asio::awaitable<int> {
-      VerificationRun run;
-      co_await run.start(config, loopback_path());
-      co_await run.finish(rows, std::nullopt, &mapper);
-      reflector.server.stop();
-      co_return 0;
-    }());
+    verify_rows(loop, reflector, config, rows, &mapper);
     CHECK(rows[0].state == MappingState::mapped);
     CHECK_THAT(rows[0].note, Catch::Contains("not reachable from outside either"));
     CHECK(mapper.removed.size() == 1);
