@@ -151,7 +151,8 @@ std::optional<LiveMapping> decode_mapping(const Json& value, std::size_t index, 
   mapping.internal_client = std::move(*internal_client);
   auto device = reader.optional_string("device", kMaxDeviceNameBytes);
   if (!device) return std::nullopt;
-  mapping.device = std::move(*device);
+  // A name belongs to a device's mapping: this host's have none.
+  if (!mapping.internal_client.empty()) mapping.device = std::move(*device);
   return mapping;
 }
 

@@ -95,6 +95,10 @@ TEST_CASE("a device's mapping records its client and name; this host's keep thei
   REQUIRE(decoded);
   CHECK(decoded->mappings[2].internal_client == "10.77.0.50");
   CHECK(decoded->mappings[0].internal_client.empty());
+  // A name without a device is no device: this host's mapping keeps its form.
+  const auto named = decode_edited([](Json& d) { d["mappings"][0]["device"] = "doorbell"; });
+  REQUIRE(named);
+  CHECK(*named == example_state());
 }
 
 TEST_CASE("the state codec ignores members it does not know", "[state_file]") {
