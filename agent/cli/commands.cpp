@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <future>
 #include <set>
 
 #include "agent/base/exit_codes.hpp"
@@ -49,12 +50,16 @@ std::pair<std::vector<MapRequest>, std::size_t> plan_with_devices(const config::
 }
 
 // When the Ring profile goes to this host while a Ring device is on the LAN:
-// the one line that says how to map for the device instead.
-void hint_at_ring_devices(const config::Config& config, const GatewayPath& path) {
-  if (!config.ring_profile || !config.devices.empty()) return;
-  const auto devices = find_lan_devices(path.local.name, OuiRegistry::load());
-  if (!devices) return;
-  if (const auto hint = ring_hint(*devices)) log::notice("{}", *hint);
+// the one line that says how to map for the device instead. Looked for on a
+// thread of its own while the mappings are made: reading the vendor registry
+// takes tens of milliseconds.
+std::future<std::optional<std::string>> look_for_ring_devices(const config::Config& config, const GatewayPath& path) {
+  const bool for_this_host = config.ring_profile && config.devices.empty();
+  return std::async(std::launch::async, [for_this_host, interface = path.local.name]() -> std::optional<std::string> {
+    if (!for_this_host) return std::nullopt;
+    const auto devices = find_lan_devices(interface, OuiRegistry::load());
+    return devices ? ring_hint(*devices) : std::nullopt;
+  });
 }
 
 bool plans_anything(const config::Config& config) {
@@ -72,7 +77,7 @@ asio::awaitable<int> once(const Session& session) {
   if (!connection) co_return kExitUnavailable;
   auto& [path, found] = *connection;
   auto [requests, missing_devices] = plan_with_devices(session.config, path);
-  hint_at_ring_devices(session.config, path);
+  auto ring_devices_hint = look_for_ring_devices(session.config, path);
   log::info("mapping {} ports via {}", requests.size(), display_name(found.method));
   warn_about_large_plan(session.config, requests.size());
   BatchPolicy policy{request_window(found.method), session.config.allow_other_external_port, {}};
@@ -105,6 +110,7 @@ asio::awaitable<int> once(const Session& session) {
     log::info("{} datagrams that were no valid answer from the gateway were dropped", dropped);
   if (session.json) fmt::print("{}\n", to_json(report).dump(2));
   else fmt::print("{}", to_text(report));
+  if (const auto hint = ring_devices_hint.get()) log::notice("{}", *hint);
   const auto failed = report.mappings.size() - report.active();
   if (missing_devices > 0)
     log::warning("{} of {} devices not mapped for: not found (see above)", missing_devices, session.config.devices.size());
