@@ -16,6 +16,21 @@ bool on_subnet(const asio::ip::address_v4& address, const LocalInterface& lan) {
 
 }  // namespace
 
+config::DeviceAddresses recorded_addresses(const config::Config& config, config::DeviceAddresses addresses,
+                                           const state::ServiceState& recorded) {
+  addresses.resize(config.devices.size());
+  for (std::size_t i = 0; i < config.devices.size(); ++i) {
+    const auto& device = config.devices[i];
+    if (addresses[i] || !device.mac || device.name.empty()) continue;
+    for (const auto& mapping : recorded.mappings) {
+      boost::system::error_code bad;
+      const auto address = asio::ip::make_address_v4(mapping.internal_client, bad);
+      if (mapping.device == device.name && !bad) addresses[i] = address;
+    }
+  }
+  return addresses;
+}
+
 bool follows_macs(const config::Config& config) {
   return std::any_of(config.devices.begin(), config.devices.end(), [](const auto& d) { return d.mac.has_value(); });
 }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "agent/codecs/netlink_codec.hpp"
+#include "agent/codecs/state_codec.hpp"
 #include "agent/gateway/netinfo.hpp"
 #include "config/config.hpp"
 
@@ -32,6 +33,12 @@ DeviceLookup look_up_devices(const config::Config& config, const LocalInterface&
 // MAC); the configured address, or none, for the others.
 config::DeviceAddresses carry_over(const config::Config& before, const config::DeviceAddresses& addresses,
                                    const config::Config& after);
+
+// `addresses`, where a device named by MAC has none, completed with the
+// address an earlier run recorded mappings for under the device's name: a
+// device quiet at a restart has not moved.
+config::DeviceAddresses recorded_addresses(const config::Config& config, config::DeviceAddresses addresses,
+                                           const state::ServiceState& recorded);
 
 // Whether any device is named by MAC: only then does the neighbour table matter.
 bool follows_macs(const config::Config& config);

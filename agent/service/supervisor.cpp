@@ -113,6 +113,10 @@ asio::awaitable<void> Supervisor::run() {
   const auto loaded = read_state_file(state_.file());
   if (!loaded.error.empty()) log::warning("{}; mappings of an earlier run, if any, expire with their leases", loaded.error);
   if (!loaded.state.mappings.empty()) recorded_ = loaded.state;
+  if (auto known = recorded_addresses(config_, device_addresses_, loaded.state); known != device_addresses_) {
+    device_addresses_ = std::move(known);
+    entries_ = plan_entries();  // nothing is mapped yet
+  }
   while (!stopping_) {
     // Re-armed before the step: a wake() from here on ends the next sleep.
     wake_.expires_at(asio::steady_timer::time_point::max());

@@ -57,3 +57,15 @@ TEST_CASE("a reloaded configuration keeps the addresses of the devices it still 
   CHECK_FALSE(follows_macs(with_devices({})));
   CHECK(follows_macs(after));
 }
+
+TEST_CASE("a named device by MAC, quiet at a restart, keeps the address the state file recorded for it") {
+  const auto config = with_devices({{"doorbell", std::nullopt, kMac, true, {}},
+                                    {"", std::nullopt, *parse_mac("54:e0:19:00:00:51"), true, {}}});
+  state::ServiceState recorded{"10.77.0.1", "upnp", "10.77.0.2", {}};
+  recorded.mappings.push_back({Transport::udp, 7076, 7076, "", false, 0, "10.77.0.50", "doorbell"});
+  recorded.mappings.push_back({Transport::udp, 7077, 7077, "", false, 0, "10.77.0.51", ""});
+  CHECK(recorded_addresses(config, {}, recorded) ==
+        config::DeviceAddresses{ip::make_address_v4("10.77.0.50"), std::nullopt});  // unnamed: no way to tell
+  CHECK(recorded_addresses(config, {ip::make_address_v4("10.77.0.60"), std::nullopt}, recorded)[0] ==
+        ip::make_address_v4("10.77.0.60"));  // found now: the table wins
+}

@@ -607,3 +607,14 @@ TEST_CASE("a reload keeps a followed device where it was found", "[supervisor]")
   CHECK(f.mapper->unmap_calls == 0);
   for (const auto& [key, client] : f.mapper->clients) CHECK(client == ip::make_address("127.0.0.50"));
 }
+
+TEST_CASE("after a restart, a quiet device keeps the mappings an earlier run recorded for it", "[supervisor]") {
+  Fixture f(doorbell_config());
+  state::ServiceState earlier{"10.77.0.1", "natpmp", "127.0.0.1", {}};
+  earlier.mappings.push_back({Transport::udp, 5000, 5000, "203.0.113.1", false, 0, "127.0.0.50", "doorbell"});
+  REQUIRE_FALSE(write_state_file(f.state.file, earlier));
+  REQUIRE(f.started());  // the neighbour table is empty
+  CHECK(f.mapper->unmap_calls == 0);
+  CHECK(f.mapper->table.size() == 2);
+  CHECK(f.mapper->clients[{Transport::udp, 5001}] == ip::make_address("127.0.0.50"));
+}
