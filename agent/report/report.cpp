@@ -201,6 +201,9 @@ std::string to_text(const RunReport& report) {
       lease = format_lease(*m.mapping);
       if (!m.verified_by.empty()) state += " (" + m.verified_by + ")";
       else if (m.state == MappingState::unreachable) state += ": " + m.note;
+      // Whoever connects from outside must be told the other port (EXTERNAL shows it).
+      if (m.mapping->external_port != m.request.wanted_external_port)
+        state += "; on another external port: the wanted one was taken";
       outcome = fmt::format("{}/{}", m.mapping->lifetime.count(), m.mapping->permanent);
     } else {
       outcome = describe_failure(m.error, m.request);

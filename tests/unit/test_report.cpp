@@ -148,7 +148,9 @@ TEST_CASE("tables group the mappings under whom they are for once a device is pl
                                   "upnp", outcomes);
   const auto text = to_text(report);
   CHECK_THAT(text, Catch::Contains("For this host 10.77.0.2:\nudp    7076-7077    203.0.113.1:7076-7077"));
+  // A device that got other external ports: the table says so.
   CHECK_THAT(text, Catch::Contains("For doorbell 10.77.0.50:\nudp    7076-7077    203.0.113.1:8076-8077"));
+  CHECK_THAT(text, Catch::Contains("mapped; on another external port: the wanted one was taken\n"));
   CHECK_THAT(to_text(sample()), !Catch::Contains("For "));
 
   nlohmann::json mappings = nlohmann::json::array();
