@@ -323,6 +323,14 @@ std::string label(const Device& device) {
   return device.mac ? to_string(*device.mac) : device.address->to_string();
 }
 
+bool profile_for_this_host(const Config& config) { return config.ring_profile && config.devices.empty(); }
+
+bool plans_anything(const Config& config) {
+  const bool for_devices = std::any_of(config.devices.begin(), config.devices.end(),
+                                       [](const auto& device) { return device.ring_profile || !device.ports.empty(); });
+  return profile_for_this_host(config) || !config.ports.empty() || for_devices;
+}
+
 DeviceAddresses configured_addresses(const Config& config) {
   DeviceAddresses addresses;
   for (const auto& device : config.devices) addresses.push_back(device.address);
@@ -362,7 +370,7 @@ std::vector<MapRequest> plan_requests(const Config& config, const DeviceAddresse
       }
     }
   };
-  add(wanted_ports(config, config.ring_profile && config.devices.empty(), config.ports, config.description),
+  add(wanted_ports(config, profile_for_this_host(config), config.ports, config.description),
       std::nullopt, {});
   for (std::size_t i = 0; i < config.devices.size() && i < addresses.size(); ++i) {
     if (!addresses[i]) continue;

@@ -93,6 +93,11 @@ ConfigResult load_config_file(const std::string& path);
 // The file natkeeper reads when -c is not given, if it exists.
 std::string default_config_path();
 
+// Whether the profile is mapped for this host: only while no device is configured.
+bool profile_for_this_host(const Config& config);
+// Whether the configuration asks for any mapping at all, for this host or a device.
+bool plans_anything(const Config& config);
+
 // A device's current address, or nullopt when it cannot be found (a MAC not
 // in the neighbour table); one per config.devices entry, in order.
 using DeviceAddresses = std::vector<std::optional<boost::asio::ip::address_v4>>;

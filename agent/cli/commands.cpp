@@ -54,7 +54,7 @@ std::pair<std::vector<MapRequest>, std::size_t> plan_with_devices(const config::
 // thread of its own while the mappings are made: reading the vendor registry
 // takes tens of milliseconds.
 std::future<std::optional<std::string>> look_for_ring_devices(const config::Config& config, const GatewayPath& path) {
-  const bool for_this_host = config.ring_profile && config.devices.empty();
+  const bool for_this_host = config::profile_for_this_host(config);
   return std::async(std::launch::async, [for_this_host, interface = path.local.name]() -> std::optional<std::string> {
     if (!for_this_host) return std::nullopt;
     const auto devices = find_lan_devices(interface, OuiRegistry::load());
@@ -62,14 +62,8 @@ std::future<std::optional<std::string>> look_for_ring_devices(const config::Conf
   });
 }
 
-bool plans_anything(const config::Config& config) {
-  const bool for_devices = std::any_of(config.devices.begin(), config.devices.end(),
-                                       [](const auto& device) { return device.ring_profile || !device.ports.empty(); });
-  return (config.ring_profile && config.devices.empty()) || !config.ports.empty() || for_devices;
-}
-
 asio::awaitable<int> once(const Session& session) {
-  if (!plans_anything(session.config)) {
+  if (!config::plans_anything(session.config)) {
     log::error("nothing to map: the profile is off and no ports are given (--map or mapping.ports)");
     co_return kExitUsage;
   }
