@@ -111,13 +111,9 @@ Result<std::vector<netlink::Neighbour>> read_neighbour_table(const NeighbourQuer
 
 std::optional<asio::ip::address_v4> current_ipv4_address(std::span<const netlink::Neighbour> table,
                                                          const MacAddress& mac) {
-  const netlink::Neighbour* best = nullptr;
-  for (const auto& entry : table) {
-    if (!usable_ipv4(entry) || entry.link_address != mac) continue;
-    if (!best || fresher(entry, *best)) best = &entry;
-  }
-  if (!best) return std::nullopt;
-  return best->address.to_v4();
+  for (const auto& device : current_ipv4_addresses(table))
+    if (device.mac == mac) return device.address;
+  return std::nullopt;
 }
 
 std::vector<DeviceAddress> current_ipv4_addresses(std::span<const netlink::Neighbour> table) {
