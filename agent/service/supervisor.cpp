@@ -468,7 +468,7 @@ void Supervisor::reload(config::Config config) {
 }
 
 void Supervisor::network_changed(std::string what) {
-  log::debug("network change: {}", what);
+  log::info("network change: {}", what);
   // The first change of a burst sets the time; the rest of the burst does not postpone it.
   if (!path_check_at_) path_check_at_ = time_.now() + kPathSettleTime;
   wake();
