@@ -45,11 +45,11 @@ std::string describe(const Source& source) {
 
 std::string describe(const ServerStats& s) {
   return fmt::format(
-      "{} datagrams, {} TCP connections ({} refused); dropped {} oversized, {} malformed; {} rate-limited, "
-      "{} auth failures, {} bad requests, {} busy; sent {} cookies, {} results, {} UDP and {} TCP probes, "
-      "{} TCP handshakes; {} send errors",
-      s.udp_received, s.tcp_accepted, s.tcp_refused, s.oversized, s.malformed, s.rate_limited, s.auth_failed,
-      s.bad_requests, s.busy, s.cookies_sent, s.results_sent, s.udp_probes, s.tcp_probes,
+      "{} datagrams, {} TCP connections ({} refused, {} idle ones closed for newer); dropped {} oversized, "
+      "{} malformed; {} rate-limited, {} auth failures, {} bad requests, {} busy; sent {} cookies, {} results, "
+      "{} UDP and {} TCP probes, {} TCP handshakes; {} send errors",
+      s.udp_received, s.tcp_accepted, s.tcp_refused, s.tcp_evicted, s.oversized, s.malformed, s.rate_limited,
+      s.auth_failed, s.bad_requests, s.busy, s.cookies_sent, s.results_sent, s.udp_probes, s.tcp_probes,
       s.tcp_handshakes, s.send_errors);
 }
 
