@@ -845,6 +845,7 @@ TEST_CASE("reflector: a client holding TCP probes in flight leaves other prefixe
   hogging.join();
   INFO("B's TCP probes sent under A's hog: " << sent << " of " << kRequests);
   CHECK(sent == kRequests);
+  CHECK(reflector.server->stats().busy > 0);  // A asked for more than its share
 }
 
 TEST_CASE("reflector: idle TCP connections from 16 prefixes do not lock others out",
@@ -895,6 +896,7 @@ TEST_CASE("reflector: idle TCP connections from 16 prefixes do not lock others o
   holding.join();
   INFO("a 17th client's TCP requests answered: " << answered << " of " << kRequests);
   CHECK(answered == kRequests);
+  CHECK(reflector.server->stats().tcp_evicted >= kRequests);  // each took an idle one's place
 }
 
 TEST_CASE("reflector: a forged flood from a client's address does not stop its verifications",
@@ -933,5 +935,6 @@ TEST_CASE("reflector: a forged flood from a client's address does not stop its v
   flooding.join();
   INFO("the client's verifications under the forged flood: " << verified << " of " << kVerifications);
   CHECK(verified == kVerifications);
+  CHECK(reflector.server->stats().rate_limited > 0);  // the flood was over its rate
   check_safety(reflector.records());
 }
