@@ -94,7 +94,6 @@ class SlotCounts {
   void take(const SourceKey& prefix);
   // Once for every take().
   void give_back(const SourceKey& prefix);
-  std::size_t held() const noexcept { return held_; }
 
  private:
   std::size_t total_, per_prefix_;

@@ -209,7 +209,7 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
   bool evict_oldest_idle() {
     const auto oldest = std::find_if(connections.begin(), connections.end(), [](const auto& c) { return c->idle; });
     if (oldest == connections.end()) return false;
-    end_connection(std::shared_ptr<Connection>(*oldest));
+    end_connection(std::shared_ptr<Connection>(*oldest));  // a copy: the list's own is erased
     bump(counters.tcp_evicted);
     return true;
   }

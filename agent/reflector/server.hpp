@@ -51,10 +51,10 @@ struct ServerOptions {
   std::vector<boost::asio::ip::udp::endpoint> listen;
   std::vector<std::uint8_t> key;  // pre-shared key; empty: none required
   // Requests (UDP datagrams, TCP requests) per second and source. A home with
-  // the Ring profile verifies about 110 mappings, one request each and one
-  // for the cookie, from one public address: within the burst of 200.
-  // Replies and probes are never larger than the requests. Requests that
-  // proved their source and those that did not each have these rates.
+  // the Ring profile verifies about 110 mappings, one request each, from one
+  // public address: within the burst of 200. Replies and probes are never
+  // larger than the requests. Requests that proved their source and those
+  // that did not (cookie rounds) each have these rates.
   double rate_per_source = 100;
   double global_rate = 1000;      // requests per second, all sources together
   std::size_t source_table_size = 4096;  // sources remembered, in each of the two tables
