@@ -56,10 +56,13 @@ bool SsdpCandidates::add(std::string_view datagram, const address_v4& responder,
 
 bool SsdpCandidates::within_bounds(const address_v4& responder, SearchKind search) const {
   if (responder == gateway_) {
-    const auto same_socket = std::count_if(candidates_.begin(), candidates_.end(), [&](const Candidate& c) {
-      return c.answer.responder == gateway_ && c.answer.search == search;
-    });
-    return static_cast<std::size_t>(same_socket) < kMaxGatewayLocations;
+    std::size_t kept = 0, waiting = 0;
+    for (const auto& c : candidates_) {
+      if (c.answer.responder != gateway_ || c.answer.search != search) continue;
+      ++kept;
+      if (!c.handed_out) ++waiting;
+    }
+    return kept < kMaxGatewayLocations && waiting < kMaxWaitingGatewayLocations;
   }
   // One candidate per other device, so candidates count devices.
   const auto others = std::count_if(candidates_.begin(), candidates_.end(), [&](const Candidate& c) {

@@ -40,10 +40,14 @@ class SsdpCandidates {
   using Duration = std::chrono::steady_clock::duration;
 
   // A gateway may announce several root devices (IGD:1 beside IGD:2); more
-  // distinct LOCATIONs than this on one socket are forged. Counted per search
-  // kind, so answers forged to the multicast search cannot crowd out the
-  // gateway's answer to the unicast one.
-  static constexpr std::size_t kMaxGatewayLocations = 8;
+  // distinct LOCATIONs than these are forged. Counted per search kind, so
+  // answers forged to the multicast search cannot crowd out the gateway's
+  // answer to the unicast one. Only waiting LOCATIONs count towards the first
+  // bound: once a forged one has been tried and given up, the gateway's own
+  // later answer to the multicast search finds room. The second bounds what is
+  // tried and remembered in all.
+  static constexpr std::size_t kMaxWaitingGatewayLocations = 8;
+  static constexpr std::size_t kMaxGatewayLocations = 32;
   // Other devices are never opened, only named in the log: one answer each,
   // from at most this many.
   static constexpr std::size_t kMaxOtherDevices = 10;

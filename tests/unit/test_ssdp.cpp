@@ -235,14 +235,38 @@ TEST_CASE("LOCATIONs forged to the multicast search cannot crowd out the answer 
   for (int port = 9000; port < 9100; ++port)
     kept += candidates.add(ssdp_answer("http://10.77.0.1:" + std::to_string(port) + "/x.xml"), kGateway,
                            kMulticast, 1ms);
-  CHECK(kept == SsdpCandidates::kMaxGatewayLocations);
+  CHECK(kept == SsdpCandidates::kMaxWaitingGatewayLocations);
   // The multicast share is full; the unicast one is not.
   CHECK_FALSE(candidates.add(ssdp_answer(kRealLocation), kGateway, kMulticast, 5ms));
   CHECK(candidates.add(ssdp_answer(kRealLocation), kGateway, kUnicast, 5ms));
   const auto first = candidates.take(5ms);
   REQUIRE(first);
   CHECK(first->response.location == kRealLocation);
-  CHECK(take_all(candidates).size() == SsdpCandidates::kMaxGatewayLocations);
+  CHECK(take_all(candidates).size() == SsdpCandidates::kMaxWaitingGatewayLocations);
+}
+
+TEST_CASE("forged LOCATIONs tried and given up make room for the gateway's later answer, up to a bound") {
+  SsdpCandidates candidates(kLocal, kMask, kGateway);
+  int port = 9000;
+  auto forge_burst = [&](std::chrono::milliseconds elapsed) {
+    std::size_t kept = 0;
+    for (int i = 0; i < 20; ++i, ++port)
+      kept += candidates.add(ssdp_answer("http://10.77.0.1:" + std::to_string(port) + "/x.xml"), kGateway,
+                             kMulticast, elapsed);
+    return kept;
+  };
+  CHECK(forge_burst(1ms) == SsdpCandidates::kMaxWaitingGatewayLocations);
+  CHECK(take_all(candidates).size() == SsdpCandidates::kMaxWaitingGatewayLocations);
+  // The gateway's answer to the multicast search, after its MX delay: room again.
+  CHECK(candidates.add(ssdp_answer(kRealLocation, kIgdV1), kGateway, kMulticast, 400ms));
+  CHECK(take_all(candidates) == std::vector<std::string>{kRealLocation});
+  // Bursts go on: tried and waiting LOCATIONs of the gateway are bounded in all.
+  std::size_t kept = 1 + SsdpCandidates::kMaxWaitingGatewayLocations;
+  for (int burst = 0; burst < 10; ++burst) {
+    kept += forge_burst(500ms);
+    take_all(candidates);
+  }
+  CHECK(kept == SsdpCandidates::kMaxGatewayLocations);
 }
 
 TEST_CASE("other devices come after the gateway, one answer each, from a bounded number of them") {
