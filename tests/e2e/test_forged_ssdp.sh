@@ -4,6 +4,9 @@
 # before the gateway's own answer), with 20 IGD LOCATIONs on the gateway that all fail to
 # open. natkeeper must still find the gateway's real IGD, every time: 10 runs each of
 # `--discover --json` and `--once --protocol upnp` name http://10.77.0.1:5000/rootDesc.xml.
+# Then the gateway ignores unicast searches (an nft drop in ns gw), so only answers to the
+# multicast search come, the forged ones first: natkeeper must open forged LOCATIONs, give
+# them up and still find the real IGD in 10 runs of `--once --protocol upnp`.
 # Exit 0 pass, 1 fail, 77 skip (not root).
 NK_TIMEOUT=${NK_TIMEOUT:-20}
 . "$(dirname "$0")/lib.sh"
@@ -49,7 +52,7 @@ runs() {
     nk_run "$kind-$i" "$@"
     searches=$(($(line_count "$FORGER_LOG") - searches_before))
     [ "$searches" -gt 0 ] || fail "run $i: the forger answered none of natkeeper's searches"
-    if [ "$NK_RC" = 0 ] && names_real_igd "$NK_OUT" "$kind"; then FOUND=$((FOUND + 1)); fi
+    if [ "$NK_RC" = 0 ] && names_real_igd "$NK_OUT" "${kind%%-*}"; then FOUND=$((FOUND + 1)); fi
     if grep -qE "UPnP: http://$LAN_GW:(9/x|5000/forged-)" "$NK_ERR"; then FORGED_TRIED=$((FORGED_TRIED + 1)); fi
   done
   say "info: $kind: the real IGD found $FOUND of $RUNS times; a forged LOCATION opened in $FORGED_TRIED runs"
@@ -65,6 +68,19 @@ for verdict in "--discover:$DISCOVER_FOUND" "--once --protocol upnp:$ONCE_FOUND"
   pass "${verdict%:*} found the gateway's IGD $RUNS of $RUNS times despite the forged answers"
 done
 gw_expect_rules "udp:7076"
+
+in_gw nft -f - <<'EOF' || fail "cannot make the gateway ignore unicast searches"
+table ip ignore_unicast_ssdp {
+  chain input {
+    type filter hook input priority -10; policy accept;
+    ip daddr 10.77.0.1 udp dport 1900 drop
+  }
+}
+EOF
+runs multicast-only --once --protocol upnp --no-default-profile --map udp:7076 --no-verify --json -v
+[ "$FORGED_TRIED" -gt 0 ] || fail "no forged LOCATION was opened: the fallback was not exercised"
+[ "$FOUND" = "$RUNS" ] || fail "with multicast answers only, the gateway's IGD was found $FOUND of $RUNS times"
+pass "with multicast answers only, forged LOCATIONs opened in $FORGED_TRIED runs, and the gateway's IGD found $RUNS of $RUNS times"
 
 kill -TERM "$FORGER_PID" 2>/dev/null
 e2e_pass
