@@ -192,9 +192,16 @@ std::string to_text(const RunReport& report) {
   const bool any_device = std::any_of(report.mappings.begin(), report.mappings.end(),
                                       [](const auto& m) { return for_other_device(m.request); });
   for (const auto& m : report.mappings) {
-    TableLine line{std::string(to_string(m.request.proto)), m.request.internal_port, std::nullopt, {}, {}, std::nullopt,
-                   any_device ? client_label(device_name(m.request), client_address(m.request, report.gateway.local_address))
-                              : std::string()};
+    TableLine line{.proto = std::string(to_string(m.request.proto)),
+                   .internal_port = m.request.internal_port,
+                   .count = 1,
+                   .external = std::nullopt,
+                   .alike = {},
+                   .cells = {},
+                   .least = std::nullopt,
+                   .group = any_device ? client_label(device_name(m.request),
+                                                      client_address(m.request, report.gateway.local_address))
+                                       : std::string()};
     std::string lease = "-", state(to_string(m.state)), outcome;
     if (m.mapping) {
       line.external = {m.mapping->external_ip.to_string(), m.mapping->external_port};

@@ -5,16 +5,17 @@
 namespace natkeeper {
 namespace {
 
-std::string port_span(std::uint16_t first, std::uint16_t last) {
+std::string port_span(unsigned first, unsigned last) {
   return first == last ? std::to_string(first) : fmt::format("{}-{}", first, last);
 }
 
 bool continues(const TableLine& previous, const TableLine& next) {
   if (previous.proto != next.proto || previous.alike != next.alike || previous.group != next.group ||
-      next.internal_port != previous.internal_port + 1 || previous.external.has_value() != next.external.has_value())
+      next.internal_port != previous.internal_port + previous.count ||
+      previous.external.has_value() != next.external.has_value())
     return false;
-  return !previous.external ||
-         (previous.external->address == next.external->address && next.external->port == previous.external->port + 1);
+  return !previous.external || (previous.external->address == next.external->address &&
+                                next.external->port == previous.external->port + previous.count);
 }
 
 std::string padded(std::string_view text, std::size_t width) {
@@ -49,10 +50,10 @@ std::string render_table(const std::vector<TableColumn>& columns, const std::vec
     while (last + 1 < lines.size() && continues(lines[last], lines[last + 1])) ++last;
     const auto& first = lines[i];
     if (!first.group.empty() && (i == 0 || lines[i - 1].group != first.group)) out += fmt::format("For {}:\n", first.group);
-    std::vector<std::string> cells{first.proto, port_span(first.internal_port, lines[last].internal_port), "-"};
+    const auto& end = lines[last];
+    std::vector<std::string> cells{first.proto, port_span(first.internal_port, end.internal_port + end.count - 1), "-"};
     if (first.external)
-      cells[2] = fmt::format("{}:{}", first.external->address,
-                             port_span(first.external->port, lines[last].external->port));
+      cells[2] = fmt::format("{}:{}", first.external->address, port_span(first.external->port, end.external->port + end.count - 1));
     auto shown = first.cells;
     if (first.least) {
       const TableLine* least = &first;

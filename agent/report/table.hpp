@@ -13,13 +13,16 @@ namespace natkeeper {
 struct TableLine {
   std::string proto;
   std::uint16_t internal_port = 0;
+  // The line stands for this many consecutive ports from internal_port (and
+  // from the external port): a run the service already folded.
+  std::uint16_t count = 1;
   struct External {
     std::string address;
     std::uint16_t port = 0;
   };
   std::optional<External> external;
   // Lines share a row when their protocol, this key and the external address
-  // are equal and both ports step by one.
+  // are equal and both ports continue where the previous line's end.
   std::string alike;
   // The key of lines alike in all these fields.
   static std::string key(std::initializer_list<std::string_view> fields);

@@ -20,6 +20,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <list>
 #include <optional>
 #include <string>
@@ -34,8 +35,14 @@ using namespace asio::experimental::awaitable_operators;
 using asio::local::stream_protocol;
 using Json = nlohmann::json;
 constexpr auto kToken = asio::as_tuple(asio::use_awaitable);
-// A status document is a few KiB; this bounds what a confused server can make us hold.
-constexpr std::size_t kMaxReplyBytes = 4 * 1024 * 1024;
+// A part is one head or one row, well under 1 KiB; this bounds what a confused
+// server can make us hold.
+constexpr std::size_t kMaxPartBytes = 64 * 1024;
+// Rows are runs, at most one per planned mapping; with the head, bounds what a
+// confused server can make us read.
+constexpr std::size_t kMaxParts = 1 << 22;
+// The server writes the reply this much at a time (the last part may overrun it).
+constexpr std::size_t kReplyChunkBytes = 64 * 1024;
 // After a failed accept (out of file descriptors, say), instead of spinning.
 constexpr auto kAcceptRetryPause = 100ms;
 
@@ -76,21 +83,69 @@ std::error_code clear_stale_socket(const std::filesystem::path& path) {
   return {};
 }
 
-asio::awaitable<Result<Json>> ask_status(stream_protocol::endpoint endpoint) {
+// One line, within `deadline`; its text without the '\n' in `line`.
+asio::awaitable<boost::system::error_code> read_line(stream_protocol::socket& socket, std::string& buffer,
+                                                     std::string& line, std::chrono::milliseconds deadline) {
+  asio::steady_timer expiry(socket.get_executor(), deadline);
+  auto receive = asio::async_read_until(socket, asio::dynamic_buffer(buffer, kMaxPartBytes), '\n', kToken);
+  const auto read = co_await (std::move(receive) || expiry.async_wait(kToken));
+  if (read.index() != 0) co_return boost::system::errc::make_error_code(boost::system::errc::timed_out);
+  const auto [error, size] = std::get<0>(read);
+  // Too long for the buffer, or the end before a line ends: not a reply.
+  if (error == asio::error::not_found || (error == asio::error::eof && !buffer.empty()))
+    co_return boost::system::errc::make_error_code(boost::system::errc::bad_message);
+  if (error) co_return error;
+  line.assign(buffer, 0, size - 1);
+  buffer.erase(0, size);
+  co_return boost::system::error_code();
+}
+
+asio::awaitable<std::error_code> ask_status(stream_protocol::endpoint endpoint, std::chrono::milliseconds deadline,
+                                            const std::function<void(Json)>& on_part) {
   stream_protocol::socket socket(co_await asio::this_coro::executor);
-  const auto [connect_error] = co_await socket.async_connect(endpoint, kToken);
-  if (connect_error) co_return std::error_code(connect_error);
+  asio::steady_timer expiry(socket.get_executor(), deadline);
+  // A server with a full listen backlog keeps a connect waiting.
+  const auto connected = co_await (socket.async_connect(endpoint, kToken) || expiry.async_wait(kToken));
+  if (connected.index() != 0) co_return std::make_error_code(std::errc::timed_out);
+  if (const auto [error] = std::get<0>(connected); error) co_return error;
   static constexpr std::string_view kRequest = "status\n";
+  // A few bytes into an empty socket buffer: they do not wait.
   const auto [write_error, written] = co_await asio::async_write(socket, asio::buffer(kRequest), kToken);
-  if (write_error) co_return std::error_code(write_error);
-  std::string reply;
-  const auto [read_error, size] = co_await asio::async_read(socket, asio::dynamic_buffer(reply, kMaxReplyBytes), kToken);
-  // The server ends its reply by closing: anything else is a failure or a reply too long.
-  if (read_error != asio::error::eof)
-    co_return read_error ? std::error_code(read_error) : std::make_error_code(std::errc::message_size);
-  auto document = Json::parse(reply, nullptr, false);
-  if (document.is_discarded()) co_return std::make_error_code(std::errc::bad_message);
-  co_return Result<Json>(boost::system::in_place_value, std::move(document));
+  if (write_error) co_return write_error;
+  std::string buffer, line;
+  for (std::size_t parts = 0; parts < kMaxParts; ++parts) {
+    const auto error = co_await read_line(socket, buffer, line, deadline);
+    // The server ends its reply by closing; a reply without a head is none.
+    if (error == asio::error::eof) co_return parts > 0 ? std::error_code() : std::make_error_code(std::errc::bad_message);
+    if (error) co_return std::error_code(error);
+    auto part = Json::parse(line, nullptr, false);
+    if (part.is_discarded() || !part.is_object()) co_return std::make_error_code(std::errc::bad_message);
+    if (parts == 0 && part.contains("error"))
+      co_return std::make_error_code(part.value("error", std::string()).starts_with("busy")
+                                         ? std::errc::device_or_resource_busy
+                                         : std::errc::bad_message);
+    on_part(std::move(part));
+  }
+  co_return std::make_error_code(std::errc::message_size);
+}
+
+// Refused at once, without waiting: a line if the socket takes it, then the close.
+void refuse(stream_protocol::socket& socket, std::string_view why) {
+  const auto line = dump(Json{{"error", why}}) + "\n";
+  [[maybe_unused]] const auto sent = ::send(socket.native_handle(), line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+struct PeerCredentials {
+  uid_t uid = static_cast<uid_t>(-1);
+  pid_t pid = -1;
+};
+
+// The connecting process as the kernel recorded it; all unknown peers count as one.
+PeerCredentials peer_of(stream_protocol::socket& socket) {
+  ucred credentials{};
+  socklen_t size = sizeof credentials;
+  if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &credentials, &size) != 0) return {};
+  return {credentials.uid, credentials.pid};
 }
 
 }  // namespace
@@ -102,39 +157,44 @@ std::filesystem::path control_socket_path() { return runtime_directory() / "cont
 // Shared with the coroutines it spawns, which outlive the ControlServer when
 // it is destroyed while they wait: they see `closed` and end.
 struct ControlServer::Impl {
-  using Clients = std::list<stream_protocol::socket>;
+  struct Client {
+    stream_protocol::socket socket;
+    PeerCredentials peer;
+  };
+  using Clients = std::list<Client>;
 
-  Impl(const asio::any_io_executor& on, std::filesystem::path at, StatusSource source,
-       std::chrono::milliseconds deadline)
-      : executor(on),
-        path(std::move(at)),
-        status(std::move(source)),
-        client_deadline(deadline),
-        acceptor(on),
-        slot_freed(on) {}
+  Impl(const asio::any_io_executor& on, std::filesystem::path at, StatusSource source, ControlLimits bounds)
+      : executor(on), path(std::move(at)), status(std::move(source)), limits(bounds), acceptor(on) {}
 
   static asio::awaitable<void> accept_clients(std::shared_ptr<Impl> self);
   static asio::awaitable<void> serve_client(std::shared_ptr<Impl> self, Clients::iterator client);
+  // Why a new client from `peer` is refused; empty if it is served.
+  std::string_view over_limit(const PeerCredentials& peer) const;
 
   asio::any_io_executor executor;
   std::filesystem::path path;
   StatusSource status;
-  std::chrono::milliseconds client_deadline;
+  ControlLimits limits;
   stream_protocol::acceptor acceptor;
-  // Wakes an accept loop waiting for one of the kMaxClients slots.
-  asio::steady_timer slot_freed;
   Clients clients;
   bool owns_socket_file = false;
   bool closed = false;
 };
 
+std::string_view ControlServer::Impl::over_limit(const PeerCredentials& peer) const {
+  if (clients.size() >= limits.clients) return "busy: too many clients at once";
+  const auto from_user = std::count_if(clients.begin(), clients.end(),
+                                       [&](const Client& client) { return client.peer.uid == peer.uid; });
+  if (static_cast<std::size_t>(from_user) >= limits.per_user) return "busy: too many clients of this user at once";
+  const auto from_process = std::count_if(clients.begin(), clients.end(), [&](const Client& client) {
+    return client.peer.uid == peer.uid && client.peer.pid == peer.pid;
+  });
+  if (static_cast<std::size_t>(from_process) >= limits.per_process) return "busy: too many clients of this process at once";
+  return {};
+}
+
 asio::awaitable<void> ControlServer::Impl::accept_clients(std::shared_ptr<Impl> self) {
   while (!self->closed) {
-    if (self->clients.size() >= kMaxClients) {
-      self->slot_freed.expires_at(asio::steady_timer::time_point::max());
-      co_await self->slot_freed.async_wait(kToken);
-      continue;
-    }
     auto [ec, socket] = co_await self->acceptor.async_accept(kToken);
     if (self->closed) co_return;
     if (ec) {
@@ -142,7 +202,12 @@ asio::awaitable<void> ControlServer::Impl::accept_clients(std::shared_ptr<Impl> 
       co_await pause.async_wait(kToken);
       continue;
     }
-    self->clients.push_back(std::move(socket));
+    const auto peer = peer_of(socket);
+    if (const auto why = self->over_limit(peer); !why.empty()) {
+      refuse(socket, why);
+      continue;  // (the socket closes here)
+    }
+    self->clients.push_back({std::move(socket), peer});
     auto serve = serve_client(self, std::prev(self->clients.end()));
     asio::co_spawn(self->executor, std::move(serve), asio::detached);
   }
@@ -153,35 +218,50 @@ asio::awaitable<void> ControlServer::Impl::serve_client(std::shared_ptr<Impl> se
   struct Slot {
     Impl& server;
     Clients::iterator client;
-    ~Slot() {
-      server.clients.erase(client);
-      if (!server.closed) server.slot_freed.cancel();
-    }
+    ~Slot() { server.clients.erase(client); }
   };
   const Slot slot{*self, client};
-  auto& socket = *client;
+  auto& socket = client->socket;
 
-  asio::steady_timer deadline(self->executor, self->client_deadline);
+  asio::steady_timer deadline(self->executor, self->limits.deadline);
   std::string request;
   auto receive = asio::async_read_until(socket, asio::dynamic_buffer(request, kMaxRequestBytes), '\n', kToken);
-  auto read_expiry = deadline.async_wait(kToken);
-  const auto read = co_await (std::move(receive) || std::move(read_expiry));
-  // A timeout, an error, no line within kMaxRequestBytes, or close().
+  const auto read = co_await (std::move(receive) || deadline.async_wait(kToken));
+  // A timeout (however slowly it trickled in), an error, no line within kMaxRequestBytes, or close().
   if (read.index() != 0 || std::get<0>(std::get<0>(read)) || self->closed) co_return;
   auto line = request.substr(0, std::get<1>(std::get<0>(read)) - 1);
   if (!line.empty() && line.back() == '\r') line.pop_back();
 
-  std::string reply = line == "status" ? dump(self->status()) : dump(Json{{"error", "unknown request: " + line}});
-  reply += '\n';
-  deadline.expires_after(self->client_deadline);
-  auto send = asio::async_write(socket, asio::buffer(reply), kToken);
-  auto send_expiry = deadline.async_wait(kToken);
-  co_await (std::move(send) || std::move(send_expiry));
+  StatusParts parts;
+  if (line == "status") parts = self->status();
+  else parts = [unknown = std::optional<Json>(Json{{"error", "unknown request: " + line}})]() mutable {
+    return std::exchange(unknown, std::nullopt);
+  };
+  // The reply goes out a chunk at a time as the parts come: the service never
+  // holds more of it than a chunk, however many mappings it keeps.
+  std::string chunk;
+  for (bool more = true; more;) {
+    chunk.clear();
+    while (chunk.size() < kReplyChunkBytes) {
+      auto part = parts();
+      if (!part) {
+        more = false;
+        break;
+      }
+      (chunk += dump(*part)) += '\n';
+    }
+    if (chunk.empty()) break;
+    deadline.expires_after(self->limits.deadline);
+    const auto sent = co_await (asio::async_write(socket, asio::buffer(chunk), kToken) || deadline.async_wait(kToken));
+    // A client too slow to take a chunk within the deadline, gone, or close():
+    // the parts refer to what the owner may no longer hold.
+    if (sent.index() != 0 || std::get<0>(std::get<0>(sent)) || self->closed) co_return;
+  }
 }
 
 ControlServer::ControlServer(asio::any_io_executor executor, std::filesystem::path path, StatusSource status,
-                             std::chrono::milliseconds client_deadline)
-    : impl_(std::make_shared<Impl>(std::move(executor), std::move(path), std::move(status), client_deadline)) {}
+                             ControlLimits limits)
+    : impl_(std::make_shared<Impl>(std::move(executor), std::move(path), std::move(status), limits)) {}
 
 ControlServer::~ControlServer() { close(); }
 
@@ -227,25 +307,23 @@ void ControlServer::close() {
   impl.status = nullptr;
   boost::system::error_code ignored;
   impl.acceptor.close(ignored);
-  impl.slot_freed.cancel();
-  for (auto& client : impl.clients) client.close(ignored);
+  for (auto& client : impl.clients) client.socket.close(ignored);
   if (impl.owns_socket_file) ::unlink(impl.path.c_str());
   impl.owns_socket_file = false;
 }
 
-Result<nlohmann::json> query_status(const std::filesystem::path& socket, std::chrono::milliseconds deadline) {
+std::error_code query_status(const std::filesystem::path& socket, std::chrono::milliseconds deadline,
+                             const std::function<void(nlohmann::json part)>& on_part) {
   const auto endpoint = endpoint_of(socket);
   if (!endpoint) return endpoint.error();
-  std::optional<Result<Json>> answer;
+  std::optional<std::error_code> answer;
   asio::io_context io;
-  auto ask = ask_status(*endpoint);
-  asio::co_spawn(io, std::move(ask), [&answer](std::exception_ptr error, Result<Json> result) {
-    if (error) answer.emplace(std::make_error_code(std::errc::io_error));
-    else answer.emplace(std::move(result));
+  auto ask = ask_status(*endpoint, deadline, on_part);
+  asio::co_spawn(io, std::move(ask), [&answer](std::exception_ptr error, std::error_code result) {
+    answer = error ? std::make_error_code(std::errc::io_error) : result;
   });
-  io.run_for(deadline);
-  if (!answer) return std::make_error_code(std::errc::timed_out);
-  return std::move(*answer);
+  io.run();
+  return answer.value_or(std::make_error_code(std::errc::io_error));
 }
 
 }  // namespace natkeeper

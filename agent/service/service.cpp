@@ -67,7 +67,7 @@ int run_service(config::Config config, ConfigLoader load) {
   Supervisor supervisor(executor, time, system_effects(workers.get_executor()), std::move(config),
                         StateWriter(executor, workers.get_executor(), state_file_path()), std::move(hooks));
 
-  ControlServer control(executor, control_socket_path(), [&] { return supervisor.status(); });
+  ControlServer control(executor, control_socket_path(), [&] { return supervisor.status_parts(); });
   if (const auto error = control.open())
     log::warning("no control socket at {}: {}; --status will not reach this service", control_socket_path().string(),
                  error.message());
@@ -163,16 +163,27 @@ int run_service(config::Config config, ConfigLoader load) {
 
 int status_command(bool json) {
   const auto socket = control_socket_path();
-  auto reply = query_status(socket, 3s);
-  if (!reply) {
+  // Each part is printed as it arrives: the service's reply may be large.
+  StatusJsonPrinter json_printer;
+  StatusTextPrinter text_printer;
+  bool head = true, all_active = false;
+  const auto error = query_status(socket, 3s, [&](nlohmann::json part) {
+    if (!std::exchange(head, false)) {
+      if (json) fmt::print("{}", json_printer.row(part));
+      else text_printer.row(part);
+      return;
+    }
+    const auto summary = part.value("summary", nlohmann::json());
+    all_active = summary.is_object() && summary.value("failed", 1) == 0 && summary.value("unreachable", 1) == 0;
+    fmt::print("{}", json ? json_printer.head(part) : text_printer.head(part));
+  });
+  if (error) {
+    if (!head) fmt::print("\n");  // after what was printed, an unfinished line
     log::error("cannot reach the natkeeper service at {}: {} (is it running? is this user allowed?)", socket.string(),
-               reply.error().message());
+               error.message());
     return kExitUnavailable;
   }
-  if (json) fmt::print("{}\n", reply->dump(2));
-  else fmt::print("{}", status_to_text(*reply));
-  const auto& summary = (*reply)["summary"];
-  const bool all_active = summary.is_object() && summary.value("failed", 1) == 0 && summary.value("unreachable", 1) == 0;
+  fmt::print("{}", json ? json_printer.finish() : text_printer.finish());
   return all_active ? kExitOk : kExitSomeFailed;
 }
 

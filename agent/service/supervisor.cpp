@@ -600,18 +600,8 @@ void Supervisor::publish() {
   hooks_.status(line);
 }
 
-nlohmann::json Supervisor::status() const {
+StatusParts Supervisor::status_parts() const {
   using nlohmann::json;
-  const auto now = time_.now();
-  const auto wall_now = time_.wall_now();
-  json mappings = json::array();
-  const auto this_host = connection_ ? connection_->path.local.address.to_string() : std::string();
-  for (const auto& entry : entries_) {
-    const auto renew_in = std::chrono::duration_cast<std::chrono::seconds>(std::max(entry.renew_at - now, Duration::zero()));
-    std::optional<std::chrono::seconds> verified_ago;
-    if (entry.verified_at) verified_ago = std::chrono::duration_cast<std::chrono::seconds>(wall_now - *entry.verified_at);
-    mappings.push_back(status_mapping_json(entry.report, this_host, renew_in, verified_ago));
-  }
   const auto counts = count(entries_);
   json gateway = nullptr;
   if (connection_) {
@@ -619,19 +609,34 @@ nlohmann::json Supervisor::status() const {
     gateway["interface"] = connection_->path.local.name;
   }
   const auto dropped = dropped_notices_ + (connection_ ? connection_->protocol.mapper->dropped() : 0);
-  return {{"pid", ::getpid()},
-          {"config", config_.source},
-          {"running_s", std::chrono::duration_cast<std::chrono::seconds>(wall_now - started_).count()},
-          {"status", summary()},
-          {"gateway", gateway},
-          {"external_ip_changes", external_ip_changes_},
-          {"nat", to_string(nat_)},
-          {"nat_explanation", explain(nat_)},
-          {"observed_public_ip", observed_public_ip_ ? json(observed_public_ip_->to_string()) : json(nullptr)},
-          {"dropped_datagrams", dropped},
-          {"summary", {{"planned", entries_.size()}, {"active", counts.active}, {"verified", counts.verified},
-                       {"unreachable", counts.unreachable}, {"failed", counts.failed}}},
-          {"mappings", mappings}};
+  std::optional<json> head = json{
+      {"pid", ::getpid()},
+      {"config", config_.source},
+      {"running_s", std::chrono::duration_cast<std::chrono::seconds>(time_.wall_now() - started_).count()},
+      {"status", summary()},
+      {"gateway", gateway},
+      {"external_ip_changes", external_ip_changes_},
+      {"nat", to_string(nat_)},
+      {"nat_explanation", explain(nat_)},
+      {"observed_public_ip", observed_public_ip_ ? json(observed_public_ip_->to_string()) : json(nullptr)},
+      {"dropped_datagrams", dropped},
+      {"summary", {{"planned", entries_.size()}, {"active", counts.active}, {"verified", counts.verified},
+                   {"unreachable", counts.unreachable}, {"failed", counts.failed}}}};
+  auto rows = StatusRows(connection_ ? connection_->path.local.address.to_string() : std::string());
+  return [this, head = std::move(head), rows = std::move(rows), next = std::size_t{0}]() mutable -> std::optional<json> {
+    if (head) return std::exchange(head, std::nullopt);
+    const auto now = time_.now();
+    const auto wall_now = time_.wall_now();
+    // entries_ may have changed since the last part: a reload may have shortened it.
+    while (next < entries_.size()) {
+      const auto& entry = entries_[next++];
+      const auto renew_in = std::chrono::duration_cast<std::chrono::seconds>(std::max(entry.renew_at - now, Duration::zero()));
+      std::optional<std::chrono::seconds> verified_ago;
+      if (entry.verified_at) verified_ago = std::chrono::duration_cast<std::chrono::seconds>(wall_now - *entry.verified_at);
+      if (auto row = rows.add(entry.report, renew_in, verified_ago)) return row;
+    }
+    return rows.finish();
+  };
 }
 
 }  // namespace natkeeper

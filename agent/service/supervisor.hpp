@@ -26,6 +26,7 @@
 #include "agent/gateway/connection.hpp"
 #include "agent/gateway/device_addresses.hpp"
 #include "agent/gateway/gateway_listener.hpp"
+#include "agent/report/status.hpp"
 #include "agent/service/notice_policy.hpp"
 #include "agent/service/plan.hpp"
 #include "agent/service/state_writer.hpp"
@@ -94,8 +95,13 @@ class Supervisor {
   void gateway_datagram(std::span<const std::uint8_t> datagram, const asio::ip::udp::endpoint& source,
                         std::uint16_t port);
 
-  // For --status: the gateway, the NAT diagnosis and every mapping.
-  nlohmann::json status() const;
+  // For --status: the gateway, the NAT diagnosis and every mapping, in parts
+  // (see StatusParts); the parts after the head are taken from the plan as it
+  // is when each is asked for. The caller must stop asking before the
+  // Supervisor goes.
+  StatusParts status_parts() const;
+  // The same at once, as one document.
+  nlohmann::json status() const { return whole_status(status_parts()); }
   const config::Config& config() const { return config_; }
 
  private:

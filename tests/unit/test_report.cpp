@@ -178,3 +178,94 @@ TEST_CASE("a refused mapping for a device says so and names the router setting t
   // For this host, PCP's NOT_AUTHORIZED stays what it was.
   CHECK_THAT(describe_failure(make_pcp_error(2), MapRequest{}), Catch::StartsWith("not authorized"));
 }
+
+namespace {
+
+// The rows --status shows for `reports`, each renewed `renew_in` - its index from now.
+std::vector<nlohmann::json> status_rows(const std::vector<MappingReport>& reports, std::chrono::seconds renew_in = 2000s,
+                                        std::optional<std::chrono::seconds> verified_ago = std::nullopt) {
+  StatusRows rows("10.77.0.2");
+  std::vector<nlohmann::json> out;
+  for (std::size_t i = 0; i < reports.size(); ++i) {
+    const auto ago = verified_ago ? std::optional(*verified_ago + std::chrono::seconds(i)) : std::nullopt;
+    if (auto row = rows.add(reports[i], renew_in - std::chrono::seconds(i), ago)) out.push_back(std::move(*row));
+  }
+  if (auto row = rows.finish()) out.push_back(std::move(*row));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("--status folds a run of ports into one row with its count, soonest renewal and oldest proof") {
+  auto reports = sample().mappings;  // udp 16500-16599 mapped, tcp 15063, four failures
+  for (std::size_t i = 0; i < 100; ++i) reports[i].verified_by = "reflector";
+  reports.resize(100);
+  auto rows = status_rows(reports, 2000s, 300s);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0]["internal_port"] == 16500);
+  CHECK(rows[0]["external_port"] == 16500);
+  CHECK(rows[0]["count"] == 100);
+  CHECK(rows[0]["renew_in_s"] == 2000 - 99);
+  CHECK(rows[0]["verified_ago_s"] == 300 + 99);
+  CHECK(rows[0]["state"] == "mapped");
+  // A single port's row is as it always was, with a count of one.
+  auto single = status_rows({reports[7]}, 60s, 5s);
+  REQUIRE(single.size() == 1);
+  auto expected = status_mapping_json(reports[7], "10.77.0.2", 60s, 5s);
+  CHECK(single[0] == expected);
+  CHECK(single[0]["count"] == 1);
+}
+
+TEST_CASE("--status starts a new row wherever a port breaks the run") {
+  const auto base = sample().mappings;
+  std::vector<MappingReport> reports(base.begin(), base.begin() + 10);  // udp 16500-16509
+  reports[3].note = "probe sent";                                       // another outcome
+  reports[6].mapping->external_port = 40000;                            // another external port
+  reports[8].mapping->lifetime = 7200s;                                 // another lease
+  reports.push_back(base[100]);                                         // tcp 15063
+  reports.push_back(base[101]);                                         // udp 7076 failed
+  reports.push_back(base[102]);                                         // udp 7077 failed alike: joins
+  const auto rows = status_rows(reports);
+  std::vector<std::pair<int, int>> spans;  // first internal port, count
+  for (const auto& row : rows) spans.emplace_back(row["internal_port"].get<int>(), row["count"].get<int>());
+  CHECK(spans == std::vector<std::pair<int, int>>{{16500, 3}, {16503, 1}, {16504, 2}, {16506, 1}, {16507, 1},
+                                                   {16508, 1}, {16509, 1}, {15063, 1}, {7076, 2}});
+  CHECK(rows.back()["state"] == "failed");
+  CHECK(rows.back()["external_port"].is_null());
+}
+
+TEST_CASE("--status --json prints the parts as one document, the rows as they come") {
+  const auto rows = status_rows(sample().mappings);
+  const nlohmann::json head = {{"pid", 42}, {"status", "running"}, {"gateway", {{"address", "10.77.0.1"}}},
+                               {"summary", {{"planned", 105}, {"active", 101}}}};
+  StatusJsonPrinter printer;
+  auto text = printer.head(head);
+  for (const auto& row : rows) text += printer.row(row);
+  text += printer.finish();
+  auto whole = head;
+  whole["mappings"] = rows;
+  CHECK(nlohmann::json::parse(text) == whole);
+  // Indented as dump(2) would: each row at the depth of the array's elements.
+  CHECK_THAT(text, Catch::Contains("  \"mappings\": [\n    {\n      \"count\": 100,"));
+  CHECK_THAT(text, Catch::EndsWith("\n  ]\n}\n"));
+
+  StatusJsonPrinter empty;
+  const auto none = empty.head(head) + empty.finish();
+  CHECK(nlohmann::json::parse(none)["mappings"] == nlohmann::json::array());
+}
+
+TEST_CASE("the status text shows rows that stand for runs as their port spans") {
+  const auto rows = status_rows(sample().mappings);
+  nlohmann::json status = {{"pid", 42}, {"status", "-"}, {"summary", {{"planned", 105}, {"active", 101}, {"verified", 0}}}};
+  status["mappings"] = rows;
+  const auto text = status_to_text(status);
+  CHECK_THAT(text, Catch::Contains("udp    16500-16599  203.0.113.1:16500-16599      mapped     1h      31m"));
+  CHECK_THAT(text, Catch::Contains("udp    7076-7077    -                            failed"));
+  // Rows that continue each other (a run split where the plan changed while
+  // it was sent) still share a table row.
+  auto first_half = rows[0], second_half = rows[0];
+  first_half["count"] = second_half["count"] = 50;
+  second_half["internal_port"] = second_half["external_port"] = 16550;
+  status["mappings"] = {first_half, second_half};
+  CHECK_THAT(status_to_text(status), Catch::Contains("udp    16500-16599  203.0.113.1:16500-16599      mapped"));
+}
