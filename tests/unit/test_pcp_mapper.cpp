@@ -202,3 +202,25 @@ TEST_CASE("pcp mapper: a grant far beyond the request is asked again and never s
   CHECK((*long_lease)->lifetime == 24h);
   CHECK(server.received.size() == 5);
 }
+
+// [realtime]: miniupnpd answers the delete of a mapping it does not hold with
+// NO_RESOURCES; the mapping is gone either way, so --delete must not fail.
+TEST_CASE("pcp mapper: a delete answered NO_RESOURCES is done", "[pcp][realtime]") {
+  asio::io_context loop;
+  const auto address = asio::ip::make_address_v4("127.78.4.1");
+  LoopbackServer server(loop, address);
+  if (server.error()) {
+    WARN("skipped: cannot bind " << address << ":5351 for the fake server (" << server.error().message() << ")");
+    return;
+  }
+  server.script = [](const Bytes& r, std::size_t) {
+    return std::vector<Bytes>{answer(r, {.result = ResultCode::no_resources, .lifetime = 30})};
+  };
+  PcpMapper m(loop.get_executor(), options_for(address));
+  REQUIRE_FALSE(m.open());
+  const Mapping gone{request(7076), asio::ip::make_address("203.0.113.1"), 7076, 3600s, false};
+  const auto removed = run_for(loop, m.unmap(gone), 2s);
+  REQUIRE(removed);
+  CHECK_FALSE(*removed);
+  CHECK(server.received.size() == 1);
+}
