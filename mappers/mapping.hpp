@@ -32,8 +32,9 @@ struct Mapping {
   MapRequest request;
   boost::asio::ip::address external_ip;
   std::uint16_t external_port = 0;
-  // Granted lifetime; zero with `permanent` set when the gateway only grants
-  // leases without expiry.
+  // Granted lifetime, as far as renewals may rely on it: PCP and NAT-PMP
+  // bound it by the request and a cap (lease_policy.hpp). Zero with
+  // `permanent` set when the gateway only grants leases without expiry.
   std::chrono::seconds lifetime{0};
   // A permanent lease outlives natkeeper: it must be deleted explicitly.
   bool permanent = false;

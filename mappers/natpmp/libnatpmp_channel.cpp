@@ -132,18 +132,19 @@ class LibnatpmpChannel final : public Channel {
     ::recv(pmp_.s, &byte, 1, MSG_DONTWAIT);  // one recv takes the whole datagram
   }
 
-  std::uint64_t discard_queued() override {
-    std::uint64_t discarded = 0;
+  Discarded discard_queued() override {
+    Discarded discarded;
     std::uint8_t byte;
     for (int i = 0; i < kMaxDiscardsPerTurn; ++i) {
       const ssize_t n = ::recv(pmp_.s, &byte, 1, MSG_DONTWAIT);
       if (n >= 0) {
-        ++discarded;
+        ++discarded.count;
         continue;
       }
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return discarded;
       // Any other error was a stale ICMP report, now cleared: carry on.
     }
+    discarded.emptied = false;
     return discarded;
   }
 

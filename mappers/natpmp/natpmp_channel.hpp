@@ -30,6 +30,11 @@ struct Datagram {
   std::uint16_t source_port = 0;
 };
 
+struct Discarded {
+  std::uint64_t count = 0;
+  bool emptied = true;  // false: more may be queued; call again after yielding
+};
+
 // One request at a time to the gateway's port 5351, and what comes back.
 class Channel {
  public:
@@ -46,9 +51,11 @@ class Channel {
   virtual bool accept() = 0;
   // Throws the head datagram away.
   virtual void discard() = 0;
-  // Throws away, without waiting, whatever is queued (late replies to an
-  // earlier request's retransmissions); returns how many datagrams.
-  virtual std::uint64_t discard_queued() = 0;
+  // Throws away, without waiting, what is queued (late replies to an earlier
+  // request's retransmissions, or forgeries: NAT-PMP has no nonce, so only
+  // what arrives after the request is sent may answer it). Takes at most a
+  // bounded number in one call, so a flood does not hold up the loop.
+  virtual Discarded discard_queued() = 0;
 };
 
 class ChannelFactory {

@@ -1,6 +1,7 @@
 #include "mappers/natpmp/natpmp_mapper.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -9,6 +10,7 @@
 #include <limits>
 
 #include "mappers/errors.hpp"
+#include "mappers/lease_policy.hpp"
 #include "mappers/natpmp/natpmp_codec.hpp"
 
 namespace natkeeper::natpmp {
@@ -30,15 +32,29 @@ struct Answer {
   TimePoint received;
 };
 
+// Result code 1 (§3.5): the gateway does not speak NAT-PMP version 0.
+constexpr std::uint16_t kUnsupportedVersion = 1;
+
+// Is the request being exchanged the discovery probe, or one to a gateway
+// that discovery found speaking NAT-PMP?
+enum class Stage { discovery, established };
+
 // Sends `request` on `channel` and waits for its valid reply, retransmitting
 // on RFC 6886's schedule, until `deadline`. Datagrams that are not the reply
 // are discarded and counted in `dropped`. The channel may carry the next
 // request only if this ended with its reply read.
-asio::awaitable<Result<Answer>> exchange(Channel& channel, Timebase& time, address_v4 gateway,
+asio::awaitable<Result<Answer>> exchange(Channel& channel, Timebase& time, address_v4 gateway, Stage stage,
                                          Request request, TimePoint deadline, std::uint64_t& dropped) {
-  // Replies that came after the previous request was answered (duplicates of
-  // a retransmitted request) must not be taken for this one.
-  dropped += channel.discard_queued();
+  // Only what arrives after the request is sent may answer it: what queued
+  // before (duplicates of a retransmitted earlier request, or replies forged
+  // from the gateway's address) is thrown away first, all of it.
+  for (;;) {
+    const auto discarded = channel.discard_queued();
+    dropped += discarded.count;
+    if (discarded.emptied) break;
+    if (time.now() >= deadline) co_return make_error_code(Errc::timed_out);
+    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+  }
   const Expected expected{request.opcode, request.internal_port,
                           request.opcode != Opcode::public_address && request.lifetime == 0};
   auto last_sent = time.now();
@@ -64,7 +80,12 @@ asio::awaitable<Result<Answer>> exchange(Channel& channel, Timebase& time, addre
     if (!*peeked) continue;
     const Datagram& datagram = **peeked;
     const auto decoded = decode_reply(datagram.bytes, expected);
-    if (!is_from_server(datagram.source, datagram.source_port, gateway) || !decoded) {
+    // A gateway that answered discovery speaks version 0: an UNSUPP_VERSION
+    // now has no nonce to prove it is the gateway's, and would fail requests
+    // it can answer.
+    const bool forged_refusal =
+        decoded && stage == Stage::established && decoded->result_code == kUnsupportedVersion;
+    if (!is_from_server(datagram.source, datagram.source_port, gateway) || !decoded || forged_refusal) {
       channel.discard();
       ++dropped;
       continue;
@@ -83,7 +104,8 @@ asio::awaitable<Result<PublicAddressProbe>> probe_public_address(address_v4 gate
   auto opened = channels->open();
   if (!opened) co_return opened.error();
   std::uint64_t dropped = 0;
-  auto answer = co_await exchange(**opened, time, gateway, Request{}, time.now() + max_wait, dropped);
+  auto answer =
+      co_await exchange(**opened, time, gateway, Stage::discovery, Request{}, time.now() + max_wait, dropped);
   if (!answer) co_return answer.error();
   const Reply& reply = answer->reply;
   if (reply.result_code != 0) co_return make_natpmp_error(reply.result_code);
@@ -218,7 +240,7 @@ void NatpmpMapper::release_slot() {
 asio::awaitable<Result<Reply>> NatpmpMapper::ask(Request request) {
   auto lease = co_await acquire();
   if (!lease) co_return lease.error();
-  auto answer = co_await exchange(lease->channel(), time_, gateway_, request,
+  auto answer = co_await exchange(lease->channel(), time_, gateway_, Stage::established, request,
                                   time_.now() + options_.max_request_time, dropped_);
   if (!answer) co_return answer.error();
   lease->set_reusable(true);
@@ -307,12 +329,22 @@ asio::awaitable<Result<Mapping>> NatpmpMapper::map(MapRequest request) {
   auto external = co_await external_address();
   if (!external) co_return external.error();
 
-  const auto reply = co_await ask(
-      {mapping_opcode(request.proto), request.internal_port, request.wanted_external_port, lifetime});
+  const Request wire_request{mapping_opcode(request.proto), request.internal_port, request.wanted_external_port,
+                             lifetime};
+  auto reply = co_await ask(wire_request);
   if (!reply) co_return reply.error();
   if (reply->result_code != 0) co_return make_natpmp_error(reply->result_code);
-  co_return Mapping{std::move(request), *external, reply->external_port, std::chrono::seconds(reply->lifetime),
-                    false};
+  const auto requested = std::chrono::seconds(lifetime);
+  if (lease::needs_confirmation(requested, std::chrono::seconds(reply->lifetime))) {
+    // Any LAN host can forge a reply from the gateway's address, and this
+    // one claims far more than was asked: the gateway's answer to the same
+    // request again is the one believed.
+    reply = co_await ask(wire_request);
+    if (!reply) co_return reply.error();
+    if (reply->result_code != 0) co_return make_natpmp_error(reply->result_code);
+  }
+  co_return Mapping{std::move(request), *external, reply->external_port,
+                    lease::scheduled_lease(requested, std::chrono::seconds(reply->lifetime)), false};
 }
 
 asio::awaitable<std::error_code> NatpmpMapper::unmap(Mapping mapping) {

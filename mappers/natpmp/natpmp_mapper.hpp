@@ -66,9 +66,11 @@ class NatpmpMapper final : public Mapper {
   // A gateway that lost its state (epoch) is asked again.
   asio::awaitable<Result<asio::ip::address>> external_address() override;
   // Mapping request with suggested external port = wanted port and requested
-  // lifetime = request.lifetime (must be positive: 0 would delete). Result
-  // codes come back as make_natpmp_error(code): 2 is MapFailure::not_authorized,
-  // 4 MapFailure::table_full.
+  // lifetime = request.lifetime (must be positive: 0 would delete). A grant
+  // far above the request is asked for again (lease_policy.hpp); the lifetime
+  // returned is at most the request's. Result codes come back as
+  // make_natpmp_error(code): 2 is MapFailure::not_authorized, 4
+  // MapFailure::table_full.
   asio::awaitable<Result<Mapping>> map(MapRequest request) override;
   // Lifetime 0 for the internal port (§3.4). NAT-PMP has no "no such mapping"
   // code: a gateway answers success for a mapping it does not have, and it

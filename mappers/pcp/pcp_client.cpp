@@ -146,19 +146,27 @@ void Client::on_datagram(std::span<const std::uint8_t> bytes, const ip::address&
   const Response& response = *decoded;
 
   if (response.unsupported_version) {
-    // A NAT-PMP-only or PCPv1 server: no nonce to match, and no request of
-    // ours can succeed there, so every pending one ends with UNSUPP_VERSION
-    // (the caller falls back to NAT-PMP). Its epoch is not a PCPv2 epoch.
-    if (pending_.empty()) return drop(DropReason::unexpected);
-    for (const auto& [id, request] : pending_) {
+    // A NAT-PMP-only or PCPv1 server answers ANNOUNCE (discovery) so, and the
+    // caller falls back to NAT-PMP. It carries no nonce: any LAN host can
+    // forge one from the server's address, so it ends the pending ANNOUNCEs
+    // only; MAP requests are to a server that discovery found speaking PCPv2.
+    // Its epoch is not a PCPv2 epoch.
+    bool answered = false;
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (it->second.opcode != Opcode::announce) {
+        ++it;
+        continue;
+      }
       Completion completion;
-      completion.id = id;
+      completion.id = it->first;
       completion.error = make_pcp_error(static_cast<int>(ResultCode::unsupp_version));
       completion.error_lifetime = std::chrono::seconds(response.lifetime);
       completion.epoch = response.epoch;
       completions_.push_back(std::move(completion));
+      it = pending_.erase(it);
+      answered = true;
     }
-    pending_.clear();
+    if (!answered) drop(DropReason::unexpected);
     return;
   }
 

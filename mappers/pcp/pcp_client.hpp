@@ -57,8 +57,8 @@ struct Completion {
   RequestId id = 0;
   // Success: `map` holds the granted mapping (for ANNOUNCE: nullopt).
   // Failure: a pcp_category() code (the server's result code; its `lifetime`
-  // says how long the error holds) or Errc::timed_out, or
-  // unsupported_version when the server speaks only NAT-PMP or PCPv1.
+  // says how long the error holds) or Errc::timed_out, or, for ANNOUNCE
+  // only, unsupported_version when the server speaks only NAT-PMP or PCPv1.
   std::error_code error;
   std::optional<MapResult> map;
   std::chrono::seconds error_lifetime{0};

@@ -1,12 +1,17 @@
 #include "mappers/pcp/pcp_mapper.hpp"
 
+#include <sys/socket.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <cerrno>
+
 #include "mappers/errors.hpp"
+#include "mappers/lease_policy.hpp"
 
 namespace natkeeper::pcp {
 namespace {
@@ -52,6 +57,11 @@ std::error_code PcpMapper::open() {
 asio::awaitable<Completion> PcpMapper::await_completion(RequestId id) {
   Waiter waiter(executor_);
   waiters_[id] = &waiter;
+  // Nothing reads the socket while no request is pending: what queued
+  // meanwhile came before this request was sent and cannot answer it, but a
+  // forged response without a nonce (ANNOUNCE, UNSUPP_VERSION) would be taken
+  // for its answer.
+  if (!driving_) discard_queued();
   flush_outgoing();
   start_driver();
   // Woken by the driver (completion set) or by our caller's cancellation.
@@ -102,6 +112,19 @@ asio::awaitable<void> PcpMapper::drive() {
     deliver_completions();
   }
   if (*alive) driving_ = false;
+}
+
+void PcpMapper::discard_queued() {
+  if (!socket_.is_open()) return;
+  // More than a default receive buffer holds, so the bound only matters
+  // under a flood, which the requests' nonces then have to withstand.
+  constexpr int kMaxDiscards = 1024;
+  for (int i = 0; i < kMaxDiscards; ++i) {
+    const auto n = ::recv(socket_.native_handle(), buffer_.data(), buffer_.size(), MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    // Any other error was a stale ICMP report, now cleared: carry on.
+    if (n >= 0) ++discarded_;
+  }
 }
 
 void PcpMapper::flush_outgoing() {
@@ -156,10 +179,19 @@ asio::awaitable<Result<Mapping>> PcpMapper::map(MapRequest request) {
   auto completion = co_await await_completion(id);
   if (completion.error) co_return completion.error;
   if (!completion.map) co_return make_error_code(Errc::bad_reply);
+  if (lease::needs_confirmation(request.lifetime, completion.map->lifetime)) {
+    // Far more than was asked: believed only as the answer to the same
+    // request (a renewal, same nonce) asked again.
+    completion = co_await await_completion(client_.map(request.proto, request.internal_port,
+                                                       request.wanted_external_port, request.lifetime,
+                                                       Clock::now(), *third_party));
+    if (completion.error) co_return completion.error;
+    if (!completion.map) co_return make_error_code(Errc::bad_reply);
+  }
   const auto& granted = *completion.map;
   external_ip_ = granted.external_address;
-  co_return Mapping{std::move(request), granted.external_address, granted.external_port, granted.lifetime,
-                    false};
+  co_return Mapping{std::move(request), granted.external_address, granted.external_port,
+                    lease::scheduled_lease(request.lifetime, granted.lifetime), false};
 }
 
 asio::awaitable<std::error_code> PcpMapper::unmap(Mapping mapping) {

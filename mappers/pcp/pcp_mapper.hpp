@@ -43,13 +43,15 @@ class PcpMapper final : public Mapper {
   // address, and its nonce proves it is the gateway's (RFC 6887 §11.2).
   asio::awaitable<Result<GatewayCheck>> check(const Mapping& sample) override;
   bool take_gateway_lost_state() override { return client_.take_server_lost_state(); }
-  std::uint64_t dropped() const override { return client_.dropped_total(); }
+  std::uint64_t dropped() const override { return client_.dropped_total() + discarded_; }
 
  private:
   struct Waiter;
   asio::awaitable<Completion> await_completion(RequestId id);
   void start_driver();
   asio::awaitable<void> drive();
+  // Throws away what queued while nothing read the socket.
+  void discard_queued();
   void flush_outgoing();
   void deliver_completions();
   void fail_all(std::error_code error);
@@ -61,6 +63,7 @@ class PcpMapper final : public Mapper {
   ClientOptions options_;
   std::map<RequestId, Waiter*> waiters_;
   bool driving_ = false;
+  std::uint64_t discarded_ = 0;
   std::optional<asio::ip::address> external_ip_;
   // One byte more than a PCP message may have, so an oversized one is seen as such.
   std::array<std::uint8_t, kMaxMessageSize + 4> buffer_{};

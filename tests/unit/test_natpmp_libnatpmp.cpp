@@ -191,3 +191,40 @@ TEST_CASE("natpmp libnatpmp: nothing listening on 5351 fails at once", "[natpmp]
   CHECK(result->error() == Errc::no_gateway_answer);
   CHECK(Clock::now() - started < 200ms);
 }
+
+// [realtime]: the kernel's receive queue is what is tested: more forged
+// replies than one discard call takes are queued on the idle socket.
+TEST_CASE("natpmp libnatpmp: every reply queued before a request is thrown away", "[natpmp][realtime][forged]") {
+  asio::io_context loop;
+  const auto address = asio::ip::make_address_v4("127.77.13.1");
+  LoopbackGateway gateway(loop, address);
+  if (gateway.error()) {
+    WARN("skipped: cannot bind " << address << ":5351 for the fake gateway (" << gateway.error().message() << ")");
+    return;
+  }
+  constexpr int kForged = 200;
+  gateway.script = [](const Received& r, std::size_t) {
+    const auto request = decode_request(r.raw);
+    if (!request) return std::vector<Send>{};
+    if (request->opcode == Opcode::public_address) return std::vector<Send>{{address_reply(0, 100)}};
+    std::vector<Send> sends{{mapping_reply(129, 0, 100, request->internal_port, request->suggested_external_port,
+                                           request->lifetime)}};
+    // What a LAN host spoofing the gateway sprays at the socket, for the port asked next.
+    if (request->internal_port == 7076)
+      for (int i = 0; i < kForged; ++i) sends.push_back({mapping_reply(129, 0, 100, 7077, 1, 0xFFFFFFFF)});
+    return sends;
+  };
+  NatpmpMapperOptions options;
+  options.max_parallel = 1;  // every request on the same natpmp_t
+  NatpmpMapper m(loop.get_executor(), address, options);
+
+  const auto first = run_for(loop, m.map(request(7076)), 2s);
+  REQUIRE(first);
+  REQUIRE(*first);
+  const auto second = run_for(loop, m.map(request(7077)), 2s);
+  REQUIRE(second);
+  REQUIRE(*second);
+  CHECK((*second)->external_port == 7077);
+  CHECK((*second)->lifetime == 3600s);
+  CHECK(m.dropped() == kForged);
+}

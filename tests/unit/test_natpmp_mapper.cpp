@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <set>
 #include <vector>
@@ -75,6 +76,8 @@ class ScriptedGateway final : public ChannelFactory {
   };
   std::vector<Received> requests;
   int channels_open = 0;
+  // Like a real channel, one discard_queued() call may leave some queued.
+  std::uint64_t max_discards_per_call = std::numeric_limits<std::uint64_t>::max();
 
   explicit ScriptedGateway(testing::VirtualTime& time) : time_(time) {}
 
@@ -144,9 +147,15 @@ class ScriptedGateway final : public ChannelFactory {
       return true;
     }
     void discard() override { queue_.pop_front(); }
-    std::uint64_t discard_queued() override {
-      std::uint64_t discarded = 0;
-      for (; arrived(); ++discarded) queue_.pop_front();
+    Discarded discard_queued() override {
+      Discarded discarded;
+      for (; arrived(); ++discarded.count) {
+        if (discarded.count == gateway_.max_discards_per_call) {
+          discarded.emptied = false;
+          break;
+        }
+        queue_.pop_front();
+      }
       return discarded;
     }
 
@@ -666,4 +675,96 @@ TEST_CASE("natpmp mapper: a mapping for another device is refused without asking
   // Deleting it would delete this host's own mapping of the port: nothing is sent.
   CHECK(f.run(m.unmap(Mapping{doorbell, {}, 7076, 3600s, false})) == Errc::third_party_unsupported);
   CHECK(f.gateway.requests.empty());
+}
+
+// Any LAN host can send datagrams from the gateway's address: NAT-PMP has no
+// nonce, so what is checked is when a reply came and what it claims.
+TEST_CASE("natpmp mapper: forged replies queued before a request are never its answer", "[natpmp][forged]") {
+  Fixture f;
+  f.options.max_parallel = 1;  // both requests on the same channel
+  f.gateway.max_discards_per_call = 16;
+  f.gateway.script = [](const Received& r, std::size_t) {
+    std::vector<Send> sends{{answer(r)}};
+    // Sprayed at the channel while it is idle, for the port asked next.
+    if (r.is_mapping())
+      for (int i = 0; i < 100; ++i) sends.push_back({mapping_reply(129, 0, 100, 7077, 1, 0xFFFFFFFF)});
+    return sends;
+  };
+  auto& m = f.mapper();
+  REQUIRE(f.run(m.map(request(7076))));
+  auto mapping = f.run(m.map(request(7077)));
+  REQUIRE(mapping);
+  CHECK(mapping->external_port == 7077);
+  CHECK(mapping->lifetime == 3600s);
+  CHECK(m.dropped() == 100);
+  CHECK(f.gateway.mappings().size() == 2);
+}
+
+TEST_CASE("natpmp mapper: an UNSUPP_VERSION once the gateway spoke NAT-PMP fails nothing", "[natpmp][forged]") {
+  Fixture f;
+  f.gateway.script = [](const Received& r, std::size_t) {
+    if (r.is_address()) return std::vector<Send>{{answer(r)}};
+    // Forged, ahead of the gateway's answer.
+    return std::vector<Send>{{answer(r, 100, 1)}, {answer(r)}};
+  };
+  auto& m = f.mapper();
+  auto mapping = f.run(m.map(request(7076)));
+  REQUIRE(mapping);
+  CHECK(mapping->external_port == 7076);
+  auto removed = f.run(m.unmap(*mapping));
+  CHECK_FALSE(removed);
+  CHECK(m.dropped() == 2);
+  CHECK(f.gateway.mappings().size() == 2);
+
+  // Discovery is where a gateway says it does not speak NAT-PMP.
+  Fixture probe;
+  probe.gateway.script = [](const Received& r, std::size_t) { return std::vector<Send>{{answer(r, 100, 1)}}; };
+  auto found = probe.run(probe_public_address(kGateway, 10s, probe.gateway_ptr, probe.time));
+  REQUIRE_FALSE(found);
+  CHECK(found.error() == make_natpmp_error(1));
+}
+
+TEST_CASE("natpmp mapper: a grant far beyond the request is asked again and never scheduled beyond it",
+          "[natpmp][forged]") {
+  SECTION("a forged never-ending grant: the gateway's own answer is believed") {
+    Fixture f;
+    f.gateway.script = [](const Received& r, std::size_t index) {
+      if (index == 1) return std::vector<Send>{{mapping_reply(129, 0, 100, 7076, 1, 0xFFFFFFFF)}};
+      return std::vector<Send>{{answer(r)}};
+    };
+    auto mapping = f.run(f.mapper().map(request(7076)));
+    REQUIRE(mapping);
+    CHECK(mapping->external_port == 7076);
+    CHECK(mapping->lifetime == 3600s);
+    CHECK(f.gateway.mappings().size() == 2);
+  }
+  SECTION("a gateway that grants a week every time: the request's hour is scheduled") {
+    Fixture f;
+    f.gateway.script = [](const Received& r, std::size_t) {
+      if (r.is_address()) return std::vector<Send>{{answer(r)}};
+      return std::vector<Send>{{mapping_reply(129, 0, 100, 7076, 7076, 7 * 24 * 3600)}};
+    };
+    auto mapping = f.run(f.mapper().map(request(7076)));
+    REQUIRE(mapping);
+    CHECK(mapping->lifetime == 3600s);
+    CHECK(f.gateway.mappings().size() == 2);
+  }
+  SECTION("a long request granted as asked: one request, scheduled within the cap") {
+    Fixture f;
+    auto mapping = f.run(f.mapper().map(request(7076, Transport::udp, 72h)));
+    REQUIRE(mapping);
+    CHECK(mapping->lifetime == 24h);
+    CHECK(f.gateway.mappings().size() == 1);
+  }
+  SECTION("a short request raised to the gateway's minimum: believed at once, scheduled as asked") {
+    Fixture f;
+    f.gateway.script = [](const Received& r, std::size_t) {
+      if (r.is_address()) return std::vector<Send>{{answer(r)}};
+      return std::vector<Send>{{mapping_reply(129, 0, 100, 7076, 7076, 120)}};
+    };
+    auto mapping = f.run(f.mapper().map(request(7076, Transport::udp, 60s)));
+    REQUIRE(mapping);
+    CHECK(mapping->lifetime == 60s);
+    CHECK(f.gateway.mappings().size() == 1);
+  }
 }

@@ -8,6 +8,7 @@
 
 #include "mappers/errors.hpp"
 #include "mappers/pcp/pcp_client.hpp"
+#include "pcp_replies.hpp"
 
 using namespace natkeeper;
 using namespace natkeeper::pcp;
@@ -16,7 +17,7 @@ namespace ip = boost::asio::ip;
 
 namespace {
 
-using Bytes = std::vector<std::uint8_t>;
+using namespace pcp_replies;
 
 const auto kGateway = ip::make_address_v4("10.77.0.1");
 const auto kHost = ip::make_address_v4("10.77.0.2");
@@ -34,41 +35,6 @@ ClientOptions options(std::uint32_t seed = 42) {
 }
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-void put32(Bytes& bytes, std::size_t at, std::uint32_t value) {
-  for (std::size_t i = 0; i < 4; ++i) bytes[at + i] = static_cast<std::uint8_t>(value >> (24 - 8 * i));
-}
-
-// The scripted server's answer to a request, built the way RFC 6887 §8.3 says
-// a server builds it: the request with R set, result code, lifetime and epoch
-// filled in, and for MAP the assigned external port and address.
-struct Answer {
-  ResultCode result = ResultCode::success;
-  std::uint32_t lifetime = 3600;
-  std::uint32_t epoch = 100;
-  std::uint16_t external_port = 0;  // 0: the suggested one
-  ip::address_v4 external_address = ip::make_address_v4("203.0.113.1");
-};
-
-Bytes answer(const Bytes& request, const Answer& a = {}) {
-  Bytes reply = request;
-  reply[response_header::kROpcode] |= kResponseBit;
-  reply[response_header::kReserved] = 0;
-  reply[response_header::kResultCode] = static_cast<std::uint8_t>(a.result);
-  put32(reply, response_header::kLifetime, a.lifetime);
-  put32(reply, response_header::kEpoch, a.epoch);
-  std::fill_n(reply.begin() + response_header::kReserved2, response_header::kReserved2Size, 0);
-  if ((request[request_header::kROpcode] & kOpcodeMask) == static_cast<std::uint8_t>(Opcode::map)) {
-    const auto body = reply.begin() + request_header::kSize;
-    if (a.external_port != 0) {
-      body[map_body::kExternalPort] = static_cast<std::uint8_t>(a.external_port >> 8);
-      body[map_body::kExternalPort + 1] = static_cast<std::uint8_t>(a.external_port);
-    }
-    const auto address = to_v4_mapped(a.external_address).to_bytes();
-    std::copy(address.begin(), address.end(), body + map_body::kExternalAddress);
-  }
-  return reply;
-}
 
 Bytes nonce_of(const Bytes& request) {
   const auto at = request.begin() + request_header::kSize + map_body::kNonce;
@@ -472,20 +438,21 @@ TEST_CASE("an ANNOUNCE request completes on the ANNOUNCE response") {
   CHECK(f.client.pending() == 0);
 }
 
-TEST_CASE("a NAT-PMP-only or PCPv1 gateway ends every pending request with UNSUPP_VERSION") {
+TEST_CASE("a NAT-PMP-only or PCPv1 gateway answers ANNOUNCE with UNSUPP_VERSION; a MAP is not failed by it") {
+  // UNSUPP_VERSION carries no nonce: any LAN host can forge one from the
+  // gateway's address. Discovery (ANNOUNCE) is where it is believed.
   Fixture f;
-  f.client.map(Transport::udp, 7076, 7076, 3600s, kT0);
-  f.client.announce(kT0);
-  CHECK(f.client.take_outgoing().size() == 2);
+  const auto map_id = f.client.map(Transport::udp, 7076, 7076, 3600s, kT0);
+  const auto announce_id = f.client.announce(kT0);
+  const auto sent = f.client.take_outgoing();
+  REQUIRE(sent.size() == 2);
 
   SECTION("NAT-PMP: version 0, 16-bit result code, 8 bytes") {
     f.from_gateway({0x00, 0x81, 0x00, 0x01, 0x00, 0x00, 0x10, 0x00});
-    const auto done = f.client.take_completions();
-    REQUIRE(done.size() == 2);
-    for (const auto& completion : done) {
-      CHECK(completion.error == make_pcp_error(1));
-      CHECK(completion.epoch == 4096);
-    }
+    const auto done = f.only_completion();
+    CHECK(done.id == announce_id);
+    CHECK(done.error == make_pcp_error(1));
+    CHECK(done.epoch == 4096);
   }
   SECTION("PCPv1") {
     Bytes v1(24, 0);
@@ -494,15 +461,42 @@ TEST_CASE("a NAT-PMP-only or PCPv1 gateway ends every pending request with UNSUP
     v1[3] = 1;
     put32(v1, response_header::kLifetime, 1800);
     f.from_gateway(v1);
-    const auto done = f.client.take_completions();
-    REQUIRE(done.size() == 2);
-    for (const auto& completion : done) {
-      CHECK(completion.error == make_pcp_error(1));
-      CHECK(completion.error_lifetime == 1800s);
-    }
+    const auto done = f.only_completion();
+    CHECK(done.id == announce_id);
+    CHECK(done.error == make_pcp_error(1));
+    CHECK(done.error_lifetime == 1800s);
   }
-  CHECK(f.client.pending() == 0);
+  CHECK(f.client.pending() == 1);
   CHECK_FALSE(f.client.take_server_lost_state());
+  f.from_gateway(answer(sent[0]));
+  const auto mapped = f.only_completion();
+  CHECK(mapped.id == map_id);
+  CHECK_FALSE(mapped.error);
+}
+
+TEST_CASE("forged UNSUPP_VERSION responses mid-operation fail no pending MAP") {
+  Fixture f;
+  for (std::uint16_t port = 7000; port < 7100; ++port) f.client.map(Transport::udp, port, port, 3600s, kT0);
+  const auto deletion = f.client.map(Transport::tcp, 8000, 0, 0s, kT0);
+  const auto sent = f.client.take_outgoing();
+  REQUIRE(sent.size() == 101);
+  Bytes v1(24, 0);
+  v1[0] = 1;
+  v1[1] = 0x81;
+  v1[3] = 1;
+  for (int i = 0; i < 50; ++i) {
+    f.from_gateway({0x00, 0x81, 0x00, 0x01, 0x00, 0x00, 0x10, 0x00});
+    f.from_gateway(v1);
+  }
+  CHECK(f.client.take_completions().empty());
+  CHECK(f.client.pending() == 101);
+  CHECK(f.client.dropped(DropReason::unexpected) == 100);
+  for (const auto& request : sent) f.from_gateway(answer(request, {.lifetime = lifetime_of(request)}));
+  const auto done = f.client.take_completions();
+  REQUIRE(done.size() == 101);
+  for (const auto& completion : done) CHECK_FALSE(completion.error);
+  CHECK(done.back().id == deletion);
+  CHECK(f.client.pending() == 0);
 }
 
 TEST_CASE("a cancelled request is neither retransmitted nor completed") {

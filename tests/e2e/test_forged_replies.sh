@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# test_forged_replies.sh NATKEEPER - a LAN device (ns rogue) forges the gateway's NAT-PMP
+# and PCP replies (forge_gateway.py, from 10.77.0.1:5351) at every ephemeral port natkeeper
+# can have, while natkeeper maps and deletes:
+#   NAT-PMP: mapping replies granting the port asked for 2^32-1 s and "Unsupported
+#   Version" refusals, sprayed while `--once --protocol natpmp` maps and `--delete` removes;
+#   PCP: UNSUPP_VERSION responses (no nonce) sprayed while `--once --protocol pcp` maps,
+#   `--delete` removes, and a second `--delete` finds nothing left (miniupnpd: NO_RESOURCES).
+# Every run exits 0, the gateway holds exactly the mappings asked for, each reported with
+# its own port and a lifetime no longer than the one requested.
+# Exit 0 pass, 1 fail, 77 skip (not root).
+NK_TIMEOUT=${NK_TIMEOUT:-30}
+. "$(dirname "$0")/lib.sh"
+e2e_init "$@"
+lab_begin_rogue
+
+readonly LEASE=600
+readonly SPECS="udp:7076-7079 tcp:15063 udp:16500-16531"
+readonly MAP_ARGS=(--no-default-profile --map udp:7076-7079 --map tcp:15063 --map udp:16500-16531 --no-verify
+                   --lease "$LEASE")
+readonly EPHEMERAL=40000-40015
+# 16 ephemeral ports in ns lan (the setting is per namespace), all of them sprayed
+in_lan sysctl -qw net.ipv4.ip_local_port_range="${EPHEMERAL/-/ }" || fail "cannot narrow ns lan's port range"
+
+FORGER_OUT=$LAB_STATE/forger.out
+# forge_start KINDS INTERVAL: the forger in ns rogue, for at most 60 s
+forge_start() {
+  timeout -k 1 70 ip netns exec "$LAB_NS_ROGUE" "$PYTHON" "$E2E_DIR/forge_gateway.py" --gateway "$LAN_GW" \
+    --host "$LAN_HOST" --ports "$EPHEMERAL" --specs "$SPECS" --kinds "$1" --round-interval "$2" --duration 60 \
+    >"$FORGER_OUT" 2>&1 &
+  FORGER_PID=$!
+  sleep 0.5  # its first rounds are out before natkeeper starts
+  kill -0 "$FORGER_PID" 2>/dev/null || fail "the forger did not start: $(cat "$FORGER_OUT")"
+}
+forge_stop() {
+  kill -TERM "$FORGER_PID" 2>/dev/null
+  wait "$FORGER_PID"
+  grep -q '"sent"' "$FORGER_OUT" || fail "the forger said nothing: $(cat "$FORGER_OUT")"
+  pass "the forger sent $(cat "$FORGER_OUT")"
+}
+# mappings_bounded METHOD: every reported lifetime is positive and at most the lease asked for
+mappings_bounded() {
+  json_check "$NK_OUT" '
+lease = int(env["LEASE"])
+poisoned = [m for m in maps if not isinstance(m.get("lifetime"), int) or not 0 < m["lifetime"] <= lease]
+print("info: lifetimes reported: %s" % sorted({str(m.get("lifetime")) for m in maps}))
+check(not poisoned, "%d of %d lifetimes beyond the %d s asked for (or none)%s" % (len(poisoned), len(maps), lease,
+      "".join("; %s %s: %s" % (m.get("proto"), m.get("internal_port"), m.get("lifetime")) for m in poisoned[:3])))
+check((doc.get("gateway") or {}).get("method") == env["METHOD"], "gateway.method is %s" % env["METHOD"])
+' "LEASE=$LEASE" "METHOD=$1"
+}
+
+# ---- NAT-PMP: no nonce; forged grants and refusals ------------------------------------
+forge_start natpmp-grant,natpmp-refuse 0.002
+nk_run natpmp --once --protocol natpmp "${MAP_ARGS[@]}" --json -v
+mappings_bounded natpmp || fail "forged NAT-PMP replies were believed"
+json_expect_mappings "$NK_OUT" "$SPECS" natpmp || fail "forged NAT-PMP replies steered the mappings"
+assert_rc 0
+gw_expect_rules "$SPECS"
+nk_run natpmp-delete --delete --protocol natpmp "${MAP_ARGS[@]}"
+assert_rc 0
+assert_eq "$(gw_rule_count)" 0 "DNAT rules to $LAN_HOST after --delete (NAT-PMP)"
+forge_stop
+
+# ---- PCP: UNSUPP_VERSION has no nonce ---------------------------------------------------
+# Discovery is where UNSUPP_VERSION is believed (a NAT-PMP-only gateway says so there); a
+# round every 20 ms leaves it unlikely to hit the ANNOUNCE's round trip, while the mapping
+# requests are pending for longer.
+forge_start pcp-refuse 0.02
+nk_run pcp --once --protocol pcp "${MAP_ARGS[@]}" --json -v
+if grep -q "does not speak PCP version 2" "$NK_ERR"; then
+  say "info: a forged UNSUPP_VERSION answered discovery's ANNOUNCE (believed there by design); once more"
+  nk_run natpmp-fallback-delete --delete --protocol natpmp "${MAP_ARGS[@]}"
+  nk_run pcp --once --protocol pcp "${MAP_ARGS[@]}" --json -v
+fi
+mappings_bounded pcp || fail "PCP mappings are wrong under forged UNSUPP_VERSION"
+json_expect_mappings "$NK_OUT" "$SPECS" pcp || fail "forged UNSUPP_VERSION failed PCP mappings"
+assert_rc 0
+gw_expect_rules "$SPECS"
+nk_run pcp-delete --delete --protocol pcp "${MAP_ARGS[@]}"
+assert_rc 0
+assert_eq "$(gw_rule_count)" 0 "DNAT rules to $LAN_HOST after --delete (PCP)"
+# miniupnpd answers a delete of a mapping it does not hold with NO_RESOURCES: nothing failed
+nk_run pcp-delete-again --delete --protocol pcp "${MAP_ARGS[@]}" -v
+assert_rc 0
+forge_stop
+
+e2e_pass
