@@ -2,6 +2,8 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/address.hpp>
 
+#include <chrono>
+#include <optional>
 #include <system_error>
 
 #include "mappers/mapping.hpp"
@@ -16,6 +18,9 @@ namespace asio = boost::asio;
 struct GatewayCheck {
   bool mappings_lost = false;
   asio::ip::address external_ip;  // unspecified when the gateway did not say
+  // NAT-PMP and PCP: the answer's epoch, the seconds the gateway has kept
+  // its mappings since it (re)started.
+  std::optional<std::chrono::seconds> epoch;
 };
 
 // One port-mapping protocol spoken to one gateway. All operations run on the

@@ -24,6 +24,10 @@ std::optional<std::string> notice_question(const GatewayNotice& notice, Method m
   return std::nullopt;
 }
 
+bool restarted_since_round(std::chrono::seconds epoch, Duration since_round) {
+  return epoch + std::chrono::seconds(2) < since_round;
+}
+
 TimePoint question_time(const QuestionPacer& pacer, TimePoint now) { return std::max(now, pacer.next_allowed); }
 
 void note_answer(QuestionPacer& pacer, TimePoint now, bool found_change) {

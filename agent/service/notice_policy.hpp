@@ -34,6 +34,14 @@ struct QuestionPacer {
   Duration spacing = kShortestQuestionSpacing;
   std::optional<TimePoint> last_needless;
 };
+// Whether a gateway whose answer carried `epoch` (the seconds it has kept its
+// mappings, RFC 6887 §8.5) started after the round that made the mappings,
+// `since_round` ago, and so lost them. Two epoch samples seconds apart
+// cannot show a restart a second after the first (a restarted gateway's
+// epoch starts again near where the old one was); the round's age can. One
+// second of slack for the epoch's granularity, one for the round's length.
+bool restarted_since_round(std::chrono::seconds epoch, Duration since_round);
+
 // When a notice seen at `now` may be asked about.
 TimePoint question_time(const QuestionPacer& pacer, TimePoint now);
 // The gateway answered at `now`; `found_change`: it lost its mappings or its

@@ -182,6 +182,7 @@ asio::awaitable<void> Supervisor::step() {
     const bool everything = remap_at_ && now >= *remap_at_;
     if (everything) {
       remap_at_.reset();
+      last_full_round_ = now;
       // A loss the mapper knew of before this round (an announcement's epoch) is what the round repairs.
       connection_->protocol.mapper->take_gateway_lost_state();
     }
@@ -442,22 +443,31 @@ asio::awaitable<void> Supervisor::ask_gateway() {
   if (sample == entries_.end()) co_return;
   const auto checked = co_await interruptible(connection_->protocol.mapper->check(*sample->report.mapping));
   const auto now = time_.now();
+  std::string change;
   if (!checked) {
+    if (checked.error() == std::errc::operation_not_supported) co_return;
     policy::note_answer(question_pacer_, now, false);
-    if (checked.error() == MapFailure::gateway_unreachable) schedule_reconnect("the gateway does not answer");
-    else log::info("{}; asking the gateway about it failed: {}", why, checked.error().message());
-    co_return;
+    if (checked.error() == MapFailure::gateway_unreachable) {
+      schedule_reconnect("the gateway does not answer");
+      co_return;
+    }
+    // A refusal while a gateway changes (miniupnpd re-checking a new address)
+    // may have taken the renewed mapping with it.
+    change = fmt::format("the gateway refused the question ({})", checked.error().message());
+  } else {
+    const bool lost = checked->mappings_lost ||
+                      (checked->epoch && policy::restarted_since_round(*checked->epoch, now - last_full_round_));
+    const bool moved =
+        !checked->external_ip.is_unspecified() && external_ip_ && checked->external_ip != *external_ip_;
+    policy::note_answer(question_pacer_, now, lost || moved);
+    if (lost) change = "the gateway lost its mappings";
+    else if (moved) change = fmt::format("the gateway's external address is {} now", checked->external_ip.to_string());
   }
-  const bool moved = !checked->external_ip.is_unspecified() && external_ip_ && checked->external_ip != *external_ip_;
-  policy::note_answer(question_pacer_, now, checked->mappings_lost || moved);
-  if (!checked->mappings_lost && !moved) {
+  if (change.empty()) {
     log::info("{}; the gateway says nothing changed", why);
     co_return;
   }
   if (remap_at_) co_return;  // a round is coming anyway
-  const auto change = checked->mappings_lost
-                          ? std::string("the gateway lost its mappings")
-                          : fmt::format("the gateway's external address is {} now", checked->external_ip.to_string());
   schedule_remap(fmt::format("{}; {}", why, change),
                  policy::announcement_delay(random_unit()) + policy::notice_round_delay(notice_rounds_, now));
 }

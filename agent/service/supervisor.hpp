@@ -177,6 +177,7 @@ class Supervisor {
   bool state_dirty_ = true;
   bool network_down_ = false;
   TimePoint next_connect_{};
+  TimePoint last_full_round_{};  // when every mapping was last requested
   TimePoint next_verify_{TimePoint::max()};
   int connect_failures_ = 0;
   int losses_in_a_row_ = 0;

@@ -272,9 +272,10 @@ Result<asio::ip::address> NatpmpMapper::take_address(const Result<Reply>& reply)
 }
 
 asio::awaitable<Result<GatewayCheck>> NatpmpMapper::check(const Mapping&) {
-  const auto address = take_address(co_await ask(Request{}));
+  const auto reply = co_await ask(Request{});
+  const auto address = take_address(reply);
   if (!address) co_return address.error();
-  co_return GatewayCheck{take_gateway_lost_state(), *address};
+  co_return GatewayCheck{take_gateway_lost_state(), *address, std::chrono::seconds(reply->epoch)};
 }
 
 void NatpmpMapper::finish_address_request(Result<asio::ip::address> result) {

@@ -157,7 +157,7 @@ void PcpMapper::fail_all(std::error_code error) {
 asio::awaitable<Result<GatewayCheck>> PcpMapper::check(const Mapping& sample) {
   const auto renewed = co_await map(sample.request);
   if (!renewed) co_return renewed.error();
-  co_return GatewayCheck{take_gateway_lost_state(), renewed->external_ip};
+  co_return GatewayCheck{take_gateway_lost_state(), renewed->external_ip, last_epoch_};
 }
 
 asio::awaitable<Result<AnnounceAnswer>> PcpMapper::announce() {
@@ -190,6 +190,7 @@ asio::awaitable<Result<Mapping>> PcpMapper::map(MapRequest request) {
   }
   const auto& granted = *completion.map;
   external_ip_ = granted.external_address;
+  last_epoch_ = std::chrono::seconds(completion.epoch);
   co_return Mapping{std::move(request), granted.external_address, granted.external_port,
                     lease::scheduled_lease(request.lifetime, granted.lifetime), false};
 }

@@ -65,6 +65,7 @@ class PcpMapper final : public Mapper {
   bool driving_ = false;
   std::uint64_t discarded_ = 0;
   std::optional<asio::ip::address> external_ip_;
+  std::optional<std::chrono::seconds> last_epoch_;  // of the last mapping granted
   // One byte more than a PCP message may have, so an oversized one is seen as such.
   std::array<std::uint8_t, kMaxMessageSize + 4> buffer_{};
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

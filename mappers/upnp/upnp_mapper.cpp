@@ -134,7 +134,7 @@ asio::awaitable<Result<GatewayCheck>> UpnpMapper::check(const Mapping& sample) {
   if (!held) co_return held.error();
   const auto address = co_await ask_external_address();
   if (!address) co_return address.error();
-  co_return GatewayCheck{!*held, *address};
+  co_return GatewayCheck{!*held, *address, std::nullopt};
 }
 
 }  // namespace natkeeper::upnp

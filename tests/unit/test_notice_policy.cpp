@@ -39,6 +39,13 @@ TEST_CASE("every notice from the gateway is a question to it, never a remap by i
   CHECK_FALSE(notice_question(ssdp_alive(8), Method::pcp));
 }
 
+TEST_CASE("an epoch shorter than the round's age, with 2 s of slack, means a restart since", "[notice_policy]") {
+  CHECK(restarted_since_round(0s, 5s));
+  CHECK(restarted_since_round(2s, 4500ms));
+  CHECK_FALSE(restarted_since_round(2s, 4s));
+  CHECK_FALSE(restarted_since_round(3600s, 10min));
+}
+
 TEST_CASE("questions back off while they find nothing, and a stream of notices cannot reset that", "[notice_policy]") {
   QuestionPacer pacer;
   CHECK(question_time(pacer, kStart) == kStart);  // the first at once

@@ -44,6 +44,8 @@ class TableMapper final : public Mapper {
   int lose_state_on = 0;    // the next so many map() calls show lost state (epoch)
   bool unmap_hangs = false;  // unmap() never ends (until cancelled)
   bool check_finds_loss = false;  // what check() says: the mappings are gone
+  std::optional<std::chrono::seconds> check_epoch;  // ... and the gateway's epoch
+  bool check_refused = false;  // check() is answered with an error
   ip::address external_ip = ip::make_address("203.0.113.1");
   std::vector<Timebase::TimePoint> map_times;
   int unmap_calls = 0, check_calls = 0;
@@ -80,7 +82,8 @@ class TableMapper final : public Mapper {
     ++check_calls;
     co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
     if (!answers) co_return make_error_code(Errc::timed_out);
-    co_return GatewayCheck{check_finds_loss, external_ip};
+    if (check_refused) co_return make_natpmp_error(3);
+    co_return GatewayCheck{check_finds_loss, external_ip, check_epoch};
   }
   bool take_gateway_lost_state() override { return std::exchange(lost_state_, false); }
 
@@ -355,6 +358,31 @@ TEST_CASE("a gateway announcement is a question to the gateway; only a confirmed
   REQUIRE(f.run_until([&] { return f.mapper->map_calls() == 9; }, 5s));
   f.run_for(1s);
   CHECK(f.supervisor->status()["gateway"]["external_ip"] == "203.0.113.9");
+}
+
+TEST_CASE("an epoch younger than the last round, or a refused question, maps everything again", "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5001}}));
+  REQUIRE(f.started());
+  f.run_for(10s);
+  // Up for an hour: it kept the mappings of the round 10 s ago.
+  f.mapper->check_epoch = 3600s;
+  f.supervisor->gateway_datagram(pcp_announce(0), {kGateway, 5351}, kAnnouncePort);
+  f.run_for(1s);
+  CHECK(f.mapper->check_calls == 1);
+  CHECK(f.mapper->map_calls() == 2);
+  // Up for 3 s, the round was 13 s ago: it restarted since, although two
+  // epoch samples would not show it.
+  f.mapper->check_epoch = 3s;
+  f.run_for(2s);
+  f.supervisor->gateway_datagram(pcp_announce(0), {kGateway, 5351}, kAnnouncePort);
+  REQUIRE(f.run_until([&] { return f.mapper->map_calls() == 4; }, 5s));
+  // The gateway refuses the question (as miniupnpd does while it re-checks a
+  // new address, dropping the mapping it was renewing): everything again.
+  f.mapper->check_epoch.reset();
+  f.mapper->check_refused = true;
+  f.run_for(10s);
+  f.supervisor->gateway_datagram(pcp_announce(0), {kGateway, 5351}, kAnnouncePort);
+  CHECK(f.run_until([&] { return f.mapper->map_calls() == 6; }, 5s));
 }
 
 TEST_CASE("a stream of forged notices costs a question a minute and no round", "[supervisor]") {
