@@ -153,6 +153,11 @@ std::optional<LiveMapping> decode_mapping(const Json& value, std::size_t index, 
   if (!device) return std::nullopt;
   // A name belongs to a device's mapping: this host's have none.
   if (!mapping.internal_client.empty()) mapping.device = std::move(*device);
+  if (value.contains("confirmed")) {
+    const auto confirmed = reader.boolean("confirmed");
+    if (!confirmed) return std::nullopt;
+    mapping.confirmed = *confirmed;
+  }
   return mapping;
 }
 
@@ -172,6 +177,7 @@ std::string encode(const ServiceState& state) {
       entry["internal_client"] = mapping.internal_client;
       entry["device"] = mapping.device;
     }
+    if (!mapping.confirmed) entry["confirmed"] = false;
     mappings.push_back(std::move(entry));
   }
   const Json document{{"version", kVersion},

@@ -32,6 +32,10 @@ struct LiveMapping {
   // (local_address). Optional in the file: files without it are this host's.
   std::string internal_client;
   std::string device;  // the device's name for people; at most kMaxDeviceNameBytes
+  // False: requested, or being removed, and not confirmed by the gateway; it
+  // may be at the gateway, so cleanup deletes it like a confirmed one.
+  // Optional in the file: absent means true.
+  bool confirmed = true;
   friend bool operator==(const LiveMapping&, const LiveMapping&) = default;
 };
 
