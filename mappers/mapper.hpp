@@ -4,6 +4,7 @@
 
 #include <span>
 #include <system_error>
+#include <vector>
 
 #include "mappers/mapping.hpp"
 #include "mappers/method.hpp"
@@ -29,6 +30,10 @@ class Mapper {
   // protocol can ask (UPnP's GetSpecificPortMappingEntry); elsewhere
   // std::errc::operation_not_supported.
   virtual asio::awaitable<Result<bool>> holds(const Mapping& mapping);
+  // The gateway's table, every host's mappings, at most `limit` of them, each
+  // with its internal client set. Only where the protocol can list it (UPnP's
+  // GetGenericPortMappingEntry); elsewhere std::errc::operation_not_supported.
+  virtual asio::awaitable<Result<std::vector<Mapping>>> list_table(std::size_t limit);
   // True once after the gateway showed it lost its mappings (NAT-PMP/PCP
   // epoch, RFC 6886 §3.6 and RFC 6887 §8.5): all of them must be made again.
   // UPnP has no such signal.
@@ -48,6 +53,10 @@ class Mapper {
 inline asio::awaitable<Result<bool>> Mapper::holds(const Mapping&) {
   // (error_code converts to bool: say which alternative is meant)
   co_return Result<bool>(boost::system::in_place_error, std::make_error_code(std::errc::operation_not_supported));
+}
+
+inline asio::awaitable<Result<std::vector<Mapping>>> Mapper::list_table(std::size_t) {
+  co_return std::make_error_code(std::errc::operation_not_supported);
 }
 
 }  // namespace natkeeper

@@ -33,6 +33,7 @@ class UpnpMapper final : public Mapper {
   asio::awaitable<Result<Mapping>> map(MapRequest request) override;
   asio::awaitable<std::error_code> unmap(Mapping mapping) override;
   asio::awaitable<Result<bool>> holds(const Mapping& mapping) override;
+  asio::awaitable<Result<std::vector<Mapping>>> list_table(std::size_t limit) override;
 
  private:
   asio::awaitable<Result<std::uint16_t>> add(PortMappingArgs args);
