@@ -5,8 +5,9 @@
 #   SIGTERM during the first round: no rule of natkeeper's left once it has exited;
 #   SIGKILL a few seconds into the first round, then a start, SIGTERM and --delete: no rule
 #     left;
-#   a reload that shrinks the plan while the gateway drops every packet from this host:
-#     once it answers again the removed mappings are deleted, and SIGTERM leaves no rule.
+#   a reload that shrinks the plan (10 ports to 2) while the gateway drops every packet from
+#     this host: once it answers again the removed mappings are deleted, and SIGTERM leaves
+#     no rule.
 # Each step prints how many rules were left, for comparison between builds.
 # Exit 0 pass, 1 fail, 77 skip (not root).
 . "$(dirname "$0")/lib.sh"
@@ -43,7 +44,9 @@ delete_all() {
 # the gateway drops every packet from this host; miniupnpd keeps running with its rules
 gw_silent() {
   in_gw nft -f - <<EOF || fail "cannot make the gateway drop this host's packets"
-table inet nk_faults { chain input { type filter hook input priority -60; policy accept; ip saddr $LAN_HOST drop; } }
+table inet nk_faults {
+  chain input { type filter hook input priority -60; policy accept; ip saddr $LAN_HOST drop; }
+}
 EOF
 }
 gw_answers() { in_gw nft delete table inet nk_faults || fail "cannot make the gateway answer again"; }
@@ -81,17 +84,21 @@ delete_all || fail "--delete failed: $(tail -5 "$LAB_STATE/delete.out")"
 expect_no_rule_left "SIGKILL during the first round, start, SIGTERM, --delete"
 
 # a reload that shrinks the plan while the gateway does not answer
-write_config "udp:20000-20049"
-nk_service_start -c "$CONFIG" -v || fail "the service did not start"
-gw_wait_rule_count 50 15 || fail "the first round did not map 50 ports"
-wait_log 10 "of 50 mappings active via" || fail "no status line after the first round"
-gw_silent
 write_config "udp:20000-20009"
+nk_service_start -c "$CONFIG" -v || fail "the service did not start"
+gw_wait_rule_count 10 15 || fail "the first round did not map 10 ports"
+wait_log 10 "of 10 mappings active via" || fail "no status line after the first round"
+gw_silent
+write_config "udp:20000-20001"
 nk_service_signal HUP
-wait_log 60 "reloaded .*: 0 mappings added, 40 removed, 10 unchanged" || fail "no reload"
+wait_log 5 "reloaded .*: 0 mappings added, 8 removed, 2 unchanged" || fail "no reload"
+# (NAT-PMP retransmits a request for 130 s: there the outage ends before the removals fail)
+if [ "$PROTO" != natpmp ]; then
+  wait_log 30 "8 of 8 removed mappings could not be deleted" || fail "the removals did not fail while the gateway was silent"
+fi
 say "measure: $PROTO: while the gateway is silent: $(gw_rule_count) rules"
 gw_answers
-gw_wait_rule_count 10 60 || fail "the removed mappings were not deleted once the gateway answered again"
+gw_wait_rule_count 2 30 || fail "the removed mappings were not deleted once the gateway answered again"
 nk_service_signal TERM
 nk_service_wait_exit 15 || fail "natkeeper did not exit within 15 s of SIGTERM"
 expect_no_rule_left "a reload shrinking the plan while the gateway was silent, then SIGTERM"
