@@ -2,7 +2,6 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/address.hpp>
 
-#include <span>
 #include <system_error>
 #include <vector>
 
@@ -13,6 +12,12 @@
 namespace natkeeper {
 
 namespace asio = boost::asio;
+
+// See Mapper::check.
+struct GatewayCheck {
+  bool mappings_lost = false;
+  asio::ip::address external_ip;  // unspecified when the gateway did not say
+};
 
 // One port-mapping protocol spoken to one gateway. All operations run on the
 // caller's executor and report failures as error codes, never exceptions; an
@@ -26,33 +31,29 @@ class Mapper {
   // Removes a mapping this host holds. A mapping that is already gone, or that
   // belongs to another host, is left alone and reported as success.
   virtual asio::awaitable<std::error_code> unmap(Mapping mapping) = 0;
-  // Does the gateway still hold this mapping for this host? Only where the
-  // protocol can ask (UPnP's GetSpecificPortMappingEntry); elsewhere
-  // std::errc::operation_not_supported.
-  virtual asio::awaitable<Result<bool>> holds(const Mapping& mapping);
+  // What the gateway says now, asked over this connection, about what a
+  // notice claimed (a notice is a multicast datagram anyone on the LAN can
+  // forge): whether it lost its mappings (NAT-PMP/PCP epoch, RFC 6886 §3.6 and
+  // RFC 6887 §8.5; UPnP: `sample` is gone) and its external address. `sample`
+  // is a mapping this host holds. One request or two, never a round.
+  // Where the protocol cannot ask: std::errc::operation_not_supported.
+  virtual asio::awaitable<Result<GatewayCheck>> check(const Mapping& sample);
   // The gateway's table, every host's mappings, at most `limit` of them, each
   // with its internal client set. Only where the protocol can list it (UPnP's
   // GetGenericPortMappingEntry); elsewhere std::errc::operation_not_supported.
   virtual asio::awaitable<Result<std::vector<Mapping>>> list_table(std::size_t limit);
   // True once after the gateway showed it lost its mappings (NAT-PMP/PCP
-  // epoch, RFC 6886 §3.6 and RFC 6887 §8.5): all of them must be made again.
+  // epoch) in an answer to a request: all of them must be made again.
   // UPnP has no such signal.
   virtual bool take_gateway_lost_state() { return false; }
-  // A datagram the gateway multicast to 224.0.0.1:5350 (an address notice
-  // or an announcement). Returns whether this mapper took it in.
-  virtual bool on_announcement(std::span<const std::uint8_t> /*datagram*/, const asio::ip::address& /*source*/,
-                               std::uint16_t /*source_port*/) {
-    return false;
-  }
   // Datagrams that reached this mapper's sockets and were discarded as
   // malformed, unexpected or not matching a request (a rogue LAN device, or
   // stale replies). UPnP's HTTP has no such datagrams.
   virtual std::uint64_t dropped() const { return 0; }
 };
 
-inline asio::awaitable<Result<bool>> Mapper::holds(const Mapping&) {
-  // (error_code converts to bool: say which alternative is meant)
-  co_return Result<bool>(boost::system::in_place_error, std::make_error_code(std::errc::operation_not_supported));
+inline asio::awaitable<Result<GatewayCheck>> Mapper::check(const Mapping&) {
+  co_return std::make_error_code(std::errc::operation_not_supported);
 }
 
 inline asio::awaitable<Result<std::vector<Mapping>>> Mapper::list_table(std::size_t) {

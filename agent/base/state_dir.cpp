@@ -1,6 +1,7 @@
 #include "agent/base/state_dir.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -40,8 +41,13 @@ std::filesystem::path state_directory() { return directory_from_systemd("STATE_D
 Result<HostKey> load_or_create_host_key(const std::filesystem::path& directory) {
   const auto path = directory / "host.key";
   HostKey key{};
-  if (const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
-    const auto ec = read_key(fd, key);
+  // Non-blocking and not through a link: a FIFO in the key's place is refused,
+  // not waited on; a link is not followed to a key that is not this host's.
+  if (const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC); fd >= 0) {
+    struct stat info {};
+    auto ec = ::fstat(fd, &info) != 0 ? last_error() : std::error_code();
+    if (!ec && !S_ISREG(info.st_mode)) ec = std::make_error_code(std::errc::invalid_argument);
+    if (!ec) ec = read_key(fd, key);
     ::close(fd);
     if (ec) return ec;
     return key;

@@ -4,11 +4,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdlib>
 
+#include "agent/base/log.hpp"
 #include "agent/base/state_dir.hpp"
 #include "mappers/result.hpp"
 
@@ -54,16 +57,13 @@ Result<std::filesystem::path> write_temporary(const std::filesystem::path& direc
   return std::filesystem::path(name);
 }
 
-}  // namespace
-
-std::filesystem::path state_file_path() { return state_directory() / "mappings.json"; }
-
-std::error_code write_state_file(const std::filesystem::path& file, const state::ServiceState& state) {
+// Replaces `file` with `text` as write_state_file() does.
+std::error_code write_file_atomically(const std::filesystem::path& file, std::string_view text) {
   const auto directory = file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
   std::error_code ec;
   std::filesystem::create_directories(directory, ec);
   if (ec) return ec;
-  const auto temporary = write_temporary(directory, file.filename(), state::encode(state));
+  const auto temporary = write_temporary(directory, file.filename(), text);
   if (!temporary) return temporary.error();
   if (::rename(temporary->c_str(), file.c_str()) != 0) {
     ec = last_error();
@@ -73,35 +73,84 @@ std::error_code write_state_file(const std::filesystem::path& file, const state:
   return sync_directory(directory);
 }
 
-StateFileLoad read_state_file(const std::filesystem::path& file) {
-  StateFileLoad load;
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+const char* kind_of_file(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+  return "not a regular file";
+}
+
+// The first `limit` bytes of a regular file; nullopt with `error` empty when
+// there is no file.
+std::optional<std::string> read_regular_file(const std::filesystem::path& file, std::size_t limit, std::string& error) {
+  // O_NONBLOCK: opening a FIFO does not wait for a writer; O_NOFOLLOW: a
+  // symbolic link is not followed to whatever it names.
+  const int fd = ::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
-    if (errno != ENOENT) load.error = "cannot open " + file.string() + ": " + last_error().message();
-    return load;
+    if (errno == ELOOP) error = file.string() + " is a symbolic link; not read";
+    else if (errno != ENOENT) error = "cannot open " + file.string() + ": " + last_error().message();
+    return std::nullopt;
   }
-  // One byte more than decode() accepts tells a file that is too large.
-  constexpr std::size_t kLimit = state::kMaxStateFileBytes + 1;
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) error = "cannot read " + file.string() + ": " + last_error().message();
+  else if (!S_ISREG(info.st_mode)) error = file.string() + " is " + kind_of_file(info.st_mode) + "; not read";
+  if (!error.empty()) {
+    ::close(fd);
+    return std::nullopt;
+  }
   std::string text;
   std::array<char, 64 * 1024> chunk{};
-  while (text.size() < kLimit) {
-    const auto n = ::read(fd, chunk.data(), std::min(chunk.size(), kLimit - text.size()));
+  while (text.size() < limit) {
+    const auto n = ::read(fd, chunk.data(), std::min(chunk.size(), limit - text.size()));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      load.error = "cannot read " + file.string() + ": " + last_error().message();
+      error = "cannot read " + file.string() + ": " + last_error().message();
       ::close(fd);
-      return load;
+      return std::nullopt;
     }
     if (n == 0) break;
     text.append(chunk.data(), static_cast<std::size_t>(n));
   }
   ::close(fd);
-  auto decoded = state::decode(text);
-  if (!decoded) {
-    load.error = file.string() + ": " + decoded.error().message;
-    return load;
-  }
-  load.state = std::move(*decoded);
+  return text;
+}
+
+// Moves a damaged file aside and puts its intact records in its place; says
+// where it went, for the log line.
+std::string set_aside(const std::filesystem::path& file, std::string_view text, const state::ServiceState& intact) {
+  const auto aside = damaged_state_file_path(file);
+  if (const auto ec = write_file_atomically(aside, text))
+    return fmt::format("it stays in place, as no copy can be kept as {}: {}", aside.string(), ec.message());
+  const auto ec = intact.mappings.empty() ? remove_state_file(file) : write_state_file(file, intact);
+  if (ec) return fmt::format("a copy is kept as {}, but the file cannot be replaced: {}", aside.string(), ec.message());
+  return fmt::format("the damaged file is kept as {}", aside.string());
+}
+
+}  // namespace
+
+std::filesystem::path state_file_path() { return state_directory() / "mappings.json"; }
+
+std::filesystem::path damaged_state_file_path(const std::filesystem::path& file) {
+  auto aside = file;
+  return aside += ".damaged";
+}
+
+std::error_code write_state_file(const std::filesystem::path& file, const state::ServiceState& state) {
+  return write_file_atomically(file, state::encode(state));
+}
+
+StateFileLoad read_state_file(const std::filesystem::path& file) {
+  StateFileLoad load;
+  // One byte more than decode() reads tells a file that is too large.
+  const auto text = read_regular_file(file, state::kMaxStateFileBytes + 1, load.error);
+  if (!text) return load;
+  auto decoded = state::decode(*text);
+  const auto damage = state::describe_damage(decoded);
+  load.state = std::move(decoded.state);
+  if (damage.empty()) return load;
+  load.damage = fmt::format("{} is damaged: {}; {}", file.string(), damage, set_aside(file, *text, load.state));
+  log::warning("{}", load.damage);
   return load;
 }
 

@@ -2,10 +2,14 @@
 
 #include <arpa/inet.h>
 
+#include <boost/crc.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cstdio>
 #include <limits>
 #include <optional>
+#include <tuple>
 
 namespace natkeeper::state {
 namespace {
@@ -13,7 +17,16 @@ namespace {
 // The key order of the documentation, for a file people may read.
 using Json = nlohmann::ordered_json;
 
-constexpr std::int64_t kVersion = 1;
+// Version 1: one JSON object, its mappings in an array. Version 2: JSON Lines,
+// each line checksummed.
+constexpr std::int64_t kSingleObjectVersion = 1;
+constexpr std::int64_t kVersion = 2;
+// Each line ends in its CRC-32 as a last member, so that the line stays JSON:
+// {...,"crc32":"89abcdef"} where the checksum covers the line up to the comma.
+constexpr std::string_view kChecksumOpening = ",\"crc32\":\"";
+constexpr std::string_view kChecksumClosing = "\"}";
+constexpr std::size_t kChecksumDigits = 8;
+constexpr std::size_t kChecksumTail = kChecksumOpening.size() + kChecksumDigits + kChecksumClosing.size();
 // A value quoted in an error message is cut to this length: it goes to a log line.
 constexpr std::size_t kQuotedValueChars = 40;
 
@@ -80,6 +93,12 @@ class ObjectReader {
     return value->get<bool>();
   }
 
+  // A member that may be absent: nullopt only on an error, `absent` when absent.
+  std::optional<bool> optional_boolean(const char* name, bool absent) {
+    if (!object_.contains(name)) return absent;
+    return boolean(name);
+  }
+
   std::optional<std::uint16_t> port(const char* name) {
     const auto value = integer(name);
     if (!value) return std::nullopt;
@@ -115,10 +134,11 @@ class ObjectReader {
   std::string& error_;
 };
 
-std::optional<LiveMapping> decode_mapping(const Json& value, std::size_t index, std::string& error) {
-  const auto path = "mappings[" + std::to_string(index) + "]";
+// `path` names the record in messages: "mappings[3]" in the single-object
+// format, "" in a line of its own (the line number says where).
+std::optional<LiveMapping> decode_mapping(const Json& value, const std::string& path, std::string& error) {
   if (!value.is_object()) {
-    error = path + ": not an object (" + quoted(value) + ")";
+    error = (path.empty() ? "" : path + ": ") + "not an object (" + quoted(value) + ")";
     return std::nullopt;
   }
   ObjectReader reader(value, path, error);
@@ -153,91 +173,311 @@ std::optional<LiveMapping> decode_mapping(const Json& value, std::size_t index, 
   if (!device) return std::nullopt;
   // A name belongs to a device's mapping: this host's have none.
   if (!mapping.internal_client.empty()) mapping.device = std::move(*device);
-  if (value.contains("confirmed")) {
-    const auto confirmed = reader.boolean("confirmed");
-    if (!confirmed) return std::nullopt;
-    mapping.confirmed = *confirmed;
-  }
+  const auto confirmed = reader.optional_boolean("confirmed", true);
+  if (!confirmed) return std::nullopt;
+  mapping.confirmed = *confirmed;
   return mapping;
+}
+
+Json encode_mapping(const LiveMapping& mapping) {
+  Json entry{{"proto", std::string(to_string(mapping.proto))},
+             {"internal_port", mapping.internal_port},
+             {"external_port", mapping.external_port},
+             {"external_ip", mapping.external_ip},
+             {"permanent", mapping.permanent},
+             {"expires_unix", mapping.expires_unix}};
+  // This host's mappings keep the shape files had before devices.
+  if (!mapping.internal_client.empty()) {
+    entry["internal_client"] = mapping.internal_client;
+    entry["device"] = mapping.device;
+  }
+  if (!mapping.confirmed) entry["confirmed"] = false;
+  return entry;
+}
+
+// The members both formats begin with: where the mappings are. nullopt (with
+// `error` set) when one is missing or wrong, or the version is not `version`.
+std::optional<ServiceState> decode_situation(ObjectReader& reader, std::int64_t version) {
+  const auto found_version = reader.integer("version");
+  if (!found_version) return std::nullopt;
+  if (*found_version != version) return reader.fail("version", "unsupported version", *reader.member("version"));
+  ServiceState state;
+  auto gateway = reader.ipv4("gateway", false);
+  if (!gateway) return std::nullopt;
+  state.gateway = std::move(*gateway);
+  auto method = reader.string("method");
+  if (!method) return std::nullopt;
+  if (*method != "upnp" && *method != "natpmp" && *method != "pcp")
+    return reader.fail("method", "unknown method", *reader.member("method"));
+  state.method = std::move(*method);
+  auto local_address = reader.ipv4("local_address", false);
+  if (!local_address) return std::nullopt;
+  state.local_address = std::move(*local_address);
+  return state;
+}
+
+std::uint32_t crc32(std::string_view bytes) {
+  boost::crc_32_type crc;
+  crc.process_bytes(bytes.data(), bytes.size());
+  return crc.checksum();
+}
+
+std::string checksummed_line(const Json& record) {
+  auto line = dump(record);
+  line.pop_back();  // the closing brace: the checksum is the last member
+  char digits[kChecksumDigits + 1];
+  std::snprintf(digits, sizeof digits, "%08x", static_cast<unsigned>(crc32(line)));
+  line.append(kChecksumOpening).append(digits).append(kChecksumClosing) += '\n';
+  return line;
+}
+
+bool has_checksum_tail(std::string_view line) {
+  if (line.size() <= kChecksumTail) return false;
+  const auto tail = line.substr(line.size() - kChecksumTail);
+  return tail.starts_with(kChecksumOpening) && tail.ends_with(kChecksumClosing);
+}
+
+// The record a line holds, when its checksum matches; else nullopt and `error`.
+std::optional<Json> checked_record(std::string_view line, std::string& error) {
+  if (line.empty()) {
+    error = "empty line";
+    return std::nullopt;
+  }
+  if (!has_checksum_tail(line)) {
+    error = "no checksum (a line cut short?)";
+    return std::nullopt;
+  }
+  const auto digits = line.substr(line.size() - kChecksumTail + kChecksumOpening.size(), kChecksumDigits);
+  std::uint32_t recorded = 0;
+  for (const char digit : digits) {
+    const auto at = std::string_view("0123456789abcdef").find(digit);
+    if (at == std::string_view::npos) {
+      error = "no checksum (a line cut short?)";
+      return std::nullopt;
+    }
+    recorded = recorded * 16 + static_cast<std::uint32_t>(at);
+  }
+  if (crc32(line.substr(0, line.size() - kChecksumTail)) != recorded) {
+    error = "checksum mismatch";
+    return std::nullopt;
+  }
+  auto record = Json::parse(line.begin(), line.end(), nullptr, false);
+  if (record.is_discarded()) {
+    error = "not valid JSON";
+    return std::nullopt;
+  }
+  if (!record.is_object()) {
+    error = "not a JSON object (" + quoted(record) + ")";
+    return std::nullopt;
+  }
+  return record;
+}
+
+bool is_header(const Json& record) { return record.contains("version"); }
+
+struct Header {
+  ServiceState situation;
+  std::size_t mapping_count = 0;
+  friend bool operator==(const Header&, const Header&) = default;
+};
+
+std::optional<Header> decode_header(const Json& record, std::string& error) {
+  ObjectReader reader(record, "", error);
+  auto situation = decode_situation(reader, kVersion);
+  if (!situation) return std::nullopt;
+  const auto count = reader.integer("mapping_count");
+  if (!count) return std::nullopt;
+  if (*count < 0) return reader.fail("mapping_count", "out of range", *reader.member("mapping_count"));
+  return Header{std::move(*situation), static_cast<std::size_t>(*count)};
+}
+
+// Collects what decode() finds, bounded.
+class DamageLog {
+ public:
+  explicit DamageLog(Decoded& decoded) : decoded_(decoded) {}
+  void add(std::size_t line, std::string problem) {
+    ++decoded_.damage_count;
+    last_line_ = line;
+    if (decoded_.damage.size() < kMaxDamageListed) decoded_.damage.push_back({line, std::move(problem)});
+  }
+  std::size_t last_line() const { return last_line_; }
+
+ private:
+  Decoded& decoded_;
+  std::size_t last_line_ = 0;
+};
+
+Decoded decode_single_object(std::string_view text) {
+  Decoded decoded;
+  DamageLog damage(decoded);
+  const auto document = Json::parse(text.begin(), text.end(), nullptr, false);
+  if (document.is_discarded()) {
+    damage.add(0, text.empty() ? "empty" : "not valid JSON");
+    return decoded;
+  }
+  if (!document.is_object()) {
+    damage.add(0, "not a JSON object (" + quoted(document) + ")");
+    return decoded;
+  }
+  std::string error;
+  ObjectReader reader(document, "", error);
+  auto state = decode_situation(reader, kSingleObjectVersion);
+  if (!state) {
+    damage.add(0, std::move(error));
+    return decoded;
+  }
+  const auto* mappings = reader.member("mappings");
+  if (!mappings) {
+    damage.add(0, std::move(error));
+    return decoded;
+  }
+  if (!mappings->is_array()) {
+    reader.fail("mappings", "not an array", *mappings);
+    damage.add(0, std::move(error));
+    return decoded;
+  }
+  if (mappings->size() > kMaxLiveMappings) {
+    damage.add(0, "mappings: " + std::to_string(mappings->size()) + " entries, more than " +
+                      std::to_string(kMaxLiveMappings));
+    return decoded;
+  }
+  // Without per-record checksums a wrong entry puts every other in doubt.
+  state->mappings.reserve(mappings->size());
+  for (std::size_t index = 0; index < mappings->size(); ++index) {
+    auto mapping = decode_mapping((*mappings)[index], "mappings[" + std::to_string(index) + "]", error);
+    if (!mapping) {
+      damage.add(0, std::move(error));
+      decoded.lost_mappings = mappings->size();
+      return decoded;
+    }
+    state->mappings.push_back(std::move(*mapping));
+  }
+  decoded.state = std::move(*state);
+  return decoded;
+}
+
+Decoded decode_lines(std::string_view text) {
+  Decoded decoded;
+  DamageLog damage(decoded);
+  std::optional<Header> header, closing;
+  std::vector<LiveMapping> mappings;
+  std::size_t unplaced_lines = 0;  // intact mapping records beyond kMaxLiveMappings
+  std::size_t number = 0;
+  // One line at a time: a file of empty lines costs no memory.
+  while (!text.empty()) {
+    const auto end = text.find('\n');
+    const auto line = text.substr(0, end);
+    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+    ++number;
+    const bool first = number == 1, last = text.empty() && !first;
+    std::string error;
+    const auto record = checked_record(line, error);
+    if (!record) {
+      damage.add(number, std::move(error));
+      continue;
+    }
+    if (is_header(*record)) {
+      if (!first && !last) {
+        damage.add(number, "a header where a mapping belongs");
+        continue;
+      }
+      auto decoded_header = decode_header(*record, error);
+      if (!decoded_header) damage.add(number, std::move(error));
+      else (first ? header : closing) = std::move(decoded_header);
+      continue;
+    }
+    if (first) damage.add(number, "not the header");
+    auto mapping = decode_mapping(*record, "", error);
+    if (!mapping) {
+      damage.add(number, std::move(error));
+    } else if (mappings.size() == kMaxLiveMappings) {
+      ++unplaced_lines;
+    } else {
+      mappings.push_back(std::move(*mapping));
+    }
+  }
+  // A file cut after a whole mapping record: nothing else says so.
+  if (header && !closing && damage.last_line() != number)
+    damage.add(number + 1, "missing: the closing header (cut short?)");
+  if (header && closing && !(*header == *closing)) damage.add(number, "differs from the header of line 1");
+  if (unplaced_lines > 0)
+    damage.add(0, std::to_string(unplaced_lines) + " mapping records beyond " + std::to_string(kMaxLiveMappings));
+  const auto& placing = header ? header : closing;
+  if (!placing) {
+    // Which gateway, protocol and address the records were made through is
+    // lost: deleting them elsewhere could remove another host's mappings.
+    damage.add(0, "no intact header: the mappings cannot be placed");
+    decoded.lost_mappings = mappings.size() + unplaced_lines;
+    return decoded;
+  }
+  decoded.state = placing->situation;
+  decoded.state.mappings = std::move(mappings);
+  const auto kept = decoded.state.mappings.size();
+  if (placing->mapping_count > kept) decoded.lost_mappings = placing->mapping_count - kept;
+  else if (placing->mapping_count < kept)
+    damage.add(0, std::to_string(kept) + " mapping records where the header counts " +
+                      std::to_string(placing->mapping_count));
+  return decoded;
 }
 
 }  // namespace
 
-std::string encode(const ServiceState& state) {
-  Json mappings = Json::array();
-  for (const auto& mapping : state.mappings) {
-    Json entry{{"proto", std::string(to_string(mapping.proto))},
-               {"internal_port", mapping.internal_port},
-               {"external_port", mapping.external_port},
-               {"external_ip", mapping.external_ip},
-               {"permanent", mapping.permanent},
-               {"expires_unix", mapping.expires_unix}};
-    // This host's mappings keep the shape files had before devices.
-    if (!mapping.internal_client.empty()) {
-      entry["internal_client"] = mapping.internal_client;
-      entry["device"] = mapping.device;
-    }
-    if (!mapping.confirmed) entry["confirmed"] = false;
-    mappings.push_back(std::move(entry));
-  }
-  const Json document{{"version", kVersion},
-                      {"gateway", state.gateway},
-                      {"method", state.method},
-                      {"local_address", state.local_address},
-                      {"mappings", std::move(mappings)}};
-  return dump(document) + "\n";
+bool same_holdings(const ServiceState& a, const ServiceState& b) {
+  const auto without_expiry = [](const LiveMapping& m) {
+    return std::tie(m.proto, m.internal_port, m.external_port, m.external_ip, m.permanent, m.internal_client, m.device,
+                    m.confirmed);
+  };
+  return a.gateway == b.gateway && a.method == b.method && a.local_address == b.local_address &&
+         std::equal(a.mappings.begin(), a.mappings.end(), b.mappings.begin(), b.mappings.end(),
+                    [&](const LiveMapping& x, const LiveMapping& y) { return without_expiry(x) == without_expiry(y); });
 }
 
-DecodeResult decode(std::string_view text) {
-  if (text.size() > kMaxStateFileBytes) {
-    return DecodeError{"too large: " + std::to_string(text.size()) + " bytes (at most " +
-                       std::to_string(kMaxStateFileBytes) + ")"};
-  }
-  const auto document = Json::parse(text.begin(), text.end(), nullptr, false);
-  if (document.is_discarded()) return DecodeError{"not valid JSON"};
-  if (!document.is_object()) return DecodeError{"not a JSON object (" + quoted(document) + ")"};
-  std::string error;
-  // What the reader (or decode_mapping) put in `error` when a step failed.
-  const auto refusal = [&error] { return DecodeError{std::move(error)}; };
-  ObjectReader reader(document, "", error);
-  const auto version = reader.integer("version");
-  if (!version) return refusal();
-  if (*version != kVersion) {
-    reader.fail("version", "unsupported version", *reader.member("version"));
-    return refusal();
-  }
-  ServiceState state;
-  auto gateway = reader.ipv4("gateway", false);
-  if (!gateway) return refusal();
-  state.gateway = std::move(*gateway);
-  auto method = reader.string("method");
-  if (!method) return refusal();
-  if (*method != "upnp" && *method != "natpmp" && *method != "pcp") {
-    reader.fail("method", "unknown method", *reader.member("method"));
-    return refusal();
-  }
-  state.method = std::move(*method);
-  auto local_address = reader.ipv4("local_address", false);
-  if (!local_address) return refusal();
-  state.local_address = std::move(*local_address);
+std::string encode(const ServiceState& state) {
+  const Json header{{"version", kVersion},
+                    {"gateway", state.gateway},
+                    {"method", state.method},
+                    {"local_address", state.local_address},
+                    {"mapping_count", state.mappings.size()}};
+  const auto header_line = checksummed_line(header);
+  std::string text = header_line;
+  for (const auto& mapping : state.mappings) text += checksummed_line(encode_mapping(mapping));
+  // Again at the end: a damaged first line does not lose where the mappings are.
+  return text + header_line;
+}
 
-  const auto* mappings = reader.member("mappings");
-  if (!mappings) return refusal();
-  if (!mappings->is_array()) {
-    reader.fail("mappings", "not an array", *mappings);
-    return refusal();
+Decoded decode(std::string_view text) {
+  const bool too_large = text.size() > kMaxStateFileBytes;
+  if (too_large) text = text.substr(0, kMaxStateFileBytes);
+  // A file of the earlier format has no line with a checksum.
+  bool checksummed = false;
+  for (std::size_t begin = 0; begin < text.size() && !checksummed;) {
+    const auto end = std::min(text.find('\n', begin), text.size());
+    checksummed = has_checksum_tail(text.substr(begin, end - begin));
+    begin = end + 1;
   }
-  if (mappings->size() > kMaxLiveMappings) {
-    return DecodeError{"mappings: " + std::to_string(mappings->size()) + " entries, more than " +
-                       std::to_string(kMaxLiveMappings)};
+  auto decoded = checksummed ? decode_lines(text) : decode_single_object(text);
+  if (too_large) {
+    // First: whatever else is listed may be cut off.
+    decoded.damage.insert(decoded.damage.begin(),
+                          {0, "larger than " + std::to_string(kMaxStateFileBytes) + " bytes; the rest is not read"});
+    if (decoded.damage.size() > kMaxDamageListed) decoded.damage.pop_back();
+    ++decoded.damage_count;
   }
-  state.mappings.reserve(mappings->size());
-  for (std::size_t index = 0; index < mappings->size(); ++index) {
-    auto mapping = decode_mapping((*mappings)[index], index, error);
-    if (!mapping) return refusal();
-    state.mappings.push_back(std::move(*mapping));
+  return decoded;
+}
+
+std::string describe_damage(const Decoded& decoded) {
+  if (decoded.intact()) return "";
+  std::string text;
+  for (const auto& damage : decoded.damage) {
+    if (!text.empty()) text += "; ";
+    if (damage.line > 0) text += "line " + std::to_string(damage.line) + ": ";
+    text += damage.problem;
   }
-  return state;
+  if (decoded.damage_count > decoded.damage.size())
+    text += "; " + std::to_string(decoded.damage_count - decoded.damage.size()) + " more problems";
+  return text + "; " + std::to_string(decoded.state.mappings.size()) + " mappings kept, " +
+         std::to_string(decoded.lost_mappings) + " lost";
 }
 
 }  // namespace natkeeper::state

@@ -1,9 +1,13 @@
 #pragma once
 // The service's state file as a pure codec: what natkeeper holds at the
 // gateway, so that a later run (after a crash or SIGKILL) or --delete can
-// remove it. JSON text in, struct out; no I/O, never throws.
-#include <boost/system/result.hpp>
-
+// remove it. Text in, struct out; no I/O, never throws.
+//
+// The file is JSON Lines, each line one record ending in its own CRC-32:
+// a header (version, gateway, method, local address, mapping count), one
+// record per mapping, and the header again as the last line. A torn or
+// corrupted line is detected and skipped, every intact record is kept, and
+// either copy of the header places them.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -13,13 +17,15 @@
 
 namespace natkeeper::state {
 
-// Bounds on what decode() accepts: a state file is written by natkeeper, so
+// Bounds on what decode() reads: a state file is written by natkeeper, so
 // anything larger is damage, not data. kMaxLiveMappings (every port of both
-// protocols), each for a device with the longest name, encodes to about 34 MB
+// protocols), each for a device with the longest name, encodes to about 40 MB
 // at most, within kMaxStateFileBytes.
 inline constexpr std::size_t kMaxStateFileBytes = 48 * 1024 * 1024;
 inline constexpr std::size_t kMaxLiveMappings = 2 * 65536;
 inline constexpr std::size_t kMaxDeviceNameBytes = 64;
+// Damaged lines described one by one; the rest are counted.
+inline constexpr std::size_t kMaxDamageListed = 8;
 
 struct LiveMapping {
   Transport proto = Transport::udp;
@@ -32,9 +38,8 @@ struct LiveMapping {
   // (local_address). Optional in the file: files without it are this host's.
   std::string internal_client;
   std::string device;  // the device's name for people; at most kMaxDeviceNameBytes
-  // False: requested, or being removed, and not confirmed by the gateway; it
-  // may be at the gateway, so cleanup deletes it like a confirmed one.
-  // Optional in the file: absent means true.
+  // False: requested or being removed, not confirmed by the gateway; it may be
+  // at the gateway, so cleanup deletes it. In the file only when false.
   bool confirmed = true;
   friend bool operator==(const LiveMapping&, const LiveMapping&) = default;
 };
@@ -47,22 +52,44 @@ struct ServiceState {
   friend bool operator==(const ServiceState&, const ServiceState&) = default;
 };
 
-// One line of compact JSON. decode(encode(state)) gives `state` back for any
-// state decode() accepts.
+// Whether `a` and `b` record the same mappings at the same gateway, whatever
+// their expiry times: the state file need not be written again for `b` when it
+// holds `a` (an expiry is recorded as "now + lease" whenever a state is
+// recorded, so it moves at every recording, while nothing to delete changed).
+bool same_holdings(const ServiceState& a, const ServiceState& b);
+
+// The file's text. decode(encode(state)) gives `state` back, intact, for any
+// state decode() returns.
 std::string encode(const ServiceState& state);
 
-// Why decode() refused the text, for a log line: where and what is wrong,
-// e.g. "mappings[0].internal_port: not a port (0)".
-struct DecodeError {
-  std::string message;
+// A line decode() could not use, for a log line.
+struct Damage {
+  std::size_t line = 0;  // 1-based; 0: the file as a whole
+  std::string problem;   // e.g. "checksum mismatch", "internal_port: not a port (0)"
+  friend bool operator==(const Damage&, const Damage&) = default;
 };
-// Use `*result` / `result->` after checking; `.value()` is not available for
-// this error type.
-using DecodeResult = boost::system::result<ServiceState, DecodeError>;
-// Rejects (with a message) anything that is not a state file this version
-// wrote: wrong version, missing or mistyped fields, bad addresses, ports
-// outside 1..65535, unknown methods or protocols, a negative expiry, more
-// than kMaxLiveMappings. Members it does not know are ignored.
-DecodeResult decode(std::string_view text);
+
+struct Decoded {
+  // Everything intact: the header and every intact mapping record. Without an
+  // intact header (neither copy) the mappings cannot be placed and are empty.
+  ServiceState state;
+  std::vector<Damage> damage;     // the first kMaxDamageListed problems, in file order
+  std::size_t damage_count = 0;  // all problems, listed or not
+  // Mappings the file recorded that are not in `state` (when the header's count
+  // is known, or the intact records an unplaceable header lost).
+  std::size_t lost_mappings = 0;
+  bool intact() const { return damage_count == 0; }
+};
+
+// Never throws; reads at most kMaxStateFileBytes of `text` and keeps at most
+// kMaxLiveMappings mappings. Reads the earlier format too: one JSON object
+// (version 1) with a "mappings" array, all or nothing, as it has no per-record
+// checksums. Refuses (as damage) wrong versions, missing or mistyped fields,
+// bad addresses, ports outside 1..65535, unknown methods or protocols, a
+// negative expiry. Members it does not know are ignored.
+Decoded decode(std::string_view text);
+
+// One line for a log: what was damaged and what was lost; "" when intact.
+std::string describe_damage(const Decoded& decoded);
 
 }  // namespace natkeeper::state

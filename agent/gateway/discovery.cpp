@@ -114,21 +114,10 @@ asio::awaitable<Result<FoundProtocol>> probe_upnp(ProbeContext context) {
                           path.gateway);
   if (const auto ec = search.start()) co_return ec;
   const auto deadline = context.started + kSsdpDeadline;
-  while (auto answer = co_await search.next_answer(deadline)) {
-    log::debug("SSDP: {} answered after {} ms: {}", answer->responder.to_string(),
-               std::chrono::duration_cast<std::chrono::milliseconds>(answer->elapsed).count(),
-               answer->response.location);
-    if (answer->responder != path.gateway) {
-      // Only the gateway forwards this host's traffic: another device's
-      // mappings would lead nowhere, and any LAN device can claim to be an IGD.
-      log::info("UPnP: ignoring the IGD answer of {}, which is not the gateway {} (--igd names a device)",
-                answer->responder.to_string(), path.gateway.to_string());
-      continue;
-    }
-    auto found = co_await open(answer->response.location);
-    if (found) co_return found;
-  }
-  co_return make_error_code(Errc::no_gateway_answer);
+  // Named before co_await (GCC 12 destroys temporaries in a co_await expression twice).
+  const NextSsdpAnswer next = [&search, deadline] { return search.next_answer(deadline); };
+  const OpenIgd open_location = open;
+  co_return co_await open_gateway_igd(path.gateway, next, open_location);
 }
 
 asio::awaitable<Result<FoundProtocol>> probe_pcp(ProbeContext context) {
@@ -224,6 +213,36 @@ std::vector<Method> preference_order(const config::Config& config) {
   // gateway's UPnP-IGD can do what its NAT-PMP cannot.
   if (!config.devices.empty()) return {Method::pcp, Method::upnp, Method::natpmp};
   return {kAllMethods.begin(), kAllMethods.end()};
+}
+
+asio::awaitable<Result<FoundProtocol>> open_gateway_igd(const asio::ip::address_v4& gateway,
+                                                        const NextSsdpAnswer& next, const OpenIgd& open) {
+  std::optional<FoundProtocol> unanswering;  // opened, but its control URL did not answer
+  while (auto answer = co_await next()) {
+    log::debug("SSDP: {} answered the {} search after {} ms: {} ({})", answer->responder.to_string(),
+               answer->search == upnp::SearchKind::unicast_to_gateway ? "unicast" : "multicast",
+               std::chrono::duration_cast<std::chrono::milliseconds>(answer->elapsed).count(),
+               answer->response.location, answer->response.search_target);
+    if (answer->responder != gateway) {
+      // Only the gateway forwards this host's traffic: another device's
+      // mappings would lead nowhere, and any LAN device can claim to be an IGD.
+      log::info("UPnP: ignoring the IGD answer of {}, which is not the gateway {} (--igd names a device)",
+                answer->responder.to_string(), gateway.to_string());
+      continue;
+    }
+    auto found = co_await open(answer->response.location);
+    if (!found) continue;
+    const auto& external_ip = found->external_ip;
+    if (external_ip && !*external_ip && external_ip->error() == MapFailure::gateway_unreachable) {
+      log::info("UPnP: {}: the control URL does not answer: {}", answer->response.location,
+                external_ip->error().message());
+      if (!unanswering) unanswering = std::move(*found);
+      continue;
+    }
+    co_return found;
+  }
+  if (unanswering) co_return std::move(*unanswering);
+  co_return make_error_code(Errc::no_gateway_answer);
 }
 
 Result<GatewayPath> locate_gateway(const config::Config& config) {

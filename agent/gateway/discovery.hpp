@@ -2,6 +2,7 @@
 #include <boost/asio/any_io_executor.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -10,6 +11,7 @@
 #include "agent/gateway/netinfo.hpp"
 #include "config/config.hpp"
 #include "mappers/mapper.hpp"
+#include "mappers/upnp/ssdp_candidates.hpp"
 
 namespace natkeeper {
 
@@ -53,6 +55,16 @@ enum class DiscoveryGoal {
 // The protocols `auto` probes, most preferred first: PCP, NAT-PMP, UPnP-IGD;
 // UPnP-IGD before NAT-PMP where a device is planned.
 std::vector<Method> preference_order(const config::Config& config);
+
+// The gateway's IGD, from SSDP answers handed out best first (see
+// upnp::SsdpCandidates): each of the gateway's LOCATIONs is opened in turn
+// until one opens and its control URL answers. Other devices' answers are only
+// logged. An IGD whose control URL does not answer is taken only when no other
+// LOCATION opens.
+using NextSsdpAnswer = std::function<asio::awaitable<std::optional<upnp::SsdpAnswer>>()>;
+using OpenIgd = std::function<asio::awaitable<Result<FoundProtocol>>(const std::string& location)>;
+asio::awaitable<Result<FoundProtocol>> open_gateway_igd(const asio::ip::address_v4& gateway,
+                                                        const NextSsdpAnswer& next, const OpenIgd& open);
 
 // Probes PCP (ANNOUNCE), NAT-PMP (public address) and UPnP-IGD (SSDP) at the
 // same time, or only the configured protocol. Blocking libminiupnpc calls run

@@ -12,22 +12,21 @@ std::size_t encoded_size(const Reply& reply) noexcept {
 
 }  // namespace
 
-Admission::Admission(std::vector<std::uint8_t> key, const Secret& secret, SourceLimiter per_source,
-                     TokenBucket global, std::size_t max_tcp_probes)
-    : key_(std::move(key)), secret_(secret), per_source_(std::move(per_source)), global_(global),
-      max_tcp_probes_(max_tcp_probes) {}
+Admission::Admission(std::vector<std::uint8_t> key, const Secret& secret, Budget proven, Budget unproven)
+    : key_(std::move(key)), secret_(secret), proven_(std::move(proven)), unproven_(std::move(unproven)) {}
 
-Decision Admission::decide(const Arrival& arrival, const Now& now, std::size_t tcp_probes_in_flight) {
+Decision Admission::decide(const Arrival& arrival, const Now& now, const SlotCounts& tcp_probes) {
   using Verdict = Decision::Verdict;
   if (arrival.bytes.size() > request::kMaxSize) return {Verdict::oversized, std::nullopt, std::nullopt};
   const auto request = decode_request(arrival.bytes);
   if (!request || arrival.port == 0) return {Verdict::malformed, std::nullopt, std::nullopt};
 
   const Source source{normalized(arrival.address), arrival.port};
-  // Both buckets: the source's first, so a source over its rate costs the others nothing.
-  const bool allowed = per_source_.take(arrival.address, now.steady) && global_.take(now.steady);
   const auto slot = cookie_slot(now.system);
   const bool proven = arrival.via == Transport::tcp || cookie_valid(secret_, source, request->cookie, slot);
+  auto& budget = proven ? proven_ : unproven_;
+  const auto source_key = proven ? rate_key(arrival.address) : endpoint_key(arrival.address, arrival.port);
+  const bool allowed = budget.per_source.take(source_key, now.steady) && budget.global.take(now.steady);
   auto result = [&](Verdict verdict, Status status) {
     Decision decision{verdict, std::nullopt, std::nullopt};
     // Nothing but a COOKIE goes to a source that has not proven its address.
@@ -50,7 +49,7 @@ Decision Admission::decide(const Arrival& arrival, const Now& now, std::size_t t
     decision = result(Verdict::auth_failed, Status::auth_failed);
   } else if (!sensible || request->target_port == 0) {
     decision = result(Verdict::bad_request, Status::bad_request);
-  } else if (*transport == Transport::tcp && tcp_probes_in_flight >= max_tcp_probes_) {
+  } else if (*transport == Transport::tcp && !tcp_probes.available(slot_key(arrival.address))) {
     decision = result(Verdict::busy, Status::busy);
   } else if (*kind == ProbeKind::handshake) {
     decision = result(Verdict::handshake, Status::no_answer);

@@ -5,10 +5,14 @@
 //
 //   - over UDP nothing but a COOKIE goes to a source until it echoes a valid
 //     cookie, which proves its address (over TCP the handshake proved it);
+//   - a request that proves its source is charged to the proven budget, one
+//     that does not to the unproven one, so forged requests cannot use up
+//     what proven clients are allowed (see Budget);
 //   - a request over its source's rate or the global rate gets RESULT
 //     rate_limited (over UDP only with a valid cookie, otherwise nothing);
 //   - with a pre-shared key, a request without the right tag gets auth_failed;
 //   - a probe goes only to the request's own source address;
+//   - a TCP probe needs a slot: the total and its source's /24 or /48 are capped;
 //   - a handshake request (TCP only) gets its RESULT when the connection
 //     attempt ends, saying how it ended;
 //   - no reply is larger than the request.
@@ -60,7 +64,7 @@ struct Decision {
     cookie,        // over UDP without a valid cookie
     auth_failed,   // a key is required and the tag is missing or wrong
     bad_request,   // probe transport neither TCP nor UDP, unknown kind, a UDP handshake, or target port 0
-    busy,          // a TCP probe, and as many in flight as allowed
+    busy,          // a TCP probe, and as many in flight as allowed, in all or from the source's prefix
     probe,         // send `probe`, then the RESULT
     handshake,     // connect as `probe` says; the RESULT, once that ends, says how
   };
@@ -73,22 +77,32 @@ struct Decision {
   std::optional<ProbeOrder> probe;  // with Verdict::probe only
 };
 
+// The rate a request is charged to: a token from its source's bucket, then
+// one from all sources' (so a source over its rate costs the others nothing).
+// A proven request's source is its rate_key; an unproven one's its
+// endpoint_key, as a forger may use any address but cannot receive there.
+struct Budget {
+  SourceLimiter per_source;
+  TokenBucket global;
+};
+
 class Admission {
  public:
   // `key`: the pre-shared key, empty when none is required. `secret` makes
-  // the cookies. A request takes a token from `per_source`, then `global`.
-  Admission(std::vector<std::uint8_t> key, const Secret& secret, SourceLimiter per_source, TokenBucket global,
-            std::size_t max_tcp_probes);
+  // the cookies. `proven` takes requests over TCP and requests with a valid
+  // cookie: their sources have shown they receive at their address, which no
+  // forger can, so no forged request is charged to it. `unproven` takes the
+  // others, which get at most a COOKIE.
+  Admission(std::vector<std::uint8_t> key, const Secret& secret, Budget proven, Budget unproven);
 
-  // `tcp_probes_in_flight`: the TCP probes started and not yet ended.
-  Decision decide(const Arrival& arrival, const Now& now, std::size_t tcp_probes_in_flight);
+  // `tcp_probes`: the TCP probes started and not yet ended.
+  Decision decide(const Arrival& arrival, const Now& now, const SlotCounts& tcp_probes);
 
  private:
   std::vector<std::uint8_t> key_;
   Secret secret_;
-  SourceLimiter per_source_;
-  TokenBucket global_;
-  std::size_t max_tcp_probes_;
+  Budget proven_;
+  Budget unproven_;
 };
 
 }  // namespace natkeeper::reflector

@@ -8,10 +8,8 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <cstdio>
-#include <fstream>
-#include <iterator>
-#include <sstream>
 
+#include "agent/reflector/key_file.hpp"
 #include "agent/reflector/listen_address.hpp"
 #include "agent/reflector/protocol.hpp"
 #include "agent/reflector/server.hpp"
@@ -45,11 +43,11 @@ std::string describe(const Source& source) {
 
 std::string describe(const ServerStats& s) {
   return fmt::format(
-      "{} datagrams, {} TCP connections ({} refused); dropped {} oversized, {} malformed; {} rate-limited, "
-      "{} auth failures, {} bad requests, {} busy; sent {} cookies, {} results, {} UDP and {} TCP probes, "
-      "{} TCP handshakes; {} send errors",
-      s.udp_received, s.tcp_accepted, s.tcp_refused, s.oversized, s.malformed, s.rate_limited, s.auth_failed,
-      s.bad_requests, s.busy, s.cookies_sent, s.results_sent, s.udp_probes, s.tcp_probes,
+      "{} datagrams, {} TCP connections ({} refused, {} idle ones closed for newer); dropped {} oversized, "
+      "{} malformed; {} rate-limited, {} auth failures, {} bad requests, {} busy; sent {} cookies, {} results, "
+      "{} UDP and {} TCP probes, {} TCP handshakes; {} send errors",
+      s.udp_received, s.tcp_accepted, s.tcp_refused, s.tcp_evicted, s.oversized, s.malformed, s.rate_limited,
+      s.auth_failed, s.bad_requests, s.busy, s.cookies_sent, s.results_sent, s.udp_probes, s.tcp_probes,
       s.tcp_handshakes, s.send_errors);
 }
 
@@ -122,17 +120,9 @@ int main(int argc, char** argv) {
     options.listen.push_back(*endpoint);
   }
   if (key_file) {
-    std::ifstream file(*key_file, std::ios::binary);
-    std::ostringstream text;
-    text << file.rdbuf();
-    if (!file || !text) {
-      say("error: --key-file {}: cannot read it", *key_file);
-      return kExitConfig;
-    }
-    auto key = parse_key(text.str());
+    auto key = read_key_file(*key_file);
     if (!key) {
-      say("error: --key-file {}: expected a key of {} to {} bytes (whitespace around it is ignored)", *key_file,
-          kMinKeySize, kMaxKeySize);
+      say("error: --key-file {}: {}", *key_file, to_string(key.error()));
       return kExitConfig;
     }
     options.key = std::move(*key);

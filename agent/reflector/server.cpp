@@ -13,7 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
-#include <map>
+#include <list>
 #include <optional>
 #include <stdexcept>
 
@@ -54,8 +54,8 @@ SendRecord record_of(const Arrival& arrival) {
 
 // Counters that stats() may read from another thread.
 struct Counters {
-  std::atomic<std::uint64_t> udp_received{0}, tcp_accepted{0}, tcp_refused{0}, oversized{0}, malformed{0},
-      rate_limited{0}, cookies_sent{0}, results_sent{0}, auth_failed{0}, bad_requests{0}, busy{0},
+  std::atomic<std::uint64_t> udp_received{0}, tcp_accepted{0}, tcp_refused{0}, tcp_evicted{0}, oversized{0},
+      malformed{0}, rate_limited{0}, cookies_sent{0}, results_sent{0}, auth_failed{0}, bad_requests{0}, busy{0},
       udp_probes{0}, tcp_probes{0}, tcp_handshakes{0}, send_errors{0};
 };
 
@@ -106,6 +106,19 @@ struct Pending {
   }
 };
 
+// A TCP exchange: idle until its request has been read.
+struct Connection : Pending {
+  SourceKey prefix;  // its slot_key
+  bool idle = true;
+  Connection(ip::tcp::socket s, const SourceKey& p) : Pending(std::move(s)), prefix(p) {}
+};
+
+Budget make_budget(const ServerOptions& options) {
+  return {SourceLimiter(options.rate_per_source, burst_for(options.rate_per_source), options.source_table_size,
+                        random_value<std::uint64_t>()),
+          TokenBucket(options.global_rate, burst_for(options.global_rate), Clock::now())};
+}
+
 }  // namespace
 
 struct Server::State : std::enable_shared_from_this<Server::State> {
@@ -113,20 +126,18 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
   ServerOptions options;
   std::vector<std::unique_ptr<Listener>> listeners;
   Admission admission;
-  std::list<std::shared_ptr<Pending>> pending;  // at most max_tcp_connections + max_tcp_probes
-  std::size_t tcp_connections = 0;
-  std::map<SourceLimiter::Key, std::size_t> connections_per_source;  // entries > 0 only
-  std::size_t tcp_probes_in_flight = 0;
+  std::list<std::shared_ptr<Pending>> probes;           // at most max_tcp_probes
+  std::list<std::shared_ptr<Connection>> connections;  // oldest first; at most max_tcp_connections
+  SlotCounts connection_slots;
+  SlotCounts probe_slots;
   bool stopped = false;
   Counters counters;
 
   State(asio::io_context& l, ServerOptions o)
       : loop(l), options(std::move(o)),
-        admission(options.key, random_value<Secret>(),
-                  SourceLimiter(options.rate_per_source, burst_for(options.rate_per_source),
-                                options.source_table_size, random_value<std::uint64_t>()),
-                  TokenBucket(options.global_rate, burst_for(options.global_rate), Clock::now()),
-                  options.max_tcp_probes) {}
+        admission(options.key, random_value<Secret>(), make_budget(options), make_budget(options)),
+        connection_slots(options.max_tcp_connections, options.max_tcp_connections_per_prefix),
+        probe_slots(options.max_tcp_probes, options.max_tcp_probes_per_prefix) {}
 
   void open(const ip::udp::endpoint& endpoint);
   void close_all();
@@ -162,7 +173,7 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
   // it whenever the Server goes.
   asio::awaitable<void> udp_loop(std::shared_ptr<State> self, std::size_t index);
   asio::awaitable<void> accept_loop(std::shared_ptr<State> self, std::size_t index);
-  asio::awaitable<void> serve_connection(std::shared_ptr<State> self, std::shared_ptr<Pending> connection,
+  asio::awaitable<void> serve_connection(std::shared_ptr<State> self, std::shared_ptr<Connection> connection,
                                          std::size_t index, ip::tcp::endpoint remote);
   asio::awaitable<void> tcp_probe(std::shared_ptr<State> self, std::shared_ptr<Pending> probe,
                                   ip::tcp::endpoint to, ProbeBytes message);
@@ -173,9 +184,34 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
   asio::awaitable<void> report_handshake(std::shared_ptr<State> self, std::size_t index, ip::udp::endpoint to,
                                          ProbeOrder probe, Reply reply, SendRecord record);
 
-  void forget(const std::shared_ptr<Pending>& done) {
-    const auto found = std::find(pending.begin(), pending.end(), done);
-    if (found != pending.end()) pending.erase(found);
+  // Closes a probe or handshake and gives back its slot.
+  void end_probe(const std::shared_ptr<Pending>& probe, const SourceKey& prefix) {
+    boost::system::error_code ignored;
+    probe->socket.close(ignored);
+    probe->timer.cancel();
+    probe_slots.give_back(prefix);
+    const auto found = std::find(probes.begin(), probes.end(), probe);
+    if (found != probes.end()) probes.erase(found);
+  }
+  // Closes a connection and gives back its slot, once: eviction may have come first.
+  void end_connection(const std::shared_ptr<Connection>& connection) {
+    const auto found = std::find(connections.begin(), connections.end(), connection);
+    if (found == connections.end()) return;
+    connections.erase(found);
+    connection_slots.give_back(connection->prefix);
+    boost::system::error_code ignored;
+    connection->socket.close(ignored);
+    connection->timer.cancel();
+  }
+  // Makes room for a new connection by closing the one that has waited
+  // longest for its request: idle connections cost their holder nothing, so
+  // holding them must not lock others out. False when none is idle.
+  bool evict_oldest_idle() {
+    const auto oldest = std::find_if(connections.begin(), connections.end(), [](const auto& c) { return c->idle; });
+    if (oldest == connections.end()) return false;
+    end_connection(std::shared_ptr<Connection>(*oldest));  // a copy: the list's own is erased
+    bump(counters.tcp_evicted);
+    return true;
   }
 };
 
@@ -220,9 +256,13 @@ void Server::State::close_all() {
     listener->probe_udp.close(ignored);
     listener->tcp.close(ignored);
   }
-  for (auto& p : pending) {
+  for (auto& p : probes) {
     p->socket.close(ignored);
     p->timer.cancel();
+  }
+  for (auto& c : connections) {
+    c->socket.close(ignored);
+    c->timer.cancel();
   }
 }
 
@@ -239,13 +279,16 @@ void Server::State::send_udp(ip::udp::socket& socket, std::span<const std::uint8
 
 // Asks admission what to do with a request, counts its verdict and starts a
 // probe to deliver; a handshake is the caller's to start, as its RESULT waits
-// for it.
+// for it, but its slot is taken here, before another request is admitted.
 Decision Server::State::admit(std::size_t index, const Arrival& arrival) {
-  auto decision = admission.decide(arrival, {Clock::now(), std::chrono::system_clock::now()}, tcp_probes_in_flight);
+  auto decision = admission.decide(arrival, {Clock::now(), std::chrono::system_clock::now()}, probe_slots);
   count(decision.verdict);
   if (decision.verdict == Decision::Verdict::probe && !start_probe(index, *decision.probe, record_of(arrival)) &&
       decision.reply)
     decision.reply->status = Status::busy;
+  // (Without a reply there is no handshake to start: the callers drop the request.)
+  if (decision.verdict == Decision::Verdict::handshake && decision.reply)
+    probe_slots.take(slot_key(decision.probe->address));
   if (decision.reply)
     bump(decision.reply->type == MessageType::cookie ? counters.cookies_sent : counters.results_sent);
   return decision;
@@ -292,8 +335,8 @@ bool Server::State::start_probe(std::size_t index, const ProbeOrder& probe, Send
     return false;
   }
   auto pending_probe = std::make_shared<Pending>(std::move(socket));
-  pending.push_back(pending_probe);
-  ++tcp_probes_in_flight;
+  probes.push_back(pending_probe);
+  probe_slots.take(slot_key(probe.address));
   bump(counters.tcp_probes);
   record.kind = SendRecord::Kind::tcp_probe;
   notify(record);
@@ -373,46 +416,34 @@ asio::awaitable<void> Server::State::accept_loop(std::shared_ptr<State> self, st
     bump(counters.tcp_accepted);
     boost::system::error_code endpoint_error;
     const auto remote = socket.remote_endpoint(endpoint_error);
-    const auto key = SourceLimiter::key(remote.address());
-    auto& per_source = connections_per_source[key];
-    if (endpoint_error || tcp_connections >= options.max_tcp_connections ||
-        per_source >= options.max_tcp_connections_per_source) {
-      if (per_source == 0) connections_per_source.erase(key);
+    const auto prefix = slot_key(remote.address());
+    // A prefix at its cap waits for its own connections to end; otherwise a
+    // new connection may take an idle one's place.
+    if (endpoint_error || connection_slots.prefix_full(prefix) ||
+        (connection_slots.full() && !evict_oldest_idle())) {
       bump(counters.tcp_refused);
       boost::system::error_code ignored;
       socket.close(ignored);
       continue;
     }
-    ++per_source;
-    ++tcp_connections;
-    auto connection = std::make_shared<Pending>(std::move(socket));
-    pending.push_back(connection);
+    connection_slots.take(prefix);
+    auto connection = std::make_shared<Connection>(std::move(socket), prefix);
+    connections.push_back(connection);
     auto task = serve_connection(self, connection, index, remote);
     asio::co_spawn(loop, std::move(task), asio::detached);
   }
 }
 
 asio::awaitable<void> Server::State::serve_connection(std::shared_ptr<State> /*self*/,
-                                                      std::shared_ptr<Pending> connection, std::size_t index,
+                                                      std::shared_ptr<Connection> connection, std::size_t index,
                                                       ip::tcp::endpoint remote) {
   connection->arm(options.tcp_read_timeout, connection);
-  const auto key = SourceLimiter::key(remote.address());
   // Whatever happens below, the connection is closed and forgotten.
   struct Done {
     State& state;
-    std::shared_ptr<Pending> connection;
-    SourceLimiter::Key key;
-    ~Done() {
-      boost::system::error_code ignored;
-      connection->socket.close(ignored);
-      connection->timer.cancel();
-      --state.tcp_connections;
-      if (auto found = state.connections_per_source.find(key);
-          found != state.connections_per_source.end() && --found->second == 0)
-        state.connections_per_source.erase(found);
-      state.forget(connection);
-    }
-  } done{*this, connection, key};
+    std::shared_ptr<Connection> connection;
+    ~Done() { state.end_connection(connection); }
+  } done{*this, connection};
 
   std::array<std::uint8_t, kFrameLengthSize> length_bytes{};
   auto [length_error, length_read] = co_await asio::async_read(connection->socket, asio::buffer(length_bytes), token);
@@ -432,6 +463,10 @@ asio::awaitable<void> Server::State::serve_connection(std::shared_ptr<State> /*s
     bump(counters.malformed);
     co_return;
   }
+  // No longer idle, so never evicted: a handshake's time, then the read
+  // timeout again for the RESULT to be written.
+  connection->idle = false;
+  connection->arm(options.tcp_probe_timeout + options.tcp_read_timeout, connection);
   const auto reply =
       co_await handle_tcp_request(index, remote, std::span<const std::uint8_t>(body.data(), length));
   if (!reply) co_return;
@@ -447,14 +482,9 @@ asio::awaitable<void> Server::State::tcp_probe(std::shared_ptr<State> /*self*/, 
   struct Done {
     State& state;
     std::shared_ptr<Pending> probe;
-    ~Done() {
-      boost::system::error_code ignored;
-      probe->socket.close(ignored);
-      probe->timer.cancel();
-      --state.tcp_probes_in_flight;
-      state.forget(probe);
-    }
-  } done{*this, probe};
+    SourceKey prefix;
+    ~Done() { state.end_probe(probe, prefix); }
+  } done{*this, probe, slot_key(to.address())};
 
   auto [connect_error] = co_await probe->socket.async_connect(to, token);
   if (connect_error) co_return;  // refused, unreachable or timed out: never reported
@@ -471,13 +501,19 @@ asio::awaitable<Status> Server::State::tcp_handshake(std::shared_ptr<State> /*se
   boost::system::error_code ec;
   socket.open(probe.address.is_v4() ? ip::tcp::v4() : ip::tcp::v6(), ec);
   if (!ec && !prober.address.is_unspecified()) socket.bind(ip::tcp::endpoint(prober.address, 0), ec);
+  auto attempt = std::make_shared<Pending>(std::move(socket));
+  probes.push_back(attempt);
+  // The slot admit() took is given back whichever way this ends.
+  struct Done {
+    State& state;
+    std::shared_ptr<Pending> attempt;
+    SourceKey prefix;
+    ~Done() { state.end_probe(attempt, prefix); }
+  } done{*this, attempt, slot_key(probe.address)};
   if (ec) {
     bump(counters.send_errors);
     co_return Status::busy;
   }
-  auto attempt = std::make_shared<Pending>(std::move(socket));
-  pending.push_back(attempt);
-  ++tcp_probes_in_flight;
   bump(counters.tcp_handshakes);
   record.kind = SendRecord::Kind::tcp_handshake;
   record.destination = source_of(probe.address, probe.port);
@@ -485,12 +521,7 @@ asio::awaitable<Status> Server::State::tcp_handshake(std::shared_ptr<State> /*se
   notify(record);
   attempt->arm(options.tcp_probe_timeout, attempt);
   auto [connect_error] = co_await attempt->socket.async_connect(ip::tcp::endpoint(probe.address, probe.port), token);
-  // Closed at once, nothing written: the device's application sees an empty connection.
-  boost::system::error_code ignored;
-  attempt->socket.close(ignored);
-  attempt->timer.cancel();
-  --tcp_probes_in_flight;
-  forget(attempt);
+  // Closed at once (by `done`), nothing written: the device's application sees an empty connection.
   if (!connect_error) co_return Status::connected;
   if (connect_error == asio::error::connection_refused) co_return Status::refused;
   co_return Status::no_answer;  // timed out (the timer closed the socket), unreachable, ...
@@ -551,9 +582,10 @@ std::vector<ip::tcp::endpoint> Server::tcp_endpoints() const {
 ServerStats Server::stats() const noexcept {
   const auto& c = state_->counters;
   auto get = [](const std::atomic<std::uint64_t>& v) { return v.load(std::memory_order_relaxed); };
-  return {get(c.udp_received), get(c.tcp_accepted), get(c.tcp_refused), get(c.oversized), get(c.malformed),
-          get(c.rate_limited), get(c.cookies_sent), get(c.results_sent), get(c.auth_failed), get(c.bad_requests),
-          get(c.busy), get(c.udp_probes), get(c.tcp_probes), get(c.tcp_handshakes), get(c.send_errors)};
+  return {get(c.udp_received), get(c.tcp_accepted), get(c.tcp_refused), get(c.tcp_evicted), get(c.oversized),
+          get(c.malformed), get(c.rate_limited), get(c.cookies_sent), get(c.results_sent), get(c.auth_failed),
+          get(c.bad_requests), get(c.busy), get(c.udp_probes), get(c.tcp_probes), get(c.tcp_handshakes),
+          get(c.send_errors)};
 }
 
 }  // namespace natkeeper::reflector

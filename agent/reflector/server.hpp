@@ -8,11 +8,13 @@
 //   - over UDP nothing but a COOKIE (no larger than the request) is sent until
 //     the request echoes a valid cookie, which proves the source address;
 //   - no reply is larger than the request that caused it;
-//   - per-source (bounded LRU table) and global token buckets;
+//   - per-source (bounded LRU tables) and global token buckets, apart for
+//     requests that proved their source and for those that did not;
 //   - optional pre-shared key;
 //   - a delivered TCP probe's outcome is never reported: RESULT "sent" is all
 //     it says; a handshake request's outcome is, to its (proven) source only;
-//   - bounded TCP connections, read time, message size and probes in flight.
+//   - bounded TCP connections, read time, message size and probes in flight,
+//     in all and per /24 or /48; an idle connection gives way to a new one.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
@@ -49,16 +51,23 @@ struct ServerOptions {
   std::vector<boost::asio::ip::udp::endpoint> listen;
   std::vector<std::uint8_t> key;  // pre-shared key; empty: none required
   // Requests (UDP datagrams, TCP requests) per second and source. A home with
-  // the Ring profile verifies about 110 mappings, one request each and one
-  // for the cookie, from one public address: within the burst of 200.
-  // Replies and probes are never larger than the requests.
+  // the Ring profile verifies about 110 mappings, one request each, from one
+  // public address: within the burst of 200. Replies and probes are never
+  // larger than the requests. Requests that proved their source and those
+  // that did not (cookie rounds) each have these rates.
   double rate_per_source = 100;
   double global_rate = 1000;      // requests per second, all sources together
-  std::size_t source_table_size = 4096;
+  std::size_t source_table_size = 4096;  // sources remembered, in each of the two tables
+  // When all are held, a new connection closes the one that has waited
+  // longest for its request, if any has.
   std::size_t max_tcp_connections = 64;
-  std::size_t max_tcp_connections_per_source = 4;
+  std::size_t max_tcp_connections_per_prefix = 4;  // an IPv4 /24 or an IPv6 /48
   std::size_t max_tcp_probes = 64;  // connects in flight, handshakes included
-  std::chrono::milliseconds tcp_read_timeout{5000};   // a whole TCP exchange
+  // natkeeper verifies 16 mappings at a time, from one public address.
+  std::size_t max_tcp_probes_per_prefix = 16;
+  // For a connection's request to arrive, and then for its RESULT to be
+  // written (after a handshake's time): a client sends its request at once.
+  std::chrono::milliseconds tcp_read_timeout{2000};
   std::chrono::milliseconds tcp_probe_timeout{3000};  // connect and write
   // Called on the loop's thread for every message sent and probe started.
   std::function<void(const SendRecord&)> on_send;
@@ -68,6 +77,7 @@ struct ServerStats {
   std::uint64_t udp_received = 0;   // datagrams on the listen ports
   std::uint64_t tcp_accepted = 0;   // connections
   std::uint64_t tcp_refused = 0;    // connections closed at once: too many
+  std::uint64_t tcp_evicted = 0;    // idle connections closed to make room for a new one
   std::uint64_t oversized = 0;      // datagrams or frames over the maximum: dropped
   std::uint64_t malformed = 0;      // undecodable requests, truncated frames, timeouts: dropped
   std::uint64_t rate_limited = 0;   // requests over a rate

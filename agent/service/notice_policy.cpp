@@ -2,54 +2,46 @@
 
 #include <fmt/format.h>
 
-#include <utility>
-
-#include "agent/service/service_policy.hpp"
+#include <algorithm>
 
 namespace natkeeper::policy {
 
-NoticeVerdict judge_notice(const GatewayNotice& notice, NoticeHistory& history, const NoticeContext& context,
-                           std::chrono::steady_clock::time_point now, double unit) {
-  using Action = NoticeVerdict::Action;
-  const bool upnp = context.method == Method::upnp;
-  // What the gateway says applies whichever protocol it said it in; UPnP has
-  // nothing to renew in place, so it finds the gateway (and its address) again.
-  const auto act = [&](std::string why) {
-    if (upnp) return NoticeVerdict{Action::reconnect, {}, std::move(why)};
-    return NoticeVerdict{Action::remap, announcement_delay(unit), std::move(why)};
-  };
+std::optional<std::string> notice_question(const GatewayNotice& notice, Method method) {
   switch (notice.kind) {
-    case GatewayNotice::Kind::natpmp_address: {
-      const bool first = !std::exchange(history.natpmp_seen, true);
-      const bool lost = history.natpmp_epoch.lost_state(notice.epoch, now);
-      const bool moved = notice.external_address && context.external_ip &&
-                         boost::asio::ip::address(*notice.external_address) != *context.external_ip;
-      if (moved)
-        return act(fmt::format("the gateway announced a new external address, {}", notice.external_address->to_string()));
-      if (first || lost) return act("the gateway announced a restart or a change (NAT-PMP)");
-      return {};
-    }
-    case GatewayNotice::Kind::pcp_announce: {
-      const bool first = !std::exchange(history.pcp_seen, true);
-      if (history.pcp_epoch.lost_state(notice.epoch, now) || first)
-        return act("the gateway announced a restart or a change (PCP ANNOUNCE)");
-      return {};
-    }
-    case GatewayNotice::Kind::ssdp_alive: {
-      if (!upnp) return {};
-      const auto previous = history.boot_id;
-      if (notice.boot_id) history.boot_id = notice.boot_id;
-      if (notice.boot_id && previous && *notice.boot_id != *previous)
-        return {Action::reconnect, {}, "the gateway restarted (its SSDP boot id changed)"};
-      if (!context.spot_check_pending && now - context.last_spot_check >= kSpotCheckSpacing)
-        return {Action::spot_check, {}, {}};
-      return {};
-    }
+    case GatewayNotice::Kind::natpmp_address:
+      return fmt::format("a NAT-PMP notice says the external address is {} (epoch {} s)",
+                         notice.external_address ? notice.external_address->to_string() : "unknown", notice.epoch);
+    case GatewayNotice::Kind::pcp_announce:
+      return fmt::format("a PCP ANNOUNCE says the gateway restarted or changed (epoch {} s)", notice.epoch);
+    case GatewayNotice::Kind::ssdp_alive:
+      // (Also the gateway's periodic heartbeat: a look at one mapping.)
+      if (method != Method::upnp) return std::nullopt;
+      return notice.boot_id ? fmt::format("an SSDP alive notice (boot id {})", *notice.boot_id)
+                            : std::string("an SSDP alive notice");
     case GatewayNotice::Kind::ssdp_byebye:
-      if (upnp) return {Action::ignore, {}, "the gateway says it is going away (SSDP byebye)"};
-      return {};
+      return std::nullopt;
   }
-  return {};
+  return std::nullopt;
+}
+
+TimePoint question_time(const QuestionPacer& pacer, TimePoint now) { return std::max(now, pacer.next_allowed); }
+
+void note_answer(QuestionPacer& pacer, TimePoint now, bool found_change) {
+  if (pacer.last_needless && now - *pacer.last_needless >= kQuestionQuietPeriod) pacer.spacing = kShortestQuestionSpacing;
+  pacer.next_allowed = now + pacer.spacing;
+  if (found_change) return;
+  pacer.last_needless = now;
+  pacer.spacing = std::min<Duration>(pacer.spacing * 2, kLongestQuestionSpacing);
+}
+
+Duration notice_round_delay(NoticeRoundBudget& budget, TimePoint now) {
+  // A leaky bucket: each round adds an interval of debt; up to a burst's worth
+  // of debt beyond now is allowed at once.
+  constexpr Duration tolerance = kNoticeRoundInterval * (kNoticeRoundBurst - 1);
+  const auto start = std::max(budget.paid_until, now);
+  const auto delay = std::max<Duration>(start - tolerance - now, Duration::zero());
+  budget.paid_until = start + kNoticeRoundInterval;
+  return delay;
 }
 
 }  // namespace natkeeper::policy

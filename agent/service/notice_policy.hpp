@@ -1,52 +1,55 @@
 #pragma once
-// What the service makes of a gateway's notice, as a pure function: a notice
-// is the gateway's word, weighed against what it said before.
-#include <boost/asio/ip/address.hpp>
-
+// What the service makes of a gateway's notice, as pure functions. A notice is
+// a multicast datagram that any device on the LAN can send with the gateway's
+// address: it is at most a reason to ask the gateway itself (Mapper::check),
+// and those questions, and the rounds their answers start, are paced so that a
+// stream of notices costs the gateway next to nothing.
 #include <chrono>
-#include <cstdint>
 #include <optional>
 #include <string>
 
 #include "agent/codecs/gateway_notice.hpp"
-#include "mappers/epoch.hpp"
 #include "mappers/method.hpp"
 
 namespace natkeeper::policy {
 
-// What the gateway said unasked so far, through one connection.
-struct NoticeHistory {
-  EpochTracker natpmp_epoch, pcp_epoch;
-  bool natpmp_seen = false, pcp_seen = false;
-  std::optional<std::uint32_t> boot_id;  // SSDP BOOTID.UPNP.ORG
+using TimePoint = std::chrono::steady_clock::time_point;
+using Duration = std::chrono::steady_clock::duration;
+
+// Why `notice` (from the gateway's address and port, as far as a datagram
+// shows) is worth a question to the gateway, for the mappings made with
+// `method`; nullopt when it is not (a byebye; SSDP when UPnP is not used).
+std::optional<std::string> notice_question(const GatewayNotice& notice, Method method);
+
+// Questions a notice prompted come at most this often, and back off to the
+// longest spacing while their answers find nothing; only a quiet period
+// without a needless question brings the spacing back, so a stream of notices
+// cannot reset it.
+inline constexpr std::chrono::seconds kShortestQuestionSpacing{2};
+inline constexpr std::chrono::seconds kLongestQuestionSpacing{60};
+inline constexpr std::chrono::minutes kQuestionQuietPeriod{10};
+
+struct QuestionPacer {
+  TimePoint next_allowed{};
+  Duration spacing = kShortestQuestionSpacing;
+  std::optional<TimePoint> last_needless;
 };
+// When a notice seen at `now` may be asked about.
+TimePoint question_time(const QuestionPacer& pacer, TimePoint now);
+// The gateway answered at `now`; `found_change`: it lost its mappings or its
+// address changed (else the question was needless: the spacing doubles).
+void note_answer(QuestionPacer& pacer, TimePoint now, bool found_change);
 
-// What the service is doing when the notice arrives.
-struct NoticeContext {
-  Method method = Method::pcp;                      // the protocol the mappings are made with
-  std::optional<boost::asio::ip::address> external_ip;  // the gateway's, as last known
-  bool spot_check_pending = false;
-  std::chrono::steady_clock::time_point last_spot_check{};
+// Rounds (every mapping requested again) that confirmed notices start: three
+// at once, then one a minute. The gateway confirms, but a NAT-PMP answer has
+// no nonce and can be forged too.
+inline constexpr std::chrono::minutes kNoticeRoundInterval{1};
+inline constexpr int kNoticeRoundBurst = 3;
+
+struct NoticeRoundBudget {
+  TimePoint paid_until{};  // when the rounds granted so far are paid off
 };
-
-struct NoticeVerdict {
-  enum class Action {
-    ignore,
-    remap,       // request every mapping again after `delay`
-    reconnect,   // find the gateway (and its address) again
-    spot_check,  // ask the gateway whether it still holds a mapping
-  };
-  Action action = Action::ignore;
-  std::chrono::steady_clock::duration delay{};
-  std::string why;  // for the log; may be set when ignoring too
-};
-
-// A gateway sends a dozen SSDP NOTIFYs at a time: one look at the gateway per burst.
-inline constexpr std::chrono::seconds kSpotCheckSpacing{10};
-
-// Judges `notice` (already known to come from the gateway) and records it in
-// `history`. `unit` in [0, 1) spreads the remap after an announcement.
-NoticeVerdict judge_notice(const GatewayNotice& notice, NoticeHistory& history, const NoticeContext& context,
-                           std::chrono::steady_clock::time_point now, double unit);
+// How long a round a confirmed notice wants at `now` must wait, and books it.
+Duration notice_round_delay(NoticeRoundBudget& budget, TimePoint now);
 
 }  // namespace natkeeper::policy

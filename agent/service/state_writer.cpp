@@ -1,34 +1,136 @@
 #include "agent/service/state_writer.hpp"
 
-#include <boost/asio/post.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
 
 #include "agent/base/log.hpp"
 #include "agent/base/state_file.hpp"
 
 namespace natkeeper {
+namespace {
 
-std::error_code StateWriter::write_or_remove(const std::filesystem::path& file,
-                                             const std::optional<state::ServiceState>& snapshot) {
+// On a worker, with copies of what it needs.
+asio::awaitable<std::error_code> attempt(StateWriter::Write write, std::filesystem::path file,
+                                         StateWriter::Snapshot snapshot) {
+  co_return write(file, snapshot);
+}
+
+bool same_holdings(const StateWriter::Snapshot& a, const StateWriter::Snapshot& b) {
+  if (!a || !b) return !a && !b;
+  return state::same_holdings(*a, *b);
+}
+
+}  // namespace
+
+std::chrono::seconds policy::state_write_retry_delay(unsigned failures) {
+  // Doubling stops at the limit: no overflow however long the disk stays full.
+  std::chrono::seconds delay{1};
+  for (unsigned i = 1; i < failures && delay < kStateWriteRetryLimit; ++i) delay *= 2;
+  return std::min(delay, kStateWriteRetryLimit);
+}
+
+// Lives on the loop: only drain()'s attempt runs on a worker, with copies.
+struct StateWriter::Core {
+  Core(const asio::any_io_executor& loop, asio::any_io_executor worker_executor, std::filesystem::path state_file,
+       Write write_function, Timebase& timebase)
+      : workers(std::move(worker_executor)),
+        file(std::move(state_file)),
+        write(std::move(write_function)),
+        time(timebase),
+        wake(loop),
+        idle(loop) {}
+
+  asio::any_io_executor workers;
+  std::filesystem::path file;
+  Write write;
+  Timebase& time;
+  std::optional<Snapshot> pending;  // the newest snapshot, not yet written
+  std::optional<Snapshot> written;  // what the file holds, once this writer wrote it
+  bool running = false;             // drain() is on, attempting or waiting to retry
+  bool attempting = false;          // an attempt runs on a worker
+  unsigned failures = 0;            // failed attempts in a row
+  std::error_code reported;         // the failure last logged
+  unsigned flushes = 0;             // flush() calls waiting
+  asio::steady_timer wake;          // ends a wait to retry: a newer snapshot, or a flush
+  asio::steady_timer idle;          // tells flush() calls that drain() ended
+};
+
+std::error_code StateWriter::write_or_remove(const std::filesystem::path& file, const Snapshot& snapshot) {
   return snapshot ? write_state_file(file, *snapshot) : remove_state_file(file);
 }
 
 StateWriter::StateWriter(asio::any_io_executor loop, asio::any_io_executor workers, std::filesystem::path file,
-                         Write write)
-    : loop_(std::move(loop)), strand_(asio::make_strand(workers)), file_(std::move(file)), write_(std::move(write)) {}
+                         Write write, Timebase& time)
+    : core_(std::make_shared<Core>(std::move(loop), std::move(workers), std::move(file), std::move(write), time)) {}
 
-void StateWriter::save(std::optional<state::ServiceState> snapshot) {
-  // The worker owns copies only.
-  asio::post(strand_, [file = file_, write = write_, snapshot = std::move(snapshot), loop = loop_] {
-    const auto error = write(file, snapshot);
-    if (error)
-      asio::post(loop, [file, error] { log::warning("cannot write {}: {}", file.string(), error.message()); });
-  });
+const std::filesystem::path& StateWriter::file() const { return core_->file; }
+
+void StateWriter::save(Snapshot snapshot) {
+  auto& core = *core_;
+  if (!core.attempting && core.written && same_holdings(*core.written, snapshot)) {
+    // The file holds it already: whatever waited to be written is older.
+    core.pending.reset();
+    return;
+  }
+  core.pending = std::move(snapshot);
+  if (core.running) {
+    core.wake.cancel();  // a newer snapshot is tried at once
+    return;
+  }
+  core.running = true;
+  core.idle.expires_at(asio::steady_timer::time_point::max());
+  asio::co_spawn(core.wake.get_executor(), drain(core_), asio::detached);
+}
+
+asio::awaitable<void> StateWriter::drain(std::shared_ptr<Core> core) {
+  using namespace asio::experimental::awaitable_operators;
+  while (core->pending) {
+    auto snapshot = std::move(*core->pending);
+    core->pending.reset();
+    core->attempting = true;
+    const auto error = co_await asio::co_spawn(core->workers, attempt(core->write, core->file, snapshot),
+                                               asio::use_awaitable);
+    core->attempting = false;
+    if (!error) {
+      if (core->failures > 0)
+        log::notice("wrote {} again, after {} failed attempts", core->file.string(), core->failures);
+      core->failures = 0;
+      core->reported.clear();
+      core->written = std::move(snapshot);
+      continue;
+    }
+    ++core->failures;
+    if (!core->pending) core->pending = std::move(snapshot);  // else a newer one takes its place
+    if (core->flushes > 0) {
+      log::warning("cannot write {}: {}; it may not record the mappings the service held", core->file.string(),
+                   error.message());
+      break;
+    }
+    if (error != core->reported) {
+      log::warning("cannot write {}: {}; trying again, every {} s at most", core->file.string(), error.message(),
+                   policy::kStateWriteRetryLimit.count());
+      core->reported = error;
+    }
+    core->wake.expires_at(asio::steady_timer::time_point::max());
+    co_await (core->time.sleep_until(core->time.now() + policy::state_write_retry_delay(core->failures)) ||
+              core->wake.async_wait(asio::as_tuple(asio::use_awaitable)));
+  }
+  core->running = false;
+  core->idle.cancel();
 }
 
 asio::awaitable<void> StateWriter::flush() {
-  // The strand runs in order: this completes after every write posted before it.
-  co_await asio::post(strand_, asio::use_awaitable);
+  const auto core = core_;
+  ++core->flushes;
+  core->wake.cancel();  // no waiting for a retry's time
+  while (core->running) co_await core->idle.async_wait(asio::as_tuple(asio::use_awaitable));
+  --core->flushes;
 }
 
 }  // namespace natkeeper

@@ -157,7 +157,8 @@ Supervisor::TimePoint Supervisor::next_wakeup() const {
   if (!connection_ || reconnect_) next = std::min(next, next_connect_);
   if (connection_) {
     if (remap_at_) next = std::min(next, *remap_at_);
-    if (verify_pending_ || spot_check_ || reconcile_pending_) next = now;
+    if (question_at_) next = std::min(next, *question_at_);
+    if (verify_pending_ || reconcile_pending_) next = now;
     next = std::min(next, next_verify_);
     for (const auto& entry : entries_) next = std::min(next, entry.renew_at);
     for (const auto& [key, removal] : removals_) next = std::min(next, removal.retry_at);
@@ -183,7 +184,7 @@ asio::awaitable<void> Supervisor::step() {
       co_await take_over_recorded(recorded);
     }
     if (!removals_.empty()) co_await retry_removals();
-    if (spot_check_) co_await spot_check();
+    if (question_at_ && time_.now() >= *question_at_) co_await ask_gateway();
     if (devices_check_at_ && time_.now() >= *devices_check_at_) co_await follow_devices();
 
     auto now = time_.now();
@@ -251,7 +252,7 @@ asio::awaitable<void> Supervisor::reconnect() {
   listener_.open(connection_->path.local.address);
   // Devices are found on the gateway's interface, before the first round maps for them.
   if (!config_.devices.empty()) co_await follow_devices();
-  notices_ = {};
+  question_at_.reset();
   reconcile_pending_ = true;
   remap_at_ = time_.now();
   verify_pending_ = true;
@@ -527,21 +528,32 @@ asio::awaitable<void> Supervisor::verify() {
     log::info("{} of {} mappings verified from outside", verified, indices.size());
 }
 
-asio::awaitable<void> Supervisor::spot_check() {
-  spot_check_ = false;
-  last_spot_check_ = time_.now();
+asio::awaitable<void> Supervisor::ask_gateway() {
+  question_at_.reset();
+  const auto why = std::exchange(question_why_, {});
   const auto sample = std::find_if(entries_.begin(), entries_.end(), active);
+  // Nothing held, nothing to lose: what failed is retried on its own schedule.
   if (sample == entries_.end()) co_return;
-  const auto mapping = *sample->report.mapping;
-  const auto held = co_await interruptible(connection_->protocol.mapper->holds(mapping));
-  if (!held) {
-    if (held.error() == MapFailure::gateway_unreachable) schedule_reconnect("the gateway does not answer");
+  const auto checked = co_await interruptible(connection_->protocol.mapper->check(*sample->report.mapping));
+  const auto now = time_.now();
+  if (!checked) {
+    policy::note_answer(question_pacer_, now, false);
+    if (checked.error() == MapFailure::gateway_unreachable) schedule_reconnect("the gateway does not answer");
+    else log::info("{}; asking the gateway about it failed: {}", why, checked.error().message());
     co_return;
   }
-  if (!*held)
-    schedule_remap(fmt::format("the gateway no longer holds {} (external port {})", describe(mapping.request),
-                               mapping.external_port),
-                   Duration::zero());
+  const bool moved = !checked->external_ip.is_unspecified() && external_ip_ && checked->external_ip != *external_ip_;
+  policy::note_answer(question_pacer_, now, checked->mappings_lost || moved);
+  if (!checked->mappings_lost && !moved) {
+    log::info("{}; the gateway says nothing changed", why);
+    co_return;
+  }
+  if (remap_at_) co_return;  // a round is coming anyway
+  const auto change = checked->mappings_lost
+                          ? std::string("the gateway lost its mappings")
+                          : fmt::format("the gateway's external address is {} now", checked->external_ip.to_string());
+  schedule_remap(fmt::format("{}; {}", why, change),
+                 policy::announcement_delay(random_unit()) + policy::notice_round_delay(notice_rounds_, now));
 }
 
 void Supervisor::reload(config::Config config) {
@@ -550,7 +562,7 @@ void Supervisor::reload(config::Config config) {
 }
 
 void Supervisor::network_changed(std::string what) {
-  log::debug("network change: {}", what);
+  log::info("network change: {}", what);
   // The first change of a burst sets the time; the rest of the burst does not postpone it.
   if (!path_check_at_) path_check_at_ = time_.now() + kPathSettleTime;
   wake();
@@ -574,9 +586,6 @@ void Supervisor::gateway_datagram(std::span<const std::uint8_t> datagram, const 
   // Only the gateway's datagrams are parsed: every LAN device's NOTIFYs arrive here too.
   if (from_gateway && right_port) {
     if (const auto notice = parse_gateway_notice(datagram, port)) {
-      // The mapper learns the new address and epoch; the supervisor decides what to do.
-      if (port == kAnnouncePort)
-        connection_->protocol.mapper->on_announcement(datagram, source.address(), source.port());
       on_notice(*notice);
       return;
     }
@@ -595,20 +604,17 @@ void Supervisor::gateway_datagram(std::span<const std::uint8_t> datagram, const 
 }
 
 void Supervisor::on_notice(const GatewayNotice& notice) {
-  const policy::NoticeContext context{connection_->protocol.method, external_ip_, spot_check_, last_spot_check_};
-  auto verdict = policy::judge_notice(notice, notices_, context, time_.now(), random_unit());
-  using Action = policy::NoticeVerdict::Action;
-  switch (verdict.action) {
-    case Action::ignore:
-      if (!verdict.why.empty()) log::debug("{}", verdict.why);
-      break;
-    case Action::remap: schedule_remap(std::move(verdict.why), verdict.delay); break;
-    case Action::reconnect: schedule_reconnect(std::move(verdict.why)); break;
-    case Action::spot_check:
-      spot_check_ = true;
-      wake();
-      break;
+  // The source address proves nothing: the notice only prompts a question.
+  auto why = policy::notice_question(notice, connection_->protocol.method);
+  if (!why) return;
+  if (question_at_) {
+    log::debug("{} (the gateway is to be asked already)", *why);
+    return;
   }
+  question_at_ = policy::question_time(question_pacer_, time_.now());
+  log::debug("{}: asking the gateway", *why);
+  question_why_ = std::move(*why);
+  wake();
 }
 
 void Supervisor::schedule_remap(std::string why, Duration delay) {

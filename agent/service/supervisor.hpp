@@ -129,7 +129,8 @@ class Supervisor {
   asio::awaitable<void> take_over_recorded(const state::ServiceState& recorded);
   asio::awaitable<void> renew(std::vector<std::size_t> indices);
   asio::awaitable<void> verify();
-  asio::awaitable<void> spot_check();
+  // Asks the gateway whether what a notice claimed is true; remaps if so.
+  asio::awaitable<void> ask_gateway();
   // Deletes `mappings` at the gateway; what it does not confirm deleted stays
   // pending (recorded, retried with backoff, released on stop). Returns how
   // many are left pending.
@@ -180,13 +181,11 @@ class Supervisor {
   std::vector<std::string> device_problems_;  // as last logged
   bool reconnect_ = false;
   bool reconcile_pending_ = false;  // once per connection, after its first round
-  bool spot_check_ = false;
   bool verify_pending_ = false;
   bool state_dirty_ = true;
   bool network_down_ = false;
   TimePoint next_connect_{};
   TimePoint next_verify_{TimePoint::max()};
-  TimePoint last_spot_check_{};
   int connect_failures_ = 0;
   int losses_in_a_row_ = 0;
   std::optional<state::ServiceState> recorded_;  // the state file's mappings, until taken over
@@ -194,8 +193,11 @@ class Supervisor {
   std::map<std::pair<Transport, std::uint16_t>, PendingRemoval> removals_;
   TimePoint last_state_save_{};
 
-  // What the gateway said unasked.
-  policy::NoticeHistory notices_;
+  // What the gateway said unasked, and what it is to be asked about it.
+  std::optional<TimePoint> question_at_;
+  std::string question_why_;
+  policy::QuestionPacer question_pacer_;
+  policy::NoticeRoundBudget notice_rounds_;
   std::uint64_t dropped_notices_ = 0;
   TimePoint dropped_reported_{};  // -v tells the count at most once a minute
 

@@ -242,15 +242,17 @@ void NatpmpMapper::adopt_probe(const PublicAddressProbe& probe) {
   if (!probe.external_address.is_unspecified()) external_ip_ = asio::ip::address(probe.external_address);
 }
 
-bool NatpmpMapper::on_announcement(std::span<const std::uint8_t> datagram, const asio::ip::address& source,
-                                   std::uint16_t source_port) {
-  if (!source.is_v4() || !is_from_server(source.to_v4(), source_port, gateway_)) return false;
-  const Expected announcement{Opcode::public_address, 0, false};
-  const auto decoded = decode_reply(datagram, announcement);
-  if (!decoded || decoded->result_code != 0 || decoded->external_address.is_unspecified()) return false;
-  note_epoch(decoded->epoch, time_.now());
-  external_ip_ = asio::ip::address(decoded->external_address);
-  return true;
+Result<asio::ip::address> NatpmpMapper::take_address(const Result<Reply>& reply) {
+  if (!reply) return reply.error();
+  if (reply->result_code != 0) return make_natpmp_error(reply->result_code);
+  if (reply->external_address.is_unspecified()) return make_error_code(Errc::bad_reply);
+  return *(external_ip_ = asio::ip::address(reply->external_address));
+}
+
+asio::awaitable<Result<GatewayCheck>> NatpmpMapper::check(const Mapping&) {
+  const auto address = take_address(co_await ask(Request{}));
+  if (!address) co_return address.error();
+  co_return GatewayCheck{take_gateway_lost_state(), *address};
 }
 
 void NatpmpMapper::finish_address_request(Result<asio::ip::address> result) {
@@ -285,16 +287,7 @@ asio::awaitable<Result<asio::ip::address>> NatpmpMapper::external_address() {
     }
   } finish{this};
 
-  Result<asio::ip::address> result = aborted();
-  const auto reply = co_await ask(Request{});
-  if (!reply)
-    result = reply.error();
-  else if (reply->result_code != 0)
-    result = make_natpmp_error(reply->result_code);
-  else if (reply->external_address.is_unspecified())
-    result = make_error_code(Errc::bad_reply);
-  else
-    result = *(external_ip_ = asio::ip::address(reply->external_address));
+  const auto result = take_address(co_await ask(Request{}));
   finish.done = true;
   finish_address_request(result);
   co_return result;

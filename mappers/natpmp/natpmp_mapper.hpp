@@ -8,7 +8,6 @@
 #include <deque>
 #include <memory>
 #include <optional>
-#include <span>
 #include <vector>
 
 #include "mappers/epoch.hpp"
@@ -78,14 +77,10 @@ class NatpmpMapper final : public Mapper {
 
   // Takes over a discovery probe's answer: caches its address, feeds its epoch.
   void adopt_probe(const PublicAddressProbe& probe);
-  // A datagram the agent received on 224.0.0.1:5350, where a gateway announces
-  // its address after a change or a restart (RFC 6886 §3.2.1). Taken only as
-  // a valid, successful public address reply from gateway:5351: it updates the
-  // cached address and feeds the epoch (so a restart shows as lost state).
-  // Returns whether it was taken; anything else there (PCP ANNOUNCE, other
-  // hosts) is the caller's to route elsewhere.
-  bool on_announcement(std::span<const std::uint8_t> datagram, const asio::ip::address& source,
-                       std::uint16_t source_port) override;
+  // One public address request (opcode 0): its epoch shows a restart, and
+  // its address replaces the cached one (RFC 6886 §3.2.1: what a notice on
+  // 224.0.0.1:5350 claims, asked of the gateway itself).
+  asio::awaitable<Result<GatewayCheck>> check(const Mapping& sample) override;
 
   // Datagrams that reached a channel and were discarded: wrong length,
   // version, opcode, port or source, or stale replies to an earlier request.
@@ -112,6 +107,8 @@ class NatpmpMapper final : public Mapper {
   void release_slot();
   void note_epoch(std::uint32_t epoch, TimePoint when);
   void finish_address_request(Result<asio::ip::address> result);
+  // A public address reply's address, cached; or why it has none.
+  Result<asio::ip::address> take_address(const Result<Reply>& reply);
 
   asio::any_io_executor executor_;
   asio::ip::address_v4 gateway_;

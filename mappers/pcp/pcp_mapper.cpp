@@ -131,12 +131,10 @@ void PcpMapper::fail_all(std::error_code error) {
   }
 }
 
-bool PcpMapper::on_announcement(std::span<const std::uint8_t> datagram, const asio::ip::address& source,
-                                std::uint16_t source_port) {
-  if (source != options_.server_address || source_port != kServerPort) return false;
-  client_.on_datagram(datagram, source, source_port, Clock::now());
-  deliver_completions();
-  return true;
+asio::awaitable<Result<GatewayCheck>> PcpMapper::check(const Mapping& sample) {
+  const auto renewed = co_await map(sample.request);
+  if (!renewed) co_return renewed.error();
+  co_return GatewayCheck{take_gateway_lost_state(), renewed->external_ip};
 }
 
 asio::awaitable<Result<AnnounceAnswer>> PcpMapper::announce() {

@@ -39,10 +39,9 @@ class PcpMapper final : public Mapper {
   // Does the gateway speak PCP version 2? (ANNOUNCE, RFC 6887 §14.1)
   asio::awaitable<Result<AnnounceAnswer>> announce();
 
-  // An ANNOUNCE the gateway multicast (RFC 6887 §14.1.1) goes to the client
-  // like any response: its epoch shows a restart before the next request does.
-  bool on_announcement(std::span<const std::uint8_t> datagram, const asio::ip::address& source,
-                       std::uint16_t source_port) override;
+  // Renews `sample`: the answer carries the server's epoch and the external
+  // address, and its nonce proves it is the gateway's (RFC 6887 §11.2).
+  asio::awaitable<Result<GatewayCheck>> check(const Mapping& sample) override;
   bool take_gateway_lost_state() override { return client_.take_server_lost_state(); }
   std::uint64_t dropped() const override { return client_.dropped_total(); }
 

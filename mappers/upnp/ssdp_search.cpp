@@ -16,42 +16,32 @@ using asio::ip::address_v4;
 // Resend times after the start: a lost datagram costs one step, not the search.
 constexpr std::array kSearchSchedule{0ms, 250ms, 1000ms};
 constexpr int kMulticastMx = 1;
-// A LAN holds few gateways; more distinct answers than this are noise or an attack.
-constexpr std::size_t kMaxDevices = 10;
-
-bool in_network(const address_v4& a, const address_v4& b, const address_v4& mask) {
-  return (a.to_uint() & mask.to_uint()) == (b.to_uint() & mask.to_uint());
-}
+// Datagrams read per socket each time it wakes the search: a flood is read in
+// slices, and the resend schedule and deadline still get their turn.
+constexpr int kDatagramsPerWake = 64;
 
 }  // namespace
 
-bool location_is_acceptable(const HttpUrl& url, const address_v4& responder,
-                            const address_v4& local_address, const address_v4& netmask) {
-  boost::system::error_code ec;
-  const auto host = asio::ip::make_address_v4(url.host, ec);
-  if (ec || host != responder) return false;
-  if (host.is_loopback() || host.is_multicast() || host.is_unspecified() || host == local_address)
-    return false;
-  if (in_network(host, address_v4({169, 254, 0, 0}), address_v4({255, 255, 0, 0}))) return false;
-  return in_network(host, local_address, netmask);
-}
-
-SsdpSearch::SsdpSearch(asio::any_io_executor executor, address_v4 local_address,
-                       address_v4 netmask, address_v4 gateway)
-    : socket_(executor),
+SsdpSearch::SsdpSearch(asio::any_io_executor executor, address_v4 local_address, address_v4 netmask,
+                       address_v4 gateway)
+    : unicast_socket_(executor),
+      multicast_socket_(executor),
       timer_(executor),
       local_address_(local_address),
-      netmask_(netmask),
-      gateway_(gateway) {}
+      gateway_(gateway),
+      candidates_(local_address, netmask, gateway) {}
 
 std::error_code SsdpSearch::start() {
   boost::system::error_code ec;
-  socket_.open(asio::ip::udp::v4(), ec);
-  if (!ec) socket_.bind({local_address_, 0}, ec);
+  for (auto* socket : {&unicast_socket_, &multicast_socket_}) {
+    if (!ec) socket->open(asio::ip::udp::v4(), ec);
+    if (!ec) socket->bind({local_address_, 0}, ec);
+    if (!ec) socket->non_blocking(true, ec);
+  }
   // Explicit interface: without it the kernel picks one by route, and a host
   // with no route for 239.255.255.250 cannot send the search at all.
-  if (!ec) socket_.set_option(asio::ip::multicast::outbound_interface(local_address_), ec);
-  if (!ec) socket_.set_option(asio::ip::multicast::hops(2), ec);
+  if (!ec) multicast_socket_.set_option(asio::ip::multicast::outbound_interface(local_address_), ec);
+  if (!ec) multicast_socket_.set_option(asio::ip::multicast::hops(2), ec);
   if (ec) return ec;
   started_ = std::chrono::steady_clock::now();
   send_searches();
@@ -62,45 +52,48 @@ void SsdpSearch::send_searches() {
   const asio::ip::udp::endpoint multicast{asio::ip::make_address_v4(kSsdpMulticastAddress), kSsdpPort};
   const asio::ip::udp::endpoint unicast{gateway_, kSsdpPort};
   const auto unicast_host = fmt::format("{}:{}", gateway_.to_string(), kSsdpPort);
-  for (auto target : {kIgdV1, kIgdV2}) {
+  for (auto target : {kIgdV2, kIgdV1}) {
     boost::system::error_code ignored;  // a lost search is covered by the resend
-    socket_.send_to(asio::buffer(make_unicast_search(target, unicast_host)), unicast, 0, ignored);
-    socket_.send_to(asio::buffer(make_multicast_search(target, kMulticastMx)), multicast, 0, ignored);
+    unicast_socket_.send_to(asio::buffer(make_unicast_search(target, unicast_host)), unicast, 0, ignored);
+    multicast_socket_.send_to(asio::buffer(make_multicast_search(target, kMulticastMx)), multicast, 0, ignored);
   }
   ++searches_sent_;
+}
+
+void SsdpSearch::receive_waiting(asio::ip::udp::socket& socket, SearchKind search) {
+  for (int i = 0; i < kDatagramsPerWake; ++i) {
+    asio::ip::udp::endpoint sender;
+    boost::system::error_code ec;
+    const auto size = socket.receive_from(asio::buffer(buffer_), sender, 0, ec);
+    if (ec == asio::error::would_block) return;
+    if (ec || size > kMaxSsdpDatagram || !sender.address().is_v4()) continue;
+    candidates_.add({buffer_.data(), size}, sender.address().to_v4(), search,
+                    std::chrono::steady_clock::now() - started_);
+  }
 }
 
 asio::awaitable<std::optional<SsdpAnswer>> SsdpSearch::next_answer(
     std::chrono::steady_clock::time_point deadline) {
   using namespace asio::experimental::awaitable_operators;
   constexpr auto token = asio::as_tuple(asio::use_awaitable);
-  while (std::chrono::steady_clock::now() < deadline) {
+  while (true) {
+    receive_waiting(unicast_socket_, SearchKind::unicast_to_gateway);
+    receive_waiting(multicast_socket_, SearchKind::multicast);
+    const auto now = std::chrono::steady_clock::now();
+    if (auto best = candidates_.take(now - started_)) co_return best;
+    if (now >= deadline) co_return std::nullopt;
+
+    const bool resend_due = searches_sent_ < static_cast<int>(kSearchSchedule.size()) &&
+                            now >= started_ + kSearchSchedule[searches_sent_];
+    if (resend_due) send_searches();
     auto wake = deadline;
     if (searches_sent_ < static_cast<int>(kSearchSchedule.size()))
       wake = std::min(wake, started_ + kSearchSchedule[searches_sent_]);
+    if (candidates_.has_pending()) wake = std::min(wake, started_ + SsdpCandidates::kUnicastAnswerWait);
     timer_.expires_at(wake);
-    asio::ip::udp::endpoint sender;
-    auto outcome = co_await (socket_.async_receive_from(asio::buffer(buffer_), sender, token) ||
-                             timer_.async_wait(token));
-    if (outcome.index() == 1) {
-      if (searches_sent_ < static_cast<int>(kSearchSchedule.size()) &&
-          std::chrono::steady_clock::now() >= started_ + kSearchSchedule[searches_sent_])
-        send_searches();
-      continue;
-    }
-    const auto [ec, size] = std::get<0>(outcome);
-    if (ec || size > kMaxSsdpDatagram || !sender.address().is_v4()) continue;
-    auto response = parse_search_response({buffer_.data(), size});
-    if (!response || !is_igd_search_target(response->search_target)) continue;
-    const auto url = parse_http_url(response->location);
-    const auto responder = sender.address().to_v4();
-    if (!url || !location_is_acceptable(*url, responder, local_address_, netmask_)) continue;
-    // The gateway is never crowded out by other devices.
-    if (seen_hosts_.contains(responder) || (seen_hosts_.size() >= kMaxDevices && responder != gateway_)) continue;
-    seen_hosts_.insert(responder);
-    co_return SsdpAnswer{std::move(*response), responder, std::chrono::steady_clock::now() - started_};
+    co_await (unicast_socket_.async_wait(asio::socket_base::wait_read, token) ||
+              multicast_socket_.async_wait(asio::socket_base::wait_read, token) || timer_.async_wait(token));
   }
-  co_return std::nullopt;
 }
 
 }  // namespace natkeeper::upnp

@@ -14,6 +14,10 @@ UpnpMapper::UpnpMapper(std::shared_ptr<IgdControl> igd, BlockingRunner runner,
 
 asio::awaitable<Result<asio::ip::address>> UpnpMapper::external_address() {
   if (external_ip_) co_return *external_ip_;
+  co_return co_await ask_external_address();
+}
+
+asio::awaitable<Result<asio::ip::address>> UpnpMapper::ask_external_address() {
   // Calls are named before co_await: GCC 12 destroys a temporary lambda in a
   // co_await expression twice.
   auto get_address = [igd = igd_] { return igd->get_external_ip_address(); };
@@ -142,6 +146,14 @@ asio::awaitable<Result<bool>> UpnpMapper::holds(const Mapping& mapping) {
   }
   co_return entry->internal_client == client_of(mapping.request) &&
       entry->internal_port == mapping.request.internal_port;
+}
+
+asio::awaitable<Result<GatewayCheck>> UpnpMapper::check(const Mapping& sample) {
+  const auto held = co_await holds(sample);
+  if (!held) co_return held.error();
+  const auto address = co_await ask_external_address();
+  if (!address) co_return address.error();
+  co_return GatewayCheck{!*held, *address};
 }
 
 }  // namespace natkeeper::upnp

@@ -32,7 +32,10 @@ class UpnpMapper final : public Mapper {
   asio::awaitable<Result<asio::ip::address>> external_address() override;
   asio::awaitable<Result<Mapping>> map(MapRequest request) override;
   asio::awaitable<std::error_code> unmap(Mapping mapping) override;
-  asio::awaitable<Result<bool>> holds(const Mapping& mapping) override;
+  // The sample is still there, as this host's, and the address is asked afresh.
+  asio::awaitable<Result<GatewayCheck>> check(const Mapping& sample) override;
+  // Does the gateway still hold this mapping for this host (GetSpecificPortMappingEntry)?
+  asio::awaitable<Result<bool>> holds(const Mapping& mapping);
   asio::awaitable<Result<std::vector<Mapping>>> list_table(std::size_t limit) override;
 
  private:
@@ -45,6 +48,8 @@ class UpnpMapper final : public Mapper {
   // NewInternalClient for a request: the device's address, or this host's.
   std::string client_of(const MapRequest& request) const;
   std::uint16_t pick_other_port();
+  // GetExternalIPAddress, remembered for the mappings made next.
+  asio::awaitable<Result<asio::ip::address>> ask_external_address();
 
   std::shared_ptr<IgdControl> igd_;
   BlockingRunner runner_;

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # test_discover.sh NATKEEPER - `--discover --json` in the lab lists all three protocols
 # the gateway speaks (PCP, NAT-PMP, UPnP-IGD), each with the external address it reports,
-# and says what the address tells about the NAT. With auto, --once picks PCP.
+# and says what the address tells about the NAT, without creating the PCP host key (its
+# throwaway mapping needs no lasting nonce). With auto, --once picks PCP, and keeps the key.
 # Exit 0 pass, 1 fail, 77 skip (not root).
 . "$(dirname "$0")/lib.sh"
 e2e_init "$@"
 lab_begin
+export STATE_DIRECTORY=$LAB_STATE/state
+mkdir -p "$STATE_DIRECTORY" || fail "cannot create $STATE_DIRECTORY"
 
 nk_run discover --discover --json
 assert_rc 0
@@ -20,11 +23,15 @@ check(doc.get("nat") in ("unknown", "single"), "nat is %r" % doc.get("nat"))
 ' || fail "--discover --json is wrong"
 # the throwaway PCP mapping that told the external address is gone again
 assert_eq "$(gw_rule_count)" 0 "DNAT rules left by --discover"
+[ ! -e "$STATE_DIRECTORY/host.key" ] || fail "--discover created the PCP host key"
+pass "--discover left no host key behind"
 
 nk_run once --once --no-default-profile --map udp:7076 --json
 assert_rc 0
 json_check "$NK_OUT" '
 check(doc["gateway"]["method"] == "pcp", "auto prefers PCP (got %r)" % doc["gateway"]["method"])
 ' || fail "auto did not choose PCP"
+[ -s "$STATE_DIRECTORY/host.key" ] || fail "--once over PCP kept no host key"
+pass "--once over PCP keeps the host key"
 
 e2e_pass

@@ -2,7 +2,9 @@
 
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <string>
 
 #include "agent/base/state_dir.hpp"
 #include "mappers/pcp/pcp_nonce.hpp"
@@ -31,6 +33,19 @@ TEST_CASE("a truncated host key is an error, not a weak key") {
   fs::create_directories(dir);
   { std::FILE* f = std::fopen((dir / "host.key").c_str(), "w"); std::fputs("short", f); std::fclose(f); }
   CHECK_FALSE(load_or_create_host_key(dir).has_value());
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a host key that is not a regular file is an error, not a wait or a key read elsewhere") {
+  const auto dir = fs::temp_directory_path() / ("natkeeper-key-fifo-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  REQUIRE(::mkfifo((dir / "host.key").c_str(), 0600) == 0);
+  CHECK(load_or_create_host_key(dir).error() == std::errc::invalid_argument);
+  fs::remove(dir / "host.key");
+  { std::FILE* f = std::fopen((dir / "other.key").c_str(), "w"); std::fputs(std::string(32, 'k').c_str(), f); std::fclose(f); }
+  fs::create_symlink(dir / "other.key", dir / "host.key");
+  CHECK(load_or_create_host_key(dir).error() == std::errc::too_many_symbolic_link_levels);
   fs::remove_all(dir);
 }
 

@@ -628,26 +628,30 @@ TEST_CASE("natpmp mapper: a zero lifetime is no mapping request", "[natpmp]") {
   CHECK(f.gateway.requests.empty());
 }
 
-TEST_CASE("natpmp mapper: address announcements from the gateway update the address and the epoch", "[natpmp]") {
+TEST_CASE("natpmp mapper: a check asks the gateway itself for its epoch and address", "[natpmp]") {
   Fixture f;
   auto& m = f.mapper();
-  REQUIRE(f.run(m.map(request(7076))));  // epoch 100, 203.0.113.1
-  const auto gw = asio::ip::address(kGateway);
-  const auto restarted = address_reply(0, 3, 0xCB007109);  // 203.0.113.9, epoch 3
-  CHECK_FALSE(m.on_announcement(restarted, gw, 5350));     // not from the server port
-  CHECK_FALSE(m.on_announcement(restarted, asio::ip::make_address("10.77.0.2"), kServerPort));
-  auto truncated = restarted;
-  truncated.pop_back();
-  CHECK_FALSE(m.on_announcement(truncated, gw, kServerPort));
-  CHECK_FALSE(m.on_announcement(address_reply(3, 3, 0), gw, kServerPort));  // an error is no address
-  CHECK_FALSE(m.take_gateway_lost_state());
+  const auto mapped = f.run(m.map(request(7076)));  // epoch 100, 203.0.113.1
+  REQUIRE(mapped);
+  auto checked = f.run(m.check(*mapped));
+  REQUIRE(checked);
+  CHECK_FALSE(checked->mappings_lost);
+  CHECK(checked->external_ip.to_string() == "203.0.113.1");
+  CHECK(f.gateway.count(&Received::is_address) == 2);  // asked afresh, not the cached address
 
-  CHECK(m.on_announcement(restarted, gw, kServerPort));
-  CHECK(m.take_gateway_lost_state());
+  // The gateway restarted (epoch 3) with another address.
+  f.gateway.script = [](const Received&, std::size_t) {
+    return std::vector<Send>{{address_reply(0, 3, 0xCB007109)}};  // 203.0.113.9
+  };
+  checked = f.run(m.check(*mapped));
+  REQUIRE(checked);
+  CHECK(checked->mappings_lost);
+  CHECK(checked->external_ip.to_string() == "203.0.113.9");
+  CHECK_FALSE(m.take_gateway_lost_state());  // the check told it
   auto address = f.run(m.external_address());
   REQUIRE(address);
   CHECK(address->to_string() == "203.0.113.9");
-  CHECK(f.gateway.count(&Received::is_address) == 1);  // taken from the announcement
+  CHECK(f.gateway.count(&Received::is_address) == 3);
 }
 
 TEST_CASE("natpmp mapper: a mapping for another device is refused without asking the gateway", "[natpmp]") {

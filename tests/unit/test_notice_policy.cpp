@@ -11,7 +11,6 @@
 using namespace natkeeper;
 using namespace natkeeper::policy;
 using namespace std::chrono_literals;
-using Action = NoticeVerdict::Action;
 
 namespace {
 
@@ -27,47 +26,51 @@ GatewayNotice ssdp_alive(std::optional<std::uint32_t> boot_id) {
 
 }  // namespace
 
-TEST_CASE("NAT-PMP/PCP: the first notice, a lost epoch and a new address remap; a steady epoch is ignored",
-          "[notice_policy]") {
-  NoticeHistory history;
-  NoticeContext context{Method::pcp, boost::asio::ip::make_address("203.0.113.1"), false, {}};
-  auto verdict = judge_notice(pcp_announce(100), history, context, kStart, 0.5);
-  CHECK(verdict.action == Action::remap);
-  CHECK(verdict.delay == 250ms);  // spread over [0, 0.5 s)
-  CHECK(judge_notice(pcp_announce(110), history, context, kStart + 10s, 0.5).action == Action::ignore);
-  CHECK(judge_notice(pcp_announce(3), history, context, kStart + 11s, 0.0).action == Action::remap);
-
-  CHECK(judge_notice(natpmp_address(50, "203.0.113.1"), history, context, kStart, 0).action == Action::remap);
-  CHECK(judge_notice(natpmp_address(60, "203.0.113.1"), history, context, kStart + 10s, 0).action == Action::ignore);
-  verdict = judge_notice(natpmp_address(70, "198.51.100.7"), history, context, kStart + 20s, 0);
-  CHECK(verdict.action == Action::remap);
-  CHECK(verdict.why == "the gateway announced a new external address, 198.51.100.7");
+TEST_CASE("every notice from the gateway is a question to it, never a remap by itself", "[notice_policy]") {
+  for (const auto method : {Method::pcp, Method::natpmp, Method::upnp}) {
+    CHECK(notice_question(pcp_announce(100), method) == "a PCP ANNOUNCE says the gateway restarted or changed (epoch 100 s)");
+    CHECK(notice_question(natpmp_address(70, "198.51.100.7"), method) ==
+          "a NAT-PMP notice says the external address is 198.51.100.7 (epoch 70 s)");
+    CHECK_FALSE(notice_question({GatewayNotice::Kind::ssdp_byebye, 0, {}, {}, {}}, method));
+  }
+  // SSDP is asked about only where UPnP makes the mappings.
+  CHECK(notice_question(ssdp_alive(8), Method::upnp) == "an SSDP alive notice (boot id 8)");
+  CHECK(notice_question(ssdp_alive(std::nullopt), Method::upnp) == "an SSDP alive notice");
+  CHECK_FALSE(notice_question(ssdp_alive(8), Method::pcp));
 }
 
-TEST_CASE("over UPnP a gateway's restart or new address finds the gateway again", "[notice_policy]") {
-  NoticeHistory history;
-  NoticeContext context{Method::upnp, boost::asio::ip::make_address("203.0.113.1"), false, {}};
-  CHECK(judge_notice(pcp_announce(100), history, context, kStart, 0).action == Action::reconnect);
-  CHECK(judge_notice(natpmp_address(5, "198.51.100.7"), history, context, kStart, 0).action == Action::reconnect);
+TEST_CASE("questions back off while they find nothing, and a stream of notices cannot reset that", "[notice_policy]") {
+  QuestionPacer pacer;
+  CHECK(question_time(pacer, kStart) == kStart);  // the first at once
+  auto now = kStart;
+  std::vector<std::chrono::seconds> spacings;
+  for (int i = 0; i < 8; ++i) {
+    note_answer(pacer, now, false);
+    const auto next = question_time(pacer, now);
+    spacings.push_back(std::chrono::duration_cast<std::chrono::seconds>(next - now));
+    now = next;
+  }
+  CHECK(spacings == std::vector<std::chrono::seconds>{2s, 4s, 8s, 16s, 32s, 60s, 60s, 60s});
+  // A real change found keeps the spacing as it is.
+  note_answer(pacer, now, true);
+  CHECK(question_time(pacer, now) == now + 60s);
+  // Ten quiet minutes without a needless question: back to the start.
+  now += 10min;
+  note_answer(pacer, now, true);
+  CHECK(question_time(pacer, now) == now + 2s);
 }
 
-TEST_CASE("SSDP: a new boot id reconnects; alive notices are spot-checked at most every 10 s", "[notice_policy]") {
-  NoticeHistory history;
-  NoticeContext context{Method::upnp, {}, false, kStart - 1h};
-  CHECK(judge_notice(ssdp_alive(7), history, context, kStart, 0).action == Action::spot_check);
-  CHECK(history.boot_id == 7u);
-  context.spot_check_pending = true;
-  CHECK(judge_notice(ssdp_alive(7), history, context, kStart, 0).action == Action::ignore);
-  context = {Method::upnp, {}, false, kStart};
-  CHECK(judge_notice(ssdp_alive(7), history, context, kStart + 9s, 0).action == Action::ignore);
-  CHECK(judge_notice(ssdp_alive(std::nullopt), history, context, kStart + 10s, 0).action == Action::spot_check);
-  auto verdict = judge_notice(ssdp_alive(8), history, context, kStart + 11s, 0);
-  CHECK(verdict.action == Action::reconnect);
-  CHECK(history.boot_id == 8u);
-  // Not the protocol in use: nothing to check.
-  context.method = Method::natpmp;
-  CHECK(judge_notice(ssdp_alive(9), history, context, kStart + 60s, 0).action == Action::ignore);
-  CHECK(judge_notice({GatewayNotice::Kind::ssdp_byebye, 0, {}, {}, {}}, history, context, kStart, 0).why.empty());
+TEST_CASE("rounds that confirmed notices start: three at once, then one a minute", "[notice_policy]") {
+  NoticeRoundBudget budget;
+  CHECK(notice_round_delay(budget, kStart) == 0s);
+  CHECK(notice_round_delay(budget, kStart + 1s) == 0s);
+  CHECK(notice_round_delay(budget, kStart + 2s) == 0s);
+  CHECK(notice_round_delay(budget, kStart + 3s) == 57s);
+  CHECK(notice_round_delay(budget, kStart + 60s) == 60s);
+  // A sustained stream: each further round a minute after the one before.
+  CHECK(notice_round_delay(budget, kStart + 61s) == 119s);
+  // Quiet for long enough, the burst is back.
+  CHECK(notice_round_delay(budget, kStart + 1h) == 0s);
 }
 
 TEST_CASE("gateway notices: what each kind of datagram decodes to, or why not", "[notice_policy]") {

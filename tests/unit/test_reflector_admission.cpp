@@ -43,23 +43,32 @@ struct Rules {
   Bytes key;
   double rate_per_source = 100;
   double global_rate = 1000;
-  std::size_t max_tcp_probes = 64;
 };
 
-Admission make_admission(const Rules& rules = {}) {
-  return Admission(rules.key, kSecret,
-                   SourceLimiter(rules.rate_per_source, burst_for(rules.rate_per_source), 4096, 0),
-                   TokenBucket(rules.global_rate, burst_for(rules.global_rate), at().steady), rules.max_tcp_probes);
+Budget budget(const Rules& rules) {
+  return {SourceLimiter(rules.rate_per_source, burst_for(rules.rate_per_source), 4096, 0),
+          TokenBucket(rules.global_rate, burst_for(rules.global_rate), at().steady)};
+}
+
+Admission make_admission(const Rules& rules = {}) { return Admission(rules.key, kSecret, budget(rules), budget(rules)); }
+
+// The server's caps on TCP probes, none in flight.
+const SlotCounts kNoProbes{64, 16};
+
+// `from` holding `n` TCP probe slots of `slots`.
+SlotCounts holding(SlotCounts slots, std::size_t n, const ip::address& from) {
+  for (std::size_t i = 0; i < n; ++i) slots.take(slot_key(from));
+  return slots;
 }
 
 Decision over_udp(Admission& admission, std::span<const std::uint8_t> bytes, const Peer& from = kClient,
-                  const Now& now = at()) {
-  return admission.decide({bytes, from.address, from.port, Transport::udp}, now, 0);
+                  const Now& now = at(), const SlotCounts& probes = kNoProbes) {
+  return admission.decide({bytes, from.address, from.port, Transport::udp}, now, probes);
 }
 
-Decision over_tcp(Admission& admission, std::span<const std::uint8_t> bytes, std::size_t tcp_probes_in_flight = 0,
-                  const Peer& from = kClient) {
-  return admission.decide({bytes, from.address, from.port, Transport::tcp}, at(), tcp_probes_in_flight);
+Decision over_tcp(Admission& admission, std::span<const std::uint8_t> bytes, const SlotCounts& probes = kNoProbes,
+                  const Peer& from = kClient, const Now& now = at()) {
+  return admission.decide({bytes, from.address, from.port, Transport::tcp}, now, probes);
 }
 
 Token token(std::uint8_t n) {
@@ -293,28 +302,42 @@ TEST_CASE("reflector admission: a padded request gets replies no larger than its
 }
 
 TEST_CASE("reflector admission: too many TCP probes in flight → busy", "[reflector][admission]") {
+  auto admission = make_admission();
+  const auto tcp_probe = encode_request({token(7), Transport::tcp, kTargetPort, {}});
+  const auto other = ip::make_address("198.51.100.9");  // another /24
   SECTION("none allowed") {
-    Rules rules;
-    rules.max_tcp_probes = 0;
-    auto admission = make_admission(rules);
-    const auto decision = request_probe(admission, {token(7), Transport::tcp, kTargetPort, {}});
+    RequestFields fields{token(7), Transport::tcp, kTargetPort, {}};
+    fields.cookie = cookie_for(admission, fields);
+    const auto decision = over_udp(admission, encode_request(fields), kClient, at(), SlotCounts{0, 16});
     CHECK(decision.verdict == Verdict::busy);
+    REQUIRE(decision.reply);
     CHECK(decision.reply->status == Status::busy);
     CHECK_FALSE(decision.probe);
   }
-  SECTION("as many in flight as allowed") {
-    Rules rules;
-    rules.max_tcp_probes = 2;
-    auto admission = make_admission(rules);
-    const auto tcp_probe = encode_request({token(7), Transport::tcp, kTargetPort, {}});
-    const auto busy = over_tcp(admission, tcp_probe, 2);
+  SECTION("as many in flight as allowed, from anyone") {
+    const auto busy = over_tcp(admission, tcp_probe, holding(SlotCounts{2, 2}, 2, other));
     CHECK(busy.verdict == Verdict::busy);
     REQUIRE(busy.reply);
     CHECK(busy.reply->status == Status::busy);
     CHECK_FALSE(busy.probe);
-    CHECK(over_tcp(admission, tcp_probe, 1).verdict == Verdict::probe);
+    CHECK(over_tcp(admission, tcp_probe, holding(SlotCounts{2, 2}, 1, other)).verdict == Verdict::probe);
     // UDP probes hold no connection: not limited.
-    CHECK(over_tcp(admission, encode_request({token(7), Transport::udp, kTargetPort, {}}), 2).verdict ==
+    CHECK(over_tcp(admission, encode_request({token(7), Transport::udp, kTargetPort, {}}),
+                   holding(SlotCounts{2, 2}, 2, other))
+              .verdict == Verdict::probe);
+  }
+  SECTION("as many in flight as one /24 may hold, while others have room") {
+    const auto neighbour = ip::make_address("192.0.2.200");  // kClient's /24
+    const auto full = holding(kNoProbes, 16, neighbour);
+    CHECK(over_tcp(admission, tcp_probe, full).verdict == Verdict::busy);
+    CHECK(over_tcp(admission, tcp_probe, full, {other, 40000}).verdict == Verdict::probe);
+    CHECK(over_tcp(admission, tcp_probe, holding(kNoProbes, 15, neighbour)).verdict == Verdict::probe);
+  }
+  SECTION("IPv6: as many as one /48 may hold") {
+    const auto full = holding(kNoProbes, 16, ip::make_address("2001:db8:1:ffff::1"));
+    CHECK(over_tcp(admission, tcp_probe, full, {ip::make_address("2001:db8:1:2::9"), 40000}).verdict ==
+          Verdict::busy);
+    CHECK(over_tcp(admission, tcp_probe, full, {ip::make_address("2001:db8:2::9"), 40000}).verdict ==
           Verdict::probe);
   }
 }
@@ -340,13 +363,22 @@ TEST_CASE("reflector admission: the per-source rate holds", "[reflector][admissi
     }
     return std::pair{probes, limited};
   };
-  CHECK(send_burst(60, at()) == std::pair{9, 51});  // the burst, less the cookie round
+  // The burst: the cookie round was charged to the unproven budget.
+  CHECK(send_burst(60, at()) == std::pair{10, 50});
   CHECK(send_burst(20, at(1s)) == std::pair{5, 15});
-  // Without a valid cookie a source over its rate gets nothing at all.
-  const auto unproven = over_udp(admission, encode_request({token(8), Transport::udp, kTargetPort, {}}), kClient,
-                                 at(1s));
-  CHECK(unproven.verdict == Verdict::rate_limited);
-  CHECK_FALSE(unproven.reply);
+  // Without a valid cookie a source over its rate gets nothing at all: its
+  // own burst of COOKIEs (refilled since the first round), then silence.
+  const auto unproven = encode_request({token(8), Transport::udp, kTargetPort, {}});
+  int cookies = 0;
+  for (int i = 0; i < 20; ++i) {
+    const auto decision = over_udp(admission, unproven, kClient, at(1s));
+    cookies += decision.verdict == Verdict::cookie;
+    if (decision.verdict != Verdict::cookie) {
+      CHECK(decision.verdict == Verdict::rate_limited);
+      CHECK_FALSE(decision.reply);
+    }
+  }
+  CHECK(cookies == 10);
   // Another source has its own bucket.
   CHECK(request_probe(admission, fields, {}, {ip::make_address("192.0.2.8"), 40000}).verdict == Verdict::probe);
 }
@@ -364,8 +396,79 @@ TEST_CASE("reflector admission: the global rate holds across sources", "[reflect
     probes += over_udp(admission, encode_request(fa), a).verdict == Verdict::probe;
     probes += over_udp(admission, encode_request(fb), b).verdict == Verdict::probe;
   }
-  CHECK(probes == 8);  // the burst, less the two cookie rounds
+  CHECK(probes == 10);  // the burst: the cookie rounds were charged to the unproven budget
   CHECK(over_udp(admission, encode_request(fa), a, at(200ms)).verdict == Verdict::probe);
+  // Unproven requests have a global budget of their own, as large.
+  int cookies = 0;
+  for (std::uint16_t port = 1000; port < 1030; ++port)
+    cookies += over_udp(admission, encode_request({token(9), Transport::udp, kTargetPort, {}}), {a.address, port},
+                        at(200ms))
+                   .verdict == Verdict::cookie;
+  CHECK(cookies == 9);  // the burst, less the two cookie rounds, and 200 ms' refill
+}
+
+TEST_CASE("reflector admission: forged requests from a client's address do not use up its budget",
+          "[reflector][admission]") {
+  // A forger sends from the client's address, which it may forge at will, but
+  // from another port, as it cannot know the client's: 1000 requests a second
+  // (76 KB/s), with no cookie or a made-up one. The client verifies a mapping
+  // every 100 ms: a cookie round, then a request with the cookie.
+  auto admission = make_admission();
+  const Peer forger{kClient.address, 1234};
+  const auto no_cookie = encode_request({token(20), Transport::udp, kTargetPort, {}});
+  RequestFields guessed{token(21), Transport::udp, kTargetPort, {}};
+  guessed.cookie.fill(0x5A);
+  const auto made_up = encode_request(guessed);
+  int verified = 0, forged_answers = 0;
+  constexpr int kVerifications = 30;
+  for (int ms = 0; ms < kVerifications * 100; ++ms) {
+    const auto now = at(std::chrono::milliseconds(ms));
+    for (const auto& forged : {no_cookie, made_up}) {
+      if (ms % 2) continue;  // 2 every 2 ms: 1000 a second
+      const auto decision = over_udp(admission, forged, forger, now);
+      check_safety(decision, forged, forger);
+      CHECK_FALSE(decision.probe);
+      if (decision.reply) {
+        CHECK(decision.reply->type == MessageType::cookie);
+        ++forged_answers;
+      }
+    }
+    if (ms % 100 != 50) continue;
+    RequestFields fields{token(22), Transport::udp, kTargetPort, {}};
+    const auto cookie = over_udp(admission, encode_request(fields), kClient, now);
+    if (cookie.verdict != Verdict::cookie) continue;
+    fields.cookie = cookie.reply->cookie;
+    verified += over_udp(admission, encode_request(fields), kClient, now).verdict == Verdict::probe;
+  }
+  CHECK(verified == kVerifications);
+  // The forger's own budget held: the burst of 200 and 100 a second, of 6000.
+  CHECK(forged_answers <= 200 + 100 * kVerifications / 10 + 1);
+}
+
+TEST_CASE("reflector admission: a flood of unproven requests from everywhere leaves proven clients their budget",
+          "[reflector][admission]") {
+  auto admission = make_admission();
+  RequestFields fields{token(23), Transport::udp, kTargetPort, {}};
+  fields.cookie = cookie_for(admission, fields);
+  std::mt19937 rng(11);
+  int probes = 0;
+  for (int ms = 0; ms < 2000; ++ms) {
+    const auto now = at(std::chrono::milliseconds(ms));
+    // 5000 a second, each from an address and port of its own: every one has
+    // a full bucket of its own; the global unproven budget runs dry.
+    for (int i = 0; i < 5; ++i) {
+      const Peer forged{ip::address_v4(static_cast<std::uint32_t>(rng())),
+                        static_cast<std::uint16_t>(1 + rng() % 65535)};
+      over_udp(admission, encode_request({token(24), Transport::udp, kTargetPort, {}}), forged, now);
+    }
+    if (ms % 20 == 0) probes += over_udp(admission, encode_request(fields), kClient, now).verdict == Verdict::probe;
+    if (ms % 20 == 10) {
+      const auto over_connection =
+          over_tcp(admission, encode_request(fields), kNoProbes, {kClient.address, 40001}, now);
+      probes += over_connection.verdict == Verdict::probe;
+    }
+  }
+  CHECK(probes == 200);
 }
 
 TEST_CASE("reflector admission: with a pre-shared key, only tagged requests are probed", "[reflector][admission]") {
@@ -436,7 +539,7 @@ TEST_CASE("reflector admission: a handshake request, once the source is proven, 
 
 TEST_CASE("reflector admission: handshakes are TCP only, of a known kind, and count as TCP probes in flight",
           "[reflector][admission]") {
-  auto admission = make_admission({{}, 100, 1000, 2});
+  auto admission = make_admission();
   RequestFields udp_handshake{token(12), Transport::udp, kTargetPort, {}, ProbeKind::handshake};
   auto decision = request_probe(admission, udp_handshake);
   CHECK(decision.verdict == Verdict::bad_request);
@@ -451,8 +554,9 @@ TEST_CASE("reflector admission: handshakes are TCP only, of a known kind, and co
   CHECK_FALSE(decision.probe);
 
   const auto handshake = encode_request({token(14), Transport::tcp, kTargetPort, {}, ProbeKind::handshake});
-  CHECK(over_tcp(admission, handshake, 1).verdict == Verdict::handshake);
-  decision = over_tcp(admission, handshake, 2);
+  const auto other = ip::make_address("198.51.100.9");
+  CHECK(over_tcp(admission, handshake, holding(SlotCounts{2, 2}, 1, other)).verdict == Verdict::handshake);
+  decision = over_tcp(admission, handshake, holding(SlotCounts{2, 2}, 2, other));
   CHECK(decision.verdict == Verdict::busy);
   CHECK_FALSE(decision.probe);
 }

@@ -1,8 +1,15 @@
-// natkeeper-reflector's --listen argument.
+// natkeeper-reflector's command line: --listen and --key-file.
 #include <catch2/catch.hpp>
+
+#include <unistd.h>
 
 #include <boost/asio/ip/udp.hpp>
 
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "agent/reflector/key_file.hpp"
 #include "agent/reflector/listen_address.hpp"
 #include "agent/reflector/protocol.hpp"
 
@@ -22,4 +29,31 @@ TEST_CASE("reflector --listen syntax", "[reflector][listen]") {
     INFO(bad);
     CHECK_FALSE(parse_listen(bad));
   }
+}
+
+TEST_CASE("reflector --key-file: read with a bound", "[reflector][key_file]") {
+  const auto path = std::filesystem::temp_directory_path() / ("reflector-key-" + std::to_string(::getpid()));
+  auto write = [&](const std::string& text) { std::ofstream(path, std::ios::binary) << text; };
+  struct Remove {
+    std::filesystem::path path;
+    ~Remove() { std::filesystem::remove(path); }
+  } remove{path};
+
+  write("  s3cret-s3cret-s3cret\n");
+  const auto key = read_key_file(path.string());
+  REQUIRE(key.has_value());
+  CHECK(std::string(key->begin(), key->end()) == "s3cret-s3cret-s3cret");
+
+  write(std::string(kMaxKeyFileSize - 20, ' ') + std::string(20, 'k'));
+  CHECK(read_key_file(path.string()).has_value());
+  write(std::string(kMaxKeyFileSize - 19, ' ') + std::string(20, 'k'));
+  CHECK(read_key_file(path.string()).error() == KeyFileError::too_long);
+  write("short");
+  CHECK(read_key_file(path.string()).error() == KeyFileError::invalid);
+
+  // A device that never ends is read no further than the bound.
+  CHECK(read_key_file("/dev/zero").error() == KeyFileError::too_long);
+  CHECK(read_key_file((path / "missing").string()).error() == KeyFileError::unreadable);
+  for (const auto error : {KeyFileError::unreadable, KeyFileError::too_long, KeyFileError::invalid})
+    CHECK_FALSE(to_string(error).empty());
 }

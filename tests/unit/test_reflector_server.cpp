@@ -16,12 +16,14 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -172,7 +174,11 @@ Reply request_probe(Udp& client, const ip::udp::endpoint& server, RequestFields 
 
 struct TcpClient {
   ip::tcp::socket socket{client_io()};
-  explicit TcpClient(const ip::tcp::endpoint& server) { socket.connect(server); }
+  explicit TcpClient(const ip::tcp::endpoint& server, const char* address = "127.0.0.1") {
+    socket.open(server.protocol());
+    socket.bind(ip::tcp::endpoint(ip::make_address(address), 0));
+    socket.connect(server);
+  }
   void send(std::span<const std::uint8_t> bytes) { asio::write(socket, asio::buffer(bytes.data(), bytes.size())); }
   // Everything until the server closes (or the timeout): at most 4 KiB.
   std::optional<Bytes> read_to_end(std::chrono::milliseconds timeout = 3000ms) {
@@ -205,11 +211,63 @@ std::optional<Reply> tcp_request(const ip::tcp::endpoint& server, const RequestF
   return *reply;
 }
 
+// One request over a new TCP connection from `address`; its RESULT, or
+// nothing when the server closes the connection without one (or fails it).
+std::optional<Reply> try_tcp_request(const ip::tcp::endpoint& server, const RequestFields& fields,
+                                     const char* address) {
+  ip::tcp::socket socket(client_io());
+  boost::system::error_code ec;
+  socket.open(server.protocol(), ec);
+  if (!ec) socket.bind(ip::tcp::endpoint(ip::make_address(address), 0), ec);
+  if (!ec) socket.connect(server, ec);
+  const auto request = encode_tcp_request(fields);
+  if (!ec) asio::write(socket, asio::buffer(request), ec);
+  if (ec || !readable(socket.native_handle(), 2000ms)) return std::nullopt;
+  std::array<std::uint8_t, kFrameLengthSize + result_reply::kSize> framed{};
+  asio::read(socket, asio::buffer(framed), ec);
+  if (ec) return std::nullopt;
+  const auto reply = decode_reply(std::span(framed).subspan(kFrameLengthSize));
+  if (!reply || reply->token != fields.token) return std::nullopt;
+  return *reply;
+}
+
+// Both rounds over UDP, as a client that gives up on silence: the RESULT, or
+// nothing when either round goes unanswered within `wait`.
+std::optional<Reply> try_request_probe(Udp& client, const ip::udp::endpoint& server, RequestFields fields,
+                                       std::chrono::milliseconds wait) {
+  auto round = [&](MessageType expected) -> std::optional<Reply> {
+    client.send(encode_request(fields), server);
+    const auto deadline = SteadyClock::now() + wait;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
+      if (left <= 0ms) return std::nullopt;
+      const auto datagram = client.receive(left);
+      if (!datagram) return std::nullopt;
+      const auto reply = decode_reply(datagram->bytes);
+      // A late reply to an earlier request is skipped.
+      if (reply && reply->token == fields.token && reply->type == expected) return *reply;
+    }
+  };
+  fields.cookie = {};
+  const auto cookie = round(MessageType::cookie);
+  if (!cookie) return std::nullopt;
+  fields.cookie = cookie->cookie;
+  return round(MessageType::result);
+}
+
 struct TcpListener {
-  ip::tcp::acceptor acceptor;
-  explicit TcpListener(const char* address = "127.0.0.1")
-      : acceptor(client_io(), ip::tcp::endpoint(ip::make_address(address), 0)) {}
+  ip::tcp::acceptor acceptor{client_io()};
+  // With a backlog of 0 the kernel queues one connection and then drops SYNs:
+  // a connect to it hangs until its timeout, as to a host that does not answer.
+  explicit TcpListener(const char* address = "127.0.0.1",
+                       int backlog = asio::socket_base::max_listen_connections) {
+    const ip::tcp::endpoint endpoint(ip::make_address(address), 0);
+    acceptor.open(endpoint.protocol());
+    acceptor.bind(endpoint);
+    acceptor.listen(backlog);
+  }
   std::uint16_t port() const { return acceptor.local_endpoint().port(); }
+  ip::tcp::endpoint endpoint() const { return acceptor.local_endpoint(); }
   // A connection's bytes until it closes, and where it came from.
   std::optional<std::pair<Bytes, ip::tcp::endpoint>> accept(std::chrono::milliseconds timeout = 3000ms) {
     if (!readable(acceptor.native_handle(), timeout)) return std::nullopt;
@@ -470,18 +528,79 @@ TEST_CASE("reflector: malformed, oversized and slow TCP exchanges are closed wit
   CHECK(reply->status == Status::sent);
 }
 
-TEST_CASE("reflector: TCP connections are bounded per source", "[reflector][server][realtime]") {
+TEST_CASE("reflector: TCP connections are bounded per /24", "[reflector][server][realtime]") {
   // Real time: connections are accepted by the kernel and closed by the server.
   ServerOptions options;
-  options.max_tcp_connections_per_source = 2;
+  options.max_tcp_connections_per_prefix = 2;
   Running reflector(options);
-  TcpClient first(reflector.tcp()), second(reflector.tcp());
-  TcpClient third(reflector.tcp());  // accepted by the kernel, closed by the reflector
+  TcpClient first(reflector.tcp(), "127.0.0.2"), second(reflector.tcp(), "127.0.0.3");
+  TcpClient third(reflector.tcp(), "127.0.0.4");  // accepted by the kernel, closed by the reflector
   const auto closed = third.read_to_end(2000ms);
   REQUIRE(closed);
   CHECK(closed->empty());
   CHECK(reflector.server->stats().tcp_refused == 1);
   CHECK_FALSE(first.read_to_end(100ms));  // the first two wait for their request
+  TcpClient elsewhere(reflector.tcp(), "127.0.1.2");  // another /24
+  CHECK_FALSE(elsewhere.read_to_end(100ms));
+  CHECK(reflector.server->stats().tcp_refused == 1);
+}
+
+TEST_CASE("reflector: with every connection held, a new one closes the oldest idle one",
+          "[reflector][server][realtime]") {
+  // Real time: connections accepted by the kernel, closed by the server.
+  ServerOptions options;
+  options.max_tcp_connections = 3;
+  Running reflector(options);
+  Udp target;
+  // Where the handshake goes: the request's own address.
+  TcpListener blackhole("127.0.2.2", 0);
+  TcpClient filler(blackhole.endpoint());  // fills its backlog
+  TcpClient oldest(reflector.tcp(), "127.0.1.2");
+  std::this_thread::sleep_for(20ms);  // accepted in this order
+  // Not idle: its request has arrived, and it waits for a handshake that gets no answer.
+  TcpClient busy(reflector.tcp(), "127.0.2.2");
+  busy.send(encode_tcp_request({random_token(), Transport::tcp, blackhole.port(), {}, ProbeKind::handshake}));
+  std::this_thread::sleep_for(20ms);
+  TcpClient newer(reflector.tcp(), "127.0.3.2");
+  std::this_thread::sleep_for(20ms);
+
+  const auto reply = try_tcp_request(reflector.tcp(), {random_token(), Transport::udp, target.port(), {}},
+                                     "127.0.4.2");
+  REQUIRE(reply);
+  CHECK(reply->status == Status::sent);
+  const auto evicted = oldest.read_to_end(500ms);
+  REQUIRE(evicted);
+  CHECK(evicted->empty());
+  CHECK(reflector.server->stats().tcp_evicted == 1);
+  CHECK_FALSE(newer.read_to_end(50ms));  // still open, waiting for its request
+  // The handshake's RESULT still comes, when the attempt has timed out.
+  const auto handshake = busy.read_to_end(5000ms);
+  REQUIRE(handshake);
+  REQUIRE(handshake->size() == kFrameLengthSize + result_reply::kSize);
+  const auto result = decode_reply(std::span(*handshake).subspan(kFrameLengthSize));
+  REQUIRE(result);
+  CHECK(result->status == Status::no_answer);
+}
+
+TEST_CASE("reflector: a handshake over TCP outlasts the read timeout", "[reflector][server][realtime]") {
+  // Real time: the read timeout is for the request; a handshake that gets no
+  // answer lasts the probe timeout, and its RESULT is still written.
+  ServerOptions options;
+  options.tcp_read_timeout = 200ms;
+  options.tcp_probe_timeout = 800ms;
+  Running reflector(options);
+  TcpListener blackhole("127.0.0.1", 0);
+  TcpClient filler(blackhole.endpoint());  // fills its backlog
+  const auto started = SteadyClock::now();
+  TcpClient client(reflector.tcp());
+  client.send(encode_tcp_request({random_token(), Transport::tcp, blackhole.port(), {}, ProbeKind::handshake}));
+  const auto bytes = client.read_to_end(3000ms);
+  REQUIRE(bytes);
+  REQUIRE(bytes->size() == kFrameLengthSize + result_reply::kSize);
+  const auto result = decode_reply(std::span(*bytes).subspan(kFrameLengthSize));
+  REQUIRE(result);
+  CHECK(result->status == Status::no_answer);
+  CHECK(SteadyClock::now() - started >= 700ms);
 }
 
 TEST_CASE("reflector: too many TCP probes in flight → busy", "[reflector][server][realtime]") {
@@ -594,25 +713,31 @@ TEST_CASE("reflector: a flood of 10,000 random datagrams", "[reflector][server][
   check_safety(records);
   CHECK(largest_reply <= request::kSize);
   CHECK(received_replies > 0);
-  // Every request the buckets let through gave one COOKIE or one RESULT.
-  std::map<ip::address, double> allowed;
-  double total = 0;
+  // Every request the buckets let through gave one COOKIE (charged to the
+  // unproven budget: each flooder sends from one port) or one RESULT (the
+  // proven budget).
+  std::map<std::pair<ip::address, bool>, double> allowed;
+  std::map<bool, double> total;
   for (const auto& r : records) {
     if (r.kind == SendRecord::Kind::udp_probe) {
       const ip::udp::endpoint to(r.destination.address, r.destination.port);
       CHECK(flooder_endpoints.count(to) == 1);
     }
-    if (r.kind == SendRecord::Kind::cookie ||
-        (r.kind == SendRecord::Kind::result && r.status != Status::rate_limited)) {
-      allowed[r.request_source.address] += 1;
-      total += 1;
+    const bool proven = r.kind == SendRecord::Kind::result;
+    if (r.kind == SendRecord::Kind::cookie || (proven && r.status != Status::rate_limited)) {
+      allowed[{r.request_source.address, proven}] += 1;
+      total[proven] += 1;
     }
   }
   for (const auto& [source, count] : allowed) {
-    INFO(source.to_string() << ": " << count << " in " << elapsed.count() << " s");
+    INFO(source.first.to_string() << (source.second ? " proven: " : " unproven: ") << count << " in "
+                                  << elapsed.count() << " s");
     CHECK(count <= burst_for(50) + 50 * elapsed.count() + 1);
   }
-  CHECK(total <= burst_for(200) + 200 * elapsed.count() + 1);
+  for (const auto& [proven, count] : total) {
+    INFO((proven ? "proven: " : "unproven: ") << count << " in " << elapsed.count() << " s");
+    CHECK(count <= burst_for(200) + 200 * elapsed.count() + 1);
+  }
   CHECK(reflector.count(SendRecord::Kind::udp_probe) > 0);
   const auto stats = reflector.server->stats();
   INFO(stats.udp_received << " of " << kDatagrams << " datagrams read (the kernel may drop some)");
@@ -678,4 +803,138 @@ TEST_CASE("reflector: IPv6 loopback works the same way", "[reflector][server][re
   const auto probe = target.receive();
   REQUIRE(probe);
   CHECK(decode_probe(probe->bytes) == token);
+}
+
+TEST_CASE("reflector: a client holding TCP probes in flight leaves other prefixes their share",
+          "[reflector][server][realtime][budgets]") {
+  // Real time: each probe holds its slot until a real connect times out.
+  Running reflector;
+  // Client A, in 127.0.0.0/24, asks for TCP probes of its own address at a
+  // port whose listener never accepts: once its backlog is full the kernel
+  // drops the SYNs, so every probe holds its slot for the probe timeout.
+  TcpListener blackhole("127.0.0.2", 0);
+  Udp hog("127.0.0.2");
+  const RequestFields hog_fields{random_token(), Transport::tcp, blackhole.port(), {}};
+  RequestFields echoed = hog_fields;
+  echoed.cookie = cookie_round(hog, reflector.udp(), hog_fields).cookie;
+  std::atomic<bool> done{false};
+  std::thread hogging([&] {
+    // As fast as its rate allows (100 a second from one source): far more
+    // than the probes that time out.
+    for (int i = 0; !done; ++i) {
+      echoed.token = random_token();
+      hog.send(encode_request(echoed), reflector.udp());
+      hog.drain(0ms);
+      std::this_thread::sleep_for(12ms);
+    }
+  });
+  std::this_thread::sleep_for(1000ms);  // A holds what it can
+
+  // Client B, in another /24, asks for TCP probes of a port that accepts.
+  Udp client("127.1.0.2");
+  TcpListener target("127.1.0.2");
+  constexpr int kRequests = 30;
+  int sent = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    const auto result =
+        try_request_probe(client, reflector.udp(), {random_token(), Transport::tcp, target.port(), {}}, 500ms);
+    sent += result && result->status == Status::sent;
+    std::this_thread::sleep_for(30ms);
+  }
+  done = true;
+  hogging.join();
+  INFO("B's TCP probes sent under A's hog: " << sent << " of " << kRequests);
+  CHECK(sent == kRequests);
+  CHECK(reflector.server->stats().busy > 0);  // A asked for more than its share
+}
+
+TEST_CASE("reflector: idle TCP connections from 16 prefixes do not lock others out",
+          "[reflector][server][realtime][budgets]") {
+  // Real time: connections accepted by the kernel and held open by the clients.
+  Running reflector;
+  // 16 holders, each in a /24 of its own, keep 4 connections each open without
+  // a request (64: every connection the reflector holds), and open another as
+  // soon as one is closed.
+  std::vector<std::string> holders;
+  for (int i = 1; i <= 16; ++i) holders.push_back("127.0." + std::to_string(i) + ".2");
+  std::vector<std::unique_ptr<TcpClient>> held;
+  std::vector<std::size_t> owner;
+  for (std::size_t h = 0; h < holders.size(); ++h) {
+    for (int k = 0; k < 4; ++k) {
+      held.push_back(std::make_unique<TcpClient>(reflector.tcp(), holders[h].c_str()));
+      owner.push_back(h);
+    }
+  }
+  std::atomic<bool> done{false};
+  std::thread holding([&] {
+    while (!done) {
+      for (std::size_t i = 0; i < held.size(); ++i) {
+        if (!readable(held[i]->socket.native_handle(), 0ms)) continue;  // still open and idle
+        boost::system::error_code ignored;
+        held[i]->socket.close(ignored);
+        try {
+          held[i] = std::make_unique<TcpClient>(reflector.tcp(), holders[owner[i]].c_str());
+        } catch (const boost::system::system_error&) {
+          // the listen backlog is full for a moment: try again on the next pass
+        }
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+  });
+  std::this_thread::sleep_for(300ms);
+
+  Udp target("127.0.100.2");
+  constexpr int kRequests = 20;
+  int answered = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    const auto reply =
+        try_tcp_request(reflector.tcp(), {random_token(), Transport::udp, target.port(), {}}, "127.0.100.2");
+    answered += reply && reply->status == Status::sent;
+    std::this_thread::sleep_for(50ms);
+  }
+  done = true;
+  holding.join();
+  INFO("a 17th client's TCP requests answered: " << answered << " of " << kRequests);
+  CHECK(answered == kRequests);
+  CHECK(reflector.server->stats().tcp_evicted >= kRequests);  // each took an idle one's place
+}
+
+TEST_CASE("reflector: a forged flood from a client's address does not stop its verifications",
+          "[reflector][server][realtime][budgets]") {
+  // Real time: the flood and the client's exchanges share the wall clock's buckets.
+  Running reflector;
+  // The forger sends from the client's address, as an off-path forger can,
+  // but cannot know the client's port: here it sends from another port of the
+  // same address, 1000 requests a second of 76 bytes (76 KB/s), none with a
+  // valid cookie. (The COOKIEs it is sent stand for those a forger never sees.)
+  Udp forger("127.0.0.5");
+  std::atomic<bool> done{false};
+  std::thread flooding([&] {
+    const auto flood = encode_request({random_token(), Transport::udp, forger.port(), {}});
+    while (!done) {
+      for (int i = 0; i < 10; ++i) forger.send(flood, reflector.udp());
+      forger.drain(0ms);
+      std::this_thread::sleep_for(10ms);
+    }
+  });
+  std::this_thread::sleep_for(500ms);  // long enough to empty the address's bucket
+
+  Udp client("127.0.0.5"), target("127.0.0.5");
+  constexpr int kVerifications = 20;
+  int verified = 0;
+  for (int i = 0; i < kVerifications; ++i) {
+    const RequestFields fields{random_token(), Transport::udp, target.port(), {}};
+    const auto result = try_request_probe(client, reflector.udp(), fields, 200ms);
+    if (result && result->status == Status::sent) {
+      const auto probe = target.receive(500ms);
+      verified += probe && decode_probe(probe->bytes) == fields.token;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  done = true;
+  flooding.join();
+  INFO("the client's verifications under the forged flood: " << verified << " of " << kVerifications);
+  CHECK(verified == kVerifications);
+  CHECK(reflector.server->stats().rate_limited > 0);  // the flood was over its rate
+  check_safety(reflector.records());
 }

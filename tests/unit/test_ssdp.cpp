@@ -1,12 +1,17 @@
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <string>
+#include <vector>
+
 #include "mappers/upnp/http_url.hpp"
 #include "mappers/upnp/ssdp.hpp"
-#include "mappers/upnp/ssdp_search.hpp"
+#include "mappers/upnp/ssdp_candidates.hpp"
 #include "result_printer.hpp"
 
 using namespace natkeeper::upnp;
 using boost::asio::ip::make_address_v4;
+using namespace std::chrono_literals;
 
 TEST_CASE("searches carry the target; only the multicast one carries MX") {
   const auto multicast = make_multicast_search(kIgdV1, 1);
@@ -142,4 +147,152 @@ TEST_CASE("NOTIFY: alive with its boot id, byebye without a location, others ref
   REQUIRE(odd_boot_id);
   CHECK_FALSE(odd_boot_id->boot_id);
   CHECK(parse_notify(std::string(kMaxSsdpDatagram + 1, 'N')).error() == SsdpError::too_long);
+}
+
+namespace {
+
+const auto kLocal = make_address_v4("10.77.0.2");
+const auto kMask = make_address_v4("255.255.255.0");
+const auto kGateway = make_address_v4("10.77.0.1");
+const auto kRogue = make_address_v4("10.77.0.66");
+const std::string kRealLocation = "http://10.77.0.1:5000/rootDesc.xml";
+const std::string kForgedLocation = "http://10.77.0.1:9/x.xml";
+constexpr auto kUnicast = SearchKind::unicast_to_gateway;
+constexpr auto kMulticast = SearchKind::multicast;
+// Past the wait for the gateway's answer to the unicast search.
+constexpr auto kLater = SsdpCandidates::kUnicastAnswerWait + 1ms;
+
+std::string ssdp_answer(const std::string& location, std::string_view st = kIgdV2) {
+  return "HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=120\r\nST: " + std::string(st) + "\r\nLOCATION: " + location +
+         "\r\nUSN: uuid:1::" + std::string(st) + "\r\n\r\n";
+}
+
+// The LOCATIONs handed out at `elapsed` until none is left.
+std::vector<std::string> take_all(SsdpCandidates& candidates, std::chrono::milliseconds elapsed = kLater) {
+  std::vector<std::string> locations;
+  while (auto answer = candidates.take(elapsed)) locations.push_back(answer->response.location);
+  return locations;
+}
+
+}  // namespace
+
+TEST_CASE("a forged answer in the gateway's name does not hide the gateway's real LOCATION") {
+  SsdpCandidates candidates(kLocal, kMask, kGateway);
+  // Both come back to the multicast search, the forged one first, and claim the same responder.
+  CHECK(candidates.add(ssdp_answer(kForgedLocation), kGateway, kMulticast, 1ms));
+  CHECK(candidates.add(ssdp_answer(kRealLocation, kIgdV1), kGateway, kMulticast, 300ms));
+  CHECK(take_all(candidates) == std::vector<std::string>{kForgedLocation, kRealLocation});
+}
+
+TEST_CASE("the gateway's answer to the unicast search is handed out first and at once") {
+  SsdpCandidates candidates(kLocal, kMask, kGateway);
+  REQUIRE(candidates.add(ssdp_answer(kForgedLocation), kGateway, kMulticast, 1ms));
+  // An answer to the multicast search waits: the unicast answer may still come.
+  CHECK_FALSE(candidates.take(1ms));
+  CHECK(candidates.has_pending());
+  REQUIRE(candidates.add(ssdp_answer(kRealLocation, kIgdV1), kGateway, kUnicast, 2ms));
+  const auto first = candidates.take(2ms);
+  REQUIRE(first);
+  CHECK(first->response.location == kRealLocation);
+  CHECK(first->search == kUnicast);
+  CHECK(first->elapsed == 2ms);
+  // Still held back until the wait is over, then handed out as the next to try.
+  CHECK_FALSE(candidates.take(SsdpCandidates::kUnicastAnswerWait - 1ms));
+  CHECK(take_all(candidates) == std::vector<std::string>{kForgedLocation});
+  CHECK_FALSE(candidates.has_pending());
+}
+
+TEST_CASE("IGD:2 goes before IGD:1, and each LOCATION is one candidate however often it answers") {
+  SsdpCandidates candidates(kLocal, kMask, kGateway);
+  const std::string igd1 = "http://10.77.0.1:5000/igd1.xml", igd2 = "http://10.77.0.1:5000/igd2.xml";
+  CHECK(candidates.add(ssdp_answer(igd1, kIgdV1), kGateway, kMulticast, 1ms));
+  CHECK(candidates.add(ssdp_answer(igd2, kIgdV2), kGateway, kMulticast, 2ms));
+  // Repeats: the resent searches and the other search target.
+  CHECK_FALSE(candidates.add(ssdp_answer(igd2, kIgdV2), kGateway, kMulticast, 3ms));
+  CHECK_FALSE(candidates.add(ssdp_answer(igd1, "urn:schemas-upnp-org:service:WANIPConnection:1"), kGateway,
+                             kMulticast, 4ms));
+  CHECK(take_all(candidates) == std::vector<std::string>{igd2, igd1});
+  // Once handed out, a LOCATION is not tried again.
+  CHECK_FALSE(candidates.add(ssdp_answer(igd1, kIgdV1), kGateway, kUnicast, 500ms));
+  CHECK_FALSE(candidates.take(500ms));
+}
+
+TEST_CASE("a repeat of a waiting LOCATION raises its rank: an answer to the unicast search, IGD:2") {
+  SsdpCandidates candidates(kLocal, kMask, kGateway);
+  REQUIRE(candidates.add(ssdp_answer(kForgedLocation), kGateway, kMulticast, 1ms));
+  REQUIRE(candidates.add(ssdp_answer(kRealLocation, kIgdV1), kGateway, kMulticast, 2ms));
+  CHECK_FALSE(candidates.add(ssdp_answer(kRealLocation, kIgdV2), kGateway, kUnicast, 3ms));
+  const auto first = candidates.take(3ms);
+  REQUIRE(first);
+  CHECK(first->response.location == kRealLocation);
+  CHECK(first->response.search_target == kIgdV2);
+  CHECK(first->search == kUnicast);
+}
+
+TEST_CASE("LOCATIONs forged to the multicast search cannot crowd out the answer to the unicast search") {
+  SsdpCandidates candidates(kLocal, kMask, kGateway);
+  std::size_t kept = 0;
+  for (int port = 9000; port < 9100; ++port)
+    kept += candidates.add(ssdp_answer("http://10.77.0.1:" + std::to_string(port) + "/x.xml"), kGateway,
+                           kMulticast, 1ms);
+  CHECK(kept == SsdpCandidates::kMaxWaitingGatewayLocations);
+  // The multicast share is full; the unicast one is not.
+  CHECK_FALSE(candidates.add(ssdp_answer(kRealLocation), kGateway, kMulticast, 5ms));
+  CHECK(candidates.add(ssdp_answer(kRealLocation), kGateway, kUnicast, 5ms));
+  const auto first = candidates.take(5ms);
+  REQUIRE(first);
+  CHECK(first->response.location == kRealLocation);
+  CHECK(take_all(candidates).size() == SsdpCandidates::kMaxWaitingGatewayLocations);
+}
+
+TEST_CASE("forged LOCATIONs tried and given up make room for the gateway's later answer, up to a bound") {
+  SsdpCandidates candidates(kLocal, kMask, kGateway);
+  int port = 9000;
+  auto forge_burst = [&](std::chrono::milliseconds elapsed) {
+    std::size_t kept = 0;
+    for (int i = 0; i < 20; ++i, ++port)
+      kept += candidates.add(ssdp_answer("http://10.77.0.1:" + std::to_string(port) + "/x.xml"), kGateway,
+                             kMulticast, elapsed);
+    return kept;
+  };
+  CHECK(forge_burst(1ms) == SsdpCandidates::kMaxWaitingGatewayLocations);
+  CHECK(take_all(candidates).size() == SsdpCandidates::kMaxWaitingGatewayLocations);
+  // The gateway's answer to the multicast search, after its MX delay: room again.
+  CHECK(candidates.add(ssdp_answer(kRealLocation, kIgdV1), kGateway, kMulticast, 400ms));
+  CHECK(take_all(candidates) == std::vector<std::string>{kRealLocation});
+  // Bursts go on: tried and waiting LOCATIONs of the gateway are bounded in all.
+  std::size_t kept = 1 + SsdpCandidates::kMaxWaitingGatewayLocations;
+  for (int burst = 0; burst < 10; ++burst) {
+    kept += forge_burst(500ms);
+    take_all(candidates);
+  }
+  CHECK(kept == SsdpCandidates::kMaxGatewayLocations);
+}
+
+TEST_CASE("other devices come after the gateway, one answer each, from a bounded number of them") {
+  SsdpCandidates candidates(kLocal, kMask, kGateway);
+  CHECK(candidates.add(ssdp_answer("http://10.77.0.66:8000/a.xml"), kRogue, kMulticast, 1ms));
+  CHECK_FALSE(candidates.add(ssdp_answer("http://10.77.0.66:8001/b.xml"), kRogue, kMulticast, 1ms));
+  // An answer on the unicast socket from another host is no answer of the gateway's.
+  CHECK_FALSE(candidates.add(ssdp_answer("http://10.77.0.66:8002/c.xml"), kRogue, kUnicast, 1ms));
+  for (int host = 100; host < 120; ++host) {
+    const auto address = "10.77.0." + std::to_string(host);
+    candidates.add(ssdp_answer("http://" + address + ":80/d.xml"), make_address_v4(address), kMulticast, 2ms);
+  }
+  CHECK(candidates.add(ssdp_answer(kRealLocation, kIgdV1), kGateway, kMulticast, 900ms));
+  const auto order = take_all(candidates);
+  REQUIRE(order.size() == SsdpCandidates::kMaxOtherDevices + 1);
+  CHECK(order.front() == kRealLocation);
+  CHECK(order[1] == "http://10.77.0.66:8000/a.xml");
+}
+
+TEST_CASE("answers that are no IGD, or whose LOCATION may not be fetched, are not candidates") {
+  SsdpCandidates candidates(kLocal, kMask, kGateway);
+  CHECK_FALSE(candidates.add(ssdp_answer(kRealLocation, "urn:schemas-upnp-org:device:MediaRenderer:1"), kGateway,
+                             kUnicast, 1ms));
+  CHECK_FALSE(candidates.add(ssdp_answer("http://10.77.0.66:8000/desc.xml"), kGateway, kUnicast, 1ms));
+  CHECK_FALSE(candidates.add(ssdp_answer("http://127.0.0.1:5000/rootDesc.xml"), kGateway, kUnicast, 1ms));
+  CHECK_FALSE(candidates.add("HTTP/1.1 200 OK\r\nST: x\r\n\r\n", kGateway, kUnicast, 1ms));
+  CHECK_FALSE(candidates.has_pending());
+  CHECK_FALSE(candidates.take(kLater));
 }

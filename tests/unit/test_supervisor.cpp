@@ -47,15 +47,16 @@ class TableMapper final : public Mapper {
   bool unmap_hangs = false;  // unmap() never ends (until cancelled)
   std::set<std::uint16_t> silent;  // internal ports granted whose answer never arrives
   Timebase::Duration answer_delay{};  // how long each map() takes to answer
-  std::optional<bool> holds_answer;  // what holds() says; unset: not supported
+  bool check_finds_loss = false;  // what check() says: the mappings are gone
+  ip::address external_ip = ip::make_address("203.0.113.1");
   bool lists = false;  // list_table() works, as UPnP's does
   std::map<std::pair<Transport, std::uint16_t>, std::string> descriptions;
   std::vector<Timebase::TimePoint> map_times;
-  int unmap_calls = 0, holds_calls = 0;
+  int unmap_calls = 0, check_calls = 0;
 
   int map_calls() const { return static_cast<int>(map_times.size()); }
   Method method() const override { return Method::natpmp; }
-  asio::awaitable<Result<ip::address>> external_address() override { co_return ip::make_address("203.0.113.1"); }
+  asio::awaitable<Result<ip::address>> external_address() override { co_return external_ip; }
   asio::awaitable<Result<Mapping>> map(MapRequest request) override {
     map_times.push_back(time_.now());
     co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
@@ -71,7 +72,7 @@ class TableMapper final : public Mapper {
     if (silent.count(request.internal_port)) co_await hang();
     if (answer_delay > Timebase::Duration::zero()) co_await time_.sleep_until(time_.now() + answer_delay);
     const auto port = request.wanted_external_port;
-    co_return Mapping{std::move(request), ip::make_address("203.0.113.1"), port, lease, false};
+    co_return Mapping{std::move(request), external_ip, port, lease, false};
   }
   asio::awaitable<std::error_code> unmap(Mapping mapping) override {
     ++unmap_calls;
@@ -82,10 +83,11 @@ class TableMapper final : public Mapper {
     clients.erase({mapping.request.proto, mapping.external_port});
     co_return std::error_code{};
   }
-  asio::awaitable<Result<bool>> holds(const Mapping& mapping) override {
-    ++holds_calls;
-    if (!holds_answer) co_return co_await Mapper::holds(mapping);
-    co_return *holds_answer;
+  asio::awaitable<Result<GatewayCheck>> check(const Mapping&) override {
+    ++check_calls;
+    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    if (!answers) co_return make_error_code(Errc::timed_out);
+    co_return GatewayCheck{check_finds_loss, external_ip};
   }
   bool take_gateway_lost_state() override { return std::exchange(lost_state_, false); }
   asio::awaitable<Result<std::vector<Mapping>>> list_table(std::size_t limit) override {
@@ -289,6 +291,11 @@ std::vector<std::uint8_t> pcp_announce(std::uint32_t epoch) {
   return datagram;
 }
 
+// "My external address is 198.51.100.66", from the gateway's address.
+std::vector<std::uint8_t> natpmp_address_notice() {
+  return {0, 0x80, 0, 0, 0, 0, 0, 1, 198, 51, 100, 66};
+}
+
 std::vector<std::uint8_t> ssdp_alive(std::uint32_t boot_id) {
   const auto text = "NOTIFY * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nNT: urn:schemas-upnp-org:device:"
                     "InternetGatewayDevice:1\r\nNTS: ssdp:alive\r\nLOCATION: http://10.77.0.1:5000/rootDesc.xml\r\n"
@@ -374,7 +381,7 @@ TEST_CASE("a refused mapping is retried with backoff; the others stay", "[superv
   CHECK(f.supervisor->status()["mappings"][1]["renew_in_s"].get<long long>() >= 1800);
 }
 
-TEST_CASE("a gateway announcement maps everything again; the same from another host is dropped", "[supervisor]") {
+TEST_CASE("a gateway announcement is a question to the gateway; only a confirmed loss maps again", "[supervisor]") {
   Fixture f(ports_config({{Transport::udp, 5000, 5002}}));
   REQUIRE(f.started());
   REQUIRE(f.mapper->map_calls() == 3);
@@ -383,21 +390,72 @@ TEST_CASE("a gateway announcement maps everything again; the same from another h
   f.supervisor->gateway_datagram(announce, {ip::make_address("10.77.0.9"), 5351}, kAnnouncePort);
   f.supervisor->gateway_datagram(announce, {kGateway, 40000}, kAnnouncePort);  // not the server port
   f.run_for(700ms);
-  CHECK(f.mapper->map_calls() == 3);
+  CHECK(f.mapper->check_calls == 0);
   CHECK(f.supervisor->status()["dropped_datagrams"] == 2);
 
+  // From the gateway's address: asked at once; it lost nothing, so nothing is mapped again.
+  f.supervisor->gateway_datagram(announce, {kGateway, 5351}, kAnnouncePort);
+  REQUIRE(f.run_until([&] { return f.mapper->check_calls == 1; }, 100ms));
+  f.run_for(3s);
+  CHECK(f.mapper->map_calls() == 3);
+
+  // The gateway confirms a loss: everything again, spread over at most 0.5 s.
+  f.mapper->check_finds_loss = true;
   const auto announced = f.time.now();
   f.supervisor->gateway_datagram(announce, {kGateway, 5351}, kAnnouncePort);
-  REQUIRE(f.run_until([&] { return f.mapper->map_calls() == 6; }, 1500ms));
-  CHECK(f.mapper->map_times[3] - announced <= 500ms);  // spread over at most 0.5 s
-  // the same announcement again, its epoch as far on as the clock: nothing to repair
-  f.run_for(3s);
-  f.supervisor->gateway_datagram(pcp_announce(3), {kGateway, 5351}, kAnnouncePort);
-  f.run_for(700ms);
-  CHECK(f.mapper->map_calls() == 6);
-  // an epoch that went back: the gateway restarted
-  f.supervisor->gateway_datagram(pcp_announce(1), {kGateway, 5351}, kAnnouncePort);
-  CHECK(f.run_until([&] { return f.mapper->map_calls() == 9; }, 500ms));
+  REQUIRE(f.run_until([&] { return f.mapper->map_calls() == 6; }, 5s));
+  CHECK(f.mapper->check_calls == 2);
+  CHECK(f.mapper->map_times[3] - announced <= 4500ms);  // after the 4 s spacing the needless question earned
+
+  // The gateway confirms a new external address: everything again, and the address is taken.
+  f.mapper->check_finds_loss = false;
+  f.mapper->external_ip = ip::make_address("203.0.113.9");
+  f.run_for(10s);
+  f.supervisor->gateway_datagram(natpmp_address_notice(), {kGateway, 5351}, kAnnouncePort);
+  REQUIRE(f.run_until([&] { return f.mapper->map_calls() == 9; }, 5s));
+  f.run_for(1s);
+  CHECK(f.supervisor->status()["gateway"]["external_ip"] == "203.0.113.9");
+}
+
+TEST_CASE("a stream of forged notices costs a question a minute and no round", "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5107}}));
+  REQUIRE(f.started());
+  REQUIRE(f.mapper->map_calls() == 108);
+  // What a rogue on the LAN sends with the gateway's address, 4 of each a second
+  // for 10 minutes: announcements, address notices claiming another address,
+  // SSDP notices with a new boot id each time.
+  int sent = 0;
+  auto questions_after_5_minutes = 0;
+  for (std::uint32_t second = 0; second < 600; ++second) {
+    for (std::uint32_t i = 0; i < 4; ++i) {
+      f.supervisor->gateway_datagram(pcp_announce(i), {kGateway, 5351}, kAnnouncePort);
+      f.supervisor->gateway_datagram(natpmp_address_notice(), {kGateway, 5351}, kAnnouncePort);
+      f.supervisor->gateway_datagram(ssdp_alive(second * 4 + i), {kGateway, 1900}, kSsdpNotifyPort);
+      sent += 3;
+    }
+    f.run_for(1s);
+    if (second == 299) questions_after_5_minutes = f.mapper->check_calls;
+  }
+  INFO(sent << " forged notices, " << f.mapper->check_calls << " questions");
+  CHECK(f.mapper->map_calls() == 108);
+  CHECK(f.mapper->check_calls <= 15);
+  CHECK(f.mapper->check_calls - questions_after_5_minutes <= 5);  // the last 5 minutes: one a minute
+  CHECK(f.supervisor->status()["gateway"]["external_ip"] == "203.0.113.1");
+}
+
+TEST_CASE("answers that keep confirming a loss start three rounds at once, then one a minute", "[supervisor]") {
+  // (A NAT-PMP answer has no nonce: a rogue that answers the question in time
+  // can claim a loss too.)
+  Fixture f(ports_config({{Transport::udp, 5000, 5000}}));
+  REQUIRE(f.started());
+  f.mapper->check_finds_loss = true;
+  for (int second = 0; second < 300; ++second) {
+    f.supervisor->gateway_datagram(pcp_announce(0), {kGateway, 5351}, kAnnouncePort);
+    f.run_for(1s);
+  }
+  // 1 first round, 3 at once, then one a minute for the remaining ~4 minutes.
+  CHECK(f.mapper->map_calls() >= 1 + 3 + 3);
+  CHECK(f.mapper->map_calls() <= 1 + 3 + 5);
 }
 
 TEST_CASE("a gateway that keeps losing its state is mapped again at once three times, then with backoff",
@@ -423,26 +481,27 @@ TEST_CASE("a gateway that keeps losing its state is mapped again at once three t
   CHECK(f.mapper->map_calls() == calls + 6);
 }
 
-TEST_CASE("SSDP: a new boot id finds the gateway again; alive notices are spot-checked once per burst",
+TEST_CASE("SSDP: a burst of alive notices is one question; a gateway that does not answer is found again",
           "[supervisor]") {
   Fixture f(ports_config({{Transport::udp, 5000, 5000}}));
   f.method = Method::upnp;
   REQUIRE(f.started());
   REQUIRE(f.connects == 1);
-  f.mapper->holds_answer = true;
   const ip::udp::endpoint gateway{kGateway, 1900};
   for (int i = 0; i < 12; ++i) f.supervisor->gateway_datagram(ssdp_alive(7), gateway, kSsdpNotifyPort);
   f.run_for(1s);
-  CHECK(f.mapper->holds_calls == 1);
+  CHECK(f.mapper->check_calls == 1);
   CHECK(f.connects == 1);
-  // 10 s on, the next burst gets its look: the gateway no longer holds the mapping
+  // The next burst: the gateway no longer holds the mapping
   f.run_for(9s);
-  f.mapper->holds_answer = false;
+  f.mapper->check_finds_loss = true;
   const auto calls = f.mapper->map_calls();
   f.supervisor->gateway_datagram(ssdp_alive(7), gateway, kSsdpNotifyPort);
   REQUIRE(f.run_until([&] { return f.mapper->map_calls() == calls + 1; }, 1s));
-  CHECK(f.mapper->holds_calls == 2);
-  // a new boot id: the gateway restarted
+  CHECK(f.mapper->check_calls == 2);
+  // a new boot id, and the gateway's old address does not answer: it restarted elsewhere
+  f.run_for(10s);
+  f.mapper->answers = false;
   f.supervisor->gateway_datagram(ssdp_alive(8), gateway, kSsdpNotifyPort);
   CHECK(f.run_until([&] { return f.connects == 2; }, 1s));
 }
