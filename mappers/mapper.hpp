@@ -5,6 +5,7 @@
 #include <chrono>
 #include <optional>
 #include <system_error>
+#include <vector>
 
 #include "mappers/mapping.hpp"
 #include "mappers/method.hpp"
@@ -42,6 +43,10 @@ class Mapper {
   // is a mapping this host holds. One request or two, never a round.
   // Where the protocol cannot ask: std::errc::operation_not_supported.
   virtual asio::awaitable<Result<GatewayCheck>> check(const Mapping& sample);
+  // The gateway's table, every host's mappings, at most `limit` of them, each
+  // with its internal client set. Only where the protocol can list it (UPnP's
+  // GetGenericPortMappingEntry); elsewhere std::errc::operation_not_supported.
+  virtual asio::awaitable<Result<std::vector<Mapping>>> list_table(std::size_t limit);
   // True once after the gateway showed it lost its mappings (NAT-PMP/PCP
   // epoch) in an answer to a request: all of them must be made again.
   // UPnP has no such signal.
@@ -53,6 +58,10 @@ class Mapper {
 };
 
 inline asio::awaitable<Result<GatewayCheck>> Mapper::check(const Mapping&) {
+  co_return std::make_error_code(std::errc::operation_not_supported);
+}
+
+inline asio::awaitable<Result<std::vector<Mapping>>> Mapper::list_table(std::size_t) {
   co_return std::make_error_code(std::errc::operation_not_supported);
 }
 

@@ -47,6 +47,7 @@ asio::awaitable<std::vector<MapOutcome>> map_all(Mapper& mapper, std::vector<Map
       count_done();
       co_return;
     }
+    if (policy.on_sent) policy.on_sent(i);
     const auto sent = policy.time->now();
     auto mapping = co_await mapper.map(requests[i]);
     if (!mapping && mapping.error() == Errc::timed_out)
@@ -103,10 +104,12 @@ asio::awaitable<std::vector<MapOutcome>> map_all_until_stable(Mapper& mapper, st
 }
 
 asio::awaitable<std::vector<std::error_code>> unmap_all(Mapper& mapper, std::vector<Mapping> mappings,
-                                                        std::size_t parallel) {
+                                                        std::size_t parallel,
+                                                        std::function<void(std::size_t index)> on_removed) {
   std::vector<std::error_code> errors(mappings.size());
   auto unmap_one = [&](std::size_t i) -> asio::awaitable<void> {
     errors[i] = co_await mapper.unmap(mappings[i]);
+    if (!errors[i] && on_removed) on_removed(i);
   };
   co_await for_each_bounded(mappings.size(), parallel, unmap_one);
   co_return errors;

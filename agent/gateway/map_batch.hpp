@@ -32,6 +32,9 @@ struct BatchPolicy {
   // so that proving it need not wait for the whole batch. A batch the gateway
   // makes again (map_all_until_stable) calls it again.
   std::function<void(std::size_t index, const Mapping& mapping)> on_granted = {};
+  // Called with the request's index just before it is sent: from then on the
+  // gateway may grant it, whether or not an answer ever arrives.
+  std::function<void(std::size_t index)> on_sent = {};
 };
 
 // Maps every request in request order (so the most important ports go first),
@@ -51,8 +54,11 @@ std::optional<std::string> table_full_summary(const std::vector<MapOutcome>& out
 asio::awaitable<std::vector<MapOutcome>> map_all_until_stable(Mapper& mapper, std::vector<MapRequest> requests,
                                                               BatchPolicy policy, int max_rounds = 3);
 
-// Removes the mappings, at most `parallel` at a time; returns one error per mapping.
+// Removes the mappings, at most `parallel` at a time; returns one error per
+// mapping. `on_removed` is called with each one's index as the gateway confirms
+// it, so a caller cut short by a deadline still knows which ones are gone.
 asio::awaitable<std::vector<std::error_code>> unmap_all(Mapper& mapper, std::vector<Mapping> mappings,
-                                                        std::size_t parallel);
+                                                        std::size_t parallel,
+                                                        std::function<void(std::size_t index)> on_removed = {});
 
 }  // namespace natkeeper

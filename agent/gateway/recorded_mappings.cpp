@@ -1,5 +1,6 @@
 #include "agent/gateway/recorded_mappings.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include "agent/base/log.hpp"
@@ -7,24 +8,29 @@
 
 namespace natkeeper {
 
-state::ServiceState record_mappings(const Connection& connection, const std::vector<Mapping>& mappings) {
+state::ServiceState record_mappings(const Connection& connection, const std::vector<Mapping>& mappings,
+                                    const std::vector<Mapping>& unconfirmed) {
   state::ServiceState recorded{connection.path.gateway.to_string(), std::string(to_string(connection.protocol.method)),
                                connection.path.local.address.to_string(), {}};
   const auto now = std::chrono::system_clock::now();
-  for (const auto& mapping : mappings) {
+  auto record = [&](const Mapping& mapping, bool confirmed) {
     const auto expiry = std::chrono::duration_cast<std::chrono::seconds>((now + mapping.lifetime).time_since_epoch());
     const auto& request = mapping.request;
     recorded.mappings.push_back({request.proto, request.internal_port, mapping.external_port,
                                  mapping.external_ip.is_unspecified() ? std::string() : mapping.external_ip.to_string(),
                                  mapping.permanent, mapping.permanent ? 0 : expiry.count(),
                                  for_other_device(request) ? request.internal_client->to_string() : std::string(),
-                                 request.device.substr(0, state::kMaxDeviceNameBytes)});
-  }
+                                 request.device.substr(0, state::kMaxDeviceNameBytes), confirmed});
+  };
+  for (const auto& mapping : mappings) record(mapping, true);
+  for (const auto& mapping : unconfirmed) record(mapping, false);
   return recorded;
 }
 
 std::vector<Mapping> recorded_mappings(const state::ServiceState& state) {
   std::vector<Mapping> mappings;
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+      std::chrono::system_clock::now().time_since_epoch()).count();
   for (const auto& live : state.mappings) {
     Mapping mapping;
     mapping.request = {live.proto, live.internal_port, live.external_port, {}, {}, {}, live.device};
@@ -33,6 +39,7 @@ std::vector<Mapping> recorded_mappings(const state::ServiceState& state) {
     if (!live.external_ip.empty()) mapping.external_ip = asio::ip::make_address(live.external_ip, ignored);
     mapping.external_port = live.external_port;
     mapping.permanent = live.permanent;
+    if (!live.permanent) mapping.lifetime = std::chrono::seconds(std::max<std::int64_t>(live.expires_unix - now, 0));
     mappings.push_back(std::move(mapping));
   }
   return mappings;

@@ -12,7 +12,11 @@
 
 namespace natkeeper {
 
-state::ServiceState record_mappings(const Connection& connection, const std::vector<Mapping>& mappings);
+// `unconfirmed`: requested or being removed, not confirmed by the gateway;
+// recorded all the same, as the gateway may hold them.
+state::ServiceState record_mappings(const Connection& connection, const std::vector<Mapping>& mappings,
+                                    const std::vector<Mapping>& unconfirmed = {});
+// Each with the lifetime its lease has left now (zero once it has ended).
 std::vector<Mapping> recorded_mappings(const state::ServiceState& state);
 
 // Were the recorded mappings made through this gateway, protocol and local address?

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
+
+#include "mappers/errors.hpp"
 
 namespace natkeeper {
 PlannedMapping unmapped(MapRequest request) {
@@ -9,6 +12,49 @@ PlannedMapping unmapped(MapRequest request) {
   entry.report.request = std::move(request);
   entry.report.note = "not mapped yet";
   return entry;
+}
+
+Mapping as_requested(const MapRequest& request) {
+  return Mapping{request, {}, request.wanted_external_port, request.lifetime, request.lifetime.count() == 0};
+}
+
+std::optional<Mapping> possibly_held(const PlannedMapping& entry) {
+  if (entry.report.mapping) return entry.report.mapping;
+  if (entry.granted) return entry.granted;
+  if (entry.request != PlannedMapping::Request::sent) return std::nullopt;
+  return as_requested(entry.report.request);
+}
+
+PendingRemoval pending_removal(Mapping mapping, std::chrono::steady_clock::time_point now, double unit) {
+  const auto lease_end = mapping.permanent ? std::chrono::steady_clock::time_point::max() : now + mapping.lifetime;
+  PendingRemoval removal{std::move(mapping), lease_end};
+  retry_later(removal, now, unit);
+  return removal;
+}
+
+bool retry_later(PendingRemoval& removal, std::chrono::steady_clock::time_point now, double unit) {
+  ++removal.failures;
+  removal.retry_at = now + policy::retry_delay(removal.failures, unit);
+  return now < removal.lease_end;
+}
+
+std::vector<Mapping> stray_mappings(std::vector<Mapping> listed, const std::vector<PlannedMapping>& entries,
+                                    const std::string& description,
+                                    const std::vector<boost::asio::ip::address>& clients) {
+  std::set<std::pair<Transport, std::uint16_t>> wanted;
+  for (const auto& entry : entries) {
+    wanted.emplace(entry.report.request.proto, entry.report.request.wanted_external_port);
+    if (const auto held = possibly_held(entry)) wanted.emplace(held->request.proto, held->external_port);
+  }
+  std::vector<Mapping> strays;
+  for (auto& mapping : listed) {
+    const auto& request = mapping.request;
+    const bool ours = request.description == description || request.description.starts_with(description + " ");
+    const bool for_us = request.internal_client &&
+                        std::find(clients.begin(), clients.end(), *request.internal_client) != clients.end();
+    if (ours && for_us && !wanted.count({request.proto, mapping.external_port})) strays.push_back(std::move(mapping));
+  }
+  return strays;
 }
 
 PlanMerge merge_plan(std::vector<PlannedMapping> current, const std::vector<MapRequest>& planned) {
@@ -20,7 +66,7 @@ PlanMerge merge_plan(std::vector<PlannedMapping> current, const std::vector<MapR
   for (auto& entry : current) old_entries.emplace(policy::request_key(entry.report.request), std::move(entry));
   for (const auto& request : merge.diff.removed) {
     const auto& entry = old_entries.at(policy::request_key(request));
-    if (entry.report.mapping) merge.removed.push_back(*entry.report.mapping);
+    if (auto held = possibly_held(entry)) merge.removed.push_back(std::move(*held));
   }
   for (const auto& request : planned) {
     const auto old = old_entries.find(policy::request_key(request));
@@ -60,6 +106,8 @@ bool record_outcome(PlannedMapping& entry, const MapOutcome& outcome, std::strin
                     std::chrono::steady_clock::time_point now, double unit) {
   auto& report = entry.report;
   report.method = std::string(method);
+  entry.granted.reset();
+  if (outcome.mapping || outcome.error != MapFailure::gateway_unreachable) entry.request = PlannedMapping::Request::none;
   if (outcome.mapping) {
     const bool unchanged = report.mapping && report.state != MappingState::failed &&
                            report.mapping->external_port == outcome.mapping->external_port &&

@@ -18,10 +18,48 @@ struct PlannedMapping {
   std::chrono::steady_clock::time_point window_start{};  // renewals due near each other go together from here
   int failures = 0;
   std::optional<std::chrono::system_clock::time_point> verified_at;
+  // Where a request of the running round stands when the entry has no mapping
+  // yet: `intended` is recorded in the state file before it is sent; once
+  // `sent`, the gateway may grant it even if no answer ever arrives, so
+  // release deletes it. `granted` holds a grant the round has not recorded yet.
+  enum class Request { none, intended, sent } request = Request::none;
+  std::optional<Mapping> granted;
 };
 
 // The gateway holds it for us, as far as we know: granted, and not failed since.
 inline bool active(const PlannedMapping& entry) { return entry.report.mapping && !entry.report.error; }
+
+// A request as the mapping it would make on its wanted external port, for what
+// the gateway has not confirmed.
+Mapping as_requested(const MapRequest& request);
+
+// What the gateway may hold for the entry: its mapping, a grant of the running
+// round, or, for a request sent and not answered, the request on its wanted
+// external port. nullopt when nothing can be there.
+std::optional<Mapping> possibly_held(const PlannedMapping& entry);
+// True when possibly_held() is only a guess: the gateway never confirmed it.
+inline bool unconfirmed(const PlannedMapping& entry) { return !entry.report.mapping && !entry.granted; }
+
+// A mapping to delete that the gateway has not confirmed deleted: tried again
+// with backoff until it does, or until the lease would have ended anyway.
+struct PendingRemoval {
+  Mapping mapping;
+  std::chrono::steady_clock::time_point lease_end;  // time_point::max() for a permanent one
+  std::chrono::steady_clock::time_point retry_at{};
+  int failures = 0;
+};
+// For `mapping` whose removal failed at `now` (its lifetime counted from then).
+PendingRemoval pending_removal(Mapping mapping, std::chrono::steady_clock::time_point now, double unit);
+// Records a failed try at `now`; false when the lease has passed meanwhile, so
+// the gateway dropped it by itself and there is nothing left to retry.
+bool retry_later(PendingRemoval& removal, std::chrono::steady_clock::time_point now, double unit);
+
+// Of the gateway's listed table, what natkeeper made (its `description`, alone
+// or followed by a space and more, for one of `clients`) and no entry holds or
+// wants: left by a run that could not record it.
+std::vector<Mapping> stray_mappings(std::vector<Mapping> listed, const std::vector<PlannedMapping>& entries,
+                                    const std::string& description,
+                                    const std::vector<boost::asio::ip::address>& clients);
 
 // A planned mapping not asked for yet.
 PlannedMapping unmapped(MapRequest request);
@@ -50,7 +88,8 @@ std::vector<MapRequest> renewal_requests(const std::vector<PlannedMapping>& entr
                                          const std::vector<std::size_t>& indices);
 
 // Records a request's outcome at `now` (through `method`) and schedules its
-// next renewal or retry; `unit` in [0, 1) spreads it. Returns true when the
+// next renewal or retry; `unit` in [0, 1) spreads it. A request the gateway
+// never answered stays `sent`: it may have been granted unheard. Returns true when the
 // mapping is new, moved or back, so what proved it before no longer holds.
 bool record_outcome(PlannedMapping& entry, const MapOutcome& outcome, std::string_view method,
                     std::chrono::steady_clock::time_point now, double unit);

@@ -141,6 +141,7 @@ int run_service(config::Config config, ConfigLoader load) {
     const bool all_removed = co_await supervisor.release(kReleaseDeadline);
     co_await supervisor.flush_state();
     if (all_removed) log::notice("all mappings removed; stopped");
+    else log::notice("stopped; what the gateway did not confirm removed stays recorded in {}", state_file_path().string());
     stopped = true;
     signals.cancel();
     watchdog.cancel();

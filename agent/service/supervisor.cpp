@@ -29,6 +29,11 @@ using namespace std::chrono_literals;
 constexpr auto kPathSettleTime = 500ms;
 // Removing what an old situation (gateway, address) left: it may not answer any more.
 constexpr auto kOldSituationDeadline = 2s;
+// A bound on listing the gateway's table (one request per entry): every port
+// of both protocols.
+constexpr std::size_t kMaxListedMappings = 2 * 65536;
+// How often a long round records its progress in the state file.
+constexpr auto kProgressInterval = 1s;
 // Neighbour entries change in bursts too (a renumbered device: a new entry,
 // then the old one going stale).
 constexpr auto kNeighbourSettleTime = 1s;
@@ -36,6 +41,8 @@ constexpr auto kNeighbourSettleTime = 1s;
 long long whole_seconds(std::chrono::steady_clock::duration span) {
   return std::chrono::duration_cast<std::chrono::seconds>(span).count();
 }
+
+auto removal_key(const Mapping& mapping) { return std::pair{mapping.request.proto, mapping.external_port}; }
 
 std::string describe(const MapRequest& request) {
   return fmt::format("{} {}", to_string(request.proto), request.internal_port);
@@ -151,9 +158,10 @@ Supervisor::TimePoint Supervisor::next_wakeup() const {
   if (connection_) {
     if (remap_at_) next = std::min(next, *remap_at_);
     if (question_at_) next = std::min(next, *question_at_);
-    if (verify_pending_) next = now;
+    if (verify_pending_ || reconcile_pending_) next = now;
     next = std::min(next, next_verify_);
     for (const auto& entry : entries_) next = std::min(next, entry.renew_at);
+    for (const auto& [key, removal] : removals_) next = std::min(next, removal.retry_at);
   }
   return next;
 }
@@ -175,6 +183,7 @@ asio::awaitable<void> Supervisor::step() {
       recorded_.reset();
       co_await take_over_recorded(recorded);
     }
+    if (!removals_.empty()) co_await retry_removals();
     if (question_at_ && time_.now() >= *question_at_) co_await ask_gateway();
     if (devices_check_at_ && time_.now() >= *devices_check_at_) co_await follow_devices();
 
@@ -194,6 +203,7 @@ asio::awaitable<void> Supervisor::step() {
     } else if (everything) {
       losses_in_a_row_ = 0;
     }
+    if (connection_ && reconcile_pending_) co_await reconcile();
     if (connection_ && (verify_pending_ || time_.now() >= next_verify_)) co_await verify();
   }
   if (state_dirty_) save_state();
@@ -223,14 +233,19 @@ asio::awaitable<void> Supervisor::reconnect() {
   if (connection_ && !recorded_through(record_mappings(*connection_, {}), *fresh)) {
     // A new gateway, protocol or address of this host: what the old one holds
     // points nowhere now. Remove it while the old gateway may still answer.
-    const auto old = live_mappings();
+    const auto old = possibly_held_mappings();
+    removals_.clear();
     if (!old.empty()) {
       log::notice("removing {} mappings of the old situation via {}", old.size(), display_name(connection_->protocol.method));
       auto removal = unmap_all(*connection_->protocol.mapper, old, parallel_requests(connection_->protocol.method));
       if (!co_await within(std::move(removal), kOldSituationDeadline))
         log::warning("the old gateway did not answer in time; its mappings expire with their leases");
     }
-    for (auto& entry : entries_) entry.report.mapping.reset();
+    for (auto& entry : entries_) {
+      entry.report.mapping.reset();
+      entry.granted.reset();
+      entry.request = PlannedMapping::Request::none;
+    }
   }
   connection_ = std::move(fresh);
   log::notice("using {} at {} ({})", display_name(connection_->protocol.method), connection_->path.gateway.to_string(),
@@ -239,6 +254,7 @@ asio::awaitable<void> Supervisor::reconnect() {
   // Devices are found on the gateway's interface, before the first round maps for them.
   if (!config_.devices.empty()) co_await follow_devices();
   question_at_.reset();
+  reconcile_pending_ = true;
   remap_at_ = time_.now();
   verify_pending_ = true;
   state_dirty_ = true;
@@ -275,7 +291,9 @@ asio::awaitable<void> Supervisor::apply_config(config::Config config) {
     log::notice("reloaded {}: the gateway settings changed, every mapping moves", config.source);
     co_await release(kOldSituationDeadline);
     // What the old gateway did not confirm is removed like a crash's leftovers.
-    if (const auto left = live_mappings(); !left.empty() && connection_) recorded_ = record_mappings(*connection_, left);
+    if (const auto left = possibly_held_mappings(); !left.empty() && connection_)
+      recorded_ = record_mappings(*connection_, {}, left);
+    removals_.clear();
     config_ = std::move(config);
     entries_ = plan_entries();
     connect_failures_ = 0;
@@ -302,9 +320,10 @@ asio::awaitable<void> Supervisor::replan(config::Config config, std::string_view
   log::notice("{}: {} mappings added, {} removed, {} unchanged", why, diff.added.size(), diff.removed.size(),
               diff.kept.size());
   if (!removed.empty() && connection_) {
-    const auto errors = co_await interruptible(unmap_entries(removed));
-    const auto failed = std::count_if(errors.begin(), errors.end(), [](const auto& e) { return bool(e); });
-    if (failed > 0) log::warning("{} of {} removed mappings could not be deleted at the gateway", failed, removed.size());
+    const auto left = co_await remove(removed);
+    if (left > 0)
+      log::warning("{} of {} removed mappings could not be deleted at the gateway; trying again later", left,
+                   removed.size());
   }
   if (!diff.added.empty() || verification_changed) verify_pending_ = true;
   state_dirty_ = true;
@@ -339,8 +358,43 @@ asio::awaitable<void> Supervisor::follow_devices() {
   co_await replan(config_, "a device was found or moved");
 }
 
-asio::awaitable<std::vector<std::error_code>> Supervisor::unmap_entries(const std::vector<Mapping>& mappings) {
-  co_return co_await unmap_all(*connection_->protocol.mapper, mappings, parallel_requests(connection_->protocol.method));
+asio::awaitable<std::size_t> Supervisor::remove(std::vector<Mapping> mappings) {
+  // Pending from the start, so that a stop in the middle leaves them recorded
+  // and released; each leaves the list as the gateway confirms it.
+  std::vector<std::pair<Transport, std::uint16_t>> keys;
+  for (auto& mapping : mappings) {
+    keys.push_back(removal_key(mapping));
+    removals_.insert_or_assign(keys.back(), pending_removal(mapping, time_.now(), random_unit()));
+  }
+  state_dirty_ = true;
+  co_await interruptible(unmap_all(*connection_->protocol.mapper, std::move(mappings),
+                                   parallel_requests(connection_->protocol.method),
+                                   [this, &keys](std::size_t i) { removals_.erase(keys[i]); }));
+  co_return static_cast<std::size_t>(
+      std::count_if(keys.begin(), keys.end(), [this](const auto& key) { return removals_.count(key) > 0; }));
+}
+
+asio::awaitable<void> Supervisor::retry_removals() {
+  const auto now = time_.now();
+  std::vector<Mapping> due;
+  for (const auto& [key, removal] : removals_)
+    if (removal.retry_at <= now) due.push_back(removal.mapping);
+  if (due.empty()) co_return;
+  // remove() starts each one's backoff afresh; it continues from here.
+  std::map<std::pair<Transport, std::uint16_t>, PendingRemoval> before;
+  for (const auto& mapping : due) before.insert(removals_.extract(removal_key(mapping)));
+  const auto left = co_await remove(due);
+  for (auto& [key, removal] : before) {
+    if (!removals_.count(key)) continue;
+    if (retry_later(removal, time_.now(), random_unit())) {
+      removals_.insert_or_assign(key, std::move(removal));
+    } else {
+      removals_.erase(key);
+      log::notice("gave up deleting {} (external port {}): its lease has ended", describe(removal.mapping.request),
+                  removal.mapping.external_port);
+    }
+  }
+  log::info("deleted {} of {} mappings the gateway had not confirmed deleted", due.size() - left, due.size());
 }
 
 asio::awaitable<void> Supervisor::take_over_recorded(const state::ServiceState& recorded) {
@@ -354,18 +408,58 @@ asio::awaitable<void> Supervisor::take_over_recorded(const state::ServiceState& 
   // external port: the gateway renews it, nothing is doubled.
   const auto unwanted = adopt_recorded(entries_, recorded_mappings(recorded), config_.allow_other_external_port);
   const auto taken = recorded.mappings.size() - unwanted.size();
-  if (!unwanted.empty()) co_await interruptible(unmap_entries(unwanted));
+  if (!unwanted.empty()) co_await remove(unwanted);
   log::notice("{} mappings left by an earlier run: {} taken over, {} no longer wanted removed", recorded.mappings.size(),
               taken, unwanted.size());
 }
 
+asio::awaitable<void> Supervisor::reconcile() {
+  reconcile_pending_ = false;
+  const auto table = co_await interruptible(connection_->protocol.mapper->list_table(kMaxListedMappings));
+  if (!table) {
+    if (table.error() != std::errc::operation_not_supported)
+      log::info("cannot list the gateway's mappings: {}", table.error().message());
+    co_return;
+  }
+  std::vector<asio::ip::address> clients{connection_->path.local.address};
+  for (const auto& device : device_addresses_)
+    if (device) clients.emplace_back(*device);
+  auto strays = stray_mappings(*table, entries_, config_.description, clients);
+  if (strays.empty()) co_return;
+  log::notice("{} of the gateway's {} mappings are natkeeper's for this host or its devices and not planned: "
+              "removing them",
+              strays.size(), table->size());
+  const auto left = co_await remove(std::move(strays));
+  if (left > 0) log::warning("{} of them could not be deleted; trying again later", left);
+}
+
 asio::awaitable<void> Supervisor::renew(std::vector<std::size_t> indices) {
   auto requests = renewal_requests(entries_, indices);
+  // Intent before acting: what the gateway may grant is in the state file
+  // before it is asked for, so that a crash mid-round leaves nothing unknown.
+  bool new_requests = false;
+  for (const auto i : indices) {
+    if (possibly_held(entries_[i])) continue;
+    entries_[i].request = PlannedMapping::Request::intended;
+    new_requests = true;
+  }
+  if (new_requests) {
+    save_state();
+    co_await interruptible(state_.flush());
+  }
   auto& found = connection_->protocol;
   const auto started = time_.now();
-  const auto outcomes = co_await interruptible(
-      map_all(*found.mapper, std::move(requests),
-              {request_window(found.method), config_.allow_other_external_port, {}, &time_}));
+  BatchPolicy batch{request_window(found.method), config_.allow_other_external_port, {}, &time_};
+  batch.on_sent = [this, &indices](std::size_t k) {
+    auto& entry = entries_[indices[k]];
+    if (entry.request == PlannedMapping::Request::intended) entry.request = PlannedMapping::Request::sent;
+  };
+  batch.on_granted = [this, &indices](std::size_t k, const Mapping& mapping) {
+    entries_[indices[k]].granted = mapping;
+    removals_.erase(removal_key(mapping));  // wanted again: no longer to be deleted
+    save_progress();
+  };
+  const auto outcomes = co_await interruptible(map_all(*found.mapper, std::move(requests), std::move(batch)));
   const auto now = time_.now();
   log::info("asked for {} mappings via {} in {} ms", outcomes.size(), display_name(found.method),
             std::chrono::duration_cast<std::chrono::milliseconds>(now - started).count());
@@ -548,10 +642,11 @@ void Supervisor::schedule_reconnect(std::string why) {
   wake();
 }
 
-std::vector<Mapping> Supervisor::live_mappings() const {
+std::vector<Mapping> Supervisor::possibly_held_mappings() const {
   std::vector<Mapping> mappings;
   for (const auto& entry : entries_)
-    if (entry.report.mapping) mappings.push_back(*entry.report.mapping);
+    if (auto held = possibly_held(entry)) mappings.push_back(std::move(*held));
+  for (const auto& [key, removal] : removals_) mappings.push_back(removal.mapping);
   return mappings;
 }
 
@@ -559,35 +654,56 @@ void Supervisor::save_state() {
   // Without a connection nothing was taken over yet: the file keeps what it has.
   if (!connection_) return;
   state_dirty_ = false;
-  const auto live = live_mappings();
-  state_.save(live.empty() ? std::nullopt : std::optional(record_mappings(*connection_, live)));
+  const auto now = time_.now();
+  last_state_save_ = now;
+  std::vector<Mapping> confirmed, unconfirmed_ones;
+  for (const auto& entry : entries_) {
+    if (entry.report.mapping || entry.granted) confirmed.push_back(entry.report.mapping ? *entry.report.mapping : *entry.granted);
+    else if (entry.request != PlannedMapping::Request::none) unconfirmed_ones.push_back(as_requested(entry.report.request));
+  }
+  for (const auto& [key, removal] : removals_) {
+    auto mapping = removal.mapping;
+    if (!mapping.permanent)
+      mapping.lifetime = std::chrono::duration_cast<std::chrono::seconds>(std::max(removal.lease_end - now, Duration::zero()));
+    unconfirmed_ones.push_back(std::move(mapping));
+  }
+  if (confirmed.empty() && unconfirmed_ones.empty()) state_.save(std::nullopt);
+  else state_.save(record_mappings(*connection_, confirmed, unconfirmed_ones));
+}
+
+void Supervisor::save_progress() {
+  if (time_.now() - last_state_save_ >= kProgressInterval) save_state();
 }
 
 asio::awaitable<bool> Supervisor::release(Duration deadline) {
-  const auto mappings = live_mappings();
-  if (mappings.empty()) {
-    if (connection_ && !recorded_) save_state();
-    co_return true;
+  if (!connection_) co_return !recorded_ && possibly_held_mappings().empty();
+  // Everything the gateway may hold becomes a removal: confirmed mappings,
+  // grants of a round stop cut short, requests sent and never answered.
+  for (auto& entry : entries_) {
+    if (auto held = possibly_held(entry))
+      removals_.insert_or_assign(removal_key(*held), pending_removal(std::move(*held), time_.now(), random_unit()));
+    entry.report.mapping.reset();
+    entry.granted.reset();
+    entry.request = PlannedMapping::Request::none;
   }
-  if (!connection_) co_return false;
-  log::notice("removing {} mappings", mappings.size());
-  auto removal = unmap_entries(mappings);
-  const auto errors = co_await within(std::move(removal), deadline);
-  if (!errors) {
-    log::warning("the gateway did not confirm every deletion within {} ms; what is left stays recorded for the next start",
+  if (removals_.empty()) {
+    if (!recorded_) save_state();
+    co_return !recorded_;
+  }
+  const auto total = removals_.size();
+  log::notice("removing {} mappings", total);
+  std::vector<Mapping> mappings;
+  for (const auto& [key, removal] : removals_) mappings.push_back(removal.mapping);
+  auto removal = unmap_all(*connection_->protocol.mapper, mappings, parallel_requests(connection_->protocol.method),
+                           [this, &mappings](std::size_t i) { removals_.erase(removal_key(mappings[i])); });
+  if (!co_await within(std::move(removal), deadline))
+    log::warning("the gateway did not confirm every deletion within {} ms",
                  std::chrono::duration_cast<std::chrono::milliseconds>(deadline).count());
-    save_state();
-    co_return false;
-  }
-  std::size_t failed = 0;
-  for (std::size_t i = 0, k = 0; i < entries_.size(); ++i) {
-    if (!entries_[i].report.mapping) continue;
-    if ((*errors)[k++]) ++failed;
-    else entries_[i].report.mapping.reset();
-  }
-  if (failed > 0) log::warning("{} of {} mappings could not be removed", failed, mappings.size());
+  if (!removals_.empty())
+    log::warning("{} of {} mappings could not be confirmed removed; they stay recorded for the next start or --delete",
+                 removals_.size(), total);
   save_state();
-  co_return failed == 0;
+  co_return removals_.empty() && !recorded_;
 }
 
 std::string Supervisor::summary() const {

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <random>
 #include <span>
@@ -136,15 +137,27 @@ class Supervisor {
   asio::awaitable<void> verify();
   // Asks the gateway whether what a notice claimed is true; remaps if so.
   asio::awaitable<void> ask_gateway();
-  asio::awaitable<std::vector<std::error_code>> unmap_entries(const std::vector<Mapping>& mappings);
+  // Deletes `mappings` at the gateway; what it does not confirm deleted stays
+  // pending (recorded, retried with backoff, released on stop). Returns how
+  // many are left pending.
+  asio::awaitable<std::size_t> remove(std::vector<Mapping> mappings);
+  asio::awaitable<void> retry_removals();
+  // Where the gateway can list its table (UPnP): removes natkeeper's mappings
+  // for this host and its devices that the plan does not want, which a run
+  // that could not record them left.
+  asio::awaitable<void> reconcile();
+  // Every mapping the gateway may hold for this host, confirmed or not.
+  std::vector<Mapping> possibly_held_mappings() const;
 
   void note_external_address();
   void on_notice(const GatewayNotice& notice);
   void schedule_remap(std::string why, Duration delay);
   void schedule_reconnect(std::string why);
   std::vector<PlannedMapping> plan_entries() const;
-  std::vector<Mapping> live_mappings() const;
   void save_state();
+  // save_state(), at most once per kProgressInterval: a long round records
+  // its grants as they come, without a write per mapping.
+  void save_progress();
   void publish();
   std::string summary() const;
 
@@ -173,6 +186,7 @@ class Supervisor {
   config::DeviceAddresses device_addresses_;
   std::vector<std::string> device_problems_;  // as last logged
   bool reconnect_ = false;
+  bool reconcile_pending_ = false;  // once per connection, after its first round
   bool verify_pending_ = false;
   bool state_dirty_ = true;
   bool network_down_ = false;
@@ -182,6 +196,9 @@ class Supervisor {
   int connect_failures_ = 0;
   int losses_in_a_row_ = 0;
   std::optional<state::ServiceState> recorded_;  // the state file's mappings, until taken over
+  // Deletions the gateway has not confirmed, by protocol and external port.
+  std::map<std::pair<Transport, std::uint16_t>, PendingRemoval> removals_;
+  TimePoint last_state_save_{};
 
   // What the gateway said unasked, and what it is to be asked about it.
   std::optional<TimePoint> question_at_;

@@ -26,6 +26,13 @@ struct PortMappingEntry {
   std::chrono::seconds lease{0};
 };
 
+// One entry of the gateway's table, as GetGenericPortMappingEntry tells it.
+struct ListedPortMapping {
+  Transport proto = Transport::udp;
+  std::uint16_t external_port = 0;
+  PortMappingEntry entry;
+};
+
 class IgdControl {
  public:
   virtual ~IgdControl() = default;
@@ -37,6 +44,8 @@ class IgdControl {
   virtual std::error_code delete_port_mapping(Transport proto, std::uint16_t external_port) = 0;
   virtual Result<PortMappingEntry> get_specific_port_mapping(Transport proto,
                                                              std::uint16_t external_port) = 0;
+  // The table's entry at `index` (from 0); UPnP error 713 past its end.
+  virtual Result<ListedPortMapping> get_generic_port_mapping(std::uint32_t index) = 0;
   virtual Result<std::string> get_external_ip_address() = 0;
 };
 

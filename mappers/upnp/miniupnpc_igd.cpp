@@ -83,6 +83,24 @@ class MiniupnpcIgd final : public IgdControl {
                             std::chrono::seconds(seconds.value_or(0))};
   }
 
+  Result<ListedPortMapping> get_generic_port_mapping(std::uint32_t index) override {
+    const auto position = std::to_string(index);
+    // Buffer sizes are the ones upnpcommands.h documents.
+    char external_port[6] = {}, client[16] = {}, internal_port[6] = {}, protocol[4] = {}, desc[80] = {},
+         enabled[4] = {}, remote_host[64] = {}, lease[16] = {};
+    if (const auto ec = status(UPNP_GetGenericPortMappingEntry(control(), service(), position.c_str(), external_port,
+                                                               client, internal_port, protocol, desc, enabled,
+                                                               remote_host, lease)))
+      return ec;
+    const auto ext_port = parse_number<std::uint16_t>(from_buffer(external_port));
+    const auto in_port = parse_number<std::uint16_t>(from_buffer(internal_port));
+    const auto seconds = parse_number<std::uint32_t>(from_buffer(lease));
+    const auto transport = from_buffer(protocol);
+    if (!ext_port || !in_port || (transport != "UDP" && transport != "TCP")) return make_error_code(Errc::bad_reply);
+    return ListedPortMapping{transport == "TCP" ? Transport::tcp : Transport::udp, *ext_port,
+                             {from_buffer(client), *in_port, from_buffer(desc), std::chrono::seconds(seconds.value_or(0))}};
+  }
+
   Result<std::string> get_external_ip_address() override {
     char address[40] = {};
     if (const auto ec = status(UPNP_GetExternalIPAddress(control(), service(), address))) return ec;

@@ -115,6 +115,25 @@ asio::awaitable<std::error_code> UpnpMapper::unmap(Mapping mapping) {
   co_return ec;
 }
 
+asio::awaitable<Result<std::vector<Mapping>>> UpnpMapper::list_table(std::size_t limit) {
+  std::vector<Mapping> table;
+  for (std::uint32_t index = 0; index < limit; ++index) {
+    auto get_entry = [igd = igd_, index] { return igd->get_generic_port_mapping(index); };
+    auto listed = co_await runner_.run(std::move(get_entry));
+    // 713 SpecifiedArrayIndexInvalid: past the end. Some gateways say 402 Invalid Args.
+    if (!listed && (listed.error() == make_upnp_error(713) || listed.error() == make_upnp_error(402))) break;
+    if (!listed) co_return listed.error();
+    boost::system::error_code bad_address;
+    const auto client = asio::ip::make_address(listed->entry.internal_client, bad_address);
+    if (bad_address) continue;
+    MapRequest request{listed->proto, listed->entry.internal_port, listed->external_port, listed->entry.lease,
+                       listed->entry.description, client, {}};
+    table.push_back(Mapping{std::move(request), {}, listed->external_port, listed->entry.lease,
+                            listed->entry.lease.count() == 0});
+  }
+  co_return table;
+}
+
 asio::awaitable<Result<bool>> UpnpMapper::holds(const Mapping& mapping) {
   auto get_entry = [igd = igd_, proto = mapping.request.proto, port = mapping.external_port] {
     return igd->get_specific_port_mapping(proto, port);

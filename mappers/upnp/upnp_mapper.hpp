@@ -36,6 +36,7 @@ class UpnpMapper final : public Mapper {
   asio::awaitable<Result<GatewayCheck>> check(const Mapping& sample) override;
   // Does the gateway still hold this mapping for this host (GetSpecificPortMappingEntry)?
   asio::awaitable<Result<bool>> holds(const Mapping& mapping);
+  asio::awaitable<Result<std::vector<Mapping>>> list_table(std::size_t limit) override;
 
  private:
   asio::awaitable<Result<std::uint16_t>> add(PortMappingArgs args);

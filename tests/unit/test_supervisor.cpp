@@ -12,6 +12,8 @@
 
 #include <linux/neighbour.h>
 
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 
@@ -34,7 +36,7 @@ const auto kLocal = ip::make_address_v4("127.0.0.1");
 // virtual time it was made at.
 class TableMapper final : public Mapper {
  public:
-  explicit TableMapper(const Timebase& time) : time_(time) {}
+  explicit TableMapper(Timebase& time) : time_(time) {}
 
   std::map<std::pair<Transport, std::uint16_t>, std::uint16_t> table;  // (proto, external) -> internal
   std::map<std::pair<Transport, std::uint16_t>, std::optional<ip::address>> clients;  // ... -> the device, if any
@@ -43,10 +45,14 @@ class TableMapper final : public Mapper {
   bool answers = true;      // false: every request times out
   int lose_state_on = 0;    // the next so many map() calls show lost state (epoch)
   bool unmap_hangs = false;  // unmap() never ends (until cancelled)
+  std::set<std::uint16_t> silent;  // internal ports granted whose answer never arrives
+  Timebase::Duration answer_delay{};  // how long each map() takes to answer
   bool check_finds_loss = false;  // what check() says: the mappings are gone
   std::optional<std::chrono::seconds> check_epoch;  // ... and the gateway's epoch
   bool check_refused = false;  // check() is answered with an error
   ip::address external_ip = ip::make_address("203.0.113.1");
+  bool lists = false;  // list_table() works, as UPnP's does
+  std::map<std::pair<Transport, std::uint16_t>, std::string> descriptions;
   std::vector<Timebase::TimePoint> map_times;
   int unmap_calls = 0, check_calls = 0;
 
@@ -64,16 +70,17 @@ class TableMapper final : public Mapper {
     if (refused.count(request.internal_port)) co_return make_natpmp_error(4);
     table[{request.proto, request.wanted_external_port}] = request.internal_port;
     clients[{request.proto, request.wanted_external_port}] = request.internal_client;
+    descriptions[{request.proto, request.wanted_external_port}] = request.description;
+    if (silent.count(request.internal_port)) co_await hang();
+    if (answer_delay > Timebase::Duration::zero()) co_await time_.sleep_until(time_.now() + answer_delay);
     const auto port = request.wanted_external_port;
     co_return Mapping{std::move(request), external_ip, port, lease, false};
   }
   asio::awaitable<std::error_code> unmap(Mapping mapping) override {
     ++unmap_calls;
     co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
-    if (unmap_hangs) {
-      asio::steady_timer never(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
-      co_await never.async_wait(asio::use_awaitable);
-    }
+    if (unmap_hangs) co_await hang();
+    if (!answers) co_return make_error_code(Errc::timed_out);
     table.erase({mapping.request.proto, mapping.external_port});
     clients.erase({mapping.request.proto, mapping.external_port});
     co_return std::error_code{};
@@ -86,9 +93,26 @@ class TableMapper final : public Mapper {
     co_return GatewayCheck{check_finds_loss, external_ip, check_epoch};
   }
   bool take_gateway_lost_state() override { return std::exchange(lost_state_, false); }
+  asio::awaitable<Result<std::vector<Mapping>>> list_table(std::size_t limit) override {
+    if (!lists) co_return co_await Mapper::list_table(limit);
+    std::vector<Mapping> listed;
+    for (const auto& [key, internal] : table) {
+      if (listed.size() == limit) break;
+      const auto client = clients[key].value_or(ip::address(kLocal));
+      listed.push_back(Mapping{{key.first, internal, key.second, lease, descriptions[key], client, {}},
+                               {}, key.second, lease, false});
+    }
+    co_return listed;
+  }
 
  private:
-  const Timebase& time_;
+  // Until cancelled.
+  static asio::awaitable<void> hang() {
+    asio::steady_timer never(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
+    co_await never.async_wait(asio::use_awaitable);
+  }
+
+  Timebase& time_;
   bool lost_state_ = false;
 };
 
@@ -130,7 +154,13 @@ struct Fixture {
   std::vector<state::ServiceState> removed_recorded;
   std::vector<netlink::Neighbour> neighbours;  // the neighbour table devices are found in
   std::error_code write_error;  // what the state writer's writes fail with
-  int failed_writes = 0;
+  int failed_writes = 0, writes = 0;
+  // What the gateway holds before the first connection (left by an earlier run).
+  std::map<std::pair<Transport, std::uint16_t>, std::uint16_t> earlier_table;
+  std::map<std::pair<Transport, std::uint16_t>, std::string> earlier_descriptions;
+  bool gateway_lists = false;
+  std::set<std::uint16_t> silent;     // as TableMapper's
+  Timebase::Duration answer_delay{};  // as TableMapper's
   bool started_run = false, finished = false;
   std::unique_ptr<Supervisor> supervisor;
 
@@ -143,9 +173,17 @@ struct Fixture {
       auto table = std::make_unique<TableMapper>(time);
       table->refused = refused;
       table->lease = lease;
+      table->lists = gateway_lists;
+      table->silent = silent;
+      table->answer_delay = answer_delay;
       if (mapper) {  // the same gateway, found again
         table->table = mapper->table;
         table->clients = mapper->clients;
+        table->descriptions = mapper->descriptions;
+      } else {
+        table->table = earlier_table;
+        table->descriptions = earlier_descriptions;
+        for (const auto& [key, internal] : earlier_table) table->clients[key] = std::nullopt;
       }
       mapper = table.get();
       co_return Connection{*path, FoundProtocol{method, std::move(table), "scripted", {}, {}}};
@@ -172,6 +210,7 @@ struct Fixture {
                                  ++failed_writes;
                                  return write_error;
                                }
+                               ++writes;
                                return StateWriter::write_or_remove(file, snapshot);
                              });
     supervisor = std::make_unique<Supervisor>(loop.get_executor(), time, std::move(effects), std::move(config),
@@ -205,6 +244,30 @@ struct Fixture {
   bool started() {
     start();
     return run_until([&] { return ready_calls == 1; });
+  }
+
+  // Stops the loop, releases with `deadline` and waits for the state file; the release's verdict.
+  bool stop_and_release(Timebase::Duration deadline = 1s) {
+    supervisor->stop();
+    REQUIRE(run_until([&] { return finished; }));
+    std::optional<bool> released;
+    auto release_and_flush = [this, deadline]() -> asio::awaitable<bool> {
+      const bool removed = co_await supervisor->release(deadline);
+      co_await supervisor->flush_state();
+      co_return removed;
+    };
+    asio::co_spawn(loop, release_and_flush(), [&](std::exception_ptr error, bool removed) {
+      if (error) std::rethrow_exception(error);
+      released = removed;
+    });
+    REQUIRE(run_until([&] { return released.has_value(); }, deadline + 1s));
+    return *released;
+  }
+
+  state::ServiceState recorded() const { return read_state_file(state.file).state; }
+  std::size_t unconfirmed_records() const {
+    const auto mappings = recorded().mappings;
+    return std::count_if(mappings.begin(), mappings.end(), [](const auto& m) { return !m.confirmed; });
   }
 
   nlohmann::json summary() { return supervisor->status()["summary"]; }
@@ -550,7 +613,7 @@ TEST_CASE("a failing state write is logged and counted; the service keeps its ma
   f.run_for(1s);
   CHECK_FALSE(std::filesystem::exists(f.state.file));
   CHECK(f.summary()["active"] == 2);
-  CHECK(f.failed_writes == 1);
+  CHECK(f.failed_writes == 2);  // what the first round was about to ask for, then what it got
   f.write_error = {};
   f.supervisor->refresh("test");
   CHECK(f.run_until([&] { return read_state_file(f.state.file).state.mappings.size() == 2; }, 1s));
@@ -707,4 +770,152 @@ TEST_CASE("after a restart, a quiet device keeps the mappings an earlier run rec
   CHECK(f.mapper->unmap_calls == 0);
   CHECK(f.mapper->table.size() == 2);
   CHECK(f.mapper->clients[{Transport::udp, 5001}] == ip::make_address("127.0.0.50"));
+}
+
+TEST_CASE("a round records what it is about to ask for before it asks, and its grants as they come", "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5199}}));
+  f.answer_delay = 100ms;
+  f.start();
+  REQUIRE(f.run_until([&] { return f.mapper && f.mapper->map_calls() > 0; }));
+  // Before the first request went out, all 200 were recorded, none confirmed.
+  CHECK(f.recorded().mappings.size() == 200);
+  CHECK(f.unconfirmed_records() == 200);
+  // 200 answers of 100 ms, 8 at a time: the round takes 2.5 s. Half-way
+  // through, the file shows what was granted so far, written once a second.
+  const auto writes_before = f.writes;
+  f.run_for(1200ms);
+  CHECK(f.unconfirmed_records() > 0);
+  CHECK(f.unconfirmed_records() < 150);
+  CHECK(f.recorded().mappings.size() == 200);
+  REQUIRE(f.run_until([&] { return f.ready_calls == 1; }, 10s));
+  f.run_for(100ms);
+  CHECK(f.unconfirmed_records() == 0);
+  CHECK(f.writes - writes_before <= 4);
+}
+
+TEST_CASE("stop mid-round: release deletes every request sent, answered or not, and nothing unsent", "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5019}}));
+  // 8 grants whose answers are lost fill the window: 5013-5019 are never sent.
+  for (std::uint16_t port = 5005; port <= 5012; ++port) f.silent.insert(port);
+  f.start();
+  REQUIRE(f.run_until([&] { return f.mapper->map_calls() == 13; }));
+  f.run_for(1s);
+  REQUIRE(f.mapper->map_calls() == 13);
+  REQUIRE(f.mapper->table.size() == 13);
+  CHECK(f.stop_and_release());
+  CHECK(f.mapper->table.empty());
+  CHECK(f.mapper->unmap_calls == 13);
+  CHECK_FALSE(std::filesystem::exists(f.state.file));
+}
+
+TEST_CASE("a release the gateway does not confirm does not claim success and keeps every mapping recorded",
+          "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5009}}));
+  f.silent = {5008, 5009};
+  f.start();
+  REQUIRE(f.run_until([&] { return f.mapper->map_calls() == 10; }));
+  f.mapper->answers = false;
+  CHECK_FALSE(f.stop_and_release());
+  CHECK(f.mapper->table.size() == 10);
+  CHECK(f.recorded().mappings.size() == 10);
+  CHECK(f.unconfirmed_records() == 10);
+}
+
+TEST_CASE("killed mid-round: the next start deletes what the intent recorded and the plan no longer wants",
+          "[supervisor]") {
+  std::string left_file;
+  std::map<std::pair<Transport, std::uint16_t>, std::uint16_t> left_table;
+  {
+    Fixture killed(ports_config({{Transport::udp, 5000, 5019}}));
+    for (std::uint16_t port = 5012; port <= 5019; ++port) killed.silent.insert(port);
+    killed.start();
+    REQUIRE(killed.run_until([&] { return killed.mapper->map_calls() == 20; }));
+    left_table = killed.mapper->table;
+    REQUIRE(left_table.size() == 20);
+    std::ifstream in(killed.state.file);
+    left_file.assign(std::istreambuf_iterator<char>(in), {});
+  }  // gone without a release, like SIGKILL
+  REQUIRE_FALSE(left_file.empty());
+  Fixture restarted(ports_config({{Transport::udp, 5000, 5004}}));
+  restarted.earlier_table = left_table;
+  std::ofstream(restarted.state.file) << left_file;
+  REQUIRE(restarted.started());
+  CHECK(restarted.mapper->table.size() == 5);
+  CHECK(restarted.stop_and_release());
+  CHECK(restarted.mapper->table.empty());
+}
+
+TEST_CASE("removals the gateway does not confirm stay recorded and are retried until it does", "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5004}}));
+  REQUIRE(f.started());
+  f.mapper->answers = false;
+  f.supervisor->reload(ports_config({{Transport::udp, 5000, 5001}}));
+  REQUIRE(f.run_until([&] { return f.ready_calls == 2; }));
+  f.run_for(100ms);
+  CHECK(f.mapper->table.size() == 5);
+  CHECK(f.recorded().mappings.size() == 5);
+  CHECK(f.unconfirmed_records() == 3);
+  // Tried again with backoff (5 s, 10 s, ... each ±25 %) while the gateway is silent.
+  const auto calls = f.mapper->unmap_calls;
+  f.run_for(30s);
+  CHECK(f.mapper->unmap_calls >= calls + 3 * 2);
+  CHECK(f.mapper->unmap_calls <= calls + 3 * 4);
+  f.mapper->answers = true;
+  REQUIRE(f.run_until([&] { return f.mapper->table.size() == 2; }, 60s));
+  f.run_for(100ms);
+  CHECK(f.recorded().mappings.size() == 2);
+  CHECK(f.unconfirmed_records() == 0);
+  CHECK(f.stop_and_release());
+  CHECK(f.mapper->table.empty());
+}
+
+TEST_CASE("a removal is given up once its lease has ended: the gateway dropped it by itself", "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5002}}));
+  f.lease = 60s;
+  REQUIRE(f.started());
+  f.run_for(10s);
+  f.mapper->answers = false;
+  f.supervisor->reload(ports_config({{Transport::udp, 5000, 5000}}));
+  REQUIRE(f.run_until([&] { return f.ready_calls == 2; }));
+  f.run_for(100ms);
+  CHECK(f.unconfirmed_records() == 2);
+  f.run_for(60s);
+  const auto calls = f.mapper->unmap_calls;
+  f.run_for(10min);
+  CHECK(f.mapper->unmap_calls == calls);
+  CHECK(f.unconfirmed_records() == 0);
+}
+
+TEST_CASE("a mapping wanted again while its removal is pending is not deleted", "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5001}}));
+  REQUIRE(f.started());
+  f.mapper->answers = false;
+  f.supervisor->reload(ports_config({{Transport::udp, 5000, 5000}}));
+  REQUIRE(f.run_until([&] { return f.ready_calls == 2; }));
+  f.mapper->answers = true;
+  f.supervisor->reload(ports_config({{Transport::udp, 5000, 5001}}));
+  REQUIRE(f.run_until([&] { return f.ready_calls == 3 && f.summary()["active"] == 2; }));
+  f.run_for(10min);
+  CHECK(f.mapper->table.size() == 2);
+  CHECK(f.unconfirmed_records() == 0);
+}
+
+TEST_CASE("where the gateway lists its table, natkeeper's unplanned mappings for this host are removed",
+          "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5001}}));
+  f.gateway_lists = true;
+  // left by a run that recorded nothing (a lost or damaged state file)
+  f.earlier_table = {{{Transport::udp, 7000}, 7000}, {{Transport::udp, 7001}, 7001}, {{Transport::tcp, 7002}, 7002},
+                     {{Transport::udp, 5000}, 5000}};
+  f.earlier_descriptions = {{{Transport::udp, 7000}, "natkeeper"},
+                            {{Transport::udp, 7001}, "another program"},
+                            {{Transport::tcp, 7002}, "natkeeper doorbell"},
+                            {{Transport::udp, 5000}, "natkeeper"}};
+  REQUIRE(f.started());
+  f.run_for(1s);
+  CHECK_FALSE(f.mapper->table.count({Transport::udp, 7000}));
+  CHECK_FALSE(f.mapper->table.count({Transport::tcp, 7002}));
+  CHECK(f.mapper->table.count({Transport::udp, 7001}));  // not natkeeper's
+  CHECK(f.mapper->table.size() == 3);
+  CHECK(f.summary()["active"] == 2);
 }

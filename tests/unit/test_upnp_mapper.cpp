@@ -43,6 +43,13 @@ class FakeIgd final : public IgdControl {
     return delete_answer ? make_upnp_error(delete_answer) : std::error_code{};
   }
   Result<PortMappingEntry> get_specific_port_mapping(Transport, std::uint16_t) override { return entry; }
+  std::vector<Result<ListedPortMapping>> table;  // what get_generic_port_mapping lists; 713 after it
+  int list_calls = 0;
+  Result<ListedPortMapping> get_generic_port_mapping(std::uint32_t index) override {
+    ++list_calls;
+    if (index < table.size()) return table[index];
+    return make_upnp_error(713);
+  }
   Result<std::string> get_external_ip_address() override {
     ++external_calls;
     return external;
@@ -320,4 +327,31 @@ TEST_CASE("a device's mapping is held, and deleted, only while the gateway shows
   CHECK_FALSE(run_loop(f.loop, m.holds(doorbell)).value());
   CHECK_FALSE(run_loop(f.loop, m.unmap(doorbell)));
   CHECK(f.igd->deletes.empty());  // this host's own mapping on that port stays
+}
+
+TEST_CASE("the gateway's table is listed by index until its end, bounded", "[upnp]") {
+  Fixture f;
+  f.igd->table.push_back(ListedPortMapping{Transport::udp, 5000, {"10.77.0.2", 5000, "natkeeper", 3600s}});
+  f.igd->table.push_back(ListedPortMapping{Transport::tcp, 6000, {"10.77.0.9", 6001, "other", 0s}});
+  f.igd->table.push_back(ListedPortMapping{Transport::udp, 7000, {"not an address", 7000, "x", 0s}});
+  auto mapper = f.mapper();
+  const auto table = run_loop(f.loop, mapper.list_table(100));
+  REQUIRE(table);
+  REQUIRE(table->size() == 2);  // the entry without an address is no mapping of anybody's
+  CHECK((*table)[0].request.proto == Transport::udp);
+  CHECK((*table)[0].external_port == 5000);
+  CHECK((*table)[0].request.internal_client == boost::asio::ip::make_address("10.77.0.2"));
+  CHECK((*table)[0].request.description == "natkeeper");
+  CHECK((*table)[1].request.internal_port == 6001);
+  CHECK((*table)[1].permanent);
+  CHECK(f.igd->list_calls == 4);  // the fourth says 713: the end
+
+  f.igd->list_calls = 0;
+  const auto first = run_loop(f.loop, mapper.list_table(1));
+  REQUIRE(first);
+  CHECK(first->size() == 1);
+  CHECK(f.igd->list_calls == 1);
+
+  f.igd->table[1] = make_upnp_error(501);
+  CHECK_FALSE(run_loop(f.loop, mapper.list_table(100)));
 }
