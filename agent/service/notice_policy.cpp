@@ -28,6 +28,12 @@ bool restarted_since_round(std::chrono::seconds epoch, Duration since_round) {
   return epoch + std::chrono::seconds(2) < since_round;
 }
 
+bool confirms(const AnnouncedEpoch& announced, std::chrono::seconds answer_epoch, TimePoint now) {
+  const auto expected = announced.epoch + std::chrono::duration_cast<std::chrono::seconds>(now - announced.seen);
+  const auto slack = std::chrono::seconds(2);
+  return answer_epoch + slack >= expected && answer_epoch <= expected + slack;
+}
+
 TimePoint question_time(const QuestionPacer& pacer, TimePoint now) { return std::max(now, pacer.next_allowed); }
 
 void note_answer(QuestionPacer& pacer, TimePoint now, bool found_change) {

@@ -5,6 +5,7 @@
 // and those questions, and the rounds their answers start, are paced so that a
 // stream of notices costs the gateway next to nothing.
 #include <chrono>
+#include <cstddef>
 #include <optional>
 #include <string>
 
@@ -41,6 +42,20 @@ struct QuestionPacer {
 // epoch starts again near where the old one was); the round's age can. One
 // second of slack for the epoch's granularity, one for the round's length.
 bool restarted_since_round(std::chrono::seconds epoch, Duration since_round);
+
+// An epoch a notice announced (NAT-PMP, PCP), and when the notice came.
+struct AnnouncedEpoch {
+  std::chrono::seconds epoch{0};
+  TimePoint seen{};
+};
+// Whether the gateway's answer at `now`, carrying `answer_epoch`, confirms
+// the epoch `announced` (counted on since, within 2 s): the gateway itself
+// says what the notice said, a restart or a change, and everything is mapped
+// again as RFC 6887 §14.1.1 asks. (Anyone can learn the gateway's epoch and
+// forge a notice that agrees: the rounds this starts are budgeted.)
+bool confirms(const AnnouncedEpoch& announced, std::chrono::seconds answer_epoch, TimePoint now);
+// The announced epochs kept while a question is due: the latest ones.
+inline constexpr std::size_t kAnnouncedEpochsKept = 8;
 
 // When a notice seen at `now` may be asked about.
 TimePoint question_time(const QuestionPacer& pacer, TimePoint now);

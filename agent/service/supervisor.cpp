@@ -254,6 +254,7 @@ asio::awaitable<void> Supervisor::reconnect() {
   // Devices are found on the gateway's interface, before the first round maps for them.
   if (!config_.devices.empty()) co_await follow_devices();
   question_at_.reset();
+  announced_epochs_.clear();
   reconcile_pending_ = true;
   remap_at_ = time_.now();
   verify_pending_ = true;
@@ -532,6 +533,7 @@ asio::awaitable<void> Supervisor::verify() {
 asio::awaitable<void> Supervisor::ask_gateway() {
   question_at_.reset();
   const auto why = std::exchange(question_why_, {});
+  const auto announced = std::exchange(announced_epochs_, {});
   const auto sample = std::find_if(entries_.begin(), entries_.end(), active);
   // Nothing held, nothing to lose: what failed is retried on its own schedule.
   if (sample == entries_.end()) co_return;
@@ -549,12 +551,16 @@ asio::awaitable<void> Supervisor::ask_gateway() {
     // may have taken the renewed mapping with it.
     change = fmt::format("the gateway refused the question ({})", checked.error().message());
   } else {
+    const auto confirmed = [&](const policy::AnnouncedEpoch& epoch) {
+      return policy::confirms(epoch, *checked->epoch, now);
+    };
     const bool lost = checked->mappings_lost ||
-                      (checked->epoch && policy::restarted_since_round(*checked->epoch, now - last_full_round_));
+                      (checked->epoch && (policy::restarted_since_round(*checked->epoch, now - last_full_round_) ||
+                                          std::any_of(announced.begin(), announced.end(), confirmed)));
     const bool moved =
         !checked->external_ip.is_unspecified() && external_ip_ && checked->external_ip != *external_ip_;
     policy::note_answer(question_pacer_, now, lost || moved);
-    if (lost) change = "the gateway lost its mappings";
+    if (lost) change = "the gateway confirms it restarted or lost its mappings";
     else if (moved) change = fmt::format("the gateway's external address is {} now", checked->external_ip.to_string());
   }
   if (change.empty()) {
@@ -617,6 +623,10 @@ void Supervisor::on_notice(const GatewayNotice& notice) {
   // The source address proves nothing: the notice only prompts a question.
   auto why = policy::notice_question(notice, connection_->protocol.method);
   if (!why) return;
+  if (notice.kind == GatewayNotice::Kind::natpmp_address || notice.kind == GatewayNotice::Kind::pcp_announce) {
+    if (announced_epochs_.size() == policy::kAnnouncedEpochsKept) announced_epochs_.pop_front();
+    announced_epochs_.push_back({std::chrono::seconds(notice.epoch), time_.now()});
+  }
   if (question_at_) {
     log::debug("{} (the gateway is to be asked already)", *why);
     return;

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -203,6 +204,7 @@ class Supervisor {
   // What the gateway said unasked, and what it is to be asked about it.
   std::optional<TimePoint> question_at_;
   std::string question_why_;
+  std::deque<policy::AnnouncedEpoch> announced_epochs_;  // by the notices behind the question
   policy::QuestionPacer question_pacer_;
   policy::NoticeRoundBudget notice_rounds_;
   std::uint64_t dropped_notices_ = 0;

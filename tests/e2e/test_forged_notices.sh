@@ -39,6 +39,9 @@ counter() {   # 1: udp, 2: tcp
   in_gw nft list chain inet nkcount input | awk -v n="$1" '/counter packets/ { if (++i == n) { for (f = 1; f < NF; f++) if ($f == "packets") print $(f + 1) } }'
 }
 
+# A forged "I restarted" (epoch 0) is true of a gateway up for less than the 2 s an
+# answer's epoch may differ from an announced one: the gateway must have been up longer.
+sleep 3
 nk_log_mark
 t0=$(now_us)
 sent=$(in_rogue "$PYTHON" "$E2E_DIR/forge_notices.py" --gateway "$LAN_GW" \

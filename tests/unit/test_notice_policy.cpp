@@ -46,6 +46,16 @@ TEST_CASE("an epoch shorter than the round's age, with 2 s of slack, means a res
   CHECK_FALSE(restarted_since_round(3600s, 10min));
 }
 
+TEST_CASE("an answer confirms a notice when its epoch is the announced one, counted on", "[notice_policy]") {
+  const AnnouncedEpoch restart{0s, kStart};
+  CHECK(confirms(restart, 3s, kStart + 3s));
+  CHECK(confirms(restart, 5s, kStart + 3s));
+  CHECK_FALSE(confirms(restart, 6s, kStart + 3s));
+  // A forged "I restarted" to a gateway up for an hour.
+  CHECK_FALSE(confirms(restart, 3603s, kStart + 3s));
+  CHECK_FALSE(confirms({3600s, kStart}, 3s, kStart + 3s));
+}
+
 TEST_CASE("questions back off while they find nothing, and a stream of notices cannot reset that", "[notice_policy]") {
   QuestionPacer pacer;
   CHECK(question_time(pacer, kStart) == kStart);  // the first at once

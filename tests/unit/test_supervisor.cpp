@@ -439,13 +439,19 @@ TEST_CASE("an epoch younger than the last round, or a refused question, maps eve
   f.run_for(2s);
   f.supervisor->gateway_datagram(pcp_announce(0), {kGateway, 5351}, kAnnouncePort);
   REQUIRE(f.run_until([&] { return f.mapper->map_calls() == 4; }, 5s));
+  // A change the notice announced (epoch 20 s, as the gateway's, which is
+  // older than the last round) and the answer confirms.
+  f.run_for(10s);
+  f.mapper->check_epoch = 20s;
+  f.supervisor->gateway_datagram(pcp_announce(20), {kGateway, 5351}, kAnnouncePort);
+  REQUIRE(f.run_until([&] { return f.mapper->map_calls() == 6; }, 5s));
   // The gateway refuses the question (as miniupnpd does while it re-checks a
   // new address, dropping the mapping it was renewing): everything again.
   f.mapper->check_epoch.reset();
   f.mapper->check_refused = true;
   f.run_for(10s);
   f.supervisor->gateway_datagram(pcp_announce(0), {kGateway, 5351}, kAnnouncePort);
-  CHECK(f.run_until([&] { return f.mapper->map_calls() == 6; }, 5s));
+  CHECK(f.run_until([&] { return f.mapper->map_calls() == 8; }, 5s));
 }
 
 TEST_CASE("a stream of forged notices costs a question a minute and no round", "[supervisor]") {
