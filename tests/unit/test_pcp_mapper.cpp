@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "result_printer.hpp"
+#include "run_loop.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -71,20 +72,6 @@ class LoopbackServer {
   udp::endpoint client_;
   boost::system::error_code error_;
 };
-
-// Runs one coroutine on the loop until it ends, at most `limit`.
-template <class T>
-std::optional<T> run_for(asio::io_context& loop, asio::awaitable<T> task, std::chrono::steady_clock::duration limit) {
-  std::optional<T> result;
-  asio::co_spawn(loop, std::move(task), [&](std::exception_ptr e, T value) {
-    if (e) std::rethrow_exception(e);
-    result.emplace(std::move(value));
-    loop.stop();
-  });
-  loop.restart();
-  loop.run_for(limit);
-  return result;
-}
 
 ClientOptions options_for(asio::ip::address_v4 server) {
   ClientOptions options;
