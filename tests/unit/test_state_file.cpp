@@ -306,8 +306,9 @@ TEST_CASE("a wrong header in both copies leaves the mappings unplaced", "[state_
       {[](Json& h) { h["mapping_count"] = -1; }, "mapping_count: out of range (-1)"},
       {[](Json& h) { h["mapping_count"] = "4"; }, "mapping_count: not an integer (\"4\")"},
   };
-  for (const auto& [edit, error] : cases) {
+  for (const auto& [edit_header, error] : cases) {
     INFO(error);
+    const auto& edit = edit_header;  // (clang before 16 cannot capture a structured binding)
     const auto decoded = decode(edited_lines([&](std::vector<Json>& r) {
       edit(r.front());
       edit(r.back());
