@@ -51,7 +51,9 @@ check((doc.get("gateway") or {}).get("method") == env["METHOD"], "gateway.method
 }
 
 # ---- NAT-PMP: no nonce; forged grants and refusals ------------------------------------
-forge_start natpmp-grant,natpmp-refuse 0.002
+# (a round every 20 ms: faster, the sanitized build cannot drain the spray before it sends,
+# and its requests never go out; see natkeeper's NAT-PMP exchange)
+forge_start natpmp-grant,natpmp-refuse 0.02
 nk_run natpmp --once --protocol natpmp "${MAP_ARGS[@]}" --json -v
 mappings_bounded natpmp || fail "forged NAT-PMP replies were believed"
 json_expect_mappings "$NK_OUT" "$SPECS" natpmp || fail "forged NAT-PMP replies steered the mappings"
