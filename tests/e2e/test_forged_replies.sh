@@ -49,19 +49,28 @@ check(not poisoned, "%d of %d lifetimes beyond the %d s asked for (or none)%s" %
 check((doc.get("gateway") or {}).get("method") == env["METHOD"], "gateway.method is %s" % env["METHOD"])
 ' "LEASE=$LEASE" "METHOD=$1"
 }
+# expect_mapped METHOD WHAT: the last run mapped SPECS over METHOD, within the lease, and
+# the gateway holds exactly them; else fail naming WHAT
+expect_mapped() {
+  mappings_bounded "$1" || fail "$2: lifetimes or method wrong"
+  json_expect_mappings "$NK_OUT" "$SPECS" "$1" || fail "$2: the mappings are wrong"
+  assert_rc 0
+  gw_expect_rules "$SPECS"
+}
+# expect_deleted METHOD: --delete over METHOD exits 0 and leaves no rule
+expect_deleted() {
+  nk_run "$1-delete" --delete --protocol "$1" "${MAP_ARGS[@]}"
+  assert_rc 0
+  assert_eq "$(gw_rule_count)" 0 "DNAT rules to $LAN_HOST after --delete ($1)"
+}
 
 # ---- NAT-PMP: no nonce; forged grants and refusals ------------------------------------
 # (a round every 20 ms: faster, the sanitized build cannot drain the spray before it sends,
 # and its requests never go out; see natkeeper's NAT-PMP exchange)
 forge_start natpmp-grant,natpmp-refuse 0.02
 nk_run natpmp --once --protocol natpmp "${MAP_ARGS[@]}" --json -v
-mappings_bounded natpmp || fail "forged NAT-PMP replies were believed"
-json_expect_mappings "$NK_OUT" "$SPECS" natpmp || fail "forged NAT-PMP replies steered the mappings"
-assert_rc 0
-gw_expect_rules "$SPECS"
-nk_run natpmp-delete --delete --protocol natpmp "${MAP_ARGS[@]}"
-assert_rc 0
-assert_eq "$(gw_rule_count)" 0 "DNAT rules to $LAN_HOST after --delete (NAT-PMP)"
+expect_mapped natpmp "forged NAT-PMP replies were believed"
+expect_deleted natpmp
 forge_stop
 
 # ---- PCP: UNSUPP_VERSION has no nonce ---------------------------------------------------
@@ -75,13 +84,8 @@ if grep -q "does not speak PCP version 2" "$NK_ERR"; then
   nk_run natpmp-fallback-delete --delete --protocol natpmp "${MAP_ARGS[@]}"
   nk_run pcp --once --protocol pcp "${MAP_ARGS[@]}" --json -v
 fi
-mappings_bounded pcp || fail "PCP mappings are wrong under forged UNSUPP_VERSION"
-json_expect_mappings "$NK_OUT" "$SPECS" pcp || fail "forged UNSUPP_VERSION failed PCP mappings"
-assert_rc 0
-gw_expect_rules "$SPECS"
-nk_run pcp-delete --delete --protocol pcp "${MAP_ARGS[@]}"
-assert_rc 0
-assert_eq "$(gw_rule_count)" 0 "DNAT rules to $LAN_HOST after --delete (PCP)"
+expect_mapped pcp "forged UNSUPP_VERSION failed PCP mappings"
+expect_deleted pcp
 # miniupnpd answers a delete of a mapping it does not hold with NO_RESOURCES: nothing failed
 nk_run pcp-delete-again --delete --protocol pcp "${MAP_ARGS[@]}" -v
 assert_rc 0
