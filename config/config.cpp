@@ -3,7 +3,11 @@
 #include <toml++/toml.h>
 #include <fmt/format.h>
 
+#include <array>
+#include <bitset>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <tuple>
@@ -357,16 +361,31 @@ std::vector<Wanted> wanted_ports(const Config& config, bool with_profile, const 
 
 }  // namespace
 
-std::vector<MapRequest> plan_requests(const Config& config, const DeviceAddresses& addresses) {
-  std::vector<MapRequest> requests;
-  std::set<std::tuple<std::optional<boost::asio::ip::address>, Transport, std::uint16_t>> planned;
+std::vector<RequestRun> plan_runs(const Config& config, const DeviceAddresses& addresses) {
+  std::vector<RequestRun> runs;
+  // The ports planned so far, per client and transport: a port planned twice
+  // keeps its first place. A bit per port: 16 KB per client, however many ports.
+  using PlannedPorts = std::array<std::bitset<65536>, 2>;
+  std::map<std::optional<boost::asio::ip::address>, std::unique_ptr<PlannedPorts>> planned;
   auto add = [&](const std::vector<Wanted>& wanted, std::optional<boost::asio::ip::address> client,
                  const std::string& device) {
+    auto& client_ports = planned[client];
+    if (!client_ports) client_ports = std::make_unique<PlannedPorts>();
     for (const auto& [range, description] : wanted) {
+      auto& ports = (*client_ports)[range.proto == Transport::tcp ? 0 : 1];
       for (unsigned port = range.first; port <= range.last; ++port) {
+        if (ports.test(port)) continue;
+        ports.set(port);
         const auto p = static_cast<std::uint16_t>(port);
-        if (!planned.emplace(client, range.proto, p).second) continue;
-        requests.push_back({range.proto, p, p, config.lease, description, client, device});
+        if (!runs.empty()) {
+          auto& last = runs.back();
+          if (last.first.proto == range.proto && last.first.internal_port + last.count == port &&
+              last.first.description == description && last.first.internal_client == client) {
+            ++last.count;
+            continue;
+          }
+        }
+        runs.push_back({{range.proto, p, p, config.lease, description, client, device}, 1});
       }
     }
   };
@@ -381,6 +400,17 @@ std::vector<MapRequest> plan_requests(const Config& config, const DeviceAddresse
     // Reports name an unnamed device by its address (MapRequest::device empty).
     add(wanted_ports(config, device.ring_profile, device.ports, description), boost::asio::ip::address(*addresses[i]),
         device.name);
+  }
+  return runs;
+}
+
+std::vector<MapRequest> plan_requests(const Config& config, const DeviceAddresses& addresses) {
+  std::vector<MapRequest> requests;
+  for (const auto& run : plan_runs(config, addresses)) {
+    for (std::uint32_t i = 0; i < run.count; ++i) {
+      auto& request = requests.emplace_back(run.first);
+      request.internal_port = request.wanted_external_port = static_cast<std::uint16_t>(run.first.internal_port + i);
+    }
   }
   return requests;
 }

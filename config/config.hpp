@@ -113,4 +113,13 @@ DeviceAddresses configured_addresses(const Config& config);
 std::vector<MapRequest> plan_requests(const Config& config, const DeviceAddresses& addresses);
 std::vector<MapRequest> plan_requests(const Config& config);  // with configured_addresses()
 
+// The same plan in runs: `count` requests for consecutive ports from
+// `first`'s (internal and wanted external port alike), the same in all else.
+// As large as the configuration, not as the ports it names.
+struct RequestRun {
+  MapRequest first;
+  std::uint32_t count = 0;
+};
+std::vector<RequestRun> plan_runs(const Config& config, const DeviceAddresses& addresses);
+
 }  // namespace natkeeper::config

@@ -10,6 +10,8 @@
 #include <array>
 #include <cerrno>
 #include <cstdlib>
+#include <functional>
+#include <utility>
 
 #include "agent/base/log.hpp"
 #include "agent/base/state_dir.hpp"
@@ -39,15 +41,18 @@ std::error_code sync_directory(const std::filesystem::path& directory) {
   return ec;
 }
 
-// Writes `text` to a new file in `directory` and returns its path.
+// Writes the content of a file to its descriptor.
+using WriteContent = std::function<std::error_code(int fd)>;
+
+// A new file in `directory` with the content `write` gives it; returns its path.
 Result<std::filesystem::path> write_temporary(const std::filesystem::path& directory,
-                                              const std::filesystem::path& final_name, std::string_view text) {
+                                              const std::filesystem::path& final_name, const WriteContent& write) {
   auto name = (directory / ("." + final_name.string() + ".XXXXXX")).string();
   // mkostemp creates the file exclusively; the mode is set whatever the umask.
   const int fd = ::mkostemp(name.data(), O_CLOEXEC);
   if (fd < 0) return last_error();
   auto ec = ::fchmod(fd, 0600) == 0 ? std::error_code() : last_error();
-  if (!ec) ec = write_all(fd, text);
+  if (!ec) ec = write(fd);
   if (!ec && ::fsync(fd) != 0) ec = last_error();
   if (::close(fd) != 0 && !ec) ec = last_error();
   if (ec) {
@@ -57,13 +62,13 @@ Result<std::filesystem::path> write_temporary(const std::filesystem::path& direc
   return std::filesystem::path(name);
 }
 
-// Replaces `file` with `text` as write_state_file() does.
-std::error_code write_file_atomically(const std::filesystem::path& file, std::string_view text) {
+// Replaces `file` with what `write` writes, as write_state_file() does.
+std::error_code write_file_atomically(const std::filesystem::path& file, const WriteContent& write) {
   const auto directory = file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
   std::error_code ec;
   std::filesystem::create_directories(directory, ec);
   if (ec) return ec;
-  const auto temporary = write_temporary(directory, file.filename(), text);
+  const auto temporary = write_temporary(directory, file.filename(), write);
   if (!temporary) return temporary.error();
   if (::rename(temporary->c_str(), file.c_str()) != 0) {
     ec = last_error();
@@ -120,7 +125,7 @@ std::optional<std::string> read_regular_file(const std::filesystem::path& file, 
 // where it went, for the log line.
 std::string set_aside(const std::filesystem::path& file, std::string_view text, const state::ServiceState& intact) {
   const auto aside = damaged_state_file_path(file);
-  if (const auto ec = write_file_atomically(aside, text))
+  if (const auto ec = write_file_atomically(aside, [text](int fd) { return write_all(fd, text); }))
     return fmt::format("it stays in place, as no copy can be kept as {}: {}", aside.string(), ec.message());
   const auto ec = intact.mappings.empty() ? remove_state_file(file) : write_state_file(file, intact);
   if (ec) return fmt::format("a copy is kept as {}, but the file cannot be replaced: {}", aside.string(), ec.message());
@@ -137,7 +142,22 @@ std::filesystem::path damaged_state_file_path(const std::filesystem::path& file)
 }
 
 std::error_code write_state_file(const std::filesystem::path& file, const state::ServiceState& state) {
-  return write_file_atomically(file, state::encode(state));
+  // Line by line through a buffer: never the whole text in memory.
+  return write_file_atomically(file, [&state](int fd) {
+    constexpr std::size_t kBufferSize = 64 * 1024;
+    std::string buffer;
+    buffer.reserve(kBufferSize);
+    std::error_code ec;
+    const bool written = state::encode(state, [&](std::string_view line) {
+      if (buffer.size() + line.size() > kBufferSize) {
+        ec = write_all(fd, std::exchange(buffer, {}));
+        buffer.reserve(kBufferSize);
+      }
+      buffer += line;
+      return !ec;
+    });
+    return written ? write_all(fd, buffer) : ec;
+  });
 }
 
 StateFileLoad read_state_file(const std::filesystem::path& file) {

@@ -422,27 +422,59 @@ Decoded decode_lines(std::string_view text) {
 
 }  // namespace
 
-bool same_holdings(const ServiceState& a, const ServiceState& b) {
-  const auto without_expiry = [](const LiveMapping& m) {
-    return std::tie(m.proto, m.internal_port, m.external_port, m.external_ip, m.permanent, m.internal_client, m.device,
-                    m.confirmed);
+std::uint64_t holdings_digest(const ServiceState& state) {
+  // FNV-1a over every field but the expiry, each string preceded by its length
+  // so that no two different states feed the same bytes.
+  std::uint64_t digest = 14695981039346656037ULL;
+  const auto add_bytes = [&digest](const void* data, std::size_t size) {
+    for (const auto byte : std::string_view(static_cast<const char*>(data), size)) {
+      digest ^= static_cast<std::uint8_t>(byte);
+      digest *= 1099511628211ULL;
+    }
   };
-  return a.gateway == b.gateway && a.method == b.method && a.local_address == b.local_address &&
-         std::equal(a.mappings.begin(), a.mappings.end(), b.mappings.begin(), b.mappings.end(),
-                    [&](const LiveMapping& x, const LiveMapping& y) { return without_expiry(x) == without_expiry(y); });
+  const auto add_value = [&](auto value) { add_bytes(&value, sizeof value); };
+  const auto add_text = [&](std::string_view text) {
+    add_value(text.size());
+    add_bytes(text.data(), text.size());
+  };
+  add_text(state.gateway);
+  add_text(state.method);
+  add_text(state.local_address);
+  add_value(state.mappings.size());
+  for (const auto& m : state.mappings) {
+    add_value(static_cast<int>(m.proto));
+    add_value(m.internal_port);
+    add_value(m.external_port);
+    add_text(m.external_ip);
+    add_value(m.permanent);
+    add_text(m.internal_client);
+    add_text(m.device);
+    add_value(m.confirmed);
+  }
+  return digest;
 }
 
-std::string encode(const ServiceState& state) {
+bool encode(const ServiceState& state, const std::function<bool(std::string_view line)>& write) {
   const Json header{{"version", kVersion},
                     {"gateway", state.gateway},
                     {"method", state.method},
                     {"local_address", state.local_address},
                     {"mapping_count", state.mappings.size()}};
   const auto header_line = checksummed_line(header);
-  std::string text = header_line;
-  for (const auto& mapping : state.mappings) text += checksummed_line(encode_mapping(mapping));
+  if (!write(header_line)) return false;
+  for (const auto& mapping : state.mappings)
+    if (!write(checksummed_line(encode_mapping(mapping)))) return false;
   // Again at the end: a damaged first line does not lose where the mappings are.
-  return text + header_line;
+  return write(header_line);
+}
+
+std::string encode(const ServiceState& state) {
+  std::string text;
+  encode(state, [&text](std::string_view line) {
+    text += line;
+    return true;
+  });
+  return text;
 }
 
 Decoded decode(std::string_view text) {

@@ -9,6 +9,7 @@
 // corrupted line is detected and skipped, every intact record is kept, and
 // either copy of the header places them.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,15 +53,21 @@ struct ServiceState {
   friend bool operator==(const ServiceState&, const ServiceState&) = default;
 };
 
-// Whether `a` and `b` record the same mappings at the same gateway, whatever
-// their expiry times: the state file need not be written again for `b` when it
-// holds `a` (an expiry is recorded as "now + lease" whenever a state is
-// recorded, so it moves at every recording, while nothing to delete changed).
-bool same_holdings(const ServiceState& a, const ServiceState& b);
+// What `state` holds, whatever its expiry times: equal for states that record
+// the same mappings at the same gateway, and (but for a 64-bit collision)
+// different otherwise. The state file need not be written again for a state
+// whose digest it holds (an expiry is recorded as "now + lease" at every
+// recording, so it moves each time while nothing to delete changed); a digest
+// is all a writer keeps of what it wrote.
+std::uint64_t holdings_digest(const ServiceState& state);
 
 // The file's text. decode(encode(state)) gives `state` back, intact, for any
 // state decode() returns.
 std::string encode(const ServiceState& state);
+// The same text, line by line, to `write`: a state of a hundred thousand
+// mappings need not be held twice, as records and as text. Stops at the first
+// line `write` refuses (returns false).
+bool encode(const ServiceState& state, const std::function<bool(std::string_view line)>& write);
 
 // A line decode() could not use, for a log line.
 struct Damage {

@@ -89,7 +89,11 @@ std::optional<std::string> table_full_summary(const std::vector<MapOutcome>& out
                                 [](const MapOutcome& o) { return o.error == MapFailure::table_full; });
   if (!full) return std::nullopt;
   const auto mapped = std::count_if(outcomes.begin(), outcomes.end(), [](const MapOutcome& o) { return o.mapping.has_value(); });
-  return fmt::format("mapped {} of {}: gateway table full", mapped, outcomes.size());
+  return table_full_message(static_cast<std::size_t>(mapped), outcomes.size());
+}
+
+std::string table_full_message(std::size_t mapped, std::size_t asked) {
+  return fmt::format("mapped {} of {}: gateway table full", mapped, asked);
 }
 
 asio::awaitable<std::vector<MapOutcome>> map_all_until_stable(Mapper& mapper, std::vector<MapRequest> requests,

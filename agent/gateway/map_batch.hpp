@@ -47,6 +47,8 @@ asio::awaitable<std::vector<MapOutcome>> map_all(Mapper& mapper, std::vector<Map
 // "mapped 40 of 200: gateway table full" when the gateway refused mappings
 // because its table is full; nullopt otherwise.
 std::optional<std::string> table_full_summary(const std::vector<MapOutcome>& outcomes);
+// The same for `mapped` of `asked` requests, once the gateway reported its table full.
+std::string table_full_message(std::size_t mapped, std::size_t asked);
 
 // map_all, and once more when the gateway lost its state meanwhile (its epoch
 // went back): what was mapped before the loss is gone. Bounded: a gateway that

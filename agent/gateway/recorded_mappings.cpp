@@ -8,22 +8,28 @@
 
 namespace natkeeper {
 
+state::ServiceState recorded_situation(const Connection& connection) {
+  return {connection.path.gateway.to_string(), std::string(to_string(connection.protocol.method)),
+          connection.path.local.address.to_string(), {}};
+}
+
+state::LiveMapping live_mapping(const Mapping& mapping, bool confirmed, std::chrono::system_clock::time_point now) {
+  const auto expiry = std::chrono::duration_cast<std::chrono::seconds>((now + mapping.lifetime).time_since_epoch());
+  const auto& request = mapping.request;
+  return {request.proto, request.internal_port, mapping.external_port,
+          mapping.external_ip.is_unspecified() ? std::string() : mapping.external_ip.to_string(),
+          mapping.permanent, mapping.permanent ? 0 : expiry.count(),
+          for_other_device(request) ? request.internal_client->to_string() : std::string(),
+          request.device.substr(0, state::kMaxDeviceNameBytes), confirmed};
+}
+
 state::ServiceState record_mappings(const Connection& connection, const std::vector<Mapping>& mappings,
                                     const std::vector<Mapping>& unconfirmed) {
-  state::ServiceState recorded{connection.path.gateway.to_string(), std::string(to_string(connection.protocol.method)),
-                               connection.path.local.address.to_string(), {}};
+  auto recorded = recorded_situation(connection);
   const auto now = std::chrono::system_clock::now();
-  auto record = [&](const Mapping& mapping, bool confirmed) {
-    const auto expiry = std::chrono::duration_cast<std::chrono::seconds>((now + mapping.lifetime).time_since_epoch());
-    const auto& request = mapping.request;
-    recorded.mappings.push_back({request.proto, request.internal_port, mapping.external_port,
-                                 mapping.external_ip.is_unspecified() ? std::string() : mapping.external_ip.to_string(),
-                                 mapping.permanent, mapping.permanent ? 0 : expiry.count(),
-                                 for_other_device(request) ? request.internal_client->to_string() : std::string(),
-                                 request.device.substr(0, state::kMaxDeviceNameBytes), confirmed});
-  };
-  for (const auto& mapping : mappings) record(mapping, true);
-  for (const auto& mapping : unconfirmed) record(mapping, false);
+  recorded.mappings.reserve(mappings.size() + unconfirmed.size());
+  for (const auto& mapping : mappings) recorded.mappings.push_back(live_mapping(mapping, true, now));
+  for (const auto& mapping : unconfirmed) recorded.mappings.push_back(live_mapping(mapping, false, now));
   return recorded;
 }
 

@@ -5,6 +5,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include <chrono>
 #include <vector>
 
 #include "agent/codecs/state_codec.hpp"
@@ -12,6 +13,11 @@
 
 namespace natkeeper {
 
+// The state of `connection` (gateway, method, this host's address) without mappings.
+state::ServiceState recorded_situation(const Connection& connection);
+// How the state file records `mapping`, with its expiry counted from `now`;
+// `confirmed` false: requested or being removed, not confirmed by the gateway.
+state::LiveMapping live_mapping(const Mapping& mapping, bool confirmed, std::chrono::system_clock::time_point now);
 // `unconfirmed`: requested or being removed, not confirmed by the gateway;
 // recorded all the same, as the gateway may hold them.
 state::ServiceState record_mappings(const Connection& connection, const std::vector<Mapping>& mappings,

@@ -1,17 +1,69 @@
 #include "agent/service/plan.hpp"
 
 #include <algorithm>
-#include <map>
 #include <set>
+#include <utility>
 
 #include "mappers/errors.hpp"
 
 namespace natkeeper {
-PlannedMapping unmapped(MapRequest request) {
+namespace {
+
+// Entries are the same planned mapping when device, protocol, internal and
+// wanted external port agree.
+auto entry_key(const PlannedMapping& entry) {
+  return std::tie(entry.run->internal_client, entry.run->proto, entry.internal_port, entry.wanted_external_port);
+}
+
+PlannedMapping unmapped_entry(std::shared_ptr<const MapRequest> run, std::uint16_t port) {
   PlannedMapping entry;
-  entry.report.request = std::move(request);
-  entry.report.note = "not mapped yet";
+  entry.run = std::move(run);
+  entry.internal_port = entry.wanted_external_port = port;
+  entry.note = "not mapped yet";
   return entry;
+}
+
+}  // namespace
+
+Grant grant_of(const Mapping& mapping) {
+  return {mapping.external_ip, mapping.external_port, mapping.permanent, mapping.lifetime};
+}
+
+MapRequest request_of(const PlannedMapping& entry) {
+  auto request = *entry.run;
+  request.internal_port = entry.internal_port;
+  request.wanted_external_port = entry.wanted_external_port;
+  return request;
+}
+
+Mapping mapping_of(const PlannedMapping& entry, const Grant& grant) {
+  return {request_of(entry), grant.external_ip, grant.external_port, grant.lifetime, grant.permanent};
+}
+
+MappingReport report_of(const PlannedMapping& entry) {
+  MappingReport report;
+  report.request = request_of(entry);
+  if (entry.method) report.method = std::string(to_string(*entry.method));
+  if (entry.mapping) report.mapping = mapping_of(entry, *entry.mapping);
+  report.error = entry.error;
+  report.state = entry.state;
+  report.verified_by = entry.verified_by;
+  report.note = entry.note;
+  report.probe_round_trip = entry.probe_round_trip;
+  return report;
+}
+
+std::vector<PlannedMapping> unmapped(const std::vector<config::RequestRun>& runs) {
+  std::size_t total = 0;
+  for (const auto& run : runs) total += run.count;
+  std::vector<PlannedMapping> entries;
+  entries.reserve(total);
+  for (const auto& run : runs) {
+    const auto shared = std::make_shared<const MapRequest>(run.first);
+    for (std::uint32_t i = 0; i < run.count; ++i)
+      entries.push_back(unmapped_entry(shared, static_cast<std::uint16_t>(run.first.internal_port + i)));
+  }
+  return entries;
 }
 
 Mapping as_requested(const MapRequest& request) {
@@ -19,10 +71,18 @@ Mapping as_requested(const MapRequest& request) {
 }
 
 std::optional<Mapping> possibly_held(const PlannedMapping& entry) {
-  if (entry.report.mapping) return entry.report.mapping;
-  if (entry.granted) return entry.granted;
-  if (entry.request != PlannedMapping::Request::sent) return std::nullopt;
-  return as_requested(entry.report.request);
+  if (entry.mapping) return mapping_of(entry, *entry.mapping);
+  if (entry.granted) return mapping_of(entry, *entry.granted);
+  if (entry.request != PlannedMapping::Request::sent && entry.request != PlannedMapping::Request::removing)
+    return std::nullopt;
+  return as_requested(request_of(entry));
+}
+
+std::optional<RecordedMapping> to_record(const PlannedMapping& entry) {
+  const bool confirmed = !unconfirmed(entry) && entry.request != PlannedMapping::Request::removing;
+  if (auto held = possibly_held(entry)) return RecordedMapping{std::move(*held), confirmed};
+  if (entry.request == PlannedMapping::Request::intended) return RecordedMapping{as_requested(request_of(entry)), false};
+  return std::nullopt;
 }
 
 PendingRemoval pending_removal(Mapping mapping, std::chrono::steady_clock::time_point now, double unit) {
@@ -43,7 +103,7 @@ std::vector<Mapping> stray_mappings(std::vector<Mapping> listed, const std::vect
                                     const std::vector<boost::asio::ip::address>& clients) {
   std::set<std::pair<Transport, std::uint16_t>> wanted;
   for (const auto& entry : entries) {
-    wanted.emplace(entry.report.request.proto, entry.report.request.wanted_external_port);
+    wanted.emplace(entry.run->proto, entry.wanted_external_port);
     if (const auto held = possibly_held(entry)) wanted.emplace(held->request.proto, held->external_port);
   }
   std::vector<Mapping> strays;
@@ -57,26 +117,35 @@ std::vector<Mapping> stray_mappings(std::vector<Mapping> listed, const std::vect
   return strays;
 }
 
-PlanMerge merge_plan(std::vector<PlannedMapping> current, const std::vector<MapRequest>& planned) {
+PlanMerge merge_plan(std::vector<PlannedMapping> current, const std::vector<config::RequestRun>& planned) {
   PlanMerge merge;
-  std::vector<MapRequest> before;
-  for (const auto& entry : current) before.push_back(entry.report.request);
-  merge.diff = policy::diff_requests(before, planned);
-  std::map<decltype(policy::request_key(MapRequest{})), PlannedMapping> old_entries;
-  for (auto& entry : current) old_entries.emplace(policy::request_key(entry.report.request), std::move(entry));
-  for (const auto& request : merge.diff.removed) {
-    const auto& entry = old_entries.at(policy::request_key(request));
-    if (auto held = possibly_held(entry)) merge.removed.push_back(std::move(*held));
-  }
-  for (const auto& request : planned) {
-    const auto old = old_entries.find(policy::request_key(request));
-    if (old == old_entries.end()) {
-      merge.entries.push_back(unmapped(request));
+  merge.entries = unmapped(planned);
+  // The current entries by key, to find each planned one's: an index each, not a copy.
+  std::vector<std::size_t> by_key(current.size());
+  for (std::size_t i = 0; i < by_key.size(); ++i) by_key[i] = i;
+  const auto key_less = [&current](std::size_t a, std::size_t b) { return entry_key(current[a]) < entry_key(current[b]); };
+  std::sort(by_key.begin(), by_key.end(), key_less);
+  std::vector<bool> taken(current.size(), false);
+  for (auto& entry : merge.entries) {
+    const auto found = std::lower_bound(by_key.begin(), by_key.end(), entry, [&](std::size_t i, const PlannedMapping& e) {
+      return entry_key(current[i]) < entry_key(e);
+    });
+    if (found == by_key.end() || entry_key(current[*found]) != entry_key(entry) || taken[*found]) {
+      ++merge.added;
       continue;
     }
-    old->second.report.request.lifetime = request.lifetime;
-    old->second.report.request.description = request.description;
-    merge.entries.push_back(std::move(old->second));
+    // The new run's request (lease, description) with the old entry's
+    // standing; the old request stays behind, as the search still reads its key.
+    auto run = std::move(entry.run);
+    entry = std::move(current[*found]);
+    current[*found].run = std::exchange(entry.run, std::move(run));
+    taken[*found] = true;
+    ++merge.kept;
+  }
+  for (std::size_t i = 0; i < current.size(); ++i) {
+    if (taken[i]) continue;
+    ++merge.dropped;
+    if (auto held = possibly_held(current[i])) merge.removed.push_back(std::move(*held));
   }
   return merge;
 }
@@ -92,47 +161,47 @@ std::vector<std::size_t> due_for_renewal(const std::vector<PlannedMapping>& entr
 }
 
 std::vector<MapRequest> renewal_requests(const std::vector<PlannedMapping>& entries,
-                                         const std::vector<std::size_t>& indices) {
+                                         std::span<const std::size_t> indices) {
   std::vector<MapRequest> requests;
+  requests.reserve(indices.size());
   for (const auto i : indices) {
-    auto request = entries[i].report.request;
-    if (entries[i].report.mapping) request.wanted_external_port = entries[i].report.mapping->external_port;
+    auto request = request_of(entries[i]);
+    if (entries[i].mapping) request.wanted_external_port = entries[i].mapping->external_port;
     requests.push_back(std::move(request));
   }
   return requests;
 }
 
-bool record_outcome(PlannedMapping& entry, const MapOutcome& outcome, std::string_view method,
+bool record_outcome(PlannedMapping& entry, const MapOutcome& outcome, Method method,
                     std::chrono::steady_clock::time_point now, double unit) {
-  auto& report = entry.report;
-  report.method = std::string(method);
+  entry.method = method;
   entry.granted.reset();
   if (outcome.mapping || outcome.error != MapFailure::gateway_unreachable) entry.request = PlannedMapping::Request::none;
   if (outcome.mapping) {
-    const bool unchanged = report.mapping && report.state != MappingState::failed &&
-                           report.mapping->external_port == outcome.mapping->external_port &&
-                           report.mapping->external_ip == outcome.mapping->external_ip;
+    const bool unchanged = entry.mapping && entry.state != MappingState::failed &&
+                           entry.mapping->external_port == outcome.mapping->external_port &&
+                           entry.mapping->external_ip == outcome.mapping->external_ip;
     if (!unchanged) {
-      report.state = MappingState::mapped;
-      report.verified_by.clear();
-      report.note.clear();
-      report.probe_round_trip.reset();
+      entry.state = MappingState::mapped;
+      entry.verified_by.clear();
+      entry.note.clear();
+      entry.probe_round_trip.reset();
       entry.verified_at.reset();
     }
-    report.mapping = outcome.mapping;
-    report.error = {};
+    entry.mapping = grant_of(*outcome.mapping);
+    entry.error = {};
     entry.failures = 0;
-    const auto lease = std::max(outcome.mapping->permanent ? report.request.lifetime : outcome.mapping->lifetime,
+    const auto lease = std::max(outcome.mapping->permanent ? entry.run->lifetime : outcome.mapping->lifetime,
                                 policy::kShortestScheduledLease);
     entry.renew_at = now + policy::renewal_delay(lease, unit);
     entry.window_start = now + policy::renewal_window_start(lease);
     return !unchanged;
   }
   // The mapping it had, if any, stays recorded: it may still exist at the gateway.
-  report.error = outcome.error;
-  report.state = MappingState::failed;
-  report.verified_by.clear();
-  report.note.clear();
+  entry.error = outcome.error;
+  entry.state = MappingState::failed;
+  entry.verified_by.clear();
+  entry.note.clear();
   ++entry.failures;
   entry.renew_at = entry.window_start = now + policy::retry_delay(entry.failures, unit);
   return false;
@@ -140,10 +209,10 @@ bool record_outcome(PlannedMapping& entry, const MapOutcome& outcome, std::strin
 
 void record_verification(PlannedMapping& entry, const MappingReport& verified,
                          std::chrono::system_clock::time_point when) {
-  entry.report.state = verified.state;
-  entry.report.verified_by = verified.verified_by;
-  entry.report.note = verified.note;
-  entry.report.probe_round_trip = verified.probe_round_trip;
+  entry.state = verified.state;
+  entry.verified_by = verified.verified_by;
+  entry.note = verified.note;
+  entry.probe_round_trip = verified.probe_round_trip;
   if (verified.state == MappingState::verified) entry.verified_at = when;
 }
 
@@ -152,26 +221,22 @@ std::vector<Mapping> adopt_recorded(std::vector<PlannedMapping>& entries, std::v
   std::vector<Mapping> unwanted;
   for (auto& mapping : recorded) {
     const auto planned = std::find_if(entries.begin(), entries.end(), [&](const PlannedMapping& entry) {
-      const auto& request = entry.report.request;
-      return !entry.report.mapping && request.internal_client == mapping.request.internal_client &&
-             request.proto == mapping.request.proto &&
-             request.internal_port == mapping.request.internal_port &&
-             (allow_other_external_port || request.wanted_external_port == mapping.external_port);
+      return !entry.mapping && entry.run->internal_client == mapping.request.internal_client &&
+             entry.run->proto == mapping.request.proto && entry.internal_port == mapping.request.internal_port &&
+             (allow_other_external_port || entry.wanted_external_port == mapping.external_port);
     });
     if (planned == entries.end()) {
       unwanted.push_back(std::move(mapping));
       continue;
     }
-    mapping.request = planned->report.request;
-    planned->report.mapping = std::move(mapping);
+    planned->mapping = grant_of(mapping);
   }
   return unwanted;
 }
 
 std::optional<boost::asio::ip::address> external_address_of(const std::vector<PlannedMapping>& entries) {
   for (const auto& entry : entries)
-    if (active(entry) && !entry.report.mapping->external_ip.is_unspecified())
-      return entry.report.mapping->external_ip;
+    if (active(entry) && !entry.mapping->external_ip.is_unspecified()) return entry.mapping->external_ip;
   return std::nullopt;
 }
 
@@ -180,8 +245,8 @@ PlanCounts count(const std::vector<PlannedMapping>& entries) {
   for (const auto& entry : entries) {
     if (active(entry)) ++counts.active;
     else ++counts.failed;
-    if (entry.report.state == MappingState::verified) ++counts.verified;
-    if (entry.report.state == MappingState::unreachable) ++counts.unreachable;
+    if (entry.state == MappingState::verified) ++counts.verified;
+    if (entry.state == MappingState::unreachable) ++counts.unreachable;
   }
   return counts;
 }

@@ -1,7 +1,6 @@
 #include "agent/service/service_policy.hpp"
 
 #include <algorithm>
-#include <set>
 
 namespace natkeeper::policy {
 namespace {
@@ -37,17 +36,6 @@ Duration remap_delay_after_loss(int losses, double unit) {
 
 Duration announcement_delay(double unit) {
   return to_duration(std::chrono::duration<double>(0.5 * clamp_unit(unit)));
-}
-
-RequestDiff diff_requests(const std::vector<MapRequest>& before, const std::vector<MapRequest>& after) {
-  std::set<decltype(request_key(MapRequest{}))> old_keys, new_keys;
-  for (const auto& request : before) old_keys.insert(request_key(request));
-  for (const auto& request : after) new_keys.insert(request_key(request));
-  RequestDiff diff;
-  for (const auto& request : after) (old_keys.contains(request_key(request)) ? diff.kept : diff.added).push_back(request);
-  for (const auto& request : before)
-    if (!new_keys.contains(request_key(request))) diff.removed.push_back(request);
-  return diff;
 }
 
 bool gateway_settings_differ(const config::Config& before, const config::Config& after) {

@@ -40,18 +40,6 @@ Duration remap_delay_after_loss(int losses, double unit);
 // doorbell offline for 5 s misses calls, so 0–0.5 s.
 Duration announcement_delay(double unit);
 
-struct RequestDiff {
-  std::vector<MapRequest> added;    // in the new plan only
-  std::vector<MapRequest> removed;  // in the old plan only
-  std::vector<MapRequest> kept;     // in both (as the new plan words them: lease, description)
-};
-// Requests are the same mapping when device, protocol, internal and wanted
-// external port agree: this key.
-inline auto request_key(const MapRequest& request) {
-  return std::tuple{request.internal_client, request.proto, request.internal_port, request.wanted_external_port};
-}
-RequestDiff diff_requests(const std::vector<MapRequest>& before, const std::vector<MapRequest>& after);
-
 // True when the new configuration talks to another gateway or protocol: every
 // mapping must then move.
 bool gateway_settings_differ(const config::Config& before, const config::Config& after);

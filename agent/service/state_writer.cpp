@@ -15,15 +15,17 @@
 namespace natkeeper {
 namespace {
 
-// On a worker, with copies of what it needs.
+// On a worker, with copies of what it needs; the snapshot, which may be large,
+// is shared, and nothing on the loop changes it.
 asio::awaitable<std::error_code> attempt(StateWriter::Write write, std::filesystem::path file,
-                                         StateWriter::Snapshot snapshot) {
-  co_return write(file, snapshot);
+                                         std::shared_ptr<const StateWriter::Snapshot> snapshot) {
+  co_return write(file, *snapshot);
 }
 
-bool same_holdings(const StateWriter::Snapshot& a, const StateWriter::Snapshot& b) {
-  if (!a || !b) return !a && !b;
-  return state::same_holdings(*a, *b);
+// What a snapshot holds, as far as deciding whether to write it goes.
+std::optional<std::uint64_t> digest(const StateWriter::Snapshot& snapshot) {
+  if (!snapshot) return std::nullopt;
+  return state::holdings_digest(*snapshot);
 }
 
 }  // namespace
@@ -50,8 +52,9 @@ struct StateWriter::Core {
   std::filesystem::path file;
   Write write;
   Timebase& time;
-  std::optional<Snapshot> pending;  // the newest snapshot, not yet written
-  std::optional<Snapshot> written;  // what the file holds, once this writer wrote it
+  std::shared_ptr<const Snapshot> pending;  // the newest snapshot, not yet written
+  // What the file holds (its digest, nullopt for no file), once this writer wrote it.
+  std::optional<std::optional<std::uint64_t>> written;
   bool running = false;             // drain() is on, attempting or waiting to retry
   bool attempting = false;          // an attempt runs on a worker
   unsigned failures = 0;            // failed attempts in a row
@@ -73,12 +76,12 @@ const std::filesystem::path& StateWriter::file() const { return core_->file; }
 
 void StateWriter::save(Snapshot snapshot) {
   auto& core = *core_;
-  if (!core.attempting && core.written && same_holdings(*core.written, snapshot)) {
+  if (!core.attempting && core.written && *core.written == digest(snapshot)) {
     // The file holds it already: whatever waited to be written is older.
     core.pending.reset();
     return;
   }
-  core.pending = std::move(snapshot);
+  core.pending = std::make_shared<const Snapshot>(std::move(snapshot));
   if (core.running) {
     core.wake.cancel();  // a newer snapshot is tried at once
     return;
@@ -91,8 +94,7 @@ void StateWriter::save(Snapshot snapshot) {
 asio::awaitable<void> StateWriter::drain(std::shared_ptr<Core> core) {
   using namespace asio::experimental::awaitable_operators;
   while (core->pending) {
-    auto snapshot = std::move(*core->pending);
-    core->pending.reset();
+    auto snapshot = std::exchange(core->pending, nullptr);
     core->attempting = true;
     const auto error = co_await asio::co_spawn(core->workers, attempt(core->write, core->file, snapshot),
                                                asio::use_awaitable);
@@ -102,7 +104,7 @@ asio::awaitable<void> StateWriter::drain(std::shared_ptr<Core> core) {
         log::notice("wrote {} again, after {} failed attempts", core->file.string(), core->failures);
       core->failures = 0;
       core->reported.clear();
-      core->written = std::move(snapshot);
+      core->written = digest(*snapshot);
       continue;
     }
     ++core->failures;

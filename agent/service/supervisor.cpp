@@ -37,6 +37,10 @@ constexpr auto kProgressInterval = 1s;
 // Neighbour entries change in bursts too (a renumbered device: a new entry,
 // then the old one going stale).
 constexpr auto kNeighbourSettleTime = 1s;
+// A round or a release of a large plan goes in batches of this many mappings:
+// what it holds meanwhile (requests, answers) is bounded by the batch, not the
+// plan, and a batch keeps a full request window busy.
+constexpr std::size_t kBatchSize = 1024;
 
 long long whole_seconds(std::chrono::steady_clock::duration span) {
   return std::chrono::duration_cast<std::chrono::seconds>(span).count();
@@ -81,8 +85,7 @@ Supervisor::Supervisor(asio::any_io_executor executor, Timebase& time, Superviso
 }
 
 std::vector<PlannedMapping> Supervisor::plan_entries() const {
-  std::vector<PlannedMapping> entries;
-  for (auto& request : config::plan_requests(config_, device_addresses_)) entries.push_back(unmapped(std::move(request)));
+  auto entries = unmapped(config::plan_runs(config_, device_addresses_));
   warn_about_large_plan(config_, entries.size());
   return entries;
 }
@@ -224,8 +227,8 @@ asio::awaitable<void> Supervisor::reconnect() {
     reconnect_ = true;
     log::notice("looking for the gateway again in {} s", std::max(1LL, whole_seconds(delay)));
     for (auto& entry : entries_) {
-      entry.report.state = MappingState::failed;
-      entry.report.note = "no gateway answers";
+      entry.state = MappingState::failed;
+      entry.note = "no gateway answers";
     }
     co_return;
   }
@@ -242,7 +245,7 @@ asio::awaitable<void> Supervisor::reconnect() {
         log::warning("the old gateway did not answer in time; its mappings expire with their leases");
     }
     for (auto& entry : entries_) {
-      entry.report.mapping.reset();
+      entry.mapping.reset();
       entry.granted.reset();
       entry.request = PlannedMapping::Request::none;
     }
@@ -310,23 +313,20 @@ asio::awaitable<void> Supervisor::apply_config(config::Config config) {
 }
 
 asio::awaitable<void> Supervisor::replan(config::Config config, std::string_view why) {
-  const auto planned = config::plan_requests(config, device_addresses_);
-  if (planned.size() > entries_.size()) warn_about_large_plan(config, planned.size());
-  auto merge = merge_plan(std::move(entries_), planned);
+  auto merge = merge_plan(std::move(entries_), config::plan_runs(config, device_addresses_));
+  if (merge.added > merge.dropped) warn_about_large_plan(config, merge.entries.size());
   const bool verification_changed = policy::verification_settings_differ(config_, config);
   config_ = std::move(config);
   entries_ = std::move(merge.entries);
-  const auto& diff = merge.diff;
   const auto& removed = merge.removed;
-  log::notice("{}: {} mappings added, {} removed, {} unchanged", why, diff.added.size(), diff.removed.size(),
-              diff.kept.size());
+  log::notice("{}: {} mappings added, {} removed, {} unchanged", why, merge.added, merge.dropped, merge.kept);
   if (!removed.empty() && connection_) {
     const auto left = co_await remove(removed);
     if (left > 0)
       log::warning("{} of {} removed mappings could not be deleted at the gateway; trying again later", left,
                    removed.size());
   }
-  if (!diff.added.empty() || verification_changed) verify_pending_ = true;
+  if (merge.added > 0 || verification_changed) verify_pending_ = true;
   state_dirty_ = true;
 }
 
@@ -435,7 +435,6 @@ asio::awaitable<void> Supervisor::reconcile() {
 }
 
 asio::awaitable<void> Supervisor::renew(std::vector<std::size_t> indices) {
-  auto requests = renewal_requests(entries_, indices);
   // Intent before acting: what the gateway may grant is in the state file
   // before it is asked for, so that a crash mid-round leaves nothing unknown.
   bool new_requests = false;
@@ -448,35 +447,58 @@ asio::awaitable<void> Supervisor::renew(std::vector<std::size_t> indices) {
     save_state();
     co_await interruptible(state_.flush());
   }
-  auto& found = connection_->protocol;
+  const auto method = connection_->protocol.method;
   const auto started = time_.now();
-  BatchPolicy batch{request_window(found.method), config_.allow_other_external_port, {}, &time_};
-  batch.on_sent = [this, &indices](std::size_t k) {
-    auto& entry = entries_[indices[k]];
-    if (entry.request == PlannedMapping::Request::intended) entry.request = PlannedMapping::Request::sent;
-  };
-  batch.on_granted = [this, &indices](std::size_t k, const Mapping& mapping) {
-    entries_[indices[k]].granted = mapping;
-    removals_.erase(removal_key(mapping));  // wanted again: no longer to be deleted
+  std::size_t mapped = 0, failed = 0;
+  bool table_full = false, unreachable = false;
+  std::optional<MapOutcome> first_failure;
+  // Once the gateway said its table is full, or answered none of a batch, the
+  // rest is not asked for: it would only repeat that.
+  std::error_code rest_fails_with;
+  for (std::size_t begin = 0; begin < indices.size(); begin += kBatchSize) {
+    const auto batch = std::span(indices).subspan(begin, std::min(kBatchSize, indices.size() - begin));
+    std::vector<MapOutcome> outcomes;
+    if (rest_fails_with) {
+      for (const auto i : batch) outcomes.push_back({request_of(entries_[i]), std::nullopt, rest_fails_with});
+    } else {
+      BatchPolicy policy{request_window(method), config_.allow_other_external_port, {}, &time_};
+      policy.on_sent = [this, batch](std::size_t k) {
+        auto& entry = entries_[batch[k]];
+        if (entry.request == PlannedMapping::Request::intended) entry.request = PlannedMapping::Request::sent;
+      };
+      policy.on_granted = [this, batch](std::size_t k, const Mapping& mapping) {
+        entries_[batch[k]].granted = grant_of(mapping);
+        removals_.erase(removal_key(mapping));  // wanted again: no longer to be deleted
+        save_progress();
+      };
+      outcomes = co_await interruptible(
+          map_all(*connection_->protocol.mapper, renewal_requests(entries_, batch), std::move(policy)));
+    }
+    const auto now = time_.now();
+    bool any_mapped = false;
+    std::error_code unanswered;
+    for (std::size_t k = 0; k < batch.size(); ++k) {
+      const auto& outcome = outcomes[k];
+      if (record_outcome(entries_[batch[k]], outcome, method, now, random_unit())) verify_pending_ = true;
+      any_mapped = any_mapped || outcome.mapping;
+      if (outcome.mapping) ++mapped;
+      if (!outcome.error) continue;
+      ++failed;
+      if (!first_failure) first_failure = outcome;
+      if (outcome.error == MapFailure::gateway_unreachable) unanswered = outcome.error;
+      if (outcome.error == MapFailure::table_full) table_full = true;
+    }
+    unreachable = unreachable || unanswered;
+    if (!rest_fails_with && table_full) rest_fails_with = make_error_code(Errc::table_full_skipped);
+    if (!rest_fails_with && unanswered && !any_mapped) rest_fails_with = unanswered;
     save_progress();
-  };
-  const auto outcomes = co_await interruptible(map_all(*found.mapper, std::move(requests), std::move(batch)));
-  const auto now = time_.now();
-  log::info("asked for {} mappings via {} in {} ms", outcomes.size(), display_name(found.method),
-            std::chrono::duration_cast<std::chrono::milliseconds>(now - started).count());
-  bool unreachable = false;
-  std::size_t failed = 0;
-  for (std::size_t k = 0; k < indices.size(); ++k) {
-    if (record_outcome(entries_[indices[k]], outcomes[k], to_string(found.method), now, random_unit()))
-      verify_pending_ = true;
-    if (outcomes[k].error) ++failed;
-    unreachable = unreachable || outcomes[k].error == MapFailure::gateway_unreachable;
   }
-  if (const auto full = table_full_summary(outcomes)) log::warning("{}", *full);
-  if (failed > 0) {
-    const auto& first = *std::find_if(outcomes.begin(), outcomes.end(), [](const auto& o) { return bool(o.error); });
-    log::warning("{} of {} mappings failed; the first: {}: {}", failed, outcomes.size(), describe(first.request),
-                 describe_failure(first.error, first.request));
+  log::info("asked for {} mappings via {} in {} ms", indices.size(), display_name(method),
+            std::chrono::duration_cast<std::chrono::milliseconds>(time_.now() - started).count());
+  if (table_full) log::warning("{}", table_full_message(mapped, indices.size()));
+  if (first_failure) {
+    log::warning("{} of {} mappings failed; the first: {}: {}", failed, indices.size(), describe(first_failure->request),
+                 describe_failure(first_failure->error, first_failure->request));
   }
   if (unreachable) schedule_reconnect("the gateway does not answer");
   note_external_address();
@@ -509,7 +531,7 @@ asio::awaitable<void> Supervisor::verify() {
   for (std::size_t i = 0; i < entries_.size(); ++i) {
     if (!active(entries_[i])) continue;
     indices.push_back(i);
-    reports.push_back(entries_[i].report);
+    reports.push_back(report_of(entries_[i]));
   }
   if (reports.empty()) co_return;
   const auto result =
@@ -537,7 +559,8 @@ asio::awaitable<void> Supervisor::ask_gateway() {
   const auto sample = std::find_if(entries_.begin(), entries_.end(), active);
   // Nothing held, nothing to lose: what failed is retried on its own schedule.
   if (sample == entries_.end()) co_return;
-  const auto checked = co_await interruptible(connection_->protocol.mapper->check(*sample->report.mapping));
+  const auto checked =
+      co_await interruptible(connection_->protocol.mapper->check(mapping_of(*sample, *sample->mapping)));
   const auto now = time_.now();
   std::string change;
   if (!checked) {
@@ -652,6 +675,11 @@ void Supervisor::schedule_reconnect(std::string why) {
   wake();
 }
 
+std::size_t Supervisor::possibly_held_count() const {
+  return removals_.size() + static_cast<std::size_t>(std::count_if(
+                                entries_.begin(), entries_.end(), [](const auto& e) { return possibly_held(e).has_value(); }));
+}
+
 std::vector<Mapping> Supervisor::possibly_held_mappings() const {
   std::vector<Mapping> mappings;
   for (const auto& entry : entries_)
@@ -666,19 +694,22 @@ void Supervisor::save_state() {
   state_dirty_ = false;
   const auto now = time_.now();
   last_state_save_ = now;
-  std::vector<Mapping> confirmed, unconfirmed_ones;
+  // Record by record: a plan of every port is not copied on the way. (The
+  // reservation is a bound: pages it does not fill are never touched.)
+  auto recorded = recorded_situation(*connection_);
+  recorded.mappings.reserve(entries_.size() + removals_.size());
+  const auto wall_now = std::chrono::system_clock::now();
   for (const auto& entry : entries_) {
-    if (entry.report.mapping || entry.granted) confirmed.push_back(entry.report.mapping ? *entry.report.mapping : *entry.granted);
-    else if (entry.request != PlannedMapping::Request::none) unconfirmed_ones.push_back(as_requested(entry.report.request));
+    if (const auto record = to_record(entry)) recorded.mappings.push_back(live_mapping(record->mapping, record->confirmed, wall_now));
   }
   for (const auto& [key, removal] : removals_) {
     auto mapping = removal.mapping;
     if (!mapping.permanent)
       mapping.lifetime = std::chrono::duration_cast<std::chrono::seconds>(std::max(removal.lease_end - now, Duration::zero()));
-    unconfirmed_ones.push_back(std::move(mapping));
+    recorded.mappings.push_back(live_mapping(mapping, false, wall_now));
   }
-  if (confirmed.empty() && unconfirmed_ones.empty()) state_.save(std::nullopt);
-  else state_.save(record_mappings(*connection_, confirmed, unconfirmed_ones));
+  if (recorded.mappings.empty()) state_.save(std::nullopt);
+  else state_.save(std::move(recorded));
 }
 
 void Supervisor::save_progress() {
@@ -686,34 +717,57 @@ void Supervisor::save_progress() {
 }
 
 asio::awaitable<bool> Supervisor::release(Duration deadline) {
-  if (!connection_) co_return !recorded_ && possibly_held_mappings().empty();
-  // Everything the gateway may hold becomes a removal: confirmed mappings,
-  // grants of a round stop cut short, requests sent and never answered.
-  for (auto& entry : entries_) {
-    if (auto held = possibly_held(entry))
-      removals_.insert_or_assign(removal_key(*held), pending_removal(std::move(*held), time_.now(), random_unit()));
-    entry.report.mapping.reset();
-    entry.granted.reset();
-    entry.request = PlannedMapping::Request::none;
+  if (!connection_) co_return !recorded_ && possibly_held_count() == 0;
+  // Everything the gateway may hold goes: confirmed mappings, grants of a
+  // round stop cut short, requests sent and never answered, and what earlier
+  // removals left. Whatever the gateway does not confirm removed in time
+  // stays where it is, and so recorded.
+  std::vector<std::size_t> held;
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    if (possibly_held(entries_[i])) held.push_back(i);
+    else entries_[i].request = PlannedMapping::Request::none;  // intended, never sent
   }
-  if (removals_.empty()) {
+  const auto total = held.size() + removals_.size();
+  if (total == 0) {
     if (!recorded_) save_state();
     co_return !recorded_;
   }
-  const auto total = removals_.size();
   log::notice("removing {} mappings", total);
-  std::vector<Mapping> mappings;
-  for (const auto& [key, removal] : removals_) mappings.push_back(removal.mapping);
-  auto removal = unmap_all(*connection_->protocol.mapper, mappings, parallel_requests(connection_->protocol.method),
-                           [this, &mappings](std::size_t i) { removals_.erase(removal_key(mappings[i])); });
-  if (!co_await within(std::move(removal), deadline))
+  const auto until = time_.now() + deadline;
+  auto& mapper = *connection_->protocol.mapper;
+  const auto parallel = parallel_requests(connection_->protocol.method);
+  bool in_time = true;
+  for (std::size_t begin = 0; in_time && begin < held.size(); begin += kBatchSize) {
+    const auto batch = std::span(held).subspan(begin, std::min(kBatchSize, held.size() - begin));
+    std::vector<Mapping> mappings;
+    mappings.reserve(batch.size());
+    for (const auto i : batch) mappings.push_back(*possibly_held(entries_[i]));
+    auto removal = unmap_all(mapper, std::move(mappings), parallel, [this, batch](std::size_t k) {
+      auto& entry = entries_[batch[k]];
+      entry.mapping.reset();
+      entry.granted.reset();
+      entry.request = PlannedMapping::Request::none;
+    });
+    in_time = (co_await within(std::move(removal), until - time_.now())).has_value();
+  }
+  if (in_time && !removals_.empty()) {
+    std::vector<Mapping> mappings;
+    for (const auto& [key, removal] : removals_) mappings.push_back(removal.mapping);
+    auto removal = unmap_all(mapper, mappings, parallel,
+                             [this, &mappings](std::size_t i) { removals_.erase(removal_key(mappings[i])); });
+    in_time = (co_await within(std::move(removal), until - time_.now())).has_value();
+  }
+  if (!in_time)
     log::warning("the gateway did not confirm every deletion within {} ms",
                  std::chrono::duration_cast<std::chrono::milliseconds>(deadline).count());
-  if (!removals_.empty())
+  for (const auto i : held)
+    if (possibly_held(entries_[i])) entries_[i].request = PlannedMapping::Request::removing;
+  const auto left = possibly_held_count();
+  if (left > 0)
     log::warning("{} of {} mappings could not be confirmed removed; they stay recorded for the next start or --delete",
-                 removals_.size(), total);
+                 left, total);
   save_state();
-  co_return removals_.empty() && !recorded_;
+  co_return left == 0 && !recorded_;
 }
 
 std::string Supervisor::summary() const {
@@ -769,7 +823,7 @@ StatusParts Supervisor::status_parts() const {
       const auto renew_in = std::chrono::duration_cast<std::chrono::seconds>(std::max(entry.renew_at - now, Duration::zero()));
       std::optional<std::chrono::seconds> verified_ago;
       if (entry.verified_at) verified_ago = std::chrono::duration_cast<std::chrono::seconds>(wall_now - *entry.verified_at);
-      if (auto row = rows.add(entry.report, renew_in, verified_ago)) return row;
+      if (auto row = rows.add(report_of(entry), renew_in, verified_ago)) return row;
     }
     return rows.finish();
   };

@@ -149,6 +149,7 @@ class Supervisor {
   asio::awaitable<void> reconcile();
   // Every mapping the gateway may hold for this host, confirmed or not.
   std::vector<Mapping> possibly_held_mappings() const;
+  std::size_t possibly_held_count() const;
 
   void note_external_address();
   void on_notice(const GatewayNotice& notice);

@@ -24,26 +24,6 @@ TEST_CASE("retries back off from 5 s to 10 minutes with ±25 % spread", "[servic
   CHECK(policy::announcement_delay(1.5) == 500ms);
 }
 
-TEST_CASE("a reload's difference: added, removed and kept mappings", "[service_policy]") {
-  const MapRequest a{Transport::udp, 7076, 7076, 3600s, "x", {}, {}}, b{Transport::tcp, 15063, 15063, 3600s, "x", {}, {}},
-      c{Transport::udp, 15063, 15063, 3600s, "x", {}, {}};
-  auto b_new_lease = b;
-  b_new_lease.lifetime = 600s;
-  const auto diff = policy::diff_requests({a, b}, {b_new_lease, c});
-  REQUIRE(diff.added.size() == 1);
-  CHECK(diff.added[0].proto == Transport::udp);
-  CHECK(diff.added[0].internal_port == 15063);
-  REQUIRE(diff.removed.size() == 1);
-  CHECK(diff.removed[0].internal_port == 7076);
-  REQUIRE(diff.kept.size() == 1);
-  CHECK(diff.kept[0].lifetime == 600s);  // as the new plan words it
-
-  const auto same = policy::diff_requests({a, b}, {a, b});
-  CHECK(same.added.empty());
-  CHECK(same.removed.empty());
-  CHECK(same.kept.size() == 2);
-}
-
 TEST_CASE("only gateway, protocol and IGD URL changes move every mapping", "[service_policy]") {
   config::Config before, after;
   after.lease = 600s;
