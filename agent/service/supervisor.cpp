@@ -527,25 +527,31 @@ asio::awaitable<void> Supervisor::verify() {
   verify_pending_ = false;
   next_verify_ = next_verification();
   std::vector<std::size_t> indices;
-  std::vector<MappingReport> reports;
-  for (std::size_t i = 0; i < entries_.size(); ++i) {
-    if (!active(entries_[i])) continue;
-    indices.push_back(i);
-    reports.push_back(report_of(entries_[i]));
-  }
-  if (reports.empty()) co_return;
-  const auto result =
-      co_await interruptible(effects_.verify(config_, connection_->path, reports, external_ip_,
-                                                      connection_->protocol.mapper.get()));
-  const auto when = time_.wall_now();
+  for (std::size_t i = 0; i < entries_.size(); ++i)
+    if (active(entries_[i])) indices.push_back(i);
+  if (indices.empty()) co_return;
+  // In batches, as rounds go: the reports of a batch are all it holds. Each
+  // batch judges another device's UDP rows by its own (or by a canary).
   std::size_t verified = 0, unreachable = 0;
-  for (std::size_t k = 0; k < indices.size(); ++k) {
-    record_verification(entries_[indices[k]], reports[k], when);
-    if (reports[k].state == MappingState::verified) ++verified;
-    if (reports[k].state == MappingState::unreachable) ++unreachable;
+  std::optional<VerifyResult> result;
+  for (std::size_t begin = 0; begin < indices.size(); begin += kBatchSize) {
+    const auto batch = std::span(indices).subspan(begin, std::min(kBatchSize, indices.size() - begin));
+    std::vector<MappingReport> reports;
+    reports.reserve(batch.size());
+    for (const auto i : batch) reports.push_back(report_of(entries_[i]));
+    const auto proven = co_await interruptible(
+        effects_.verify(config_, connection_->path, reports, external_ip_, connection_->protocol.mapper.get()));
+    const auto when = time_.wall_now();
+    for (std::size_t k = 0; k < batch.size(); ++k) {
+      record_verification(entries_[batch[k]], reports[k], when);
+      if (reports[k].state == MappingState::verified) ++verified;
+      if (reports[k].state == MappingState::unreachable) ++unreachable;
+    }
+    // The diagnosis of a batch the outside observer saw, if any.
+    if (!result || (!result->observed_public_ip && proven.observed_public_ip)) result = proven;
   }
-  nat_ = result.nat;
-  observed_public_ip_ = result.observed_public_ip;
+  nat_ = result->nat;
+  observed_public_ip_ = result->observed_public_ip;
   if (unreachable > 0)
     log::warning("{} of {} mappings are not reachable from outside: {}", unreachable, indices.size(), explain(nat_));
   else if (verified > 0)
