@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include "mappers/errors.hpp"
@@ -9,11 +10,33 @@
 namespace natkeeper {
 namespace {
 
-// Entries are the same planned mapping when device, protocol, internal and
-// wanted external port agree.
-auto entry_key(const PlannedMapping& entry) {
-  return std::tie(entry.run->internal_client, entry.run->proto, entry.internal_port, entry.wanted_external_port);
+// Entries are the same planned mapping when device, protocol and internal
+// port agree (a plan asks for each on its own external port).
+using EntryKey = std::tuple<const std::optional<boost::asio::ip::address>&, Transport, std::uint16_t>;
+EntryKey entry_key(const PlannedMapping& entry) {
+  return {entry.run->internal_client, entry.run->proto, entry.internal_port};
 }
+
+// Finds entries by key: their indices in key order, not a copy of the plan.
+class EntryIndex {
+ public:
+  explicit EntryIndex(const std::vector<PlannedMapping>& entries) : entries_(entries), order_(entries.size()) {
+    for (std::size_t i = 0; i < order_.size(); ++i) order_[i] = i;
+    std::sort(order_.begin(), order_.end(),
+              [this](std::size_t a, std::size_t b) { return entry_key(entries_[a]) < entry_key(entries_[b]); });
+  }
+  // The index of the entry with `key`, if any.
+  std::optional<std::size_t> find(const EntryKey& key) const {
+    const auto found = std::lower_bound(order_.begin(), order_.end(), key,
+                                        [this](std::size_t i, const EntryKey& k) { return entry_key(entries_[i]) < k; });
+    if (found == order_.end() || entry_key(entries_[*found]) != key) return std::nullopt;
+    return *found;
+  }
+
+ private:
+  const std::vector<PlannedMapping>& entries_;
+  std::vector<std::size_t> order_;
+};
 
 PlannedMapping unmapped_entry(std::shared_ptr<const MapRequest> run, std::uint16_t port) {
   PlannedMapping entry;
@@ -120,17 +143,11 @@ std::vector<Mapping> stray_mappings(std::vector<Mapping> listed, const std::vect
 PlanMerge merge_plan(std::vector<PlannedMapping> current, const std::vector<config::RequestRun>& planned) {
   PlanMerge merge;
   merge.entries = unmapped(planned);
-  // The current entries by key, to find each planned one's: an index each, not a copy.
-  std::vector<std::size_t> by_key(current.size());
-  for (std::size_t i = 0; i < by_key.size(); ++i) by_key[i] = i;
-  const auto key_less = [&current](std::size_t a, std::size_t b) { return entry_key(current[a]) < entry_key(current[b]); };
-  std::sort(by_key.begin(), by_key.end(), key_less);
+  const EntryIndex index(current);
   std::vector<bool> taken(current.size(), false);
   for (auto& entry : merge.entries) {
-    const auto found = std::lower_bound(by_key.begin(), by_key.end(), entry, [&](std::size_t i, const PlannedMapping& e) {
-      return entry_key(current[i]) < entry_key(e);
-    });
-    if (found == by_key.end() || entry_key(current[*found]) != entry_key(entry) || taken[*found]) {
+    const auto found = index.find(entry_key(entry));
+    if (!found || taken[*found]) {
       ++merge.added;
       continue;
     }
@@ -219,13 +236,13 @@ void record_verification(PlannedMapping& entry, const MappingReport& verified,
 std::vector<Mapping> adopt_recorded(std::vector<PlannedMapping>& entries, std::vector<Mapping> recorded,
                                     bool allow_other_external_port) {
   std::vector<Mapping> unwanted;
+  const EntryIndex index(entries);
   for (auto& mapping : recorded) {
-    const auto planned = std::find_if(entries.begin(), entries.end(), [&](const PlannedMapping& entry) {
-      return !entry.mapping && entry.run->internal_client == mapping.request.internal_client &&
-             entry.run->proto == mapping.request.proto && entry.internal_port == mapping.request.internal_port &&
-             (allow_other_external_port || entry.wanted_external_port == mapping.external_port);
-    });
-    if (planned == entries.end()) {
+    const auto& request = mapping.request;
+    const auto found = index.find({request.internal_client, request.proto, request.internal_port});
+    auto* planned = found ? &entries[*found] : nullptr;
+    if (!planned || planned->mapping ||
+        (!allow_other_external_port && planned->wanted_external_port != mapping.external_port)) {
       unwanted.push_back(std::move(mapping));
       continue;
     }

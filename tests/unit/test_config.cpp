@@ -99,6 +99,34 @@ ports = ["udp:7076-7077", "udp:7077", "tcp:7077"]
   CHECK(requests[2].proto == Transport::tcp);
 }
 
+TEST_CASE("the plan in runs: one per range and device, however many ports") {
+  auto parsed = parse_config(R"(
+[profile]
+name = "none"
+[mapping]
+ports = ["udp:16500-65008", "udp:16000-16600", "tcp:16500-16501"]
+)",
+                             "t.toml");
+  REQUIRE(parsed);
+  const auto runs = plan_runs(*parsed, configured_addresses(*parsed));
+  // The second range keeps only what the first did not plan: below it.
+  REQUIRE(runs.size() == 3);
+  CHECK(runs[0].first.internal_port == 16500);
+  CHECK(runs[0].count == 48509);
+  CHECK(runs[1].first.internal_port == 16000);
+  CHECK(runs[1].count == 500);
+  CHECK(runs[2].first.proto == Transport::tcp);
+  CHECK(runs[2].count == 2);
+  // The same plan as plan_requests() spells it out, port by port.
+  const auto requests = plan_requests(*parsed);
+  REQUIRE(requests.size() == 48509 + 500 + 2);
+  CHECK(requests[48508].internal_port == 65008);
+  CHECK(requests[48509].internal_port == 16000);
+  CHECK(requests[48509].wanted_external_port == 16000);
+  CHECK(requests.back().proto == Transport::tcp);
+  CHECK(requests.back().internal_port == 16501);
+}
+
 TEST_CASE("errors name the file, the line and the key") {
   auto e = error_of("[mapping]\nlease = 5\n");
   CHECK(e.file == "test.toml");

@@ -154,3 +154,32 @@ TEST_CASE("a renewal asks for the external port it has; verification records its
   CHECK(entries[0].verified_at == when);  // when it was last proven
   CHECK(entries[0].state == MappingState::unreachable);
 }
+
+TEST_CASE("the entries of a run share its request; each keeps only its own", "[plan]") {
+  auto wanted = request(Transport::udp, 16500);
+  wanted.description = "natkeeper doorbell ring rtp";
+  const auto entries = unmapped({{wanted, 48509}});
+  REQUIRE(entries.size() == 48509);
+  CHECK(entries.front().run == entries.back().run);
+  CHECK(entries.back().internal_port == 65008);
+  CHECK(request_of(entries.back()).wanted_external_port == 65008);
+  CHECK(request_of(entries.back()).description == "natkeeper doorbell ring rtp");
+  // What a plan of every port costs per port, whatever its descriptions say.
+  STATIC_REQUIRE(sizeof(PlannedMapping) <= 256);
+}
+
+TEST_CASE("the state file records grants, requests sent or about to be, and removals under way", "[plan]") {
+  auto entry = unmapped(request(Transport::udp, 5000));
+  CHECK_FALSE(to_record(entry));
+  entry.request = PlannedMapping::Request::intended;
+  REQUIRE(to_record(entry));
+  CHECK_FALSE(to_record(entry)->confirmed);
+  CHECK_FALSE(possibly_held(entry));  // not sent: nothing to delete yet
+  entry.request = PlannedMapping::Request::sent;
+  CHECK(possibly_held(entry));
+  entry.granted = grant_of(granted_to(entry));
+  CHECK(to_record(entry)->confirmed);
+  entry.request = PlannedMapping::Request::removing;
+  CHECK_FALSE(to_record(entry)->confirmed);
+  CHECK(to_record(entry)->mapping.external_port == 5000);
+}
