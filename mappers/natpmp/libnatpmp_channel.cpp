@@ -6,16 +6,19 @@
 #include <natpmp.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/udp.hpp>
-#include <boost/asio/this_coro.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <array>
 #include <cerrno>
+#include <cstring>
 
 #include "mappers/errors.hpp"
 #include "mappers/natpmp/natpmp_channel.hpp"
@@ -26,10 +29,11 @@ namespace {
 using asio::ip::address_v4;
 constexpr auto token = asio::as_tuple(asio::use_awaitable);
 
-// Thrown away in one go before the loop gets a turn again.
-constexpr int kMaxDiscardsPerTurn = 64;
-
 std::error_code errno_code(int error) { return {error, std::system_category()}; }
+
+bool operator<(const timespec& a, const timespec& b) {
+  return a.tv_sec != b.tv_sec ? a.tv_sec < b.tv_sec : a.tv_nsec < b.tv_nsec;
+}
 
 // The result values readnatpmpresponseorretry gives for a reply it read.
 bool is_read_reply(int r) {
@@ -64,6 +68,16 @@ class LibnatpmpChannel final : public Channel {
       if (r != NATPMP_ERR_SOCKETERROR && channel->pmp_.s >= 0) ::close(channel->pmp_.s);
       return errno_code(error);
     }
+    // Receive stamps (see begin_request) before the first request. A datagram
+    // that queued before this, after initnatpmp's connect, is stamped when
+    // first read and passes for fresh; ahead of the first request's reply in
+    // the queue, it can meet only that request, sent a moment later.
+    const int on = 1;
+    if (::setsockopt(channel->pmp_.s, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) < 0) {
+      const int error = errno;
+      closenatpmp(&channel->pmp_);
+      return errno_code(error);
+    }
     boost::system::error_code ec;
     channel->socket_.assign(asio::ip::udp::v4(), channel->pmp_.s, ec);
     if (ec) {
@@ -84,6 +98,16 @@ class LibnatpmpChannel final : public Channel {
   LibnatpmpChannel(const LibnatpmpChannel&) = delete;
   LibnatpmpChannel& operator=(const LibnatpmpChannel&) = delete;
 
+  // A datagram is stale when the kernel's receive stamp (SO_TIMESTAMPNS) is
+  // before this mark: stale ones are told apart as they come up, so the
+  // request goes out at once however fast a flood comes (draining the queue
+  // before sending never ended under one). Both are CLOCK_REALTIME, the
+  // stamps' only clock. A step of it backwards after the mark makes replies
+  // look stale: dropped as if lost, which retransmission (or the next
+  // request's mark) covers. One between a datagram's arrival and the mark
+  // lets it pass for fresh: no worse than a forgery sent after the request.
+  void begin_request() override { ::clock_gettime(CLOCK_REALTIME, &request_began_); }
+
   std::error_code send(const Request& request) override {
     errno = 0;
     const int r = request.opcode == Opcode::public_address
@@ -97,25 +121,21 @@ class LibnatpmpChannel final : public Channel {
 
   asio::awaitable<Result<std::optional<Datagram>>> peek(TimePoint until) override {
     using namespace asio::experimental::awaitable_operators;
-    // A peeking receive, not async_wait(wait_read): Asio tries a receive at
-    // once, so a datagram whose readiness edge came while no wait was queued
-    // is still seen, and its completion is posted, so a flood of datagrams
-    // never keeps the loop from other work. Nothing is consumed.
-    std::array<std::uint8_t, Datagram::kMaxPeekSize> buffer{};
-    asio::ip::udp::endpoint source;
-    auto readable = socket_.async_receive_from(asio::buffer(buffer), source, asio::socket_base::message_peek, token);
-    const auto outcome = co_await (std::move(readable) || time_.sleep_until(until));
-    if (outcome.index() == 1) co_return std::nullopt;
-    const auto [ec, size] = std::get<0>(outcome);
-    if (ec == asio::error::operation_aborted) co_return make_error_code(std::errc::operation_canceled);
-    // ICMP port unreachable: nothing listens on the gateway's 5351.
-    if (ec == asio::error::connection_refused) co_return make_error_code(Errc::no_gateway_answer);
-    if (ec && ec != asio::error::message_size) co_return std::error_code(ec);
-    Datagram datagram;
-    datagram.bytes.assign(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(size));
-    datagram.source = source.address().is_v4() ? source.address().to_v4() : address_v4();
-    datagram.source_port = source.port();
-    co_return datagram;
+    for (;;) {
+      // A turn of the loop before each look: under a flood every look finds
+      // a datagram at once, and the loop must still get to other work.
+      co_await asio::post(socket_.get_executor(), asio::use_awaitable);
+      // A look before any wait: a datagram whose readiness edge came while
+      // no wait was queued is still seen.
+      auto head = peek_queued();
+      if (!head || *head) co_return head;
+      const auto outcome = co_await (socket_.async_wait(asio::socket_base::wait_read, token) ||
+                                     time_.sleep_until(until));
+      if (outcome.index() == 1) co_return std::nullopt;
+      const auto [ec] = std::get<0>(outcome);
+      if (ec == asio::error::operation_aborted) co_return make_error_code(std::errc::operation_canceled);
+      if (ec) co_return std::error_code(ec);
+    }
   }
 
   bool accept() override {
@@ -132,27 +152,50 @@ class LibnatpmpChannel final : public Channel {
     ::recv(pmp_.s, &byte, 1, MSG_DONTWAIT);  // one recv takes the whole datagram
   }
 
-  Discarded discard_queued() override {
-    Discarded discarded;
-    std::uint8_t byte;
-    for (int i = 0; i < kMaxDiscardsPerTurn; ++i) {
-      const ssize_t n = ::recv(pmp_.s, &byte, 1, MSG_DONTWAIT);
-      if (n >= 0) {
-        ++discarded.count;
-        continue;
-      }
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return discarded;
-      // Any other error was a stale ICMP report, now cleared: carry on.
-    }
-    discarded.emptied = false;
-    return discarded;
-  }
-
  private:
   LibnatpmpChannel(asio::any_io_executor executor, Timebase& time) : socket_(executor), time_(time) {}
 
+  // The head of the queue without waiting, left there; nullopt when nothing
+  // is queued.
+  Result<std::optional<Datagram>> peek_queued() {
+    std::array<std::uint8_t, Datagram::kMaxPeekSize> buffer{};
+    iovec data{buffer.data(), buffer.size()};
+    sockaddr_in source{};
+    alignas(cmsghdr) std::array<std::byte, CMSG_SPACE(sizeof(timespec))> control{};
+    msghdr message{};
+    message.msg_name = &source;
+    message.msg_namelen = sizeof source;
+    message.msg_iov = &data;
+    message.msg_iovlen = 1;
+    message.msg_control = control.data();
+    message.msg_controllen = control.size();
+    // A longer datagram is cut to the buffer: `size` is what was copied.
+    const ssize_t size = ::recvmsg(pmp_.s, &message, MSG_PEEK | MSG_DONTWAIT);
+    if (size < 0) {
+      const int error = errno;
+      if (error == EAGAIN || error == EWOULDBLOCK) return std::nullopt;
+      // ICMP port unreachable: nothing listens on the gateway's 5351.
+      if (error == ECONNREFUSED) return make_error_code(Errc::no_gateway_answer);
+      return errno_code(error);
+    }
+    Datagram datagram;
+    datagram.bytes.assign(buffer.begin(), buffer.begin() + size);
+    datagram.source = address_v4(ntohl(source.sin_addr.s_addr));
+    datagram.source_port = ntohs(source.sin_port);
+    // Without a stamp nothing shows that it came after the request.
+    datagram.stale = true;
+    for (cmsghdr* header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
+      if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_TIMESTAMPNS) continue;
+      timespec arrived{};
+      std::memcpy(&arrived, CMSG_DATA(header), sizeof arrived);
+      datagram.stale = arrived < request_began_;
+    }
+    return datagram;
+  }
+
   natpmp_t pmp_{};
   bool open_ = false;
+  timespec request_began_{};
   asio::ip::udp::socket socket_;
   Timebase& time_;
 };

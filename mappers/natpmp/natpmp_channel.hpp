@@ -28,17 +28,21 @@ struct Datagram {
   std::vector<std::uint8_t> bytes;
   asio::ip::address_v4 source;
   std::uint16_t source_port = 0;
-};
-
-struct Discarded {
-  std::uint64_t count = 0;
-  bool emptied = true;  // false: more may be queued; call again after yielding
+  // It arrived before the request began (Channel::begin_request): a late
+  // reply to an earlier request, or a forgery. NAT-PMP has no nonce, so only
+  // what arrives after the request is sent may answer it.
+  bool stale = false;
 };
 
 // One request at a time to the gateway's port 5351, and what comes back.
 class Channel {
  public:
   virtual ~Channel() = default;
+  // Marks the start of a request: what is queued now is stale (see
+  // Datagram::stale), what arrives later is not. Called just before the
+  // request's first send, not before a retransmission: a reply to an earlier
+  // transmission of the same request answers it as well.
+  virtual void begin_request() = 0;
   // Sends the request; again to retransmit it.
   virtual std::error_code send(const Request& request) = 0;
   // The datagram at the head of the queue, left there for accept() or
@@ -51,11 +55,6 @@ class Channel {
   virtual bool accept() = 0;
   // Throws the head datagram away.
   virtual void discard() = 0;
-  // Throws away, without waiting, what is queued (late replies to an earlier
-  // request's retransmissions, or forgeries: NAT-PMP has no nonce, so only
-  // what arrives after the request is sent may answer it). Takes at most a
-  // bounded number in one call, so a flood does not hold up the loop.
-  virtual Discarded discard_queued() = 0;
 };
 
 class ChannelFactory {

@@ -1,7 +1,6 @@
 #include "mappers/natpmp/natpmp_mapper.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -47,14 +46,9 @@ asio::awaitable<Result<Answer>> exchange(Channel& channel, Timebase& time, addre
                                          Request request, TimePoint deadline, std::uint64_t& dropped) {
   // Only what arrives after the request is sent may answer it: what queued
   // before (duplicates of a retransmitted earlier request, or replies forged
-  // from the gateway's address) is thrown away first, all of it.
-  for (;;) {
-    const auto discarded = channel.discard_queued();
-    dropped += discarded.count;
-    if (discarded.emptied) break;
-    if (time.now() >= deadline) co_return make_error_code(Errc::timed_out);
-    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
-  }
+  // from the gateway's address) is stale, and dropped as it comes up. The
+  // request goes out at once, however much is queued or keeps coming.
+  channel.begin_request();
   const Expected expected{request.opcode, request.internal_port,
                           request.opcode != Opcode::public_address && request.lifetime == 0};
   auto last_sent = time.now();
@@ -85,7 +79,8 @@ asio::awaitable<Result<Answer>> exchange(Channel& channel, Timebase& time, addre
     // it can answer.
     const bool forged_refusal =
         decoded && stage == Stage::established && decoded->result_code == kUnsupportedVersion;
-    if (!is_from_server(datagram.source, datagram.source_port, gateway) || !decoded || forged_refusal) {
+    if (datagram.stale || !is_from_server(datagram.source, datagram.source_port, gateway) || !decoded ||
+        forged_refusal) {
       channel.discard();
       ++dropped;
       continue;

@@ -65,9 +65,7 @@ expect_deleted() {
 }
 
 # ---- NAT-PMP: no nonce; forged grants and refusals ------------------------------------
-# (a round every 20 ms: faster, the sanitized build cannot drain the spray before it sends,
-# and its requests never go out; see natkeeper's NAT-PMP exchange)
-forge_start natpmp-grant,natpmp-refuse 0.02
+forge_start natpmp-grant,natpmp-refuse 0.002
 nk_run natpmp --once --protocol natpmp "${MAP_ARGS[@]}" --json -v
 expect_mapped natpmp "forged NAT-PMP replies were believed"
 expect_deleted natpmp

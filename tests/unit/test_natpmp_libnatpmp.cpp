@@ -179,8 +179,8 @@ TEST_CASE("natpmp libnatpmp: nothing listening on 5351 fails at once", "[natpmp]
   CHECK(Clock::now() - started < 200ms);
 }
 
-// [realtime]: the kernel's receive queue is what is tested: more forged
-// replies than one discard call takes are queued on the idle socket.
+// [realtime]: the kernel's receive stamps are what is tested: forged replies
+// queued on the idle socket arrived before the request and are stale.
 TEST_CASE("natpmp libnatpmp: every reply queued before a request is thrown away", "[natpmp][realtime][forged]") {
   asio::io_context loop;
   const auto address = asio::ip::make_address_v4("127.77.13.1");

@@ -17,7 +17,6 @@
 #include <algorithm>
 #include <deque>
 #include <functional>
-#include <limits>
 #include <optional>
 #include <set>
 #include <vector>
@@ -76,8 +75,19 @@ class ScriptedGateway final : public ChannelFactory {
   };
   std::vector<Received> requests;
   int channels_open = 0;
-  // Like a real channel, one discard_queued() call may leave some queued.
-  std::uint64_t max_discards_per_call = std::numeric_limits<std::uint64_t>::max();
+  // A LAN host spraying one datagram from the gateway's address at every
+  // channel each `every`, from `from` (or the channel's opening) to just
+  // before `until`.
+  struct Flood {
+    Bytes bytes;
+    TimePoint from;
+    TimePoint::duration every;
+    TimePoint until;
+  };
+  std::optional<Flood> flood;
+  // The time the mapper takes for each datagram it takes off a queue (a slow
+  // build under a flood).
+  TimePoint::duration cost_per_datagram{};
 
   explicit ScriptedGateway(testing::VirtualTime& time) : time_(time) {}
 
@@ -104,8 +114,12 @@ class ScriptedGateway final : public ChannelFactory {
 
   class ScriptedChannel final : public Channel {
    public:
-    ScriptedChannel(ScriptedGateway& gateway, int id) : gateway_(gateway), id_(id) { ++gateway_.channels_open; }
+    ScriptedChannel(ScriptedGateway& gateway, int id) : gateway_(gateway), id_(id), opened_(gateway.time_.now()) {
+      ++gateway_.channels_open;
+    }
     ~ScriptedChannel() override { --gateway_.channels_open; }
+
+    void begin_request() override { request_began_ = gateway_.time_.now(); }
 
     std::error_code send(const Request& request) override {
       auto& time = gateway_.time_;
@@ -120,20 +134,24 @@ class ScriptedGateway final : public ChannelFactory {
     asio::awaitable<Result<std::optional<Datagram>>> peek(TimePoint until) override {
       auto& time = gateway_.time_;
       for (;;) {
-        if (arrived()) {
-          const Send& head = queue_.front().send;
-          if (head.from == Send::unreachable) {
-            queue_.pop_front();
+        const auto head = next();
+        if (head && head->at <= time.now()) {
+          if (head->send.from == Send::unreachable) {
+            take();
             co_return make_error_code(Errc::no_gateway_answer);
           }
           Datagram datagram;
-          datagram.bytes = head.bytes;
-          datagram.source = head.from == Send::other_address ? asio::ip::address_v4(kGateway.to_uint() + 1) : kGateway;
-          datagram.source_port = head.from == Send::other_port ? 40001 : kServerPort;
+          datagram.bytes = head->send.bytes;
+          datagram.source =
+              head->send.from == Send::other_address ? asio::ip::address_v4(kGateway.to_uint() + 1) : kGateway;
+          datagram.source_port = head->send.from == Send::other_port ? 40001 : kServerPort;
+          // Queued when the request began: what arrives at that instant comes
+          // first, as time stands still while the mapper works.
+          datagram.stale = head->at <= request_began_;
           co_return datagram;
         }
         if (time.now() >= until) co_return std::nullopt;
-        const auto wake = queue_.empty() ? until : std::min(until, queue_.front().at);
+        const auto wake = head ? std::min(until, head->at) : until;
         try {
           co_await time.sleep_until(wake);
         } catch (const boost::system::system_error&) {
@@ -143,27 +161,38 @@ class ScriptedGateway final : public ChannelFactory {
     }
 
     bool accept() override {
-      queue_.pop_front();
+      take();
       return true;
     }
-    void discard() override { queue_.pop_front(); }
-    Discarded discard_queued() override {
-      Discarded discarded;
-      for (; arrived(); ++discarded.count) {
-        if (discarded.count == gateway_.max_discards_per_call) {
-          discarded.emptied = false;
-          break;
-        }
-        queue_.pop_front();
-      }
-      return discarded;
-    }
+    void discard() override { take(); }
 
    private:
-    bool arrived() const { return !queue_.empty() && queue_.front().at <= gateway_.time_.now(); }
+    // Does the flood's next datagram arrive before the script's next one?
+    bool flood_first() {
+      const auto& spray = gateway_.flood;
+      if (!spray) return false;
+      if (!next_flood_) next_flood_ = std::max(spray->from, opened_);
+      return *next_flood_ < spray->until && (queue_.empty() || *next_flood_ < queue_.front().at);
+    }
+    // The datagram to arrive next, or already at the head of the queue.
+    std::optional<Arrival> next() {
+      if (flood_first()) return Arrival{*next_flood_, {gateway_.flood->bytes}};
+      if (queue_.empty()) return std::nullopt;
+      return queue_.front();
+    }
+    void take() {
+      if (flood_first())
+        *next_flood_ += gateway_.flood->every;
+      else
+        queue_.pop_front();
+      gateway_.time_.pass(gateway_.cost_per_datagram);
+    }
 
     ScriptedGateway& gateway_;
     int id_;
+    TimePoint opened_;
+    TimePoint request_began_;
+    std::optional<TimePoint> next_flood_;
     std::deque<Arrival> queue_;
   };
 
@@ -682,7 +711,6 @@ TEST_CASE("natpmp mapper: a mapping for another device is refused without asking
 TEST_CASE("natpmp mapper: forged replies queued before a request are never its answer", "[natpmp][forged]") {
   Fixture f;
   f.options.max_parallel = 1;  // both requests on the same channel
-  f.gateway.max_discards_per_call = 16;
   f.gateway.script = [](const Received& r, std::size_t) {
     std::vector<Send> sends{{answer(r)}};
     // Sprayed at the channel while it is idle, for the port asked next.
@@ -698,6 +726,51 @@ TEST_CASE("natpmp mapper: forged replies queued before a request are never its a
   CHECK(mapping->lifetime == 3600s);
   CHECK(m.dropped() == 100);
   CHECK(f.gateway.mappings().size() == 2);
+}
+
+TEST_CASE("natpmp mapper: forged replies sprayed until a request is sent neither hold it up nor answer it",
+          "[natpmp][forged]") {
+  Fixture f;
+  f.options.max_parallel = 1;  // both requests on the same channel
+  auto& m = f.mapper();
+  REQUIRE(f.run(m.map(request(7076))));
+  // At the idle channel until the next request is sent, a grant of the port
+  // asked next every 5 µs: twice as fast as the mapper takes them.
+  const auto asked = f.time.now() + 1ms;
+  f.gateway.flood = ScriptedGateway::Flood{mapping_reply(129, 0, 100, 7077, 1, 0xFFFFFFFF), f.time.now(), 5us, asked};
+  f.gateway.cost_per_datagram = 10us;
+  auto idle = [&]() -> asio::awaitable<bool> {
+    co_await f.time.sleep_until(asked);
+    co_return true;
+  };
+  REQUIRE(f.run(idle()));
+  auto mapping = f.run(m.map(request(7077)));
+  REQUIRE(mapping);
+  CHECK(mapping->external_port == 7077);
+  CHECK(mapping->lifetime == 3600s);
+  CHECK(m.dropped() == 200);
+  const auto sent = f.gateway.mappings();
+  REQUIRE(sent.size() == 2);
+  CHECK(sent[1].at == asked);  // at once, not after the spray was taken off the queue
+}
+
+TEST_CASE("natpmp mapper: a flood that never ends does not keep requests from going out", "[natpmp][forged]") {
+  Fixture f;
+  f.options.max_request_time = 1s;
+  // From the first request on, a reply for a port nobody asked for every
+  // 5 µs: twice as fast as the mapper takes them.
+  f.gateway.flood =
+      ScriptedGateway::Flood{mapping_reply(129, 0, 100, 7999, 7999, 3600), kT0, 5us, TimePoint::max()};
+  f.gateway.cost_per_datagram = 10us;
+  auto& m = f.mapper();
+  auto mapping = f.run(m.map(request(7076)));
+  REQUIRE(mapping);
+  CHECK(mapping->external_port == 7076);
+  CHECK(mapping->lifetime == 3600s);
+  REQUIRE(f.gateway.requests.size() == 2);  // none retransmitted
+  CHECK(f.gateway.requests[0].at == kT0);
+  CHECK(f.time.now() < kT0 + 20ms);
+  CHECK(m.dropped() > 400);
 }
 
 TEST_CASE("natpmp mapper: an UNSUPP_VERSION once the gateway spoke NAT-PMP fails nothing", "[natpmp][forged]") {
