@@ -108,6 +108,16 @@
 #                  (2 s at most, all at once) + write. Prints a line per port; exit 0 if all
 #                  were sent/connected, 1 if a connection was refused or got no answer, 2 on
 #                  a usage or setup error
+#        lab.sh scripted-igd-start [ARG...]   run scripted_igd.py (a UPnP IGD that plays
+#                  routers' quirks, see its header) in ns gw, replacing a running one, with
+#                  --lan-addr 10.77.0.1 --wan-if wan0 --fwmark (the mark gw's forward chain
+#                  accepts) --control $LAB_STATE/scripted-igd.ctl and [ARG...]; returns once it
+#                  listens (at most 5 s). Its LOCATIONs: $LAB_STATE/scripted-igd.ready (a line
+#                  "location KIND URL" each); log: $LAB_STATE/scripted-igd.log. miniupnpd holds
+#                  tcp :5000 and udp :1900: stop-gateway first, or pass --http-port P --no-ssdp
+#        lab.sh scripted-igd-stop   SIGTERM: it deletes its nftables table and exits
+#        lab.sh scripted-igd-ctl COMMAND...   one control command (forget PROTO PORT,
+#                  forget-all, unrule PROTO PORT, list); prints the answer (at most 2 s)
 #        lab.sh reap-after PID   (internal: tear the lab down once process PID is gone; see lib.sh)
 #
 # Environment:
@@ -140,6 +150,8 @@ readonly ROGUE_HOST=10.77.0.66 ROGUE_HTTP=8000 TRAP_LOOPBACK=127.0.0.1:8000 TRAP
 readonly DOORBELL_HOST=10.77.0.50 DOORBELL_MAC=54:e0:19:00:00:50
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly ROGUE_PY=$E2E_DIR/rogue_device.py DOORBELL_PY=$E2E_DIR/doorbell.py
+# the scripted IGD marks what its DNAT rules let in; gw's forward chain accepts that mark
+readonly SCRIPTED_IGD_PY=$E2E_DIR/scripted_igd.py SCRIPTED_IGD_MARK=0x5c1d SCRIPTED_IGD_TABLE=scripted_igd
 readonly MINIUPNPD=/usr/sbin/miniupnpd
 
 log() { printf '[lab %s] %s\n' "${LAB_PREFIX:-?}" "$*" >&2; }
@@ -322,12 +334,13 @@ EOF
 write_configs() {
   # miniupnpd's nftables backend does not create its table or chains (Debian's nft_init.sh
   # only works with the full "miniupnpd" package). Names are its built-in defaults.
-  cat >"$STATE/gw.nft" <<'EOF'
+  cat >"$STATE/gw.nft" <<EOF
 table inet filter {
   chain forward {
     type filter hook forward priority 0; policy drop;
     ct state established,related accept
     iifname "lan0" oifname "wan0" accept
+    meta mark $SCRIPTED_IGD_MARK accept       # DNATed by scripted_igd.py (its own table)
     jump miniupnpd                  # miniupnpd adds: iif wan0 th dport N ... accept
   }
   chain miniupnpd { }
@@ -673,6 +686,49 @@ cmd_doorbell_renumber() {
   echo "$addr" >"$STATE/doorbell-address"
   doorbell_hello "$addr" || return 1
   log "doorbell-renumber: ${old:-none} -> $addr/24; $NS_LAN knows $addr"
+}
+
+# ---- the scripted IGD (scripted_igd.py) in ns gw ---------------------------------------------
+# It names itself scripted-igd before it binds; stopped by PID and comm like the daemons.
+scripted_igd_alive() { pid_alive scripted-igd "$STATE/scripted-igd.pid"; }
+cmd_scripted_igd_stop() {
+  stop_pid scripted-igd "$STATE/scripted-igd.pid"
+  rm -f "$STATE"/{scripted-igd.ready,scripted-igd.ctl,scripted-igd.ctl.out}
+}
+cmd_scripted_igd_start() {
+  local bg
+  ns_exists "$NS_GW" || die "namespace $NS_GW does not exist (run up)"
+  [ -f "$SCRIPTED_IGD_PY" ] || die "missing $SCRIPTED_IGD_PY"
+  cmd_scripted_igd_stop
+  printf '=== lab.sh: starting scripted_igd.py %s at %(%F %T)T ===\n' "$*" -1 >>"$STATE/scripted-igd.log"
+  # --duration: it ends by itself should every teardown miss it
+  close_fds setsid ip netns exec "$NS_GW" "$(python_bin)" "$SCRIPTED_IGD_PY" --lan-addr "$LAN_GW" \
+    --wan-if wan0 --fwmark "$SCRIPTED_IGD_MARK" --nft-table "$SCRIPTED_IGD_TABLE" --duration 900 \
+    --control "$STATE/scripted-igd.ctl" --ready "$STATE/scripted-igd.ready" "$@" \
+    </dev/null >>"$STATE/scripted-igd.log" 2>&1 &
+  bg=$!
+  disown "$bg"
+  # $bg is the interpreter itself (neither setsid nor `ip netns exec` forks here)
+  if ! wait_until 5 "$bg" test -e "$STATE/scripted-igd.ready" ||
+     ! record_pid scripted-igd "$bg" /dev/null "$STATE/scripted-igd.pid"; then
+    # our child, started seconds ago: no PID reuse
+    kill -KILL "$bg" 2>/dev/null || true
+    tail -n 20 "$STATE/scripted-igd.log" >&2 || true
+    die "scripted IGD did not come up (log: $STATE/scripted-igd.log)"
+  fi
+  log "scripted IGD (pid $bg) in $NS_GW: $(awk '{print $2 "=" $3}' "$STATE/scripted-igd.ready" | paste -sd ' ')"
+}
+# cmd_scripted_igd_ctl COMMAND...: write it to the control file, SIGUSR1, print the answer
+cmd_scripted_igd_ctl() {
+  local pid ctl=$STATE/scripted-igd.ctl
+  [ $# -ge 1 ] || usage
+  scripted_igd_alive || die "scripted-igd-ctl: the scripted IGD does not run"
+  pid=$(cat "$STATE/scripted-igd.pid")
+  rm -f "$ctl.out"
+  echo "$*" >"$ctl"
+  kill -USR1 "$pid"
+  wait_until 2 "$pid" test -e "$ctl.out" || die "scripted-igd-ctl: no answer to '$*' within 2 s"
+  cat "$ctl.out"
 }
 
 # ---- the gateway's third-party policy (LAB_THIRD_PARTY) ----------------------------------
@@ -1055,6 +1111,7 @@ cmd_down() {
   cmd_reflector_stop
   cmd_rogue_stop
   cmd_doorbell_stop
+  cmd_scripted_igd_stop
   stop_pid miniupnpd "$STATE/miniupnpd.pid"
   stop_pid turnserver "$STATE/coturn.pid"
   stop_pid turnserver "$STATE/coturn-isp.pid"
@@ -1116,6 +1173,10 @@ cmd_status() {
     elif [ -e "$STATE/doorbell.pid" ]; then echo "doorbell listener: died (log: $STATE/doorbell.log)"; rc=1
     else echo "doorbell listener: not started"; fi
   fi
+  # optional too: a started one keeps its pid file until scripted-igd-stop
+  if scripted_igd_alive; then echo "scripted IGD: pid $(cat "$STATE/scripted-igd.pid")"
+  elif [ -e "$STATE/scripted-igd.pid" ]; then echo "scripted IGD: died (log: $STATE/scripted-igd.log)"; rc=1
+  else echo "scripted IGD: not started"; fi
   if ns_exists "$NS_GW"; then
     echo "dnat rules: $(cmd_rules | wc -l)"
   fi
@@ -1123,18 +1184,23 @@ cmd_status() {
   return $rc
 }
 
-# One DNAT rule per line, as nft prints it, e.g.
+# One DNAT rule per line, as nft prints it, miniupnpd's and then the scripted IGD's (while its
+# table exists), e.g.
 #   iif "wan0" @nh,72,8 0x11 th dport 7076 dnat ip to 10.77.0.2:7076
-# --brief: "udp 7076 10.77.0.2:7076" (proto from the IPv4 protocol byte: 0x11 udp, 0x6 tcp)
+#   iifname "wan0" udp dport 7076 meta mark set 0x00005c1d dnat to 10.77.0.2:7076
+# --brief: "udp 7076 10.77.0.2:7076" (miniupnpd's proto from the IPv4 protocol byte: 0x11
+# udp, 0x6 tcp)
 cmd_rules() {
   ns_exists "$NS_GW" || die "namespace $NS_GW does not exist"
   local out
   out=$(nsx "$NS_GW" nft list chain inet filter prerouting_miniupnpd) || die "nft list failed"
+  out+=$'\n'$(nsx "$NS_GW" nft list chain ip "$SCRIPTED_IGD_TABLE" prerouting 2>/dev/null || true)
   if [ "${1:-}" = --brief ]; then
     awk '/dnat/ {
            proto = "?"; port = "?"; to = "?"
            for (i = 1; i < NF; i++) {
              if ($i == "@nh,72,8") proto = ($(i+1) == "0x11" ? "udp" : $(i+1) == "0x6" ? "tcp" : $(i+1))
+             if (($i == "udp" || $i == "tcp") && $(i+1) == "dport") proto = $i
              if ($i == "dport") port = $(i+1)
              if ($i == "to") to = $(i+1)
            }
@@ -1190,6 +1256,7 @@ case "$cmd" in up | down | stop-gateway | start-gateway | restart-gateway | refl
 case "$cmd" in gw-reboot | gw-stop | gw-start | gw-wan-address | gw-announce) lock ;; esac
 case "$cmd" in rogue-start | rogue-stop | rogue-counts) lock ;; esac
 case "$cmd" in doorbell-listen | doorbell-stop | doorbell-counts | doorbell-renumber | gw-third-party) lock ;; esac
+case "$cmd" in scripted-igd-start | scripted-igd-stop | scripted-igd-ctl) lock ;; esac
 # `up` builds $LAB_TOPOLOGY; everything else works on the topology the lab was built with
 # (read after taking the lock, so it is not read halfway through an `up`)
 if [ "$cmd" = up ]; then
@@ -1224,6 +1291,9 @@ case "$cmd" in
   doorbell-renumber) cmd_doorbell_renumber "$@" ;;
   gw-third-party) cmd_gw_third_party "$@" ;;
   wan-send) cmd_wan_send "$@" ;;
+  scripted-igd-start) cmd_scripted_igd_start "$@" ;;
+  scripted-igd-stop) cmd_scripted_igd_stop ;;
+  scripted-igd-ctl) cmd_scripted_igd_ctl "$@" ;;
   reap-after) cmd_reap_after "${1:-}" ;;
   *) usage ;;
 esac

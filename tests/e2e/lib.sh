@@ -11,6 +11,7 @@
 #   gw_reboot; gw_wait_rule_count 108 20 || fail "..."       # faults of the gateway
 #   lab_begin_doorbell; doorbell_listen; expect_doorbell_reaches udp:7076 || fail "..."
 #                            # (instead of lab_begin) a Ring doorbell on the LAN to map for
+#   gw_stop_miniupnpd; scripted_igd_start --finite-lease-error 725   # a quirky router instead
 #   e2e_pass
 #
 # Conventions: every check prints one line ("ok: ..."); `fail MSG` prints MSG, the last
@@ -94,6 +95,10 @@ e2e_diagnostics() {
     # table_cb lines (one per existing rule per change) drown everything else
     say "--- $LAB_STATE/miniupnpd.log (last 40 lines, table_cb lines left out)"
     grep -v 'table_cb' "$LAB_STATE/miniupnpd.log" | tail -n 40
+  fi
+  if [ -n "${LAB_STATE:-}" ] && [ -s "$LAB_STATE/scripted-igd.log" ]; then
+    say "--- $LAB_STATE/scripted-igd.log (last 40 lines, cut at 400 columns)"
+    tail -n 40 "$LAB_STATE/scripted-igd.log" | cut -c1-400
   fi
   if [ -n "${LAB_STATE:-}" ] && [ -s "$LAB_STATE/reflector.log" ]; then
     say "--- $LAB_STATE/reflector.log (last 20 lines)"
@@ -896,4 +901,59 @@ gw_third_party() {
   [ $# -eq 1 ] || fail "usage: gw_third_party open|secure"
   _lab_do "gw-third-party $1" gw-third-party "$1"
   say "gateway's third-party policy is now $1 (miniupnpd restarted)"
+}
+
+# ---- the scripted IGD: a UPnP IGD in ns gw that plays routers' quirks ------------------------
+# (scripted_igd.py; its header lists the options.) miniupnpd holds tcp :5000 and udp :1900 on
+# lan0: stop it first (gw_stop_miniupnpd), or run the scripted IGD beside it with
+# --http-port P --no-ssdp. What it maps shows in gw_rules (and so gw_expect_rules,
+# gw_rule_count) and is reachable from wan (expect_reaches), as with miniupnpd.
+# scripted_igd_start [OPTION...]: start it, replacing a running one (whose mappings go);
+# fails the test if it does not come up. Sets SCRIPTED_IGD_URL (its first igd LOCATION) and
+# SCRIPTED_IGD_LOCATIONS (all, in the order its SSDP answers list them). Log:
+# $LAB_STATE/scripted-igd.log, a line per request.
+# scripted_igd_stop: SIGTERM: it deletes its nftables table. The teardown stops it too.
+# scripted_igd_ctl COMMAND...: forget PROTO PORT | forget-all | unrule PROTO PORT | list
+# (a silent loss behind the client's back); prints the answer.
+# gw_stop_miniupnpd: stop miniupnpd (SIGTERM; its rules stay: none, unless something mapped).
+# ssdp_search ST [SECONDS]: one M-SEARCH for ST from the lan host to 239.255.255.250:1900;
+# prints a line "ST LOCATION" per answer that arrives within SECONDS (default 0.5).
+gw_stop_miniupnpd() { _lab_do "miniupnpd stop" stop-gateway; }
+scripted_igd_start() {
+  local t0; t0=$(now_us)
+  _lab_do "scripted IGD start" scripted-igd-start "$@"
+  mapfile -t SCRIPTED_IGD_LOCATIONS < <(awk '{print $3}' "$LAB_STATE/scripted-igd.ready")
+  SCRIPTED_IGD_URL=$(awk '$2 ~ /^igd/ {print $3; exit}' "$LAB_STATE/scripted-igd.ready")
+  say "scripted IGD${*:+ ($*)} up in $((($(now_us) - t0) / 1000)) ms: ${SCRIPTED_IGD_LOCATIONS[*]}"
+}
+scripted_igd_stop() { _lab_do "scripted IGD stop" scripted-igd-stop; }
+scripted_igd_ctl() {
+  "$LAB_SH" scripted-igd-ctl "$@" 2>>"$LAB_STATE/lab.log" || { tail -n 3 "$LAB_STATE/lab.log"; fail "scripted-igd-ctl $* failed"; }
+}
+ssdp_search() {
+  in_lan timeout -k 1 5 "$PYTHON" - "$1" "${2:-0.5}" "$LAN_HOST" <<'PY'
+import socket, sys, time
+st, seconds, lan = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(lan))
+s.bind((lan, 0))
+s.sendto(f'M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: "ssdp:discover"\r\nMX: 1\r\n'
+         f"ST: {st}\r\n\r\n".encode(), ("239.255.255.250", 1900))
+end = time.monotonic() + seconds
+for _ in range(1000):
+    left = end - time.monotonic()
+    if left <= 0:
+        break
+    s.settimeout(left)
+    try:
+        data = s.recv(2048)
+    except socket.timeout:
+        break
+    h = {}
+    for line in data.decode("latin-1").split("\r\n")[1:]:
+        k, sep, v = line.partition(":")
+        if sep:
+            h[k.strip().lower()] = v.strip()
+    print(h.get("st", "?"), h.get("location", "?"))
+PY
 }
