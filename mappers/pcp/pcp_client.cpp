@@ -247,14 +247,21 @@ void Client::complete(RequestId id, const Pending& request, const Response& resp
   completion.epoch = response.epoch;
   if (response.result_code == ResultCode::success) {
     if (request.opcode == Opcode::map && response.map) {
-      MapResult result;
-      result.proto = request.key.proto;
-      result.internal_port = request.key.internal_port;
-      result.external_port = response.map->external_port;
-      result.external_address = unmapped(response.map->external_address);
-      result.lifetime = std::chrono::seconds(response.lifetime);
-      completion.map = result;
-      refusals_.forget_mapping(request.key);
+      if (response.lifetime == 0 && !request.deletion()) {
+        // §15: lifetime 0 is what deletes a mapping. In answer to a request
+        // for more, the server holds none; a lease of 0 s would only be
+        // renewed over and over.
+        completion.error = make_error_code(Errc::nothing_granted);
+      } else {
+        MapResult result;
+        result.proto = request.key.proto;
+        result.internal_port = request.key.internal_port;
+        result.external_port = response.map->external_port;
+        result.external_address = unmapped(response.map->external_address);
+        result.lifetime = std::chrono::seconds(response.lifetime);
+        completion.map = result;
+        refusals_.forget_mapping(request.key);
+      }
     }
   } else {
     // RFC 6887 §7.2/§7.4: the lifetime of an error response says how long the

@@ -58,9 +58,10 @@ struct Completion {
   RequestId id = 0;
   // Success: `map` holds the granted mapping (for ANNOUNCE: nullopt).
   // Failure: a pcp_category() code (the server's result code; its
-  // `error_lifetime` says how long the error holds) or Errc::timed_out, or,
-  // for ANNOUNCE only, unsupported_version when the server speaks only
-  // NAT-PMP or PCPv1.
+  // `error_lifetime` says how long the error holds), Errc::timed_out,
+  // Errc::nothing_granted (SUCCESS with lifetime 0 to a MAP that asked for
+  // more), or, for ANNOUNCE only, unsupported_version when the server speaks
+  // only NAT-PMP or PCPv1.
   std::error_code error;
   std::optional<MapResult> map;
   std::chrono::seconds error_lifetime{0};

@@ -837,3 +837,19 @@ TEST_CASE("after the gateway lost its state, what it refused is asked again at o
   CHECK(f.client.take_outgoing().size() == 1);
   CHECK(f.client.take_completions().empty());
 }
+
+TEST_CASE("SUCCESS with lifetime 0 to a new mapping is a failure: the gateway made none") {
+  Fixture f;
+  const auto id = f.client.map(Transport::udp, 7076, 7076, 3600s, kT0);
+  f.from_gateway(answer(f.only_outgoing(), {.lifetime = 0}));
+  const auto done = f.only_completion();
+  CHECK(done.id == id);
+  CHECK(done.error == Errc::nothing_granted);
+  CHECK_FALSE(done.map);
+  CHECK(f.client.pending() == 0);
+  CHECK(f.client.dropped_total() == 0);
+
+  // Nothing to honour: the next try goes out.
+  f.client.map(Transport::udp, 7076, 7076, 3600s, kT0 + 1s);
+  CHECK(f.client.take_outgoing().size() == 1);
+}
