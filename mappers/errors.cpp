@@ -33,6 +33,8 @@ class NatkeeperCategory final : public std::error_category {
         return "the router only forwards ports to the host that asks, not to another device";
       case Errc::third_party_unsupported:
         return "NAT-PMP cannot map ports for another device";
+      case Errc::nothing_granted:
+        return "the gateway answered success but granted a lifetime of 0 seconds: it made no mapping";
     }
     return fmt::format("natkeeper error {}", value);
   }

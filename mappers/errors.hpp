@@ -18,6 +18,9 @@ enum class Errc {
   third_party_refused,
   // The protocol has no way to name another device (NAT-PMP).
   third_party_unsupported,
+  // A PCP gateway answered a new mapping or renewal with SUCCESS and
+  // lifetime 0: it holds no mapping.
+  nothing_granted,
 };
 const std::error_category& natkeeper_category();
 std::error_code make_error_code(Errc e);

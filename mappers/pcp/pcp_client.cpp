@@ -50,11 +50,21 @@ RequestId Client::map(Transport proto, std::uint16_t internal_port, std::uint16_
   // answers MALFORMED_REQUEST): this host's own mapping goes without one.
   if (third_party == options_.client_address) third_party.reset();
   const auto internal_client = third_party.value_or(options_.client_address);
-  const auto key = std::tuple{internal_client, proto, internal_port};
-  auto known = nonces_.find(key);
+  const MapRequestKey key{internal_client, proto, internal_port, suggested_external_port, wire_lifetime(lifetime)};
+  if (const auto refusal = refusals_.holding(key, now)) {
+    Completion refused;
+    refused.id = next_id_++;
+    refused.error = refusal->error;
+    // Rounded up: a caller that waits this long finds the refusal over.
+    refused.error_lifetime = std::chrono::ceil<std::chrono::seconds>(refusal->remaining);
+    completions_.push_back(std::move(refused));
+    return completions_.back().id;
+  }
+  const auto nonce_key = std::tuple{internal_client, proto, internal_port};
+  auto known = nonces_.find(nonce_key);
   if (known == nonces_.end()) {
     const auto nonce = options_.nonce_for ? options_.nonce_for(internal_client, proto, internal_port) : new_nonce();
-    known = nonces_.emplace(key, nonce).first;
+    known = nonces_.emplace(nonce_key, nonce).first;
   }
 
   MapRequestFields fields;
@@ -64,7 +74,7 @@ RequestId Client::map(Transport proto, std::uint16_t internal_port, std::uint16_
   fields.internal_port = internal_port;
   fields.suggested_external_port = suggested_external_port;
   fields.suggested_external_address = ip::address_v4::any();  // any IPv4 address
-  fields.lifetime = wire_lifetime(lifetime);
+  fields.lifetime = key.lifetime;
   fields.third_party = third_party;
   const auto bytes = encode_map(fields);
 
@@ -72,10 +82,7 @@ RequestId Client::map(Transport proto, std::uint16_t internal_port, std::uint16_
   request.opcode = Opcode::map;
   request.datagram.assign(bytes.begin(), bytes.end());
   request.nonce = fields.nonce;
-  request.proto = proto;
-  request.internal_port = internal_port;
-  request.internal_client = internal_client;
-  request.deletion = fields.lifetime == 0;
+  request.key = key;
   return start(std::move(request), now);
 }
 
@@ -181,7 +188,7 @@ void Client::on_datagram(std::span<const std::uint8_t> bytes, const ip::address&
         }
         if (!answered) note_epoch(response, now);
         answered = true;
-        complete(it->first, it->second, response);
+        complete(it->first, it->second, response, now);
         it = pending_.erase(it);
       }
       if (answered) return;
@@ -209,14 +216,14 @@ void Client::on_datagram(std::span<const std::uint8_t> bytes, const ip::address&
       const bool answers_delete = response.result_code == ResultCode::success && response.lifetime == 0;
       for (auto it = pending_.begin(); it != pending_.end(); ++it) {
         const Pending& request = it->second;
-        if (request.opcode != Opcode::map || static_cast<std::uint8_t>(request.proto) != body.protocol ||
-            request.internal_port != body.internal_port ||
-            (echoed_client && *echoed_client != ip::address(request.internal_client)))
+        if (request.opcode != Opcode::map || static_cast<std::uint8_t>(request.key.proto) != body.protocol ||
+            request.key.internal_port != body.internal_port ||
+            (echoed_client && *echoed_client != ip::address(request.key.internal_client)))
           continue;
         same_mapping = true;
         if (request.nonce != body.nonce) continue;
         if (chosen == pending_.end()) chosen = it;
-        if (request.deletion == answers_delete) {
+        if (request.deletion() == answers_delete) {
           chosen = it;
           break;
         }
@@ -224,7 +231,7 @@ void Client::on_datagram(std::span<const std::uint8_t> bytes, const ip::address&
       if (chosen == pending_.end())
         return drop(same_mapping ? DropReason::nonce_mismatch : DropReason::unexpected);
       note_epoch(response, now);
-      complete(chosen->first, chosen->second, response);
+      complete(chosen->first, chosen->second, response, now);
       pending_.erase(chosen);
       return;
     }
@@ -234,35 +241,47 @@ void Client::on_datagram(std::span<const std::uint8_t> bytes, const ip::address&
   drop(DropReason::unexpected);
 }
 
-void Client::complete(RequestId id, const Pending& request, const Response& response) {
+void Client::complete(RequestId id, const Pending& request, const Response& response, Clock::time_point now) {
   Completion completion;
   completion.id = id;
   completion.epoch = response.epoch;
   if (response.result_code == ResultCode::success) {
     if (request.opcode == Opcode::map && response.map) {
-      MapResult result;
-      result.proto = request.proto;
-      result.internal_port = request.internal_port;
-      result.external_port = response.map->external_port;
-      result.external_address = unmapped(response.map->external_address);
-      result.lifetime = std::chrono::seconds(response.lifetime);
-      completion.map = result;
+      if (response.lifetime == 0 && !request.deletion()) {
+        // §15: lifetime 0 is what deletes a mapping. In answer to a request
+        // for more, the server holds none; a lease of 0 s would only be
+        // renewed over and over.
+        completion.error = make_error_code(Errc::nothing_granted);
+      } else {
+        MapResult result;
+        result.proto = request.key.proto;
+        result.internal_port = request.key.internal_port;
+        result.external_port = response.map->external_port;
+        result.external_address = unmapped(response.map->external_address);
+        result.lifetime = std::chrono::seconds(response.lifetime);
+        completion.map = result;
+        refusals_.forget_mapping(request.key);
+      }
     }
   } else {
-    // RFC 6887 §7.4/§8.3: the lifetime of an error response says how long the
-    // error holds. Long-lifetime errors (NOT_AUTHORIZED, UNSUPP_*, MALFORMED_*,
-    // ADDRESS_MISMATCH, ...) will not go away by asking again sooner; short
-    // ones (NETWORK_FAILURE, NO_RESOURCES, USER_EX_QUOTA,
-    // CANNOT_PROVIDE_EXTERNAL, ...) may. The caller must not repeat the same
-    // request before error_lifetime has passed.
+    // RFC 6887 §7.2/§7.4: the lifetime of an error response says how long the
+    // same request would get the same error. Long-lifetime errors
+    // (NOT_AUTHORIZED, UNSUPP_*, MALFORMED_*, ADDRESS_MISMATCH, ...) will not
+    // go away by asking again sooner; short ones (NETWORK_FAILURE,
+    // NO_RESOURCES, USER_EX_QUOTA, CANNOT_PROVIDE_EXTERNAL, ...) may. The
+    // request is not sent again before then.
     completion.error = make_pcp_error(static_cast<int>(response.result_code));
     completion.error_lifetime = std::chrono::seconds(response.lifetime);
+    if (request.opcode == Opcode::map) refusals_.remember(request.key, completion.error, completion.error_lifetime, now);
   }
   completions_.push_back(std::move(completion));
 }
 
 void Client::note_epoch(const Response& response, Clock::time_point now) {
-  if (epochs_.lost_state(response.epoch, now)) server_lost_state_ = true;
+  if (!epochs_.lost_state(response.epoch, now)) return;
+  server_lost_state_ = true;
+  // What it refused it may grant now: every mapping is asked for again.
+  refusals_.clear();
 }
 
 void Client::drop(DropReason reason) { ++dropped_[static_cast<std::size_t>(reason)]; }

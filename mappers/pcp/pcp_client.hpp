@@ -21,6 +21,7 @@
 
 #include "mappers/epoch.hpp"
 #include "mappers/pcp/pcp_codec.hpp"
+#include "mappers/pcp/pcp_refusals.hpp"
 #include "mappers/transport.hpp"
 
 namespace natkeeper::pcp {
@@ -56,9 +57,11 @@ struct MapResult {
 struct Completion {
   RequestId id = 0;
   // Success: `map` holds the granted mapping (for ANNOUNCE: nullopt).
-  // Failure: a pcp_category() code (the server's result code; its `lifetime`
-  // says how long the error holds) or Errc::timed_out, or, for ANNOUNCE
-  // only, unsupported_version when the server speaks only NAT-PMP or PCPv1.
+  // Failure: a pcp_category() code (the server's result code; its
+  // `error_lifetime` says how long the error holds), Errc::timed_out,
+  // Errc::nothing_granted (SUCCESS with lifetime 0 to a MAP that asked for
+  // more), or, for ANNOUNCE only, unsupported_version when the server speaks
+  // only NAT-PMP or PCPv1.
   std::error_code error;
   std::optional<MapResult> map;
   std::chrono::seconds error_lifetime{0};
@@ -77,7 +80,9 @@ class Client {
   // host's own address). The same (internal client, proto, internal port)
   // keeps its nonce (options.nonce_for, or random) for the life of this
   // client, as renewals and deletes must use the nonce of the mapping they
-  // refer to.
+  // refer to. A request the server refused with an error lifetime that has
+  // not passed yet (see Refusals) is not sent: it completes at once with that
+  // error and what is left of the lifetime.
   RequestId map(Transport proto, std::uint16_t internal_port, std::uint16_t suggested_external_port,
                 std::chrono::seconds lifetime, Clock::time_point now,
                 std::optional<boost::asio::ip::address_v4> third_party = std::nullopt);
@@ -109,12 +114,11 @@ class Client {
   struct Pending {
     Opcode opcode = Opcode::map;
     std::vector<std::uint8_t> datagram;  // sent as is on every retransmission
-    // MAP only: what a response must echo (RFC 6887 §11.4).
+    // MAP only: what a response must echo (RFC 6887 §11.4) with the nonce,
+    // and what a refusal is remembered by.
     Nonce nonce{};
-    Transport proto = Transport::udp;
-    std::uint16_t internal_port = 0;
-    boost::asio::ip::address_v4 internal_client;  // this host, or the third party
-    bool deletion = false;  // requested lifetime 0
+    MapRequestKey key;
+    bool deletion() const { return key.lifetime == 0; }
     Clock::time_point next_send;
     Clock::time_point deadline;  // Clock::time_point::max(): unbounded
     double rt_seconds = 0;       // RT of the last transmission (§8.1.1)
@@ -123,7 +127,7 @@ class Client {
   RequestId start(Pending request, Clock::time_point now);
   double next_rand();  // RAND of §8.1.1: uniform in [-0.1, +0.1]
   Nonce new_nonce();
-  void complete(RequestId id, const Pending& request, const Response& response);
+  void complete(RequestId id, const Pending& request, const Response& response, Clock::time_point now);
   void note_epoch(const Response& response, Clock::time_point now);
   void drop(DropReason reason);
 
@@ -132,6 +136,7 @@ class Client {
   EpochTracker epochs_;
   std::map<std::tuple<boost::asio::ip::address_v4, Transport, std::uint16_t>, Nonce> nonces_;
   std::map<RequestId, Pending> pending_;  // in start order
+  Refusals refusals_;
   RequestId next_id_ = 1;
   std::deque<std::vector<std::uint8_t>> outgoing_;
   std::vector<Completion> completions_;

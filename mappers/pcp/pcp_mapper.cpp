@@ -63,9 +63,13 @@ asio::awaitable<Completion> PcpMapper::await_completion(RequestId id) {
   // for its answer.
   if (!driving_) discard_queued();
   flush_outgoing();
-  start_driver();
-  // Woken by the driver (completion set) or by our caller's cancellation.
-  co_await waiter.done.async_wait(asio::as_tuple(asio::use_awaitable));
+  // A request the gateway refused a moment ago completes at once, unsent.
+  deliver_completions();
+  if (!waiter.completion) {
+    start_driver();
+    // Woken by the driver (completion set) or by our caller's cancellation.
+    co_await waiter.done.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
   waiters_.erase(id);
   if (waiter.completion) co_return std::move(*waiter.completion);
   // Cancelled by our caller: stop retransmitting for it.

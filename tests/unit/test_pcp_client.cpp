@@ -742,3 +742,114 @@ TEST_CASE("a nonce source replaces the random nonces, per (internal client, prot
   CHECK(nonce_of(sent[2]) == doorbell);
   CHECK(nonce_of(sent[3]) == own);
 }
+
+TEST_CASE("a refused request is not sent again before its error lifetime has passed") {
+  Fixture f;
+  const auto first = f.client.map(Transport::udp, 7076, 7076, 3600s, kT0);
+  const auto request = f.only_outgoing();
+  f.from_gateway(answer(request, {.result = ResultCode::no_resources, .lifetime = 30}));
+  auto done = f.only_completion();
+  CHECK(done.id == first);
+  CHECK(done.error == make_pcp_error(8));
+  CHECK(done.error_lifetime == 30s);
+
+  // Asked again 10.5 s later: answered at once with the same error, unsent.
+  const auto again = f.client.map(Transport::udp, 7076, 7076, 3600s, kT0 + 10500ms);
+  CHECK(f.client.take_outgoing().empty());
+  CHECK(f.client.pending() == 0);
+  CHECK_FALSE(f.client.next_wakeup());
+  done = f.only_completion();
+  CHECK(done.id == again);
+  CHECK(done.id != first);
+  CHECK(done.error == make_pcp_error(8));
+  CHECK(done.error_lifetime == 20s);  // 19.5 s left, rounded up
+  CHECK_FALSE(done.map);
+
+  // Other requests go out meanwhile: another port, another lease, the delete.
+  f.client.map(Transport::udp, 7077, 7077, 3600s, kT0 + 11s);
+  f.client.map(Transport::udp, 7076, 7076, 7200s, kT0 + 11s);
+  f.client.map(Transport::udp, 7076, 0, 0s, kT0 + 11s);
+  CHECK(f.client.take_outgoing().size() == 3);
+  CHECK(f.client.take_completions().empty());
+
+  // Once the lifetime has passed, the request goes out as before.
+  f.client.map(Transport::udp, 7076, 7076, 3600s, kT0 + 30s);
+  CHECK(f.only_outgoing() == request);
+  CHECK(f.client.take_completions().empty());
+}
+
+TEST_CASE("a long-lifetime error is held for at most 30 minutes, however long the gateway says") {
+  Fixture f;
+  f.client.map(Transport::tcp, 8080, 8080, 3600s, kT0);
+  f.from_gateway(answer(f.only_outgoing(), {.result = ResultCode::not_authorized, .lifetime = 0xFFFFFFFF}));
+  CHECK(f.only_completion().error_lifetime == std::chrono::seconds(0xFFFFFFFF));  // as sent
+
+  f.client.map(Transport::tcp, 8080, 8080, 3600s, kT0 + 30min - 1s);
+  CHECK(f.client.take_outgoing().empty());
+  const auto held = f.only_completion();
+  CHECK(held.error == make_pcp_error(2));
+  CHECK(held.error_lifetime == 1s);
+
+  f.client.map(Transport::tcp, 8080, 8080, 3600s, kT0 + 30min);
+  CHECK(f.client.take_outgoing().size() == 1);
+}
+
+TEST_CASE("an error lifetime of 0, as miniupnpd sends NOT_AUTHORIZED, holds nothing back") {
+  Fixture f;
+  f.client.map(Transport::tcp, 80, 80, 3600s, kT0);
+  f.from_gateway(answer(f.only_outgoing(), {.result = ResultCode::not_authorized, .lifetime = 0}));
+  f.client.take_completions();
+  f.client.map(Transport::tcp, 80, 80, 3600s, kT0);
+  CHECK(f.client.take_outgoing().size() == 1);
+  CHECK(f.client.take_completions().empty());
+}
+
+TEST_CASE("a grant or deletion of the mapping ends what was remembered of its requests") {
+  // miniupnpd answers the delete of a mapping it does not hold NO_RESOURCES
+  // (30 s); once the mapping is made again, a delete must reach the gateway.
+  Fixture f;
+  f.client.map(Transport::udp, 7076, 0, 0s, kT0);
+  f.from_gateway(answer(f.only_outgoing(), {.result = ResultCode::no_resources, .lifetime = 30}));
+  CHECK(f.only_completion().error == make_pcp_error(8));
+  f.client.map(Transport::udp, 7076, 0, 0s, kT0 + 1s);
+  CHECK(f.client.take_outgoing().empty());
+  CHECK(f.only_completion().error == make_pcp_error(8));
+
+  f.client.map(Transport::udp, 7076, 7076, 3600s, kT0 + 2s);
+  f.from_gateway(answer(f.only_outgoing()), kT0 + 2s);
+  CHECK(f.only_completion().map);
+  f.client.map(Transport::udp, 7076, 0, 0s, kT0 + 3s);
+  CHECK(f.client.take_outgoing().size() == 1);
+  CHECK(f.client.take_completions().empty());
+}
+
+TEST_CASE("after the gateway lost its state, what it refused is asked again at once") {
+  Fixture f;
+  f.client.map(Transport::udp, 7076, 7076, 3600s, kT0);
+  f.from_gateway(answer(f.only_outgoing(), {.result = ResultCode::no_resources, .lifetime = 1800, .epoch = 5000}));
+  f.client.take_completions();
+
+  // miniupnpd restarted: epoch 0, one ANNOUNCE to 224.0.0.1:5350.
+  const auto announce = encode_announce(kGateway);
+  f.from_gateway(answer(Bytes(announce.begin(), announce.end()), {.lifetime = 0, .epoch = 0}), kT0 + 60s);
+  CHECK(f.client.take_server_lost_state());
+  f.client.map(Transport::udp, 7076, 7076, 3600s, kT0 + 61s);
+  CHECK(f.client.take_outgoing().size() == 1);
+  CHECK(f.client.take_completions().empty());
+}
+
+TEST_CASE("SUCCESS with lifetime 0 to a new mapping is a failure: the gateway made none") {
+  Fixture f;
+  const auto id = f.client.map(Transport::udp, 7076, 7076, 3600s, kT0);
+  f.from_gateway(answer(f.only_outgoing(), {.lifetime = 0}));
+  const auto done = f.only_completion();
+  CHECK(done.id == id);
+  CHECK(done.error == Errc::nothing_granted);
+  CHECK_FALSE(done.map);
+  CHECK(f.client.pending() == 0);
+  CHECK(f.client.dropped_total() == 0);
+
+  // Nothing to honour: the next try goes out.
+  f.client.map(Transport::udp, 7076, 7076, 3600s, kT0 + 1s);
+  CHECK(f.client.take_outgoing().size() == 1);
+}

@@ -211,3 +211,50 @@ TEST_CASE("pcp mapper: a delete answered NO_RESOURCES is done", "[pcp][realtime]
   CHECK_FALSE(*removed);
   CHECK(server.received.size() == 1);
 }
+
+// [realtime]: what reaches the fake server is what is tested.
+TEST_CASE("pcp mapper: a request refused for 30 s is answered with the refusal, unsent, meanwhile",
+          "[pcp][realtime]") {
+  asio::io_context loop;
+  const auto address = asio::ip::make_address_v4("127.78.5.1");
+  LoopbackServer server(loop, address);
+  if (server.error()) {
+    WARN("skipped: cannot bind " << address << ":5351 for the fake server (" << server.error().message() << ")");
+    return;
+  }
+  server.script = [](const Bytes& r, std::size_t) {
+    return std::vector<Bytes>{answer(r, {.result = ResultCode::no_resources, .lifetime = 30})};
+  };
+  PcpMapper m(loop.get_executor(), options_for(address));
+  REQUIRE_FALSE(m.open());
+  for (int i = 0; i < 3; ++i) {
+    const auto refused = run_for(loop, m.map(request(7076)), 2s);
+    REQUIRE(refused);
+    REQUIRE_FALSE(*refused);
+    CHECK(refused->error() == make_pcp_error(8));
+  }
+  CHECK(server.received.size() == 1);
+  // Another request still goes out.
+  const auto other = run_for(loop, m.map(request(7077)), 2s);
+  REQUIRE(other);
+  CHECK(server.received.size() == 2);
+}
+
+// [realtime]: the mapper's own sockets and event loop are what is tested.
+TEST_CASE("pcp mapper: SUCCESS with lifetime 0 to a new mapping is no mapping", "[pcp][realtime][forged]") {
+  asio::io_context loop;
+  const auto address = asio::ip::make_address_v4("127.78.6.1");
+  LoopbackServer server(loop, address);
+  if (server.error()) {
+    WARN("skipped: cannot bind " << address << ":5351 for the fake server (" << server.error().message() << ")");
+    return;
+  }
+  server.script = [](const Bytes& r, std::size_t) { return std::vector<Bytes>{answer(r, {.lifetime = 0})}; };
+  PcpMapper m(loop.get_executor(), options_for(address));
+  REQUIRE_FALSE(m.open());
+  const auto mapped = run_for(loop, m.map(request(7076)), 2s);
+  REQUIRE(mapped);
+  REQUIRE_FALSE(*mapped);
+  CHECK(mapped->error() == Errc::nothing_granted);
+  CHECK(server.received.size() == 1);
+}
