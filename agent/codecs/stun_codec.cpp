@@ -1,5 +1,7 @@
 #include "agent/codecs/stun_codec.hpp"
 
+#include <fmt/format.h>
+
 #include "mappers/byte_order.hpp"
 
 namespace natkeeper::stun {
@@ -45,6 +47,24 @@ std::optional<boost::asio::ip::udp::endpoint> read_address(Bytes value, bool xor
 
 }  // namespace
 
+std::string name(Attribute attribute) {
+  switch (attribute) {
+    case Attribute::mapped_address: return "MAPPED-ADDRESS";
+    case Attribute::change_request: return "CHANGE-REQUEST";
+    case Attribute::changed_address: return "CHANGED-ADDRESS";
+    case Attribute::error_code: return "ERROR-CODE";
+    case Attribute::unknown_attributes: return "UNKNOWN-ATTRIBUTES";
+    case Attribute::xor_mapped_address: return "XOR-MAPPED-ADDRESS";
+    case Attribute::padding: return "PADDING";
+    case Attribute::response_port: return "RESPONSE-PORT";
+    case Attribute::software: return "SOFTWARE";
+    case Attribute::fingerprint: return "FINGERPRINT";
+    case Attribute::response_origin: return "RESPONSE-ORIGIN";
+    case Attribute::other_address: return "OTHER-ADDRESS";
+  }
+  return fmt::format("0x{:04x}", static_cast<std::uint16_t>(attribute));
+}
+
 std::vector<std::uint8_t> encode_binding_request(const BindingRequest& request) {
   std::vector<std::uint8_t> out;
   out.reserve(kHeaderSize + 16);
@@ -84,7 +104,7 @@ boost::system::result<BindingResponse, DecodeError> decode_binding_response(Byte
   else return DecodeError::not_a_response;
   std::copy_n(datagram.begin() + header::kTransactionId, kTransactionIdSize, response.transaction_id.begin());
 
-  std::optional<boost::asio::ip::udp::endpoint> plain_mapped;
+  std::optional<boost::asio::ip::udp::endpoint> plain_mapped, changed_address;
   std::size_t at = kHeaderSize;
   while (at < datagram.size()) {
     if (datagram.size() - at < 4) return DecodeError::bad_attribute;
@@ -108,10 +128,22 @@ boost::system::result<BindingResponse, DecodeError> decode_binding_response(Byte
       case Attribute::other_address:
         response.other_address = read_address(value, false, response.transaction_id);
         break;
-      case Attribute::error_code:
-        // reserved (2 bytes, 21 bits zero), class (3 bits), number (8 bits), reason
+      case Attribute::changed_address:
+        changed_address = read_address(value, false, response.transaction_id);
+        break;
+      case Attribute::error_code: {
+        // reserved (21 bits), class (3 bits: 3 to 6), number (8 bits: 0 to 99), reason
         if (value.size() < 4) return DecodeError::bad_attribute;
-        response.error_code = static_cast<std::uint16_t>((value[2] & 0x07) * 100 + value[3]);
+        const int error_class = value[2] & 0x07;
+        if (error_class < 3 || error_class > 6 || value[3] > 99) return DecodeError::bad_attribute;
+        response.error_code = static_cast<std::uint16_t>(error_class * 100 + value[3]);
+        break;
+      }
+      case Attribute::unknown_attributes:
+        // 16-bit attribute types (RFC 5389 §15.9)
+        if (value.size() % 2 != 0) return DecodeError::bad_attribute;
+        for (std::size_t i = 0; i < value.size(); i += 2)
+          response.unknown_attributes.push_back(static_cast<Attribute>(wire::get16(value, i)));
         break;
       default:
         break;  // comprehension-optional or unneeded: skipped
@@ -119,6 +151,7 @@ boost::system::result<BindingResponse, DecodeError> decode_binding_response(Byte
     at += 4 + padded;
   }
   if (!response.mapped) response.mapped = plain_mapped;
+  if (!response.other_address) response.other_address = changed_address;
   return response;
 }
 

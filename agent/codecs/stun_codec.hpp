@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -35,7 +36,9 @@ enum class MessageType : std::uint16_t {
 enum class Attribute : std::uint16_t {
   mapped_address = 0x0001,
   change_request = 0x0003,      // RFC 5780 §7.2
+  changed_address = 0x0005,     // RFC 3489 §11.2.3: OTHER-ADDRESS before RFC 5780
   error_code = 0x0009,
+  unknown_attributes = 0x000a,  // RFC 5389 §15.9
   xor_mapped_address = 0x0020,
   padding = 0x0026,             // RFC 5780 §7.6
   response_port = 0x0027,       // RFC 5780 §7.5
@@ -44,6 +47,9 @@ enum class Attribute : std::uint16_t {
   response_origin = 0x802b,     // RFC 5780 §7.3
   other_address = 0x802c,       // RFC 5780 §7.4
 };
+
+// "CHANGE-REQUEST", or the number in hex for an attribute not listed above.
+std::string name(Attribute attribute);
 
 // CHANGE-REQUEST flags (RFC 5780 §7.2).
 inline constexpr std::uint32_t kChangeIp = 0x4;
@@ -64,8 +70,13 @@ struct BindingResponse {
   TransactionId transaction_id{};
   std::optional<boost::asio::ip::udp::endpoint> mapped;  // XOR-MAPPED-ADDRESS, else MAPPED-ADDRESS
   std::optional<boost::asio::ip::udp::endpoint> response_origin;
+  // OTHER-ADDRESS, else CHANGED-ADDRESS: where a CHANGE-REQUEST's answer
+  // comes from; a server without a second address sends neither.
   std::optional<boost::asio::ip::udp::endpoint> other_address;
   std::optional<std::uint16_t> error_code;  // binding_error: class * 100 + number
+  // UNKNOWN-ATTRIBUTES of a 420 error: the request's attributes the server
+  // does not know.
+  std::vector<Attribute> unknown_attributes;
 };
 
 enum class DecodeError {

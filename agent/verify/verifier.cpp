@@ -10,6 +10,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <map>
 #include <random>
@@ -69,6 +70,26 @@ Result<udp::socket> open_udp(const asio::any_io_executor& executor, const asio::
   if (!ec) socket.bind({local, port}, ec);
   if (ec) return std::error_code(ec);
   return socket;
+}
+
+std::string endpoint_text(const udp::endpoint& endpoint) {
+  return fmt::format("{}:{}", endpoint.address().to_string(), endpoint.port());
+}
+
+// A STUN server's answer along the request's own flow to a request with
+// `attribute`, which asked for an answer elsewhere: why it cannot verify.
+std::string refusal(const stun::BindingResponse& answer, stun::Attribute attribute) {
+  if (answer.type == stun::MessageType::binding_success)
+    return fmt::format("it ignored {}", stun::name(attribute));
+  auto text = answer.error_code
+                  ? fmt::format("it answered {} with error {}", stun::name(attribute), *answer.error_code)
+                  : fmt::format("it answered {} with an error without ERROR-CODE", stun::name(attribute));
+  if (!answer.unknown_attributes.empty()) {
+    std::vector<std::string> names;
+    for (const auto unknown : answer.unknown_attributes) names.push_back(stun::name(unknown));
+    text += fmt::format(", unknown to it: {}", fmt::join(names, ", "));
+  }
+  return text;
 }
 
 std::string busy_note(const Mapping& mapping) {
@@ -259,7 +280,7 @@ asio::awaitable<void> Verifier::prepare() {
     }
     if (!reflector_answers_)
       log::warning("the reflector at {} does not answer: mappings cannot be verified through it",
-                   options_.reflector->address().to_string() + ":" + std::to_string(options_.reflector->port()));
+                   endpoint_text(*options_.reflector));
   }
   if (options_.stun) {
     for (int attempt = 0; attempt < options_.attempts && !stun_answers_; ++attempt) {
@@ -275,11 +296,15 @@ asio::awaitable<void> Verifier::prepare() {
       const auto response = stun::decode_binding_response(std::span<const std::uint8_t>(buffer.data(), *size));
       if (!response || response->transaction_id != id || !response->mapped) continue;
       stun_answers_ = true;
+      stun_has_other_address_ = response->other_address.has_value();
       if (!observer_) observer_ = Observer{"stun", response->mapped->address()};
     }
     if (!stun_answers_)
-      log::warning("the STUN server at {}:{} does not answer: UDP mappings cannot be verified through it",
-                   options_.stun->address().to_string(), options_.stun->port());
+      log::warning("the STUN server at {} does not answer: UDP mappings cannot be verified through it",
+                   endpoint_text(*options_.stun));
+    else if (!stun_has_other_address_)
+      log::info("the STUN server at {} names no other address (OTHER-ADDRESS): CHANGE-REQUEST is not used",
+                endpoint_text(*options_.stun));
   }
 }
 
@@ -458,6 +483,12 @@ asio::awaitable<Verification> Verifier::verify_with_stun(const Mapping& mapping)
                                     listener.error().message());
     co_return result;
   }
+  auto verified = [&result](Clock::time_point started) {
+    result.state = MappingState::verified;
+    result.method = "stun";
+    result.round_trip = Clock::now() - started;
+    return result;
+  };
   // A success for our transaction; `not_from`: the server's own address, which
   // an answer sent back along the request's flow would come from (no proof).
   auto answers = [](const stun::TransactionId& id, std::optional<udp::endpoint> not_from) {
@@ -467,7 +498,12 @@ asio::awaitable<Verification> Verifier::verify_with_stun(const Mapping& mapping)
              sender != not_from;
     };
   };
-  for (int attempt = 0; attempt < options_.attempts; ++attempt) {
+  // How the server showed that it does not do what an attribute asks: an
+  // answer along the request's own flow. Without one, a request unanswered
+  // through the mapping says the mapping does not forward.
+  std::optional<std::string> response_port_refused, change_request_refused;
+
+  for (int attempt = 0; attempt < options_.attempts && !response_port_refused; ++attempt) {
     // RESPONSE-PORT (RFC 5780 §7.5): the server answers to our public address
     // at the external port, i.e. through the mapping, from a fresh port of ours.
     auto sender = open_udp(executor, local_address_, 0);
@@ -477,29 +513,47 @@ asio::awaitable<Verification> Verifier::verify_with_stun(const Mapping& mapping)
     const auto started = Clock::now();
     boost::system::error_code ignored;
     sender->send_to(asio::buffer(request), *options_.stun, 0, ignored);
-    const auto answered = answers(id, std::nullopt);
-    if (co_await await_datagram(*listener, options_.wait_per_attempt, answered)) {
-      result.state = MappingState::verified;
-      result.method = "stun";
-      result.round_trip = Clock::now() - started;
-      co_return result;
-    }
+    std::optional<stun::BindingResponse> back_to_sender;
+    auto returned = [&back_to_sender, id](std::span<const std::uint8_t> datagram, const udp::endpoint&) {
+      auto response = stun::decode_binding_response(datagram);
+      if (!response || response->transaction_id != id) return false;
+      back_to_sender = std::move(*response);
+      return true;
+    };
+    const auto outcome = co_await (await_datagram(*listener, options_.wait_per_attempt, answers(id, std::nullopt)) ||
+                                   await_datagram(*sender, options_.wait_per_attempt, returned));
+    if (outcome.index() == 0 && std::get<0>(outcome)) co_return verified(started);
+    if (back_to_sender) response_port_refused = refusal(*back_to_sender, stun::Attribute::response_port);
   }
   // A server without RESPONSE-PORT: ask from the internal port itself for an
   // answer from its other address and port, which only the mapping lets in.
-  for (int attempt = 0; attempt < options_.attempts; ++attempt) {
+  // A server that names no other address has none to answer from (RFC 5780 §7.4).
+  if (!stun_has_other_address_)
+    change_request_refused = "no OTHER-ADDRESS in its Binding response: CHANGE-REQUEST not sent";
+  for (int attempt = 0; attempt < options_.attempts && !change_request_refused; ++attempt) {
     const auto id = random_bytes<stun::kTransactionIdSize>();
     const auto request = stun::encode_binding_request({id, stun::kChangeIp | stun::kChangePort, std::nullopt});
     const auto started = Clock::now();
     boost::system::error_code ignored;
     listener->send_to(asio::buffer(request), *options_.stun, 0, ignored);
-    const auto answered = answers(id, options_.stun);
-    if (co_await await_datagram(*listener, options_.wait_per_attempt, answered)) {
-      result.state = MappingState::verified;
-      result.method = "stun";
-      result.round_trip = Clock::now() - started;
-      co_return result;
-    }
+    std::optional<stun::BindingResponse> along_the_flow;
+    auto answered = [&along_the_flow, proof = answers(id, options_.stun), id, server = *options_.stun](
+                        std::span<const std::uint8_t> datagram, const udp::endpoint& sender) {
+      if (proof(datagram, sender)) return true;
+      auto response = stun::decode_binding_response(datagram);
+      if (sender != server || !response || response->transaction_id != id) return false;
+      along_the_flow = std::move(*response);
+      return true;
+    };
+    if (!co_await await_datagram(*listener, options_.wait_per_attempt, answered)) continue;
+    if (!along_the_flow) co_return verified(started);
+    change_request_refused = refusal(*along_the_flow, stun::Attribute::change_request);
+  }
+  if (response_port_refused && change_request_refused) {
+    // Neither request can be answered through the mapping: silence proves nothing.
+    result.note = fmt::format("not verified: the STUN server {} does not support RFC 5780 ({}; {})",
+                              endpoint_text(*options_.stun), *response_port_refused, *change_request_refused);
+    co_return result;
   }
   result.state = MappingState::unreachable;
   result.note = "the STUN server's answers to the external port never arrived";

@@ -86,13 +86,16 @@ class Verifier {
   Verifier& operator=(const Verifier&) = delete;
 
   // Asks the configured servers once whether they answer, and what public
-  // address they see, and keeps the reflector's cookie; call before verify().
-  // Logs what does not answer.
+  // address they see, and keeps the reflector's cookie and whether the STUN
+  // server has another address (RFC 5780); call before verify(). Logs what
+  // does not answer.
   asio::awaitable<void> prepare();
   std::optional<Observer> observer() const { return observer_; }
 
   // A device's UDP mapping is left `mapped` ("cannot be observed"): see
-  // judge_device_udp for what a canary adds.
+  // judge_device_udp for what a canary adds. So is a mapping for which the
+  // STUN server refused (or has no address for) every request it would answer
+  // through the mapping: it cannot verify, which is not "unreachable".
   asio::awaitable<Verification> verify(const Mapping& mapping);
 
   struct Control;  // the reflector's control socket and the requests awaiting replies
@@ -120,6 +123,8 @@ class Verifier {
   asio::ip::address_v4 local_address_;
   VerifyOptions options_;
   bool stun_answers_ = false;
+  // Its Binding response named another address to answer a CHANGE-REQUEST from.
+  bool stun_has_other_address_ = false;
   bool reflector_answers_ = false;
   // The reflector answered nothing to a handshake request: it predates them.
   bool handshakes_unanswered_ = false;

@@ -33,6 +33,23 @@ std::vector<std::uint8_t> coturn_like_response() {
   return m;
 }
 
+// A Binding error response with an ERROR-CODE value and then `more` attributes.
+std::vector<std::uint8_t> error_response(std::vector<std::uint8_t> error_code, std::vector<std::uint8_t> more = {}) {
+  std::vector<std::uint8_t> m = {0x01, 0x11, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42};
+  m.insert(m.end(), kId.begin(), kId.end());
+  m.push_back(0x00);
+  m.push_back(0x09);
+  m.push_back(0x00);
+  m.push_back(static_cast<std::uint8_t>(error_code.size()));
+  m.insert(m.end(), error_code.begin(), error_code.end());
+  m.resize(kHeaderSize + 4 + ((error_code.size() + 3) & ~std::size_t{3}), 0);
+  m.insert(m.end(), more.begin(), more.end());
+  const auto length = m.size() - kHeaderSize;
+  m[2] = static_cast<std::uint8_t>(length >> 8);
+  m[3] = static_cast<std::uint8_t>(length);
+  return m;
+}
+
 }  // namespace
 
 TEST_CASE("a Binding request carries CHANGE-REQUEST and RESPONSE-PORT") {
@@ -72,16 +89,66 @@ TEST_CASE("a success response yields the mapped address and the RFC 5780 attribu
   CHECK(response->response_origin->address() == make_address("203.0.113.3"));
   CHECK(response->response_origin->port() == 3479);
   REQUIRE(response->other_address);
+  CHECK(response->other_address->address() == make_address("203.0.113.3"));
+  CHECK(response->other_address->port() == 3479);
 }
 
 TEST_CASE("an error response yields its code") {
-  std::vector<std::uint8_t> m = {0x01, 0x11, 0x00, 0x08, 0x21, 0x12, 0xA4, 0x42};
-  m.insert(m.end(), kId.begin(), kId.end());
-  for (std::uint8_t b : {0x00, 0x09, 0x00, 0x04, 0x00, 0x00, 0x04, 0x14}) m.push_back(b);  // class 4, number 20
-  const auto response = decode_binding_response(m);
+  const auto response = decode_binding_response(error_response({0x00, 0x00, 0x04, 0x14}));  // class 4, number 20
   REQUIRE(response.has_value());
   CHECK(response->type == MessageType::binding_error);
   CHECK(response->error_code == 420);
+  CHECK(response->unknown_attributes.empty());
+}
+
+TEST_CASE("a 420 error names the attributes the server does not know") {
+  // ERROR-CODE 420 "Unknown" and UNKNOWN-ATTRIBUTES CHANGE-REQUEST, 0x7f01, padded
+  const auto bytes = error_response({0x00, 0x00, 0x04, 0x14, 'U', 'n', 'k', 'n', 'o', 'w', 'n', 0x00},
+                                    {0x00, 0x0a, 0x00, 0x04, 0x00, 0x03, 0x7f, 0x01});
+  const auto response = decode_binding_response(bytes);
+  REQUIRE(response.has_value());
+  CHECK(response->error_code == 420);
+  CHECK(response->unknown_attributes == std::vector{Attribute::change_request, static_cast<Attribute>(0x7f01)});
+  CHECK(name(response->unknown_attributes[0]) == "CHANGE-REQUEST");
+  CHECK(name(response->unknown_attributes[1]) == "0x7f01");
+
+  // One attribute: 2 bytes of value, 2 of padding.
+  const auto one = decode_binding_response(
+      error_response({0x00, 0x00, 0x04, 0x14}, {0x00, 0x0a, 0x00, 0x02, 0x00, 0x27, 0x00, 0x00}));
+  REQUIRE(one.has_value());
+  CHECK(one->unknown_attributes == std::vector{Attribute::response_port});
+}
+
+TEST_CASE("a malformed ERROR-CODE or UNKNOWN-ATTRIBUTES is rejected") {
+  CHECK(decode_binding_response(error_response({0x00, 0x00, 0x04})).error() == DecodeError::bad_attribute);
+  CHECK(decode_binding_response(error_response({0x00, 0x00, 0x02, 0x14})).error() == DecodeError::bad_attribute);
+  CHECK(decode_binding_response(error_response({0x00, 0x00, 0x07, 0x14})).error() == DecodeError::bad_attribute);
+  CHECK(decode_binding_response(error_response({0x00, 0x00, 0x04, 100})).error() == DecodeError::bad_attribute);
+  // an odd length: half an attribute type
+  CHECK(decode_binding_response(error_response({0x00, 0x00, 0x04, 0x14}, {0x00, 0x0a, 0x00, 0x03, 0x00, 0x03, 0x00,
+                                                                           0x00}))
+            .error() == DecodeError::bad_attribute);
+  // a length past the message
+  CHECK(decode_binding_response(error_response({0x00, 0x00, 0x04, 0x14}, {0x00, 0x0a, 0x00, 0x08, 0x00, 0x03, 0x00,
+                                                                           0x27}))
+            .error() == DecodeError::bad_attribute);
+}
+
+TEST_CASE("without OTHER-ADDRESS, RFC 3489's CHANGED-ADDRESS names the other address") {
+  auto bytes = coturn_like_response();
+  // OTHER-ADDRESS (0x802c) becomes CHANGED-ADDRESS (0x0005); its value stays
+  bytes[kHeaderSize + 24] = 0x00;
+  bytes[kHeaderSize + 25] = 0x05;
+  const auto response = decode_binding_response(bytes);
+  REQUIRE(response.has_value());
+  REQUIRE(response->other_address);
+  CHECK(response->other_address->address() == make_address("203.0.113.3"));
+  CHECK(response->other_address->port() == 3479);
+
+  bytes[kHeaderSize + 25] = 0x06;  // USERNAME: no other address
+  const auto without = decode_binding_response(bytes);
+  REQUIRE(without.has_value());
+  CHECK_FALSE(without->other_address);
 }
 
 TEST_CASE("what is not a well-formed STUN response is rejected") {
