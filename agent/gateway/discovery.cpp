@@ -90,10 +90,20 @@ asio::awaitable<Result<FoundProtocol>> probe_upnp(ProbeContext context) {
       log::info("UPnP: {}: {}", location, fetched.detail);
       co_return fetched.error;
     }
-    auto igd = upnp::open_igd(location, fetched.body);
+    // Blocking when the description offers several WAN connections, which are asked about.
+    auto open_description = [location, description = std::move(fetched.body)] {
+      return upnp::open_igd(location, description);
+    };
+    auto igd = co_await runner.run(std::move(open_description));
     if (!igd) {
       log::info("UPnP: {}: {}", location, igd.error().message());
       co_return igd.error();
+    }
+    for (const auto& [service, state] : igd->asked) {
+      log::info("UPnP: {}: {} at {}: status {}, external address {}{}", location, service.service_type,
+                service.control_url, state.status.empty() ? "unknown" : state.status,
+                state.external_ip.empty() ? "none" : state.external_ip,
+                service == igd->description ? " (chosen)" : "");
     }
     upnp::UpnpMapperOptions options;
     options.allow_other_external_port = context.config.allow_other_external_port;

@@ -1,6 +1,5 @@
 #include "mappers/upnp/miniupnpc_igd.hpp"
 
-#include <miniupnpc/miniupnpc.h>
 #include <miniupnpc/upnpcommands.h>
 
 #include <fmt/format.h>
@@ -9,7 +8,6 @@
 #include <cstring>
 
 #include "mappers/errors.hpp"
-#include "mappers/upnp/http_url.hpp"
 
 namespace natkeeper::upnp {
 namespace {
@@ -33,11 +31,7 @@ std::optional<Int> parse_number(const std::string& text) {
 
 class MiniupnpcIgd final : public IgdControl {
  public:
-  MiniupnpcIgd(UPNPUrls urls, IgdDescription description)
-      : urls_(urls), description_(std::move(description)) {}
-  ~MiniupnpcIgd() override { FreeUPNPUrls(&urls_); }
-  MiniupnpcIgd(const MiniupnpcIgd&) = delete;
-  MiniupnpcIgd& operator=(const MiniupnpcIgd&) = delete;
+  explicit MiniupnpcIgd(IgdDescription description) : description_(std::move(description)) {}
 
   bool has_add_any_port_mapping() const override { return description_.version >= 2; }
 
@@ -115,42 +109,47 @@ class MiniupnpcIgd final : public IgdControl {
           lease(std::to_string(args.lease.count())) {}
     std::string external, internal, lease;
   };
-  const char* control() const { return urls_.controlURL; }
+  const char* control() const { return description_.control_url.c_str(); }
   const char* service() const { return description_.service_type.c_str(); }
   static const char* proto(Transport p) { return p == Transport::tcp ? "TCP" : "UDP"; }
 
-  UPNPUrls urls_;
   IgdDescription description_;
 };
 
-bool is_wan_connection_service(std::string_view type) {
-  return type.starts_with("urn:schemas-upnp-org:service:WANIPConnection:") ||
-         type.starts_with("urn:schemas-upnp-org:service:WANPPPConnection:");
-}
-
-bool same_host(const std::string& url, const std::string& other_url) {
-  const auto a = parse_http_url(url), b = parse_http_url(other_url);
-  return a && b && a->host == b->host;
+// Two blocking SOAP calls; a failed one leaves its part empty.
+ConnectionState ask_connection_state(const IgdDescription& service) {
+  // Buffer sizes are the ones upnpcommands.h documents.
+  char status[64] = {}, last_error[64] = {}, address[40] = {};
+  unsigned int uptime = 0;
+  const auto control = service.control_url.c_str();
+  const auto type = service.service_type.c_str();
+  ConnectionState state;
+  if (UPNP_GetStatusInfo(control, type, status, &uptime, last_error) == UPNPCOMMAND_SUCCESS)
+    state.status = from_buffer(status);
+  if (UPNP_GetExternalIPAddress(control, type, address) == UPNPCOMMAND_SUCCESS)
+    state.external_ip = from_buffer(address);
+  return state;
 }
 
 }  // namespace
 
 Result<OpenedIgd> open_igd(const std::string& location, std::string_view description) {
-  IGDdatas data{};
-  parserootdesc(description.data(), static_cast<int>(description.size()), &data);
-  IgdDescription found;
-  found.location = location;
-  found.service_type = from_buffer(data.first.servicetype);
-  if (!is_wan_connection_service(found.service_type)) return make_error_code(Errc::not_an_igd);
-  UPNPUrls urls{};
-  GetUPNPUrls(&urls, &data, location.c_str(), 0);
-  found.control_url = urls.controlURL ? urls.controlURL : "";
-  if (!same_host(found.control_url, location)) {
-    FreeUPNPUrls(&urls);
-    return make_error_code(Errc::not_an_igd);
+  const auto services = connection_services(parse_root_description(description), location);
+  if (services.empty()) return make_error_code(Errc::not_an_igd);
+  OpenedIgd opened;
+  std::size_t chosen = 0;
+  if (services.size() > 1) {
+    std::vector<ConnectionState> states;
+    for (const auto& service : services) {
+      states.push_back(ask_connection_state(service));
+      if (is_usable_connection(states.back())) break;
+    }
+    chosen = best_connection(states);
+    for (std::size_t i = 0; i < states.size(); ++i) opened.asked.emplace_back(services[i], states[i]);
   }
-  found.version = found.service_type.ends_with(":2") ? 2 : 1;
-  return OpenedIgd{std::make_shared<MiniupnpcIgd>(urls, found), found};
+  opened.description = services[chosen];
+  opened.control = std::make_shared<MiniupnpcIgd>(opened.description);
+  return opened;
 }
 
 }  // namespace natkeeper::upnp

@@ -2,30 +2,29 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "mappers/upnp/igd_control.hpp"
+#include "mappers/upnp/igd_description.hpp"
 
 namespace natkeeper::upnp {
 
-struct IgdDescription {
-  std::string location;      // the root description URL
-  std::string service_type;  // e.g. urn:schemas-upnp-org:service:WANIPConnection:2
-  std::string control_url;
-  int version = 1;           // of the WAN connection service
-};
-
 struct OpenedIgd {
   std::shared_ptr<IgdControl> control;
-  IgdDescription description;
+  IgdDescription description;  // the WAN connection service chosen
+  // When the description offers several: those asked, in document order, with
+  // what each said of itself (the chosen one among them). Empty otherwise.
+  std::vector<std::pair<IgdDescription, ConnectionState>> asked;
 };
 
 // Reads the root description fetched from `location` and returns the IGD's WAN
-// connection service, or Errc::not_an_igd. Only libminiupnpc's XML parser sees
-// the bytes (natkeeper fetches them itself, within limits). The control URL must
-// be on the description's host, so a description cannot aim natkeeper's SOAP
-// calls elsewhere. It deliberately does not ask whether the IGD calls itself
-// "connected": gateways whose external address is in a reserved range say no and
-// still map.
+// connection service (see connection_services), or Errc::not_an_igd. natkeeper
+// fetches the bytes itself, within limits. Of several services the best
+// (best_connection) is taken: they are asked for their status and external
+// address in turn, a blocking call each, until one is connected with an
+// address. A single service is taken without asking: some gateways call their
+// only connection disconnected and map all the same.
 Result<OpenedIgd> open_igd(const std::string& location, std::string_view description);
 
 }  // namespace natkeeper::upnp

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <optional>
 
@@ -102,13 +103,7 @@ SsdpResult<Notify> parse_notify(std::string_view datagram) {
 }
 
 bool is_igd_search_target(std::string_view st) {
-  for (std::string_view known : {kIgdV1, kIgdV2,
-                                 std::string_view{"urn:schemas-upnp-org:service:WANIPConnection:1"},
-                                 std::string_view{"urn:schemas-upnp-org:service:WANIPConnection:2"},
-                                 std::string_view{"urn:schemas-upnp-org:service:WANPPPConnection:1"}}) {
-    if (st == known) return true;
-  }
-  return false;
+  return std::find(kIgdSearchTargets.begin(), kIgdSearchTargets.end(), st) != kIgdSearchTargets.end();
 }
 
 }  // namespace natkeeper::upnp

@@ -2,6 +2,7 @@
 // SSDP (UPnP Device Architecture 1.1, section 1.3) as pure text codecs: no I/O.
 #include <boost/system/result.hpp>
 
+#include <array>
 #include <cstdint>
 #include <cstddef>
 #include <optional>
@@ -17,6 +18,16 @@ inline constexpr std::size_t kMaxSsdpDatagram = 2048;
 
 inline constexpr std::string_view kIgdV1 = "urn:schemas-upnp-org:device:InternetGatewayDevice:1";
 inline constexpr std::string_view kIgdV2 = "urn:schemas-upnp-org:device:InternetGatewayDevice:2";
+inline constexpr std::string_view kWanIpConnectionV1 = "urn:schemas-upnp-org:service:WANIPConnection:1";
+inline constexpr std::string_view kWanIpConnectionV2 = "urn:schemas-upnp-org:service:WANIPConnection:2";
+inline constexpr std::string_view kWanPppConnectionV1 = "urn:schemas-upnp-org:service:WANPPPConnection:1";
+
+// What an IGD search asks for: the device types, and the WAN connection
+// services, since some routers answer only a search for a service. A device
+// answers a search for a lower version of its type too, naming the version
+// asked for: only a search for version 2 tells a version 2 device.
+inline constexpr std::array kIgdSearchTargets{kIgdV2, kIgdV1, kWanIpConnectionV2, kWanIpConnectionV1,
+                                              kWanPppConnectionV1};
 
 // A multicast search carries MX (devices spread answers over 0..MX s); a
 // unicast search has no MX, and the device answers at once (UDA 1.1 §1.3.3).
@@ -61,7 +72,7 @@ struct Notify {
 // Accepts NOTIFYs with NT and a known NTS; alive and update need LOCATION.
 SsdpResult<Notify> parse_notify(std::string_view datagram);
 
-// True for the device and WAN connection service types an IGD answers with.
+// True for the search targets above, which an IGD's answer repeats.
 bool is_igd_search_target(std::string_view st);
 
 }  // namespace natkeeper::upnp

@@ -13,7 +13,7 @@ bool in_network(const address_v4& a, const address_v4& b, const address_v4& mask
 }
 
 bool is_version_2(std::string_view search_target) {
-  return search_target == kIgdV2 || search_target == "urn:schemas-upnp-org:service:WANIPConnection:2";
+  return search_target == kIgdV2 || search_target == kWanIpConnectionV2;
 }
 
 }  // namespace

@@ -14,6 +14,8 @@ using namespace std::chrono_literals;
 using asio::ip::address_v4;
 
 // Resend times after the start: a lost datagram costs one step, not the search.
+// Each round is one unicast and one multicast datagram per search target, sent
+// at once (2 x 5 x 3 = 30 datagrams at most).
 constexpr std::array kSearchSchedule{0ms, 250ms, 1000ms};
 constexpr int kMulticastMx = 1;
 // Datagrams read per socket each time it wakes the search: a flood is read in
@@ -52,7 +54,7 @@ void SsdpSearch::send_searches() {
   const asio::ip::udp::endpoint multicast{asio::ip::make_address_v4(kSsdpMulticastAddress), kSsdpPort};
   const asio::ip::udp::endpoint unicast{gateway_, kSsdpPort};
   const auto unicast_host = fmt::format("{}:{}", gateway_.to_string(), kSsdpPort);
-  for (auto target : {kIgdV2, kIgdV1}) {
+  for (const auto target : kIgdSearchTargets) {
     boost::system::error_code ignored;  // a lost search is covered by the resend
     unicast_socket_.send_to(asio::buffer(make_unicast_search(target, unicast_host)), unicast, 0, ignored);
     multicast_socket_.send_to(asio::buffer(make_multicast_search(target, kMulticastMx)), multicast, 0, ignored);

@@ -1,5 +1,6 @@
 // Fetching a UPnP description within limits (http_get on a real loopback
-// socket, with scripted servers) and reading it (open_igd).
+// socket, with scripted servers) and reading it (open_igd, which asks a
+// scripted gateway's WAN connections about themselves when there are several).
 #include <catch2/catch.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -14,7 +15,11 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "mappers/errors.hpp"
 #include "mappers/upnp/http_get.hpp"
@@ -172,6 +177,20 @@ TEST_CASE("open_igd reads the WAN connection service from the fetched bytes") {
   CHECK(igd->control->has_add_any_port_mapping());
 }
 
+TEST_CASE("open_igd takes TR-064's names for the WAN connection services") {
+  const std::string location = "http://10.77.0.1:49000/igddesc.xml";
+  const auto igd = natkeeper::upnp::open_igd(
+      location, "<root><device><serviceList><service><serviceType>urn:dslforum-org:service:WANPPPConnection:1"
+                "</serviceType><controlURL>/upnp/control/wanpppconn1</controlURL></service></serviceList>"
+                "</device></root>");
+  REQUIRE(igd.has_value());
+  CHECK(igd->description.service_type == "urn:dslforum-org:service:WANPPPConnection:1");
+  CHECK(igd->description.control_url == "http://10.77.0.1:49000/upnp/control/wanpppconn1");
+  CHECK(igd->description.version == 1);
+  CHECK_FALSE(igd->control->has_add_any_port_mapping());
+  CHECK(igd->asked.empty());
+}
+
 TEST_CASE("open_igd refuses a description that aims the control calls at another host, or no IGD") {
   const std::string location = "http://10.77.0.66:8000/desc.xml";
   CHECK(natkeeper::upnp::open_igd(location, description("http://169.254.169.254/ctl")).error() ==
@@ -179,4 +198,137 @@ TEST_CASE("open_igd refuses a description that aims the control calls at another
   CHECK(natkeeper::upnp::open_igd(location, "<root><device><deviceType>x</deviceType></device></root>").error() ==
         Errc::not_an_igd);
   CHECK(natkeeper::upnp::open_igd(location, std::string(4096, '<')).error() == Errc::not_an_igd);
+}
+
+namespace {
+
+// A gateway's WAN connections on 127.0.0.1, answering GetStatusInfo and
+// GetExternalIPAddress from a thread of its own (open_igd's calls block), and
+// recording each call as "PATH SERVICE-TYPE#ACTION".
+class SoapGateway {
+ public:
+  struct Connection {
+    std::string status, external_ip;
+  };
+  explicit SoapGateway(std::map<std::string, Connection> connections)
+      : acceptor_(loop_, {asio::ip::make_address_v4("127.0.0.1"), 0}), connections_(std::move(connections)) {
+    asio::co_spawn(loop_, serve(), asio::detached);
+    thread_ = std::thread([this] { loop_.run(); });
+  }
+  ~SoapGateway() {
+    loop_.stop();
+    thread_.join();
+  }
+  SoapGateway(const SoapGateway&) = delete;
+  SoapGateway& operator=(const SoapGateway&) = delete;
+
+  std::string location() const {
+    return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/rootDesc.xml";
+  }
+  std::vector<std::string> calls() const {
+    const std::lock_guard lock(mutex_);
+    return calls_;
+  }
+
+ private:
+  asio::awaitable<void> serve() {
+    while (true) {
+      auto [ec, socket] = co_await acceptor_.async_accept(token);
+      if (ec) co_return;
+      std::string request;
+      auto [read_error, head_size] =
+          co_await asio::async_read_until(socket, asio::dynamic_buffer(request), "\r\n\r\n", token);
+      if (read_error) continue;
+      const auto length_at = request.find("Content-Length: ");
+      const auto body_size = length_at == std::string::npos ? 0 : std::stoul(request.substr(length_at + 16));
+      while (request.size() < head_size + body_size) {
+        char chunk[1024];
+        auto [body_error, got] = co_await socket.async_read_some(asio::buffer(chunk), token);
+        if (body_error) break;
+        request.append(chunk, got);
+      }
+      const auto path = request.substr(5, request.find(' ', 5) - 5);  // after "POST "
+      const auto action_at = request.find("SOAPAction: \"") + 13;
+      const auto soap_action = request.substr(action_at, request.find('"', action_at) - action_at);
+      {
+        const std::lock_guard lock(mutex_);
+        calls_.push_back(path + " " + soap_action);
+      }
+      co_await send(socket, answer(path, soap_action));
+    }
+  }
+
+  std::string answer(const std::string& path, const std::string& soap_action) const {
+    const auto& connection = connections_.at(path);
+    const auto hash = soap_action.find('#');
+    const auto type = soap_action.substr(0, hash), action = soap_action.substr(hash + 1);
+    const auto arguments = action == "GetStatusInfo"
+                               ? "<NewConnectionStatus>" + connection.status +
+                                     "</NewConnectionStatus><NewLastConnectionError>ERROR_NONE"
+                                     "</NewLastConnectionError><NewUptime>7</NewUptime>"
+                               : "<NewExternalIPAddress>" + connection.external_ip + "</NewExternalIPAddress>";
+    const auto body = "<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\">"
+                      "<s:Body><u:" + action + "Response xmlns:u=\"" + type + "\">" + arguments + "</u:" + action +
+                      "Response></s:Body></s:Envelope>";
+    return "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: " + std::to_string(body.size()) +
+           "\r\nConnection: close\r\n\r\n" + body;
+  }
+
+  asio::io_context loop_;
+  tcp::acceptor acceptor_;
+  const std::map<std::string, Connection> connections_;
+  mutable std::mutex mutex_;
+  std::vector<std::string> calls_;
+  std::thread thread_;
+};
+
+std::string described(const std::vector<std::pair<std::string, std::string>>& services) {
+  std::string list;
+  for (const auto& [type, control_url] : services)
+    list += "<service><serviceType>" + type + "</serviceType><controlURL>" + control_url + "</controlURL></service>";
+  return "<root><device><serviceList>" + list + "</serviceList></device></root>";
+}
+
+const std::string kDslPpp = "urn:dslforum-org:service:WANPPPConnection:1";
+const std::string kDslIp = "urn:dslforum-org:service:WANIPConnection:1";
+const std::string kIp1 = "urn:schemas-upnp-org:service:WANIPConnection:1";
+const std::string kIp2 = "urn:schemas-upnp-org:service:WANIPConnection:2";
+
+}  // namespace
+
+TEST_CASE("open_igd asks a device's WAN connections in turn until one is Connected with an address") {
+  SoapGateway gateway({{"/ppp", {"Disconnected", ""}},
+                       {"/ip1", {"Connected", "0.0.0.0"}},
+                       {"/dslip", {"Connected", "203.0.113.1"}},
+                       {"/ip2", {"Connected", "203.0.113.1"}}});
+  const auto igd = natkeeper::upnp::open_igd(
+      gateway.location(), described({{kDslPpp, "/ppp"}, {kIp1, "/ip1"}, {kDslIp, "/dslip"}, {kIp2, "/ip2"}}));
+  REQUIRE(igd.has_value());
+  CHECK(igd->description.service_type == kDslIp);
+  CHECK(igd->description.control_url.ends_with("/dslip"));
+  // Each asked with its own service type; the one after the first usable one is not asked.
+  CHECK(gateway.calls() == std::vector<std::string>{
+                               "/ppp " + kDslPpp + "#GetStatusInfo", "/ppp " + kDslPpp + "#GetExternalIPAddress",
+                               "/ip1 " + kIp1 + "#GetStatusInfo", "/ip1 " + kIp1 + "#GetExternalIPAddress",
+                               "/dslip " + kDslIp + "#GetStatusInfo", "/dslip " + kDslIp + "#GetExternalIPAddress"});
+  REQUIRE(igd->asked.size() == 3);
+  CHECK(igd->asked[0].second.status == "Disconnected");
+  CHECK(igd->asked[1].second.external_ip == "0.0.0.0");
+  CHECK(igd->asked[2].first == igd->description);
+}
+
+TEST_CASE("open_igd takes a single WAN connection without asking, and the first of several that do not answer") {
+  SoapGateway gateway({{"/ppp", {"Disconnected", ""}}});
+  const auto single = natkeeper::upnp::open_igd(gateway.location(), described({{kDslPpp, "/ppp"}}));
+  REQUIRE(single.has_value());
+  CHECK(single->description.control_url.ends_with("/ppp"));
+  CHECK(gateway.calls().empty());
+
+  // Port 9 (discard) on loopback: nobody listens, every call is refused at once.
+  const auto silent = natkeeper::upnp::open_igd(
+      "http://127.0.0.1:9/rootDesc.xml", described({{kIp2, "/a"}, {kIp1, "/b"}}));
+  REQUIRE(silent.has_value());
+  CHECK(silent->description.control_url == "http://127.0.0.1:9/a");
+  REQUIRE(silent->asked.size() == 2);
+  CHECK(silent->asked[1].second.status.empty());
 }

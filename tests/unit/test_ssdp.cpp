@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "mappers/upnp/http_url.hpp"
@@ -25,6 +26,18 @@ TEST_CASE("searches carry the target; only the multicast one carries MX") {
   const auto unicast = make_unicast_search(kIgdV2, "10.77.0.1:1900");
   CHECK_THAT(unicast, Catch::Contains("HOST: 10.77.0.1:1900\r\n"));
   CHECK_THAT(unicast, !Catch::Contains("MX:"));
+}
+
+TEST_CASE("an IGD search names the IGD devices and the WAN connection services, version 2 first") {
+  // Some routers answer only a search for a WAN connection service.
+  const std::vector<std::string_view> targets(kIgdSearchTargets.begin(), kIgdSearchTargets.end());
+  CHECK(targets == std::vector<std::string_view>{kIgdV2, kIgdV1, "urn:schemas-upnp-org:service:WANIPConnection:2",
+                                                 "urn:schemas-upnp-org:service:WANIPConnection:1",
+                                                 "urn:schemas-upnp-org:service:WANPPPConnection:1"});
+  for (const auto target : kIgdSearchTargets) CHECK(is_igd_search_target(target));
+  for (const auto other : {"upnp:rootdevice", "ssdp:all", "urn:schemas-upnp-org:device:WANDevice:1",
+                           "urn:dslforum-org:service:WANIPConnection:1"})
+    CHECK_FALSE(is_igd_search_target(other));
 }
 
 TEST_CASE("a search response yields LOCATION, ST and USN") {
@@ -215,6 +228,14 @@ TEST_CASE("IGD:2 goes before IGD:1, and each LOCATION is one candidate however o
   // Once handed out, a LOCATION is not tried again.
   CHECK_FALSE(candidates.add(ssdp_answer(igd1, kIgdV1), kGateway, kUnicast, 500ms));
   CHECK_FALSE(candidates.take(500ms));
+}
+
+TEST_CASE("answers to the searches for WAN connection services are candidates; WANIPConnection:2 ranks as IGD:2") {
+  SsdpCandidates candidates(kLocal, kMask, kGateway);
+  const std::string igd1 = "http://10.77.0.1:5000/igd1.xml", igd2 = "http://10.77.0.1:5000/igd2.xml";
+  CHECK(candidates.add(ssdp_answer(igd1, kWanPppConnectionV1), kGateway, kMulticast, 1ms));
+  CHECK(candidates.add(ssdp_answer(igd2, kWanIpConnectionV2), kGateway, kMulticast, 2ms));
+  CHECK(take_all(candidates) == std::vector<std::string>{igd2, igd1});
 }
 
 TEST_CASE("a repeat of a waiting LOCATION raises its rank: an answer to the unicast search, IGD:2") {

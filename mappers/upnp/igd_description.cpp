@@ -1,0 +1,233 @@
+#include "mappers/upnp/igd_description.hpp"
+
+#include <boost/asio/ip/address_v4.hpp>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <optional>
+#include <tuple>
+#include <utility>
+
+#include "mappers/upnp/ascii.hpp"
+#include "mappers/upnp/http_url.hpp"
+
+namespace natkeeper::upnp {
+namespace {
+
+// Longer values are no service type or URL natkeeper could use.
+constexpr std::size_t kMaxValue = 1024;
+
+std::string_view trim_xml_space(std::string_view s) {
+  constexpr std::string_view space = " \t\r\n";
+  const auto first = s.find_first_not_of(space);
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(space) - first + 1);
+}
+
+std::string decode_entities(std::string_view text) {
+  static constexpr std::array<std::pair<std::string_view, char>, 5> entities{
+      {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}}};
+  std::string out;
+  while (!text.empty()) {
+    const auto entity = std::find_if(entities.begin(), entities.end(),
+                                     [&](const auto& e) { return text.starts_with(e.first); });
+    if (entity == entities.end()) {
+      out += text.front();
+      text.remove_prefix(1);
+    } else {
+      out += entity->second;
+      text.remove_prefix(entity->first.size());
+    }
+  }
+  return out;
+}
+
+std::string_view local_name(std::string_view name) {
+  const auto colon = name.rfind(':');
+  return colon == std::string_view::npos ? name : name.substr(colon + 1);
+}
+
+// Keeps the <service> elements' type and control URL, and URLBase, out of
+// the element events the walk below produces.
+class DescriptionReader {
+ public:
+  void start(std::string_view name) {
+    clear_text();
+    if (name == "service") service_.emplace();
+  }
+  void end(std::string_view name) {
+    const auto value = overlong_ ? std::string() : decode_entities(trim_xml_space(text_));
+    clear_text();
+    if (name == "service") {
+      if (service_ && description_.services.size() < kMaxDescribedServices)
+        description_.services.push_back(std::move(*service_));
+      service_.reset();
+    } else if (service_ && name == "serviceType") {
+      service_->service_type = value;
+    } else if (service_ && name == "controlURL") {
+      service_->control_url = value;
+    } else if (name == "URLBase") {
+      description_.url_base = value;
+    }
+  }
+  void text(std::string_view text) {
+    if (text_.size() + text.size() > kMaxValue) overlong_ = true;
+    else text_ += text;
+  }
+  RootDescription take() { return std::move(description_); }
+
+ private:
+  void clear_text() {
+    text_.clear();
+    overlong_ = false;
+  }
+
+  RootDescription description_;
+  std::optional<DescribedService> service_;  // inside a <service>
+  std::string text_;                          // since the last tag
+  bool overlong_ = false;
+};
+
+// Where the tag opened at `from` ends: its first '>' outside a quoted attribute value.
+std::size_t tag_end(std::string_view xml, std::size_t from) {
+  char quote = 0;
+  for (auto i = from; i < xml.size(); ++i) {
+    const char c = xml[i];
+    if (quote) {
+      if (c == quote) quote = 0;
+    } else if (c == '"' || c == '\'') {
+      quote = c;
+    } else if (c == '>') {
+      return i;
+    }
+  }
+  return std::string_view::npos;
+}
+
+std::size_t past(std::string_view xml, std::size_t from, std::string_view end) {
+  const auto at = xml.find(end, from);
+  return at == std::string_view::npos ? xml.size() : at + end.size();
+}
+
+// "http://host:port" of `url`, or nullopt.
+std::optional<std::string> origin_of(std::string_view url) {
+  const auto parsed = parse_http_url(url);
+  if (!parsed) return std::nullopt;
+  return "http://" + parsed->host + ":" + std::to_string(parsed->port);
+}
+
+std::optional<std::string> absolute_control_url(std::string_view control_url, std::string_view base) {
+  if (control_url.empty()) return std::nullopt;
+  if (starts_with_ci(control_url, "http://")) return std::string(control_url);
+  if (control_url.find("://") != std::string_view::npos) return std::nullopt;  // another scheme
+  auto origin = origin_of(base);
+  if (!origin) return std::nullopt;
+  if (!control_url.starts_with('/')) *origin += '/';
+  return *origin + std::string(control_url);
+}
+
+bool is_schemas_service(std::string_view type, std::string_view name) {
+  constexpr std::string_view prefix = "urn:schemas-upnp-org:service:";
+  return type.starts_with(prefix) && type.substr(prefix.size()).starts_with(name);
+}
+
+bool is_dslforum_service(std::string_view type, std::string_view name) {
+  constexpr std::string_view prefix = "urn:dslforum-org:service:";
+  return type.starts_with(prefix) && type.substr(prefix.size()).starts_with(name);
+}
+
+// 2 for the UPnP Forum's WANIPConnection:2 and later, 1 otherwise.
+int version_of(std::string_view type) {
+  if (!is_schemas_service(type, "WANIPConnection:")) return 1;
+  const auto number = type.substr(type.rfind(':') + 1);
+  int version = 0;
+  const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), version);
+  return ec == std::errc{} && end == number.data() + number.size() && version >= 2 ? 2 : 1;
+}
+
+}  // namespace
+
+RootDescription parse_root_description(std::string_view xml) {
+  DescriptionReader reader;
+  std::size_t at = 0;
+  while (at < xml.size()) {
+    const auto open = xml.find('<', at);
+    reader.text(xml.substr(at, open == std::string_view::npos ? std::string_view::npos : open - at));
+    if (open == std::string_view::npos) break;
+    const auto markup = xml.substr(open);
+    if (markup.starts_with("<!--")) {
+      at = past(xml, open + 4, "-->");
+    } else if (markup.starts_with("<![CDATA[")) {
+      const auto end = xml.find("]]>", open + 9);
+      reader.text(xml.substr(open + 9, end == std::string_view::npos ? std::string_view::npos : end - open - 9));
+      at = end == std::string_view::npos ? xml.size() : end + 3;
+    } else if (markup.starts_with("<?") || markup.starts_with("<!")) {
+      at = past(xml, open + 2, ">");  // the XML declaration, a DOCTYPE
+    } else {
+      const auto close = tag_end(xml, open + 1);
+      if (close == std::string_view::npos) break;
+      auto tag = xml.substr(open + 1, close - open - 1);
+      const bool closing = tag.starts_with('/');
+      const bool empty = !closing && tag.ends_with('/');
+      if (closing) tag.remove_prefix(1);
+      const auto name = local_name(tag.substr(0, tag.find_first_of(" \t\r\n/")));
+      if (!closing) reader.start(name);
+      if (closing || empty) reader.end(name);
+      at = close + 1;
+    }
+  }
+  return reader.take();
+}
+
+bool is_wan_connection_service(std::string_view service_type) {
+  for (const auto name : {std::string_view{"WANIPConnection:"}, std::string_view{"WANPPPConnection:"}}) {
+    if (is_schemas_service(service_type, name) || is_dslforum_service(service_type, name)) return true;
+  }
+  return false;
+}
+
+std::vector<IgdDescription> connection_services(const RootDescription& description, const std::string& location) {
+  std::vector<IgdDescription> found;
+  const auto where = parse_http_url(location);
+  if (!where) return found;
+  // A URLBase natkeeper cannot read is left aside, as if there were none.
+  const std::string_view base =
+      parse_http_url(description.url_base) ? std::string_view(description.url_base) : location;
+  for (const auto& service : description.services) {
+    if (found.size() == kMaxConnectionServices) break;
+    if (!is_wan_connection_service(service.service_type)) continue;
+    auto control_url = absolute_control_url(service.control_url, base);
+    if (!control_url) continue;
+    const auto control = parse_http_url(*control_url);
+    if (!control || control->host != where->host) continue;
+    found.push_back({location, service.service_type, std::move(*control_url), version_of(service.service_type)});
+  }
+  return found;
+}
+
+namespace {
+
+bool is_connected(const ConnectionState& state) { return iequals(state.status, "Connected"); }
+
+bool has_external_address(const ConnectionState& state) {
+  boost::system::error_code ec;
+  const auto address = boost::asio::ip::make_address_v4(state.external_ip, ec);
+  return !ec && !address.is_unspecified();
+}
+
+}  // namespace
+
+bool is_usable_connection(const ConnectionState& state) {
+  return is_connected(state) && has_external_address(state);
+}
+
+std::size_t best_connection(std::span<const ConnectionState> states) {
+  auto rank = [](const ConnectionState& state) { return std::tuple(is_connected(state), has_external_address(state)); };
+  // max_element keeps the first of equals: document order breaks ties.
+  const auto best = std::max_element(states.begin(), states.end(),
+                                     [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
+  return static_cast<std::size_t>(best - states.begin());
+}
+
+}  // namespace natkeeper::upnp
