@@ -5,15 +5,16 @@
 namespace natkeeper::upnp {
 
 UpnpMapper::UpnpMapper(std::shared_ptr<IgdControl> igd, BlockingRunner runner,
-                       std::string internal_client, UpnpMapperOptions options)
+                       std::string internal_client, UpnpMapperOptions options, Timebase& time)
     : igd_(std::move(igd)),
       runner_(std::move(runner)),
       internal_client_(std::move(internal_client)),
       options_(options),
+      time_(time),
       random_(options.seed) {}
 
 asio::awaitable<Result<asio::ip::address>> UpnpMapper::external_address() {
-  if (external_ip_) co_return *external_ip_;
+  if (external_ip_ && time_.now() - external_ip_->read_at < kExternalAddressMaxAge) co_return external_ip_->address;
   co_return co_await ask_external_address();
 }
 
@@ -26,7 +27,7 @@ asio::awaitable<Result<asio::ip::address>> UpnpMapper::ask_external_address() {
   boost::system::error_code parse_error;
   const auto address = asio::ip::make_address(*text, parse_error);
   if (parse_error) co_return make_error_code(Errc::bad_reply);
-  external_ip_ = address;
+  external_ip_ = ReadAddress{address, time_.now()};
   co_return address;
 }
 

@@ -1,4 +1,5 @@
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -7,6 +8,7 @@
 
 #include "mappers/blocking_runner.hpp"
 #include "mappers/mapper.hpp"
+#include "mappers/timebase.hpp"
 #include "mappers/upnp/igd_control.hpp"
 
 namespace natkeeper::upnp {
@@ -20,15 +22,21 @@ struct UpnpMapperOptions {
   std::uint32_t seed = std::random_device{}();
 };
 
+// How long a mapping may report the external address read before: a round
+// of renewals reads it again, so after a WAN change the renewed mappings (and
+// what is verified against them) carry the new address.
+inline constexpr std::chrono::seconds kExternalAddressMaxAge{60};
+
 // The UPnP-IGD policy: which action to use, and what each UPnP error means
 // for the mapping. The SOAP calls themselves go through IgdControl on the
 // blocking runner.
 class UpnpMapper final : public Mapper {
  public:
   UpnpMapper(std::shared_ptr<IgdControl> igd, BlockingRunner runner, std::string internal_client,
-             UpnpMapperOptions options = {});
+             UpnpMapperOptions options = {}, Timebase& time = system_timebase());
 
   Method method() const override { return Method::upnp; }
+  // GetExternalIPAddress, or the answer to it less than kExternalAddressMaxAge old.
   asio::awaitable<Result<asio::ip::address>> external_address() override;
   asio::awaitable<Result<Mapping>> map(MapRequest request) override;
   asio::awaitable<std::error_code> unmap(Mapping mapping) override;
@@ -51,12 +59,18 @@ class UpnpMapper final : public Mapper {
   // GetExternalIPAddress, remembered for the mappings made next.
   asio::awaitable<Result<asio::ip::address>> ask_external_address();
 
+  struct ReadAddress {
+    asio::ip::address address;
+    Timebase::TimePoint read_at;
+  };
+
   std::shared_ptr<IgdControl> igd_;
   BlockingRunner runner_;
   std::string internal_client_;  // this host
   UpnpMapperOptions options_;
+  Timebase& time_;
   std::mt19937 random_;
-  std::optional<asio::ip::address> external_ip_;
+  std::optional<ReadAddress> external_ip_;
 };
 
 }  // namespace natkeeper::upnp

@@ -8,6 +8,7 @@
 #include "mappers/errors.hpp"
 #include "mappers/upnp/upnp_mapper.hpp"
 #include "run_loop.hpp"
+#include "virtual_time.hpp"
 
 using namespace natkeeper;
 using namespace natkeeper::upnp;
@@ -66,13 +67,17 @@ class FakeIgd final : public IgdControl {
 };
 
 struct Fixture {
+  testing::VirtualTime time;
   boost::asio::io_context loop;
   std::shared_ptr<FakeIgd> igd = std::make_shared<FakeIgd>();
   UpnpMapperOptions options{false, 3, 42};
 
   UpnpMapper mapper() {
     // The loop itself plays the worker pool: calls run inline, deterministically.
-    return UpnpMapper(igd, BlockingRunner(loop.get_executor(), 1000ms), "10.77.0.2", options);
+    return UpnpMapper(igd, BlockingRunner(loop.get_executor(), 1000ms), "10.77.0.2", options, time);
+  }
+  void pass(std::chrono::seconds duration) {
+    time.run_until(loop, [] { return false; }, duration);
   }
   Result<Mapping> map(MapRequest request) {
     auto m = mapper();
@@ -102,13 +107,29 @@ TEST_CASE("IGDv1: AddPortMapping with this host as internal client") {
   CHECK(f.igd->adds[0].description == "natkeeper test");
 }
 
-TEST_CASE("the external address is asked once per mapper") {
+TEST_CASE("the external address is read again once it is old, and by every check") {
   Fixture f;
-  f.igd->add_answers = {0, 0};
+  f.igd->add_answers = {0, 0, 0, 0};
   auto m = f.mapper();
   REQUIRE(run_loop(f.loop, m.map(request(7076))));
   REQUIRE(run_loop(f.loop, m.map(request(7077))));
-  CHECK(f.igd->external_calls == 1);
+  CHECK(f.igd->external_calls == 1);  // a round's mappings share one answer
+
+  // The WAN address changes: a renewal a while later reports the new one.
+  f.igd->external = std::string("198.51.100.7");
+  f.pass(kExternalAddressMaxAge - 1s);
+  auto early = run_loop(f.loop, m.map(request(7076)));
+  REQUIRE(early);
+  CHECK(early->external_ip.to_string() == "203.0.113.1");
+  f.pass(1s);
+  auto renewed = run_loop(f.loop, m.map(request(7076)));
+  REQUIRE(renewed);
+  CHECK(renewed->external_ip.to_string() == "198.51.100.7");
+  CHECK(f.igd->external_calls == 2);
+
+  REQUIRE(run_loop(f.loop, m.check(*renewed)));
+  REQUIRE(run_loop(f.loop, m.check(*renewed)));
+  CHECK(f.igd->external_calls == 4);
 }
 
 TEST_CASE("725 OnlyPermanentLeasesSupported: retry with lease 0 and flag the mapping") {
