@@ -56,6 +56,7 @@ std::string_view upnp_error_name(int code) {
     case 401: return "Invalid Action";
     case 402: return "Invalid Args";
     case 501: return "Action Failed";
+    case 602: return "Optional Action Not Implemented";
     case 606: return "Action not authorized";
     case 713: return "SpecifiedArrayIndexInvalid";
     case 714: return "NoSuchEntryInArray";

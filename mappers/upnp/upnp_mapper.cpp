@@ -3,6 +3,15 @@
 #include "mappers/errors.hpp"
 
 namespace natkeeper::upnp {
+namespace {
+
+// 401 Invalid Action, 602 Optional Action Not Implemented: a WANIPConnection:2
+// service type does not prove the gateway has IGDv2's actions.
+bool lacks_action(const std::error_code& refusal) {
+  return refusal == make_upnp_error(401) || refusal == make_upnp_error(602);
+}
+
+}  // namespace
 
 UpnpMapper::UpnpMapper(std::shared_ptr<IgdControl> igd, BlockingRunner runner,
                        std::string internal_client, UpnpMapperOptions options, Timebase& time)
@@ -48,8 +57,7 @@ asio::awaitable<Result<Mapping>> UpnpMapper::map(MapRequest request) {
     port = co_await add(args);
   }
   if (!port && for_other_device(request)) port = co_await explain_third_party_refusal(args, port.error());
-  if (!port && port.error() == MapFailure::port_conflict && options_.allow_other_external_port &&
-      !igd_->has_add_any_port_mapping())
+  if (!port && port.error() == MapFailure::port_conflict && options_.allow_other_external_port && !uses_add_any())
     port = co_await add_with_other_port(args);
   if (!port) co_return port.error();
   // AddAnyPortMapping may grant another port than the wanted one: whether that
@@ -59,10 +67,14 @@ asio::awaitable<Result<Mapping>> UpnpMapper::map(MapRequest request) {
   co_return Mapping{std::move(request), *external, *port, args.lease, permanent};
 }
 
+bool UpnpMapper::uses_add_any() const { return igd_->has_add_any_port_mapping() && !add_any_refused_; }
+
 asio::awaitable<Result<std::uint16_t>> UpnpMapper::add(PortMappingArgs args) {
-  if (igd_->has_add_any_port_mapping()) {
+  if (uses_add_any()) {
     auto add_any = [igd = igd_, args] { return igd->add_any_port_mapping(args); };
-    co_return co_await runner_.run(std::move(add_any));
+    auto port = co_await runner_.run(std::move(add_any));
+    if (port || !lacks_action(port.error())) co_return port;
+    add_any_refused_ = true;
   }
   auto add_one = [igd = igd_, args] { return igd->add_port_mapping(args); };
   const auto ec = co_await runner_.run(std::move(add_one));

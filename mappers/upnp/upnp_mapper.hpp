@@ -56,6 +56,8 @@ class UpnpMapper final : public Mapper {
   // NewInternalClient for a request: the device's address, or this host's.
   std::string client_of(const MapRequest& request) const;
   std::uint16_t pick_other_port();
+  // AddAnyPortMapping, unless the gateway showed it lacks it.
+  bool uses_add_any() const;
   // GetExternalIPAddress, remembered for the mappings made next.
   asio::awaitable<Result<asio::ip::address>> ask_external_address();
 
@@ -71,6 +73,8 @@ class UpnpMapper final : public Mapper {
   Timebase& time_;
   std::mt19937 random_;
   std::optional<ReadAddress> external_ip_;
+  // What this gateway showed of itself, so that later requests do not ask in vain.
+  bool add_any_refused_ = false;
 };
 
 }  // namespace natkeeper::upnp

@@ -23,6 +23,7 @@ class FakeIgd final : public IgdControl {
   std::deque<int> add_answers;                 // UPnP codes for successive adds
   std::function<std::uint16_t(std::uint16_t)> reserve = [](std::uint16_t p) { return p; };
   std::vector<PortMappingArgs> adds;
+  std::vector<std::string> actions;  // of each add
   std::vector<std::pair<Transport, std::uint16_t>> deletes;
   Result<PortMappingEntry> entry = PortMappingEntry{"10.77.0.2", 7076, "natkeeper", 3600s};
   int delete_answer = 0;
@@ -31,11 +32,12 @@ class FakeIgd final : public IgdControl {
 
   bool has_add_any_port_mapping() const override { return v2; }
   std::error_code add_port_mapping(const PortMappingArgs& args) override {
-    REQUIRE_FALSE(v2);
+    actions.emplace_back("AddPortMapping");
     return next_add(args);
   }
   Result<std::uint16_t> add_any_port_mapping(const PortMappingArgs& args) override {
     REQUIRE(v2);
+    actions.emplace_back("AddAnyPortMapping");
     if (auto ec = next_add(args)) return ec;
     return reserve(args.external_port);
   }
@@ -225,11 +227,37 @@ TEST_CASE("IGDv2: AddAnyPortMapping") {
     REQUIRE(mapping);
     CHECK(mapping->external_port == 40000);
   }
+  SECTION("a v1 gateway's AddPortMapping is never used") {
+    f.igd->add_answers = {0, 0};
+    auto m = f.mapper();
+    REQUIRE(run_loop(f.loop, m.map(request(7076))));
+    REQUIRE(run_loop(f.loop, m.map(request(7077))));
+    CHECK(f.igd->actions == std::vector<std::string>{"AddAnyPortMapping", "AddAnyPortMapping"});
+  }
   SECTION("725 on IGDv2 also falls back to a permanent lease") {
     f.igd->add_answers = {725, 0};
     auto mapping = f.map(request(7076));
     REQUIRE(mapping);
     CHECK(mapping->permanent);
+  }
+}
+
+TEST_CASE("an IGDv2 service without AddAnyPortMapping: AddPortMapping, for this request and the next") {
+  for (int code : {401, 602}) {
+    Fixture f;
+    f.igd->v2 = true;
+    f.options.allow_other_external_port = true;
+    f.igd->add_answers = {code, 0, 718, 718, 0};
+    auto m = f.mapper();
+    const auto first = run_loop(f.loop, m.map(request(7076)));
+    REQUIRE(first);
+    CHECK(first->external_port == 7076);
+    // Without AddAnyPortMapping a conflict is IGDv1's: other ports are tried.
+    const auto second = run_loop(f.loop, m.map(request(7077)));
+    REQUIRE(second);
+    CHECK(second->external_port != 7077);
+    CHECK(f.igd->actions == std::vector<std::string>{"AddAnyPortMapping", "AddPortMapping", "AddPortMapping",
+                                                     "AddPortMapping", "AddPortMapping"});
   }
 }
 
