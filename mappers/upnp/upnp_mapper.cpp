@@ -11,6 +11,12 @@ bool lacks_action(const std::error_code& refusal) {
   return refusal == make_upnp_error(401) || refusal == make_upnp_error(602);
 }
 
+// A gateway that knows no expiring leases answers a finite one with 725
+// OnlyPermanentLeasesSupported, or with 402 Invalid Args.
+bool refuses_finite_lease(const std::error_code& refusal, std::chrono::seconds lease) {
+  return lease.count() > 0 && (refusal == MapFailure::only_permanent_leases || refusal == make_upnp_error(402));
+}
+
 }  // namespace
 
 UpnpMapper::UpnpMapper(std::shared_ptr<IgdControl> igd, BlockingRunner runner,
@@ -45,15 +51,15 @@ std::string UpnpMapper::client_of(const MapRequest& request) const {
 }
 
 asio::awaitable<Result<Mapping>> UpnpMapper::map(MapRequest request) {
-  PortMappingArgs args{request.proto,       request.wanted_external_port, request.internal_port,
-                       client_of(request),  request.description,         request.lifetime};
+  PortMappingArgs args{request.proto,      request.wanted_external_port, request.internal_port,
+                       client_of(request), request.description,
+                       only_permanent_leases_ ? std::chrono::seconds(0) : request.lifetime};
   auto port = co_await add(args);
-  bool permanent = false;
-  if (!port && port.error() == MapFailure::only_permanent_leases) {
-    // UPnP error 725: this gateway knows no expiring leases. Take a permanent
-    // one and flag it, so it is deleted when natkeeper lets go of it.
+  if (!port && refuses_finite_lease(port.error(), args.lease)) {
+    // Take a permanent lease, flagged (below) so that it is deleted when
+    // natkeeper lets go of it; and ask for one at once from now on.
+    only_permanent_leases_ = true;
     args.lease = std::chrono::seconds(0);
-    permanent = true;
     port = co_await add(args);
   }
   if (!port && for_other_device(request)) port = co_await explain_third_party_refusal(args, port.error());
@@ -64,7 +70,7 @@ asio::awaitable<Result<Mapping>> UpnpMapper::map(MapRequest request) {
   // is acceptable is the agent's policy, for every protocol alike.
   auto external = co_await external_address();
   if (!external) co_return external.error();
-  co_return Mapping{std::move(request), *external, *port, args.lease, permanent};
+  co_return Mapping{std::move(request), *external, *port, args.lease, args.lease.count() == 0};
 }
 
 bool UpnpMapper::uses_add_any() const { return igd_->has_add_any_port_mapping() && !add_any_refused_; }

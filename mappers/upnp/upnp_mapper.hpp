@@ -75,6 +75,7 @@ class UpnpMapper final : public Mapper {
   std::optional<ReadAddress> external_ip_;
   // What this gateway showed of itself, so that later requests do not ask in vain.
   bool add_any_refused_ = false;
+  bool only_permanent_leases_ = false;
 };
 
 }  // namespace natkeeper::upnp

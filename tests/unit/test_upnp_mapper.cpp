@@ -134,15 +134,39 @@ TEST_CASE("the external address is read again once it is old, and by every check
   CHECK(f.igd->external_calls == 4);
 }
 
-TEST_CASE("725 OnlyPermanentLeasesSupported: retry with lease 0 and flag the mapping") {
+TEST_CASE("725 OnlyPermanentLeasesSupported or 402 Invalid Args: lease 0, flagged, and asked at once from then on") {
+  for (int code : {725, 402}) {
+    Fixture f;
+    f.igd->add_answers = {code, 0, 0};
+    auto m = f.mapper();
+    auto mapping = run_loop(f.loop, m.map(request(7076)));
+    REQUIRE(mapping);
+    CHECK(mapping->permanent);
+    CHECK(mapping->lifetime == 0s);
+    REQUIRE(f.igd->adds.size() == 2);
+    CHECK(f.igd->adds[0].lease == 3600s);
+    CHECK(f.igd->adds[1].lease == 0s);
+
+    auto next = run_loop(f.loop, m.map(request(7077)));
+    REQUIRE(next);
+    CHECK(next->permanent);
+    REQUIRE(f.igd->adds.size() == 3);
+    CHECK(f.igd->adds[2].lease == 0s);
+  }
+}
+
+TEST_CASE("402 Invalid Args for lease 0 is the gateway's refusal") {
   Fixture f;
-  f.igd->add_answers = {725, 0};
-  auto mapping = f.map(request(7076));
-  REQUIRE(mapping);
-  CHECK(mapping->permanent);
-  CHECK(mapping->lifetime == 0s);
-  REQUIRE(f.igd->adds.size() == 2);
-  CHECK(f.igd->adds[1].lease == 0s);
+  f.igd->add_answers = {402, 402, 402};
+  auto m = f.mapper();
+  auto mapping = run_loop(f.loop, m.map(request(7076)));
+  REQUIRE_FALSE(mapping);
+  CHECK(mapping.error() == make_upnp_error(402));
+  CHECK(f.igd->adds.size() == 2);
+  // Lease 0 is asked at once now, and its refusal is not tried again.
+  CHECK_FALSE(run_loop(f.loop, m.map(request(7077))));
+  REQUIRE(f.igd->adds.size() == 3);
+  CHECK(f.igd->adds[2].lease == 0s);
 }
 
 TEST_CASE("718 ConflictInMappingEntry: a conflict, and no other port unless allowed") {
@@ -191,7 +215,7 @@ TEST_CASE("606 is not authorized, 728 is a full table; neither is retried") {
 }
 
 TEST_CASE("other UPnP and transport errors are reported as they are") {
-  for (int code : {501, 402, -3}) {
+  for (int code : {501, -3}) {
     Fixture f;
     f.igd->add_answers = {code};
     auto mapping = f.map(request(7076));
