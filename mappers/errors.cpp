@@ -33,6 +33,8 @@ class NatkeeperCategory final : public std::error_category {
         return "the router only forwards ports to the host that asks, not to another device";
       case Errc::third_party_unsupported:
         return "NAT-PMP cannot map ports for another device";
+      case Errc::added_but_not_held:
+        return "the gateway answered that it made the mapping, but its table does not hold it as asked";
     }
     return fmt::format("natkeeper error {}", value);
   }

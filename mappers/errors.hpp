@@ -18,6 +18,9 @@ enum class Errc {
   third_party_refused,
   // The protocol has no way to name another device (NAT-PMP).
   third_party_unsupported,
+  // The gateway answered that it made a mapping, and then did not show it
+  // as the one asked for (UPnP's GetSpecificPortMappingEntry).
+  added_but_not_held,
 };
 const std::error_category& natkeeper_category();
 std::error_code make_error_code(Errc e);

@@ -1,6 +1,9 @@
 #include "mappers/upnp/upnp_mapper.hpp"
 
+#include <algorithm>
+
 #include "mappers/errors.hpp"
+#include "mappers/lease_policy.hpp"
 
 namespace natkeeper::upnp {
 namespace {
@@ -17,7 +20,38 @@ bool refuses_finite_lease(const std::error_code& refusal, std::chrono::seconds l
   return lease.count() > 0 && (refusal == MapFailure::only_permanent_leases || refusal == make_upnp_error(402));
 }
 
+// A reply that came but could not be read (libminiupnpc's
+// UPNPCOMMAND_INVALID_RESPONSE, or an AddAnyPortMapping reply without a port):
+// the gateway may have made the mapping all the same.
+bool unreadable_reply(const std::error_code& error) {
+  return error == make_upnp_error(-4) || error == Errc::bad_reply;
+}
+
+// How far below the lease asked the time left in an entry read right after
+// the add may be, and still be that lease.
+constexpr std::chrono::seconds kLeaseCountdownSlack{10};
+
+enum class Holder { nobody, asker, another, unknown };
+
+// Who holds an external port, as GetSpecificPortMappingEntry tells: the
+// internal client and port `args` name, another, nobody (714 NoSuchEntryInArray),
+// or unknown when the gateway did not say.
+Holder holder_of(const Result<PortMappingEntry>& entry, const PortMappingArgs& args) {
+  if (!entry) return entry.error() == make_upnp_error(714) ? Holder::nobody : Holder::unknown;
+  const bool asker = entry->internal_client == args.internal_client && entry->internal_port == args.internal_port;
+  return asker ? Holder::asker : Holder::another;
+}
+
 }  // namespace
+
+UpnpMapper::Lease UpnpMapper::held_lease(std::chrono::seconds asked, std::chrono::seconds held) {
+  if (held.count() == 0) return {held, true};
+  // The entry tells the time left, which counts down from the add (miniupnpd):
+  // a few seconds short of the lease asked is that lease.
+  if (held < asked && asked - held <= kLeaseCountdownSlack) return {asked, false};
+  // A permanent lease asked for bounds nothing: a day is the most renewals wait.
+  return {std::min(held, asked.count() > 0 ? asked : lease::kMaxScheduledLease), false};
+}
 
 UpnpMapper::UpnpMapper(std::shared_ptr<IgdControl> igd, BlockingRunner runner,
                        std::string internal_client, UpnpMapperOptions options, Timebase& time)
@@ -54,26 +88,50 @@ asio::awaitable<Result<Mapping>> UpnpMapper::map(MapRequest request) {
   PortMappingArgs args{request.proto,      request.wanted_external_port, request.internal_port,
                        client_of(request), request.description,
                        only_permanent_leases_ ? std::chrono::seconds(0) : request.lifetime};
-  auto port = co_await add(args);
-  if (!port && refuses_finite_lease(port.error(), args.lease)) {
-    // Take a permanent lease, flagged (below) so that it is deleted when
-    // natkeeper lets go of it; and ask for one at once from now on.
+  auto granted = co_await add_and_read_back(args);
+  if (!granted && refuses_finite_lease(granted.error(), args.lease)) {
+    // Take a permanent lease, flagged so that it is deleted when natkeeper
+    // lets go of it; and ask for one at once from now on.
     only_permanent_leases_ = true;
     args.lease = std::chrono::seconds(0);
-    port = co_await add(args);
+    granted = co_await add_and_read_back(args);
   }
-  if (!port && for_other_device(request)) port = co_await explain_third_party_refusal(args, port.error());
-  if (!port && port.error() == MapFailure::port_conflict && options_.allow_other_external_port && !uses_add_any())
-    port = co_await add_with_other_port(args);
-  if (!port) co_return port.error();
+  if (!granted && for_other_device(request)) granted = co_await explain_third_party_refusal(args, granted.error());
+  if (!granted && granted.error() == MapFailure::port_conflict && options_.allow_other_external_port &&
+      !uses_add_any())
+    granted = co_await add_with_other_port(args);
+  if (!granted) co_return granted.error();
   // AddAnyPortMapping may grant another port than the wanted one: whether that
   // is acceptable is the agent's policy, for every protocol alike.
   auto external = co_await external_address();
   if (!external) co_return external.error();
-  co_return Mapping{std::move(request), *external, *port, args.lease, args.lease.count() == 0};
+  co_return Mapping{std::move(request), *external, granted->external_port, granted->lease.lifetime,
+                    granted->lease.permanent};
 }
 
 bool UpnpMapper::uses_add_any() const { return igd_->has_add_any_port_mapping() && !add_any_refused_; }
+
+asio::awaitable<Result<UpnpMapper::Grant>> UpnpMapper::add_and_read_back(const PortMappingArgs& args) {
+  const auto added = co_await add(args);
+  if (!added && !unreadable_reply(added.error())) co_return added.error();
+  // The entry the gateway holds now tells whether the mapping is there, and
+  // the lease it really holds (some gateways shorten it, or ignore it).
+  const auto port = added ? *added : args.external_port;
+  const auto entry = co_await entry_at(args.proto, port);
+  switch (holder_of(entry, args)) {
+    case Holder::asker:
+      co_return Grant{port, held_lease(args.lease, entry->lease)};
+    case Holder::unknown:
+      // A gateway that cannot show its entries: its word stands, lease as asked.
+      if (added) co_return Grant{port, held_lease(args.lease, args.lease)};
+      break;
+    case Holder::nobody:
+    case Holder::another:
+      if (added) co_return make_error_code(Errc::added_but_not_held);
+      break;
+  }
+  co_return added.error();
+}
 
 asio::awaitable<Result<std::uint16_t>> UpnpMapper::add(PortMappingArgs args) {
   if (uses_add_any()) {
@@ -88,32 +146,32 @@ asio::awaitable<Result<std::uint16_t>> UpnpMapper::add(PortMappingArgs args) {
   co_return args.external_port;
 }
 
-asio::awaitable<Result<std::uint16_t>> UpnpMapper::explain_third_party_refusal(const PortMappingArgs& args,
-                                                                               std::error_code refusal) {
+asio::awaitable<Result<PortMappingEntry>> UpnpMapper::entry_at(Transport proto, std::uint16_t external_port) {
+  auto get_entry = [igd = igd_, proto, external_port] { return igd->get_specific_port_mapping(proto, external_port); };
+  co_return co_await runner_.run(std::move(get_entry));
+}
+
+asio::awaitable<std::error_code> UpnpMapper::explain_third_party_refusal(const PortMappingArgs& args,
+                                                                       std::error_code refusal) {
   // A gateway that forwards only to the host that asks (miniupnpd's
   // secure_mode) answers 718 or 606 for another device, as if the port were
   // taken: only the port's holder tells a conflict from that refusal.
   if (refusal != make_upnp_error(718) && refusal != make_upnp_error(606)) co_return refusal;
-  auto get_entry = [igd = igd_, proto = args.proto, port = args.external_port] {
-    return igd->get_specific_port_mapping(proto, port);
-  };
-  const auto holder = co_await runner_.run(std::move(get_entry));
   // Nobody holds the port, or the device holds it just as asked (made
   // earlier, and refused now that this host asks to renew it).
-  const bool refused_as_third_party =
-      holder ? holder->internal_client == args.internal_client && holder->internal_port == args.internal_port
-             : holder.error() == make_upnp_error(714);
+  const auto holder = holder_of(co_await entry_at(args.proto, args.external_port), args);
+  const bool refused_as_third_party = holder == Holder::nobody || holder == Holder::asker;
   co_return refused_as_third_party ? make_error_code(Errc::third_party_refused) : refusal;
 }
 
-asio::awaitable<Result<std::uint16_t>> UpnpMapper::add_with_other_port(PortMappingArgs args) {
-  Result<std::uint16_t> port = make_error_code(Errc::bad_reply);
+asio::awaitable<Result<UpnpMapper::Grant>> UpnpMapper::add_with_other_port(PortMappingArgs args) {
+  Result<Grant> granted = make_error_code(Errc::bad_reply);
   for (int attempt = 0; attempt < options_.other_port_attempts; ++attempt) {
     args.external_port = pick_other_port();
-    port = co_await add(args);
-    if (port || port.error() != MapFailure::port_conflict) break;
+    granted = co_await add_and_read_back(args);
+    if (granted || granted.error() != MapFailure::port_conflict) break;
   }
-  co_return port;
+  co_return granted;
 }
 
 std::uint16_t UpnpMapper::pick_other_port() {
@@ -154,17 +212,12 @@ asio::awaitable<Result<std::vector<Mapping>>> UpnpMapper::list_table(std::size_t
 }
 
 asio::awaitable<Result<bool>> UpnpMapper::holds(const Mapping& mapping) {
-  auto get_entry = [igd = igd_, proto = mapping.request.proto, port = mapping.external_port] {
-    return igd->get_specific_port_mapping(proto, port);
-  };
-  auto entry = co_await runner_.run(std::move(get_entry));
-  if (!entry) {
-    // 714 NoSuchEntryInArray: the gateway has no mapping on that port.
-    if (entry.error() == make_upnp_error(714)) co_return false;
-    co_return Result<bool>(boost::system::in_place_error, entry.error());
-  }
-  co_return entry->internal_client == client_of(mapping.request) &&
-      entry->internal_port == mapping.request.internal_port;
+  const PortMappingArgs args{mapping.request.proto, mapping.external_port, mapping.request.internal_port,
+                             client_of(mapping.request), {}, {}};
+  const auto entry = co_await entry_at(args.proto, args.external_port);
+  const auto holder = holder_of(entry, args);
+  if (holder == Holder::unknown) co_return Result<bool>(boost::system::in_place_error, entry.error());
+  co_return holder == Holder::asker;
 }
 
 asio::awaitable<Result<GatewayCheck>> UpnpMapper::check(const Mapping& sample) {

@@ -47,12 +47,33 @@ class UpnpMapper final : public Mapper {
   asio::awaitable<Result<std::vector<Mapping>>> list_table(std::size_t limit) override;
 
  private:
+  // A lease as renewals may count on it: zero with `permanent` for one without expiry.
+  struct Lease {
+    std::chrono::seconds lifetime;
+    bool permanent;
+  };
+  // What an add left on the gateway.
+  struct Grant {
+    std::uint16_t external_port;
+    Lease lease;
+  };
+  // The lease the gateway holds (GetSpecificPortMappingEntry) for the one
+  // asked: believed when shorter, never longer; a finite lease held without
+  // expiry is permanent.
+  static Lease held_lease(std::chrono::seconds asked, std::chrono::seconds held);
+
+  // The add, and the entry the gateway then holds: a mapping it says it made
+  // but does not hold is Errc::added_but_not_held, and one whose reply could
+  // not be read is there when the entry shows it.
+  asio::awaitable<Result<Grant>> add_and_read_back(const PortMappingArgs& args);
+  // AddAnyPortMapping or AddPortMapping: the external port it reports.
   asio::awaitable<Result<std::uint16_t>> add(PortMappingArgs args);
-  asio::awaitable<Result<std::uint16_t>> add_with_other_port(PortMappingArgs args);
+  asio::awaitable<Result<Grant>> add_with_other_port(PortMappingArgs args);
+  // GetSpecificPortMappingEntry.
+  asio::awaitable<Result<PortMappingEntry>> entry_at(Transport proto, std::uint16_t external_port);
   // A refusal of a mapping for another device, checked against the port's
   // holder: Errc::third_party_refused when nobody else holds it.
-  asio::awaitable<Result<std::uint16_t>> explain_third_party_refusal(const PortMappingArgs& args,
-                                                                     std::error_code refusal);
+  asio::awaitable<std::error_code> explain_third_party_refusal(const PortMappingArgs& args, std::error_code refusal);
   // NewInternalClient for a request: the device's address, or this host's.
   std::string client_of(const MapRequest& request) const;
   std::uint16_t pick_other_port();

@@ -4,6 +4,7 @@
 
 #include <deque>
 #include <functional>
+#include <map>
 
 #include "mappers/errors.hpp"
 #include "mappers/upnp/upnp_mapper.hpp"
@@ -16,16 +17,27 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A scripted gateway: each add answers with the next scripted code (0 = success).
+// A scripted gateway: each add answers with the next scripted code (0 =
+// success), and its table holds what it made.
 class FakeIgd final : public IgdControl {
  public:
   bool v2 = false;
   std::deque<int> add_answers;                 // UPnP codes for successive adds
+  // Whether the gateway makes the mapping when it answers `code`: it may act,
+  // then send a reply that cannot be read.
+  std::function<bool(int)> acts_on = [](int code) { return code == 0; };
   std::function<std::uint16_t(std::uint16_t)> reserve = [](std::uint16_t p) { return p; };
+  // What it holds for a mapping it makes: as asked, unless a test says otherwise (nullopt: nothing).
+  std::function<std::optional<PortMappingEntry>(const PortMappingArgs&)> holds = [](const PortMappingArgs& a) {
+    return std::optional(PortMappingEntry{a.internal_client, a.internal_port, a.description, a.lease});
+  };
+  std::map<std::pair<Transport, std::uint16_t>, PortMappingEntry> held;  // its table, by external port
   std::vector<PortMappingArgs> adds;
   std::vector<std::string> actions;  // of each add
   std::vector<std::pair<Transport, std::uint16_t>> deletes;
-  Result<PortMappingEntry> entry = PortMappingEntry{"10.77.0.2", 7076, "natkeeper", 3600s};
+  // Set: the answer to every GetSpecificPortMappingEntry, whatever the table holds.
+  std::optional<Result<PortMappingEntry>> entry;
+  int entry_calls = 0;
   int delete_answer = 0;
   Result<std::string> external = std::string("203.0.113.1");
   int external_calls = 0;
@@ -33,19 +45,28 @@ class FakeIgd final : public IgdControl {
   bool has_add_any_port_mapping() const override { return v2; }
   std::error_code add_port_mapping(const PortMappingArgs& args) override {
     actions.emplace_back("AddPortMapping");
-    return next_add(args);
+    return next_add(args, args.external_port);
   }
   Result<std::uint16_t> add_any_port_mapping(const PortMappingArgs& args) override {
     REQUIRE(v2);
     actions.emplace_back("AddAnyPortMapping");
-    if (auto ec = next_add(args)) return ec;
-    return reserve(args.external_port);
+    const auto port = reserve(args.external_port);
+    if (auto ec = next_add(args, port)) return ec;
+    return port;
   }
   std::error_code delete_port_mapping(Transport proto, std::uint16_t port) override {
     deletes.emplace_back(proto, port);
-    return delete_answer ? make_upnp_error(delete_answer) : std::error_code{};
+    if (delete_answer) return make_upnp_error(delete_answer);
+    held.erase({proto, port});
+    return {};
   }
-  Result<PortMappingEntry> get_specific_port_mapping(Transport, std::uint16_t) override { return entry; }
+  Result<PortMappingEntry> get_specific_port_mapping(Transport proto, std::uint16_t port) override {
+    ++entry_calls;
+    if (entry) return *entry;
+    const auto found = held.find({proto, port});
+    if (found == held.end()) return make_upnp_error(714);
+    return found->second;
+  }
   std::vector<Result<ListedPortMapping>> table;  // what get_generic_port_mapping lists; 713 after it
   int list_calls = 0;
   Result<ListedPortMapping> get_generic_port_mapping(std::uint32_t index) override {
@@ -59,11 +80,14 @@ class FakeIgd final : public IgdControl {
   }
 
  private:
-  std::error_code next_add(const PortMappingArgs& args) {
+  std::error_code next_add(const PortMappingArgs& args, std::uint16_t port) {
     adds.push_back(args);
     REQUIRE_FALSE(add_answers.empty());
     const int code = add_answers.front();
     add_answers.pop_front();
+    if (acts_on(code)) {
+      if (auto made = holds(args)) held[{args.proto, port}] = *made;
+    }
     return code ? make_upnp_error(code) : std::error_code{};
   }
 };
@@ -167,6 +191,113 @@ TEST_CASE("402 Invalid Args for lease 0 is the gateway's refusal") {
   CHECK_FALSE(run_loop(f.loop, m.map(request(7077))));
   REQUIRE(f.igd->adds.size() == 3);
   CHECK(f.igd->adds[2].lease == 0s);
+}
+
+TEST_CASE("each mapping made is read back: the lease the gateway holds is the one renewals count on") {
+  Fixture f;
+  std::chrono::seconds held_lease{0};
+  f.igd->holds = [&](const PortMappingArgs& a) {
+    return std::optional(PortMappingEntry{a.internal_client, a.internal_port, a.description, held_lease});
+  };
+  f.igd->add_answers = {0};
+  SECTION("a shorter lease held is believed") {
+    held_lease = 600s;
+    auto mapping = f.map(request(7076));
+    REQUIRE(mapping);
+    CHECK(mapping->lifetime == 600s);
+    CHECK_FALSE(mapping->permanent);
+  }
+  SECTION("a few seconds less is the time left since the add: the lease asked") {
+    held_lease = 3590s;
+    auto mapping = f.map(request(7076));
+    REQUIRE(mapping);
+    CHECK(mapping->lifetime == 3600s);
+  }
+  SECTION("a longer one is not") {
+    held_lease = 7200s;
+    auto mapping = f.map(request(7076));
+    REQUIRE(mapping);
+    CHECK(mapping->lifetime == 3600s);
+  }
+  SECTION("held without expiry: permanent, to be deleted") {
+    held_lease = 0s;
+    auto mapping = f.map(request(7076));
+    REQUIRE(mapping);
+    CHECK(mapping->permanent);
+    CHECK(mapping->lifetime == 0s);
+  }
+  SECTION("a permanent lease asked for and held with an expiry is renewed by it, within a day") {
+    f.igd->add_answers = {725, 0, 0};
+    held_lease = 7200s;
+    auto m = f.mapper();
+    auto mapping = run_loop(f.loop, m.map(request(7076)));
+    REQUIRE(mapping);
+    CHECK_FALSE(mapping->permanent);
+    CHECK(mapping->lifetime == 7200s);
+    held_lease = 604800s;
+    mapping = run_loop(f.loop, m.map(request(7077)));
+    REQUIRE(mapping);
+    CHECK(mapping->lifetime == 24h);
+  }
+  CHECK(f.igd->entry_calls >= 1);
+}
+
+TEST_CASE("a mapping the gateway says it made but does not hold as asked is a failure") {
+  Fixture f;
+  f.igd->add_answers = {0};
+  SECTION("not there (714)") {
+    f.igd->holds = [](const PortMappingArgs&) { return std::optional<PortMappingEntry>(); };
+  }
+  SECTION("there for another client") {
+    f.igd->holds = [](const PortMappingArgs& a) {
+      return std::optional(PortMappingEntry{"10.77.0.9", a.internal_port, a.description, a.lease});
+    };
+  }
+  SECTION("there to another internal port") {
+    f.igd->holds = [](const PortMappingArgs& a) {
+      return std::optional(PortMappingEntry{a.internal_client, 9, a.description, a.lease});
+    };
+  }
+  auto mapping = f.map(request(7076));
+  REQUIRE_FALSE(mapping);
+  CHECK(mapping.error() == Errc::added_but_not_held);
+  CHECK_FALSE(mapping.error().message().empty());
+}
+
+TEST_CASE("a gateway that cannot show its entry is believed, with the lease asked") {
+  for (int code : {401, 501, -3}) {
+    Fixture f;
+    f.igd->add_answers = {0};
+    f.igd->entry = make_upnp_error(code);
+    auto mapping = f.map(request(7076));
+    REQUIRE(mapping);
+    CHECK(mapping->lifetime == 3600s);
+    CHECK_FALSE(mapping->permanent);
+  }
+}
+
+TEST_CASE("an add whose reply cannot be read counts as made when the gateway holds it") {
+  Fixture f;
+  f.igd->acts_on = [](int code) { return code == 0 || code == -4; };
+  for (bool v2 : {false, true}) {
+    f.igd->v2 = v2;
+    f.igd->held.clear();
+    SECTION(v2 ? "AddAnyPortMapping, made" : "AddPortMapping, made") {
+      f.igd->add_answers = {-4};
+      auto mapping = f.map(request(7076));
+      REQUIRE(mapping);
+      CHECK(mapping->external_port == 7076);
+      CHECK(mapping->lifetime == 3600s);
+      CHECK(f.igd->adds.size() == 1);
+    }
+    SECTION(v2 ? "AddAnyPortMapping, not made" : "AddPortMapping, not made") {
+      f.igd->acts_on = [](int code) { return code == 0; };
+      f.igd->add_answers = {-4};
+      auto mapping = f.map(request(7076));
+      REQUIRE_FALSE(mapping);
+      CHECK(mapping.error() == make_upnp_error(-4));
+    }
+  }
 }
 
 TEST_CASE("718 ConflictInMappingEntry: a conflict, and no other port unless allowed") {
@@ -298,6 +429,7 @@ TEST_CASE("unmap deletes only this host's mapping") {
   Fixture f;
   auto m = f.mapper();
   const Mapping mine{request(7076), {}, 7076, 3600s, false};
+  f.igd->held[{Transport::udp, 7076}] = PortMappingEntry{"10.77.0.2", 7076, "natkeeper", 3600s};
   SECTION("ours: deleted") {
     CHECK_FALSE(run_loop(f.loop, m.unmap(mine)));
     REQUIRE(f.igd->deletes.size() == 1);
