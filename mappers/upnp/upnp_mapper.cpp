@@ -42,6 +42,33 @@ Holder holder_of(const Result<PortMappingEntry>& entry, const PortMappingArgs& a
   return asker ? Holder::asker : Holder::another;
 }
 
+// Refusals the port's holder explains: a conflict (714 NoSuchEntryInArray or
+// 718 ConflictInMappingEntry: gateways answer so for a port nobody holds, or
+// the asker does), 501 Action Failed (vendors' word for a conflict, among
+// others), and 606 for another device.
+bool holder_explains(const std::error_code& refusal, bool for_device) {
+  return refusal == make_upnp_error(714) || refusal == make_upnp_error(718) || refusal == make_upnp_error(501) ||
+         (for_device && refusal == make_upnp_error(606));
+}
+
+enum class Reading { as_sent, held_by_another, phantom_conflict, third_party_refused };
+
+// What a refusal holder_explains() means once the port's holder is known;
+// `tried_again` after a phantom conflict was asked again.
+Reading read_refusal(const std::error_code& refusal, Holder holder, bool for_device, bool tried_again) {
+  if (holder == Holder::unknown) return Reading::as_sent;
+  // 718 and 606 say what they mean; 714 and 501 do not name the conflict.
+  if (holder == Holder::another)
+    return refusal == make_upnp_error(718) || refusal == make_upnp_error(606) ? Reading::as_sent
+                                                                                : Reading::held_by_another;
+  if (refusal == make_upnp_error(501)) return Reading::as_sent;
+  // Nobody holds the port, or the asker holds it just as asked: a conflict
+  // with nobody, once; then, for another device, a gateway that forwards only
+  // to the host that asks (miniupnpd's secure_mode answers 718 or 606).
+  if (!tried_again && refusal != make_upnp_error(606)) return Reading::phantom_conflict;
+  return for_device ? Reading::third_party_refused : Reading::as_sent;
+}
+
 }  // namespace
 
 UpnpMapper::Lease UpnpMapper::held_lease(std::chrono::seconds asked, std::chrono::seconds held) {
@@ -96,7 +123,7 @@ asio::awaitable<Result<Mapping>> UpnpMapper::map(MapRequest request) {
     args.lease = std::chrono::seconds(0);
     granted = co_await add_and_read_back(args);
   }
-  if (!granted && for_other_device(request)) granted = co_await explain_third_party_refusal(args, granted.error());
+  if (!granted) granted = co_await explain_refusal(args, granted.error(), for_other_device(request));
   if (!granted && granted.error() == MapFailure::port_conflict && options_.allow_other_external_port &&
       !uses_add_any())
     granted = co_await add_with_other_port(args);
@@ -151,17 +178,24 @@ asio::awaitable<Result<PortMappingEntry>> UpnpMapper::entry_at(Transport proto, 
   co_return co_await runner_.run(std::move(get_entry));
 }
 
-asio::awaitable<std::error_code> UpnpMapper::explain_third_party_refusal(const PortMappingArgs& args,
-                                                                       std::error_code refusal) {
-  // A gateway that forwards only to the host that asks (miniupnpd's
-  // secure_mode) answers 718 or 606 for another device, as if the port were
-  // taken: only the port's holder tells a conflict from that refusal.
-  if (refusal != make_upnp_error(718) && refusal != make_upnp_error(606)) co_return refusal;
-  // Nobody holds the port, or the device holds it just as asked (made
-  // earlier, and refused now that this host asks to renew it).
+asio::awaitable<Result<UpnpMapper::Grant>> UpnpMapper::explain_refusal(const PortMappingArgs& args,
+                                                                       std::error_code refusal, bool for_device) {
+  if (!holder_explains(refusal, for_device)) co_return refusal;
   const auto holder = holder_of(co_await entry_at(args.proto, args.external_port), args);
-  const bool refused_as_third_party = holder == Holder::nobody || holder == Holder::asker;
-  co_return refused_as_third_party ? make_error_code(Errc::third_party_refused) : refusal;
+  auto reading = read_refusal(refusal, holder, for_device, false);
+  if (reading == Reading::phantom_conflict) {
+    auto again = co_await add_and_read_back(args);
+    if (again) co_return again;
+    refusal = again.error();
+    reading = holder_explains(refusal, for_device) ? read_refusal(refusal, holder, for_device, true) : Reading::as_sent;
+  }
+  switch (reading) {
+    case Reading::held_by_another: co_return make_error_code(Errc::port_held_by_another);
+    case Reading::third_party_refused: co_return make_error_code(Errc::third_party_refused);
+    case Reading::as_sent:
+    case Reading::phantom_conflict: break;
+  }
+  co_return refusal;
 }
 
 asio::awaitable<Result<UpnpMapper::Grant>> UpnpMapper::add_with_other_port(PortMappingArgs args) {

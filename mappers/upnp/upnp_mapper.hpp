@@ -71,9 +71,13 @@ class UpnpMapper final : public Mapper {
   asio::awaitable<Result<Grant>> add_with_other_port(PortMappingArgs args);
   // GetSpecificPortMappingEntry.
   asio::awaitable<Result<PortMappingEntry>> entry_at(Transport proto, std::uint16_t external_port);
-  // A refusal of a mapping for another device, checked against the port's
-  // holder: Errc::third_party_refused when nobody else holds it.
-  asio::awaitable<std::error_code> explain_third_party_refusal(const PortMappingArgs& args, std::error_code refusal);
+  // A refusal checked against the port's holder (GetSpecificPortMappingEntry):
+  // a conflict with nobody is asked again once; one the gateway does not name
+  // as such while another client holds the port is Errc::port_held_by_another;
+  // one for another device while nobody else holds the port is
+  // Errc::third_party_refused.
+  asio::awaitable<Result<Grant>> explain_refusal(const PortMappingArgs& args, std::error_code refusal,
+                                                 bool for_device);
   // NewInternalClient for a request: the device's address, or this host's.
   std::string client_of(const MapRequest& request) const;
   std::uint16_t pick_other_port();

@@ -300,9 +300,17 @@ TEST_CASE("an add whose reply cannot be read counts as made when the gateway hol
   }
 }
 
+namespace {
+// Another client's mapping on the gateway.
+void held_by_another(FakeIgd& igd, std::uint16_t port, Transport proto = Transport::udp) {
+  igd.held[{proto, port}] = PortMappingEntry{"10.77.0.9", port, "someone", 3600s};
+}
+}  // namespace
+
 TEST_CASE("718 ConflictInMappingEntry: a conflict, and no other port unless allowed") {
   Fixture f;
   f.igd->add_answers = {718};
+  held_by_another(*f.igd, 7076);
   auto mapping = f.map(request(7076));
   REQUIRE_FALSE(mapping);
   CHECK(mapping.error() == MapFailure::port_conflict);
@@ -313,6 +321,7 @@ TEST_CASE("718 ConflictInMappingEntry: a conflict, and no other port unless allo
 TEST_CASE("718 with other ports allowed: IGDv1 tries a bounded number of other ports") {
   Fixture f;
   f.options.allow_other_external_port = true;
+  held_by_another(*f.igd, 7076);
   SECTION("the second try succeeds") {
     f.igd->add_answers = {718, 718, 0};
     auto mapping = f.map(request(7076));
@@ -353,6 +362,44 @@ TEST_CASE("other UPnP and transport errors are reported as they are") {
     REQUIRE_FALSE(mapping);
     CHECK(mapping.error() == make_upnp_error(code));
     CHECK_FALSE(mapping.error().message().empty());
+    CHECK(f.igd->adds.size() == 1);
+  }
+}
+
+TEST_CASE("501 Action Failed, or 714 to an add, while another client holds the port is a conflict") {
+  for (int code : {501, 714}) {
+    Fixture f;
+    f.igd->add_answers = {code};
+    held_by_another(*f.igd, 7076);
+    auto mapping = f.map(request(7076));
+    REQUIRE_FALSE(mapping);
+    CHECK(mapping.error() == Errc::port_held_by_another);
+    CHECK(mapping.error() == MapFailure::port_conflict);
+    CHECK(f.igd->adds.size() == 1);
+    CHECK(f.igd->entry_calls == 1);
+  }
+}
+
+TEST_CASE("a conflict while nobody, or this host itself, holds the port is asked again once") {
+  for (int code : {714, 718}) {
+    for (bool ours : {false, true}) {
+      Fixture f;
+      if (ours) f.igd->held[{Transport::udp, 7076}] = PortMappingEntry{"10.77.0.2", 7076, "natkeeper", 3600s};
+      SECTION("granted the second time") {
+        f.igd->add_answers = {code, 0};
+        auto mapping = f.map(request(7076));
+        REQUIRE(mapping);
+        CHECK(mapping->external_port == 7076);
+        CHECK(f.igd->adds.size() == 2);
+      }
+      SECTION("refused again: the refusal stands") {
+        f.igd->add_answers = {code, code};
+        auto mapping = f.map(request(7076));
+        REQUIRE_FALSE(mapping);
+        CHECK(mapping.error() == make_upnp_error(code));
+        CHECK(f.igd->adds.size() == 2);
+      }
+    }
   }
 }
 
@@ -485,12 +532,14 @@ TEST_CASE("a mapping for another device names the device as NewInternalClient") 
 TEST_CASE("718 or 606 for a device, with no holder of the port, is the router refusing third-party mappings") {
   for (int code : {718, 606}) {
     Fixture f;
-    f.igd->add_answers = {code};
+    f.igd->add_answers = {code, code};
     f.igd->entry = make_upnp_error(714);
     const auto mapped = f.map(for_doorbell(7076));
     REQUIRE_FALSE(mapped);
     CHECK(mapped.error() == Errc::third_party_refused);
     CHECK(mapped.error() == MapFailure::third_party_refused);
+    // A conflict with nobody is asked again once first; 606 is no conflict.
+    CHECK(f.igd->adds.size() == (code == 718 ? 2 : 1));
   }
 }
 
@@ -506,20 +555,21 @@ TEST_CASE("718 for a device while another client holds the port stays a conflict
 
 TEST_CASE("a device's own earlier mapping refused on renewal is a third-party refusal too") {
   Fixture f;
-  f.igd->add_answers = {718};
+  f.igd->add_answers = {718, 718};
   f.igd->entry = PortMappingEntry{"10.77.0.50", 7076, "natkeeper doorbell", 3600s};
   const auto mapped = f.map(for_doorbell(7076));
   REQUIRE_FALSE(mapped);
   CHECK(mapped.error() == Errc::third_party_refused);
 }
 
-TEST_CASE("718 for this host is a conflict without asking who holds the port") {
+TEST_CASE("718 for this host, asked again with nobody holding the port, stays a conflict") {
   Fixture f;
-  f.igd->add_answers = {718};
+  f.igd->add_answers = {718, 718};
   f.igd->entry = make_upnp_error(714);
   const auto mapped = f.map(request(7076));
   REQUIRE_FALSE(mapped);
   CHECK(mapped.error() == make_upnp_error(718));
+  CHECK(mapped.error() == MapFailure::port_conflict);
 }
 
 TEST_CASE("a device's mapping is held, and deleted, only while the gateway shows the device as its client") {
