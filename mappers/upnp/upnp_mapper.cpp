@@ -100,8 +100,12 @@ asio::awaitable<Result<asio::ip::address>> UpnpMapper::ask_external_address() {
   auto get_address = [igd = igd_] { return igd->get_external_ip_address(); };
   auto text = co_await runner_.run(std::move(get_address));
   if (!text) co_return text.error();
+  // An empty address is one the gateway does not have (WANIPConnection:2
+  // section 2.3.13); miniupnpd also gives it for a private one. Unspecified,
+  // like 0.0.0.0, so that a report can say what that means.
   boost::system::error_code parse_error;
-  const auto address = asio::ip::make_address(*text, parse_error);
+  const auto address = text->empty() ? asio::ip::address(asio::ip::address_v4::any())
+                                     : asio::ip::make_address(*text, parse_error);
   if (parse_error) co_return make_error_code(Errc::bad_reply);
   external_ip_ = ReadAddress{address, time_.now()};
   co_return address;

@@ -36,7 +36,8 @@ class UpnpMapper final : public Mapper {
              UpnpMapperOptions options = {}, Timebase& time = system_timebase());
 
   Method method() const override { return Method::upnp; }
-  // GetExternalIPAddress, or the answer to it less than kExternalAddressMaxAge old.
+  // GetExternalIPAddress, or the answer to it less than kExternalAddressMaxAge
+  // old; unspecified when the gateway has none.
   asio::awaitable<Result<asio::ip::address>> external_address() override;
   asio::awaitable<Result<Mapping>> map(MapRequest request) override;
   asio::awaitable<std::error_code> unmap(Mapping mapping) override;

@@ -472,6 +472,17 @@ TEST_CASE("a mapping without a readable external address fails clearly") {
   CHECK(mapping.error() == make_upnp_error(501));
 }
 
+TEST_CASE("an empty external address is the gateway having none: 0.0.0.0, as the gateway may also say") {
+  for (const char* none : {"", "0.0.0.0"}) {
+    Fixture f;
+    f.igd->external = std::string(none);
+    auto m = f.mapper();
+    const auto address = run_loop(f.loop, m.external_address());
+    REQUIRE(address);
+    CHECK(address->is_unspecified());
+  }
+}
+
 TEST_CASE("unmap deletes only this host's mapping") {
   Fixture f;
   auto m = f.mapper();
