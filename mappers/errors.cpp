@@ -35,12 +35,17 @@ class NatkeeperCategory final : public std::error_category {
         return "NAT-PMP cannot map ports for another device";
       case Errc::nothing_granted:
         return "the gateway answered success but granted a lifetime of 0 seconds: it made no mapping";
+      case Errc::added_but_not_held:
+        return "the gateway answered that it made the mapping, but its table does not hold it as asked";
+      case Errc::port_held_by_another:
+        return "the gateway refused the mapping, and its table shows the external port held by another client";
     }
     return fmt::format("natkeeper error {}", value);
   }
   std::error_condition default_error_condition(int value) const noexcept override {
     if (static_cast<Errc>(value) == Errc::table_full_skipped) return MapFailure::table_full;
-    if (static_cast<Errc>(value) == Errc::external_port_moved) return MapFailure::port_conflict;
+    if (static_cast<Errc>(value) == Errc::external_port_moved || static_cast<Errc>(value) == Errc::port_held_by_another)
+      return MapFailure::port_conflict;
     if (static_cast<Errc>(value) == Errc::third_party_refused ||
         static_cast<Errc>(value) == Errc::third_party_unsupported)
       return MapFailure::third_party_refused;
@@ -58,6 +63,7 @@ std::string_view upnp_error_name(int code) {
     case 401: return "Invalid Action";
     case 402: return "Invalid Args";
     case 501: return "Action Failed";
+    case 602: return "Optional Action Not Implemented";
     case 606: return "Action not authorized";
     case 713: return "SpecifiedArrayIndexInvalid";
     case 714: return "NoSuchEntryInArray";

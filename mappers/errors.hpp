@@ -21,6 +21,12 @@ enum class Errc {
   // A PCP gateway answered a new mapping or renewal with SUCCESS and
   // lifetime 0: it holds no mapping.
   nothing_granted,
+  // The gateway answered that it made a mapping, and then did not show it
+  // as the one asked for (UPnP's GetSpecificPortMappingEntry).
+  added_but_not_held,
+  // The gateway refused a mapping with a code that does not say why, and
+  // its table shows another client holding the external port.
+  port_held_by_another,
 };
 const std::error_category& natkeeper_category();
 std::error_code make_error_code(Errc e);

@@ -112,7 +112,7 @@ asio::awaitable<int> once(const Session& session) {
     const auto& first = first_failure(report);
     log::warning("{} of {} mappings failed or are unreachable; the first: {} {}: {}", failed,
                  report.mappings.size(), to_string(first.request.proto), first.request.internal_port,
-                 first.error ? describe_failure(first.error, first.request)
+                 first.error ? describe_failure(first.error, first.request, external_ip)
                              : fmt::format("{}: {}", to_string(first.state), first.note));
   }
   co_return failed == 0 && missing_devices == 0 ? kExitOk : kExitSomeFailed;
@@ -150,7 +150,8 @@ asio::awaitable<int> remove(const Session& session) {
     failure.request = mappings[i].request;
     failure.method = to_string(found.method);
     failure.error = errors[i];
-    failures.push_back(mapping_json(failure, path.local.address.to_string()));
+    // A removal's failure is no refusal to forward: no diagnosis of the WAN.
+    failures.push_back(mapping_json(failure, path.local.address.to_string(), std::nullopt));
   }
   if (session.json) {
     const auto gateway = gateway_json(gateway_report(path, found, known_external_ip(found)));

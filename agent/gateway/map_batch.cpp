@@ -29,7 +29,8 @@ asio::awaitable<std::vector<MapOutcome>> map_all(Mapper& mapper, std::vector<Map
   // Their external ports: a request refused meanwhile because of one of them
   // deserves another try, and one granted there is asked again, as the
   // gateway may have let the moved mapping overwrite it (miniupnpd updates a
-  // port its client holds in place) before the removal took it away.
+  // port its client holds in place) before the removal took it away; or
+  // before the mapper read it back (UPnP), which then found it not held.
   std::set<std::pair<Transport, std::uint16_t>> briefly_held;
   auto remove_moved = [&]() -> asio::awaitable<void> {
     for (auto& mapping : std::exchange(moved, {})) co_await mapper.unmap(std::move(mapping));
@@ -74,7 +75,8 @@ asio::awaitable<std::vector<MapOutcome>> map_all(Mapper& mapper, std::vector<Map
   // One at a time now, so no other request of the batch can be in the way.
   for (std::size_t i = 0; i < requests.size(); ++i) {
     const auto& request = requests[i];
-    const bool refused_or_granted = outcomes[i].error == Errc::external_port_moved || outcomes[i].mapping;
+    const bool refused_or_granted = outcomes[i].error == Errc::external_port_moved ||
+                                    outcomes[i].error == Errc::added_but_not_held || outcomes[i].mapping;
     if (!refused_or_granted || !briefly_held.count({request.proto, request.wanted_external_port})) continue;
     outcomes[i] = {};
     --done;

@@ -1,5 +1,7 @@
 #include "agent/gateway/nat_diagnosis.hpp"
 
+#include <fmt/format.h>
+
 namespace natkeeper {
 namespace {
 
@@ -44,6 +46,28 @@ NatKind classify_external_address(const boost::asio::ip::address& external) {
     return NatKind::double_nat;
   if (in_prefix(a, 0x64400000, 10)) return NatKind::cgnat;
   return NatKind::unknown;
+}
+
+std::optional<std::string> unreachable_wan(const boost::asio::ip::address& external) {
+  if (external.is_unspecified())
+    return "the router has no external address of its own (0.0.0.0): its WAN is down, or behind another NAT, so it "
+           "cannot forward from the internet; check its internet connection, or put the router in front of it in "
+           "bridge mode";
+  switch (classify_external_address(external)) {
+    case NatKind::double_nat:
+      return fmt::format("the router's own WAN is behind another NAT (its external address is {}): it cannot forward "
+                         "from the internet; put the router in front of it in bridge mode, or forward the same ports "
+                         "on that router to this one",
+                         external.to_string());
+    case NatKind::cgnat:
+      return fmt::format("the router's own WAN is behind the internet provider's carrier-grade NAT (its external "
+                         "address is {}): it cannot forward from the internet; ask the provider for a public IPv4 "
+                         "address",
+                         external.to_string());
+    case NatKind::single:
+    case NatKind::unknown: break;
+  }
+  return std::nullopt;
 }
 
 NatKind diagnose_nat(const std::optional<boost::asio::ip::address>& gateway_external,

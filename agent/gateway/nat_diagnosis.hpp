@@ -2,6 +2,7 @@
 #include <boost/asio/ip/address.hpp>
 
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace natkeeper {
@@ -16,6 +17,12 @@ std::string_view explain(NatKind kind);
 // address means another NAT sits upstream, 100.64.0.0/10 is the ISP's
 // carrier-grade NAT. Anything else needs an outside observer to confirm.
 NatKind classify_external_address(const boost::asio::ip::address& external);
+
+// Why a router whose own external address is `external` cannot forward from
+// the internet, whatever it is asked: it has none (0.0.0.0; miniupnpd does
+// not tell a private one), or a private or 100.64.0.0/10 one, being behind
+// another NAT. Nullopt when the address does not say so.
+std::optional<std::string> unreachable_wan(const boost::asio::ip::address& external);
 
 // The gateway's external address against the public address an outside
 // observer (reflector, STUN server) saw: a private or 100.64/10 gateway address

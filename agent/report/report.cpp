@@ -7,6 +7,18 @@
 
 namespace natkeeper {
 
+namespace {
+
+std::optional<asio::ip::address> external_address(const GatewayReport& gateway) {
+  if (!gateway.external_ip) return std::nullopt;
+  boost::system::error_code not_an_address;
+  const auto address = asio::ip::make_address(*gateway.external_ip, not_an_address);
+  if (not_an_address) return std::nullopt;
+  return address;
+}
+
+}  // namespace
+
 std::string_view to_string(MappingState state) {
   switch (state) {
     case MappingState::verified: return "verified";
@@ -73,7 +85,12 @@ std::string third_party_advice(const std::error_code& error, const MapRequest& r
 
 }  // namespace
 
-std::string describe_failure(const std::error_code& error, const MapRequest& request) {
+std::string describe_failure(const std::error_code& error, const MapRequest& request,
+                             const std::optional<asio::ip::address>& gateway_external) {
+  // OpenWrt's miniupnpd answers so whenever its own WAN address is private.
+  if (error == make_upnp_error(501) && gateway_external) {
+    if (const auto why = unreachable_wan(*gateway_external)) return fmt::format("{} ({})", *why, error.message());
+  }
   if (refuses_other_device(error, request)) {
     // natkeeper's own codes say it in words; a protocol's code is shown with them.
     const auto what = error.category() == natkeeper_category()
@@ -127,7 +144,8 @@ std::string client_address(const MapRequest& request, std::string_view this_host
 
 }  // namespace
 
-nlohmann::json mapping_json(const MappingReport& m, std::string_view this_host) {
+nlohmann::json mapping_json(const MappingReport& m, std::string_view this_host,
+                            const std::optional<asio::ip::address>& gateway_external) {
   using nlohmann::json;
   const bool known_ip = m.mapping && !m.mapping->external_ip.is_unspecified();
   const auto& request = m.request;
@@ -138,7 +156,7 @@ nlohmann::json mapping_json(const MappingReport& m, std::string_view this_host) 
           {"external_ip", known_ip ? json(m.mapping->external_ip.to_string()) : json(nullptr)},
           {"method", m.method},
           {"state", to_string(m.state)},
-          {"error", m.error ? json(describe_failure(m.error, m.request)) : json(nullptr)},
+          {"error", m.error ? json(describe_failure(m.error, m.request, gateway_external)) : json(nullptr)},
           {"error_code", m.error ? json(error_code_name(m.error)) : json(nullptr)}};
   if (for_other_device(request)) out["device"] = device_name(request);
   return out;
@@ -157,7 +175,7 @@ nlohmann::json to_json(const RunReport& report) {
   using nlohmann::json;
   json mappings = json::array();
   for (const auto& m : report.mappings) {
-    auto entry = mapping_json(m, report.gateway.local_address);
+    auto entry = mapping_json(m, report.gateway.local_address, external_address(report.gateway));
     entry["lifetime"] = m.mapping ? json(m.mapping->lifetime.count()) : json(nullptr);
     entry["permanent"] = m.mapping && m.mapping->permanent;
     entry["description"] = m.request.description;
@@ -213,7 +231,7 @@ std::string to_text(const RunReport& report) {
         state += "; on another external port: the wanted one was taken";
       outcome = fmt::format("{}/{}", m.mapping->lifetime.count(), m.mapping->permanent);
     } else {
-      outcome = describe_failure(m.error, m.request);
+      outcome = describe_failure(m.error, m.request, external_address(report.gateway));
       state += ": " + outcome;
     }
     // A failure's description names a conflict's port: each conflict keeps its own row.

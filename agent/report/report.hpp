@@ -49,7 +49,11 @@ GatewayReport gateway_report(const GatewayPath& path, const FoundProtocol& found
                              std::optional<asio::ip::address> external_ip);
 
 // The message a user reads for a failed mapping, with the protocol's own code.
-std::string describe_failure(const std::error_code& error, const MapRequest& request);
+// `gateway_external` is the gateway's external address, when known: a router
+// refusing with a bare "Action Failed" while its own address cannot be
+// reached from the internet is told so.
+std::string describe_failure(const std::error_code& error, const MapRequest& request,
+                             const std::optional<asio::ip::address>& gateway_external);
 // "upnp:718"-style code for scripts.
 std::string error_code_name(const std::error_code& error);
 // "1h", "2h30m", "45s", "permanent".
@@ -62,8 +66,9 @@ std::string client_label(std::string_view device, std::string_view client_addres
 
 // One mapping as every JSON output shows it (--once, --status, --delete):
 // protocol, ports, whom it is for (`this_host`: this host's address),
-// external address, method, state, and why it failed.
-nlohmann::json mapping_json(const MappingReport& mapping, std::string_view this_host);
+// external address, method, state, and why it failed (see describe_failure).
+nlohmann::json mapping_json(const MappingReport& mapping, std::string_view this_host,
+                            const std::optional<asio::ip::address>& gateway_external);
 nlohmann::json gateway_json(const GatewayReport& gateway);
 nlohmann::json to_json(const RunReport& report);
 // A table one reads at a glance: consecutive ports with the same outcome share a row.

@@ -7,9 +7,10 @@
 namespace natkeeper {
 
 nlohmann::json status_mapping_json(const MappingReport& mapping, std::string_view this_host,
+                                   const std::optional<asio::ip::address>& gateway_external,
                                    std::chrono::seconds renew_in, std::optional<std::chrono::seconds> verified_ago) {
   using nlohmann::json;
-  auto item = mapping_json(mapping, this_host);
+  auto item = mapping_json(mapping, this_host, gateway_external);
   if (!mapping.mapping && !mapping.error) item["state"] = "pending";
   item["count"] = 1;
   item["lease"] = mapping.mapping ? format_lease(*mapping.mapping) : std::string();
@@ -53,7 +54,7 @@ std::optional<nlohmann::json> StatusRows::add(const MappingReport& mapping, std:
 
 std::optional<nlohmann::json> StatusRows::finish() {
   if (!first_) return std::nullopt;
-  auto row = status_mapping_json(*first_, this_host_, soonest_renewal_, oldest_proof_);
+  auto row = status_mapping_json(*first_, this_host_, gateway_external_, soonest_renewal_, oldest_proof_);
   row["count"] = count_;
   first_.reset();
   return row;

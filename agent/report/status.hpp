@@ -19,6 +19,7 @@ namespace natkeeper {
 // its next renewal and when it was last proven from outside. A mapping not
 // asked for yet is "pending". The row stands for one port ("count": 1).
 nlohmann::json status_mapping_json(const MappingReport& mapping, std::string_view this_host,
+                                   const std::optional<asio::ip::address>& gateway_external,
                                    std::chrono::seconds renew_in, std::optional<std::chrono::seconds> verified_ago);
 
 // Folds the mappings, in plan order, into the rows of --status: a mapping that
@@ -28,7 +29,8 @@ nlohmann::json status_mapping_json(const MappingReport& mapping, std::string_vie
 // renewal and its oldest proof. Holds one run, however many mappings pass.
 class StatusRows {
  public:
-  explicit StatusRows(std::string this_host) : this_host_(std::move(this_host)) {}
+  StatusRows(std::string this_host, std::optional<asio::ip::address> gateway_external)
+      : this_host_(std::move(this_host)), gateway_external_(gateway_external) {}
   // The row of the run `mapping` ends, if it ends one.
   std::optional<nlohmann::json> add(const MappingReport& mapping, std::chrono::seconds renew_in,
                                     std::optional<std::chrono::seconds> verified_ago);
@@ -39,6 +41,7 @@ class StatusRows {
   bool continues(const MappingReport& mapping, std::optional<std::chrono::seconds> verified_ago) const;
 
   std::string this_host_;
+  std::optional<asio::ip::address> gateway_external_;
   std::optional<MappingReport> first_;
   std::uint32_t count_ = 0;
   std::chrono::seconds soonest_renewal_{};

@@ -498,7 +498,7 @@ asio::awaitable<void> Supervisor::renew(std::vector<std::size_t> indices) {
   if (table_full) log::warning("{}", table_full_message(mapped, indices.size()));
   if (first_failure) {
     log::warning("{} of {} mappings failed; the first: {}: {}", failed, indices.size(), describe(first_failure->request),
-                 describe_failure(first_failure->error, first_failure->request));
+                 describe_failure(first_failure->error, first_failure->request, external_ip_));
   }
   if (unreachable) schedule_reconnect("the gateway does not answer");
   note_external_address();
@@ -818,7 +818,7 @@ StatusParts Supervisor::status_parts() const {
       {"dropped_datagrams", dropped},
       {"summary", {{"planned", entries_.size()}, {"active", counts.active}, {"verified", counts.verified},
                    {"unreachable", counts.unreachable}, {"failed", counts.failed}}}};
-  auto rows = StatusRows(connection_ ? connection_->path.local.address.to_string() : std::string());
+  auto rows = StatusRows(connection_ ? connection_->path.local.address.to_string() : std::string(), external_ip_);
   return [this, head = std::move(head), rows = std::move(rows), next = std::size_t{0}]() mutable -> std::optional<json> {
     if (head) return std::exchange(head, std::nullopt);
     const auto now = time_.now();

@@ -1,19 +1,96 @@
 #include "mappers/upnp/upnp_mapper.hpp"
 
+#include <algorithm>
+
 #include "mappers/errors.hpp"
+#include "mappers/lease_policy.hpp"
 
 namespace natkeeper::upnp {
+namespace {
+
+// 401 Invalid Action, 602 Optional Action Not Implemented: a WANIPConnection:2
+// service type does not prove the gateway has IGDv2's actions.
+bool lacks_action(const std::error_code& refusal) {
+  return refusal == make_upnp_error(401) || refusal == make_upnp_error(602);
+}
+
+// A gateway that knows no expiring leases answers a finite one with 725
+// OnlyPermanentLeasesSupported, or with 402 Invalid Args.
+bool refuses_finite_lease(const std::error_code& refusal, std::chrono::seconds lease) {
+  return lease.count() > 0 && (refusal == MapFailure::only_permanent_leases || refusal == make_upnp_error(402));
+}
+
+// A reply that came but could not be read (libminiupnpc's
+// UPNPCOMMAND_INVALID_RESPONSE, or an AddAnyPortMapping reply without a port):
+// the gateway may have made the mapping all the same.
+bool unreadable_reply(const std::error_code& error) {
+  return error == make_upnp_error(-4) || error == Errc::bad_reply;
+}
+
+// How far below the lease asked the time left in an entry read right after
+// the add may be, and still be that lease.
+constexpr std::chrono::seconds kLeaseCountdownSlack{10};
+
+enum class Holder { nobody, asker, another, unknown };
+
+// Who holds an external port, as GetSpecificPortMappingEntry tells: the
+// internal client and port `args` name, another, nobody (714 NoSuchEntryInArray),
+// or unknown when the gateway did not say.
+Holder holder_of(const Result<PortMappingEntry>& entry, const PortMappingArgs& args) {
+  if (!entry) return entry.error() == make_upnp_error(714) ? Holder::nobody : Holder::unknown;
+  const bool asker = entry->internal_client == args.internal_client && entry->internal_port == args.internal_port;
+  return asker ? Holder::asker : Holder::another;
+}
+
+// Refusals the port's holder explains: a conflict (714 NoSuchEntryInArray or
+// 718 ConflictInMappingEntry: gateways answer so for a port nobody holds, or
+// the asker does), 501 Action Failed (vendors' word for a conflict, among
+// others), and 606 for another device.
+bool holder_explains(const std::error_code& refusal, bool for_device) {
+  return refusal == make_upnp_error(714) || refusal == make_upnp_error(718) || refusal == make_upnp_error(501) ||
+         (for_device && refusal == make_upnp_error(606));
+}
+
+enum class Reading { as_sent, held_by_another, phantom_conflict, third_party_refused };
+
+// What a refusal holder_explains() means once the port's holder is known;
+// `tried_again` after a phantom conflict was asked again.
+Reading read_refusal(const std::error_code& refusal, Holder holder, bool for_device, bool tried_again) {
+  if (holder == Holder::unknown) return Reading::as_sent;
+  // 718 and 606 say what they mean; 714 and 501 do not name the conflict.
+  if (holder == Holder::another)
+    return refusal == make_upnp_error(718) || refusal == make_upnp_error(606) ? Reading::as_sent
+                                                                                : Reading::held_by_another;
+  if (refusal == make_upnp_error(501)) return Reading::as_sent;
+  // Nobody holds the port, or the asker holds it just as asked: a conflict
+  // with nobody, once; then, for another device, a gateway that forwards only
+  // to the host that asks (miniupnpd's secure_mode answers 718 or 606).
+  if (!tried_again && refusal != make_upnp_error(606)) return Reading::phantom_conflict;
+  return for_device ? Reading::third_party_refused : Reading::as_sent;
+}
+
+}  // namespace
+
+UpnpMapper::Lease UpnpMapper::held_lease(std::chrono::seconds asked, std::chrono::seconds held) {
+  if (held.count() == 0) return {held, true};
+  // The entry tells the time left, which counts down from the add (miniupnpd):
+  // a few seconds short of the lease asked is that lease.
+  if (held < asked && asked - held <= kLeaseCountdownSlack) return {asked, false};
+  // A permanent lease asked for bounds nothing: a day is the most renewals wait.
+  return {std::min(held, asked.count() > 0 ? asked : lease::kMaxScheduledLease), false};
+}
 
 UpnpMapper::UpnpMapper(std::shared_ptr<IgdControl> igd, BlockingRunner runner,
-                       std::string internal_client, UpnpMapperOptions options)
+                       std::string internal_client, UpnpMapperOptions options, Timebase& time)
     : igd_(std::move(igd)),
       runner_(std::move(runner)),
       internal_client_(std::move(internal_client)),
       options_(options),
+      time_(time),
       random_(options.seed) {}
 
 asio::awaitable<Result<asio::ip::address>> UpnpMapper::external_address() {
-  if (external_ip_) co_return *external_ip_;
+  if (external_ip_ && time_.now() - external_ip_->read_at < kExternalAddressMaxAge) co_return external_ip_->address;
   co_return co_await ask_external_address();
 }
 
@@ -23,10 +100,14 @@ asio::awaitable<Result<asio::ip::address>> UpnpMapper::ask_external_address() {
   auto get_address = [igd = igd_] { return igd->get_external_ip_address(); };
   auto text = co_await runner_.run(std::move(get_address));
   if (!text) co_return text.error();
+  // An empty address is one the gateway does not have (WANIPConnection:2
+  // section 2.3.13); miniupnpd also gives it for a private one. Unspecified,
+  // like 0.0.0.0, so that a report can say what that means.
   boost::system::error_code parse_error;
-  const auto address = asio::ip::make_address(*text, parse_error);
+  const auto address = text->empty() ? asio::ip::address(asio::ip::address_v4::any())
+                                     : asio::ip::make_address(*text, parse_error);
   if (parse_error) co_return make_error_code(Errc::bad_reply);
-  external_ip_ = address;
+  external_ip_ = ReadAddress{address, time_.now()};
   co_return address;
 }
 
@@ -35,33 +116,60 @@ std::string UpnpMapper::client_of(const MapRequest& request) const {
 }
 
 asio::awaitable<Result<Mapping>> UpnpMapper::map(MapRequest request) {
-  PortMappingArgs args{request.proto,       request.wanted_external_port, request.internal_port,
-                       client_of(request),  request.description,         request.lifetime};
-  auto port = co_await add(args);
-  bool permanent = false;
-  if (!port && port.error() == MapFailure::only_permanent_leases) {
-    // UPnP error 725: this gateway knows no expiring leases. Take a permanent
-    // one and flag it, so it is deleted when natkeeper lets go of it.
+  PortMappingArgs args{request.proto,      request.wanted_external_port, request.internal_port,
+                       client_of(request), request.description,
+                       only_permanent_leases_ ? std::chrono::seconds(0) : request.lifetime};
+  auto granted = co_await add_and_read_back(args);
+  if (!granted && refuses_finite_lease(granted.error(), args.lease)) {
+    // Take a permanent lease, flagged so that it is deleted when natkeeper
+    // lets go of it; and ask for one at once from now on.
+    only_permanent_leases_ = true;
     args.lease = std::chrono::seconds(0);
-    permanent = true;
-    port = co_await add(args);
+    granted = co_await add_and_read_back(args);
   }
-  if (!port && for_other_device(request)) port = co_await explain_third_party_refusal(args, port.error());
-  if (!port && port.error() == MapFailure::port_conflict && options_.allow_other_external_port &&
-      !igd_->has_add_any_port_mapping())
-    port = co_await add_with_other_port(args);
-  if (!port) co_return port.error();
+  if (!granted) granted = co_await explain_refusal(args, granted.error(), for_other_device(request));
+  if (!granted && granted.error() == MapFailure::port_conflict && options_.allow_other_external_port &&
+      !uses_add_any())
+    granted = co_await add_with_other_port(args);
+  if (!granted) co_return granted.error();
   // AddAnyPortMapping may grant another port than the wanted one: whether that
   // is acceptable is the agent's policy, for every protocol alike.
   auto external = co_await external_address();
   if (!external) co_return external.error();
-  co_return Mapping{std::move(request), *external, *port, args.lease, permanent};
+  co_return Mapping{std::move(request), *external, granted->external_port, granted->lease.lifetime,
+                    granted->lease.permanent};
+}
+
+bool UpnpMapper::uses_add_any() const { return igd_->has_add_any_port_mapping() && !add_any_refused_; }
+
+asio::awaitable<Result<UpnpMapper::Grant>> UpnpMapper::add_and_read_back(const PortMappingArgs& args) {
+  const auto added = co_await add(args);
+  if (!added && !unreadable_reply(added.error())) co_return added.error();
+  // The entry the gateway holds now tells whether the mapping is there, and
+  // the lease it really holds (some gateways shorten it, or ignore it).
+  const auto port = added ? *added : args.external_port;
+  const auto entry = co_await entry_at(args.proto, port);
+  switch (holder_of(entry, args)) {
+    case Holder::asker:
+      co_return Grant{port, held_lease(args.lease, entry->lease)};
+    case Holder::unknown:
+      // A gateway that cannot show its entries: its word stands, lease as asked.
+      if (added) co_return Grant{port, held_lease(args.lease, args.lease)};
+      break;
+    case Holder::nobody:
+    case Holder::another:
+      if (added) co_return make_error_code(Errc::added_but_not_held);
+      break;
+  }
+  co_return added.error();
 }
 
 asio::awaitable<Result<std::uint16_t>> UpnpMapper::add(PortMappingArgs args) {
-  if (igd_->has_add_any_port_mapping()) {
+  if (uses_add_any()) {
     auto add_any = [igd = igd_, args] { return igd->add_any_port_mapping(args); };
-    co_return co_await runner_.run(std::move(add_any));
+    auto port = co_await runner_.run(std::move(add_any));
+    if (port || !lacks_action(port.error())) co_return port;
+    add_any_refused_ = true;
   }
   auto add_one = [igd = igd_, args] { return igd->add_port_mapping(args); };
   const auto ec = co_await runner_.run(std::move(add_one));
@@ -69,32 +177,39 @@ asio::awaitable<Result<std::uint16_t>> UpnpMapper::add(PortMappingArgs args) {
   co_return args.external_port;
 }
 
-asio::awaitable<Result<std::uint16_t>> UpnpMapper::explain_third_party_refusal(const PortMappingArgs& args,
-                                                                               std::error_code refusal) {
-  // A gateway that forwards only to the host that asks (miniupnpd's
-  // secure_mode) answers 718 or 606 for another device, as if the port were
-  // taken: only the port's holder tells a conflict from that refusal.
-  if (refusal != make_upnp_error(718) && refusal != make_upnp_error(606)) co_return refusal;
-  auto get_entry = [igd = igd_, proto = args.proto, port = args.external_port] {
-    return igd->get_specific_port_mapping(proto, port);
-  };
-  const auto holder = co_await runner_.run(std::move(get_entry));
-  // Nobody holds the port, or the device holds it just as asked (made
-  // earlier, and refused now that this host asks to renew it).
-  const bool refused_as_third_party =
-      holder ? holder->internal_client == args.internal_client && holder->internal_port == args.internal_port
-             : holder.error() == make_upnp_error(714);
-  co_return refused_as_third_party ? make_error_code(Errc::third_party_refused) : refusal;
+asio::awaitable<Result<PortMappingEntry>> UpnpMapper::entry_at(Transport proto, std::uint16_t external_port) {
+  auto get_entry = [igd = igd_, proto, external_port] { return igd->get_specific_port_mapping(proto, external_port); };
+  co_return co_await runner_.run(std::move(get_entry));
 }
 
-asio::awaitable<Result<std::uint16_t>> UpnpMapper::add_with_other_port(PortMappingArgs args) {
-  Result<std::uint16_t> port = make_error_code(Errc::bad_reply);
+asio::awaitable<Result<UpnpMapper::Grant>> UpnpMapper::explain_refusal(const PortMappingArgs& args,
+                                                                       std::error_code refusal, bool for_device) {
+  if (!holder_explains(refusal, for_device)) co_return refusal;
+  const auto holder = holder_of(co_await entry_at(args.proto, args.external_port), args);
+  auto reading = read_refusal(refusal, holder, for_device, false);
+  if (reading == Reading::phantom_conflict) {
+    auto again = co_await add_and_read_back(args);
+    if (again) co_return again;
+    refusal = again.error();
+    reading = holder_explains(refusal, for_device) ? read_refusal(refusal, holder, for_device, true) : Reading::as_sent;
+  }
+  switch (reading) {
+    case Reading::held_by_another: co_return make_error_code(Errc::port_held_by_another);
+    case Reading::third_party_refused: co_return make_error_code(Errc::third_party_refused);
+    case Reading::as_sent:
+    case Reading::phantom_conflict: break;
+  }
+  co_return refusal;
+}
+
+asio::awaitable<Result<UpnpMapper::Grant>> UpnpMapper::add_with_other_port(PortMappingArgs args) {
+  Result<Grant> granted = make_error_code(Errc::bad_reply);
   for (int attempt = 0; attempt < options_.other_port_attempts; ++attempt) {
     args.external_port = pick_other_port();
-    port = co_await add(args);
-    if (port || port.error() != MapFailure::port_conflict) break;
+    granted = co_await add_and_read_back(args);
+    if (granted || granted.error() != MapFailure::port_conflict) break;
   }
-  co_return port;
+  co_return granted;
 }
 
 std::uint16_t UpnpMapper::pick_other_port() {
@@ -135,17 +250,12 @@ asio::awaitable<Result<std::vector<Mapping>>> UpnpMapper::list_table(std::size_t
 }
 
 asio::awaitable<Result<bool>> UpnpMapper::holds(const Mapping& mapping) {
-  auto get_entry = [igd = igd_, proto = mapping.request.proto, port = mapping.external_port] {
-    return igd->get_specific_port_mapping(proto, port);
-  };
-  auto entry = co_await runner_.run(std::move(get_entry));
-  if (!entry) {
-    // 714 NoSuchEntryInArray: the gateway has no mapping on that port.
-    if (entry.error() == make_upnp_error(714)) co_return false;
-    co_return Result<bool>(boost::system::in_place_error, entry.error());
-  }
-  co_return entry->internal_client == client_of(mapping.request) &&
-      entry->internal_port == mapping.request.internal_port;
+  const PortMappingArgs args{mapping.request.proto, mapping.external_port, mapping.request.internal_port,
+                             client_of(mapping.request), {}, {}};
+  const auto entry = co_await entry_at(args.proto, args.external_port);
+  const auto holder = holder_of(entry, args);
+  if (holder == Holder::unknown) co_return Result<bool>(boost::system::in_place_error, entry.error());
+  co_return holder == Holder::asker;
 }
 
 asio::awaitable<Result<GatewayCheck>> UpnpMapper::check(const Mapping& sample) {

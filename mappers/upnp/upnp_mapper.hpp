@@ -1,4 +1,5 @@
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -7,6 +8,7 @@
 
 #include "mappers/blocking_runner.hpp"
 #include "mappers/mapper.hpp"
+#include "mappers/timebase.hpp"
 #include "mappers/upnp/igd_control.hpp"
 
 namespace natkeeper::upnp {
@@ -20,15 +22,22 @@ struct UpnpMapperOptions {
   std::uint32_t seed = std::random_device{}();
 };
 
+// How long a mapping may report the external address read before: a round
+// of renewals reads it again, so after a WAN change the renewed mappings (and
+// what is verified against them) carry the new address.
+inline constexpr std::chrono::seconds kExternalAddressMaxAge{60};
+
 // The UPnP-IGD policy: which action to use, and what each UPnP error means
 // for the mapping. The SOAP calls themselves go through IgdControl on the
 // blocking runner.
 class UpnpMapper final : public Mapper {
  public:
   UpnpMapper(std::shared_ptr<IgdControl> igd, BlockingRunner runner, std::string internal_client,
-             UpnpMapperOptions options = {});
+             UpnpMapperOptions options = {}, Timebase& time = system_timebase());
 
   Method method() const override { return Method::upnp; }
+  // GetExternalIPAddress, or the answer to it less than kExternalAddressMaxAge
+  // old; unspecified when the gateway has none.
   asio::awaitable<Result<asio::ip::address>> external_address() override;
   asio::awaitable<Result<Mapping>> map(MapRequest request) override;
   asio::awaitable<std::error_code> unmap(Mapping mapping) override;
@@ -39,24 +48,60 @@ class UpnpMapper final : public Mapper {
   asio::awaitable<Result<std::vector<Mapping>>> list_table(std::size_t limit) override;
 
  private:
+  // A lease as renewals may count on it: zero with `permanent` for one without expiry.
+  struct Lease {
+    std::chrono::seconds lifetime;
+    bool permanent;
+  };
+  // What an add left on the gateway.
+  struct Grant {
+    std::uint16_t external_port;
+    Lease lease;
+  };
+  // The lease the gateway holds (GetSpecificPortMappingEntry) for the one
+  // asked: believed when shorter, never longer; a finite lease held without
+  // expiry is permanent.
+  static Lease held_lease(std::chrono::seconds asked, std::chrono::seconds held);
+
+  // The add, and the entry the gateway then holds: a mapping it says it made
+  // but does not hold is Errc::added_but_not_held, and one whose reply could
+  // not be read is there when the entry shows it.
+  asio::awaitable<Result<Grant>> add_and_read_back(const PortMappingArgs& args);
+  // AddAnyPortMapping or AddPortMapping: the external port it reports.
   asio::awaitable<Result<std::uint16_t>> add(PortMappingArgs args);
-  asio::awaitable<Result<std::uint16_t>> add_with_other_port(PortMappingArgs args);
-  // A refusal of a mapping for another device, checked against the port's
-  // holder: Errc::third_party_refused when nobody else holds it.
-  asio::awaitable<Result<std::uint16_t>> explain_third_party_refusal(const PortMappingArgs& args,
-                                                                     std::error_code refusal);
+  asio::awaitable<Result<Grant>> add_with_other_port(PortMappingArgs args);
+  // GetSpecificPortMappingEntry.
+  asio::awaitable<Result<PortMappingEntry>> entry_at(Transport proto, std::uint16_t external_port);
+  // A refusal checked against the port's holder (GetSpecificPortMappingEntry):
+  // a conflict with nobody is asked again once; one the gateway does not name
+  // as such while another client holds the port is Errc::port_held_by_another;
+  // one for another device while nobody else holds the port is
+  // Errc::third_party_refused.
+  asio::awaitable<Result<Grant>> explain_refusal(const PortMappingArgs& args, std::error_code refusal,
+                                                 bool for_device);
   // NewInternalClient for a request: the device's address, or this host's.
   std::string client_of(const MapRequest& request) const;
   std::uint16_t pick_other_port();
+  // AddAnyPortMapping, unless the gateway showed it lacks it.
+  bool uses_add_any() const;
   // GetExternalIPAddress, remembered for the mappings made next.
   asio::awaitable<Result<asio::ip::address>> ask_external_address();
+
+  struct ReadAddress {
+    asio::ip::address address;
+    Timebase::TimePoint read_at;
+  };
 
   std::shared_ptr<IgdControl> igd_;
   BlockingRunner runner_;
   std::string internal_client_;  // this host
   UpnpMapperOptions options_;
+  Timebase& time_;
   std::mt19937 random_;
-  std::optional<asio::ip::address> external_ip_;
+  std::optional<ReadAddress> external_ip_;
+  // What this gateway showed of itself, so that later requests do not ask in vain.
+  bool add_any_refused_ = false;
+  bool only_permanent_leases_ = false;
 };
 
 }  // namespace natkeeper::upnp

@@ -307,6 +307,40 @@ TEST_CASE("a mapping overwritten by a moved one of the batch is asked again once
   CHECK(mapper.table == std::map<std::uint16_t, std::uint16_t>{{1, 100}, {2, 2}});
 }
 
+TEST_CASE("a mapping a moved one of the batch overwrote before it was read back is asked again") {
+  boost::asio::io_context loop;
+  // Like miniupnpd, with each mapping read back (UPnP) after a turn of the
+  // loop, in which another request may land on its port and overwrite it.
+  class ReadBackMapper final : public Mapper {
+   public:
+    std::map<std::uint16_t, std::uint16_t> table{{1, 100}};  // external -> internal; port 1 is another client's
+    Method method() const override { return Method::upnp; }
+    asio::awaitable<Result<asio::ip::address>> external_address() override {
+      co_return asio::ip::make_address("203.0.113.1");
+    }
+    asio::awaitable<Result<Mapping>> map(MapRequest request) override {
+      auto port = request.wanted_external_port;
+      if (table.count(port) && table[port] == 100) ++port;
+      table[port] = request.internal_port;
+      co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+      if (table[port] != request.internal_port) co_return make_error_code(Errc::added_but_not_held);
+      co_return Mapping{std::move(request), asio::ip::make_address("203.0.113.1"), port, 3600s, false};
+    }
+    asio::awaitable<std::error_code> unmap(Mapping mapping) override {
+      if (table[mapping.external_port] == mapping.request.internal_port) table.erase(mapping.external_port);
+      co_return std::error_code{};
+    }
+  } mapper;
+  // 2 is made, then 1 moves onto 2 before 2 is read back; 1 is removed.
+  auto requests = ports(1, 2);
+  std::swap(requests[0], requests[1]);
+  const auto outcomes = run_loop(loop, map_all(mapper, requests, batch(2, false)));
+  CHECK(outcomes[1].error == Errc::external_port_moved);
+  REQUIRE(outcomes[0].mapping);
+  CHECK(outcomes[0].mapping->external_port == 2);
+  CHECK(mapper.table == std::map<std::uint16_t, std::uint16_t>{{1, 100}, {2, 2}});
+}
+
 TEST_CASE("each mapping kept is handed on as soon as it is granted, with its request's index") {
   boost::asio::io_context loop;
   ScriptedMapper mapper;

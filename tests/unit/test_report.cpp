@@ -85,11 +85,11 @@ TEST_CASE("leases read as durations; permanent leases are called out") {
 TEST_CASE("--once, --status and --delete show a mapping with the same fields") {
   const auto report = sample();
   const auto& failed = report.mappings[101];
-  const auto row = mapping_json(failed, "10.77.0.2");
+  const auto row = mapping_json(failed, "10.77.0.2", std::nullopt);
   for (const char* key : {"proto", "internal_port", "external_port", "external_ip", "method", "state", "error",
                           "error_code", "internal_client"}) {
     CHECK(to_json(report)["mappings"][101][key] == row[key]);
-    CHECK(status_mapping_json(failed, "10.77.0.2", 5s, std::nullopt)[key] == row[key]);
+    CHECK(status_mapping_json(failed, "10.77.0.2", std::nullopt, 5s, std::nullopt)[key] == row[key]);
   }
 }
 
@@ -97,12 +97,12 @@ TEST_CASE("the status table folds runs, shows a run's soonest renewal and pendin
   const auto report = sample();
   nlohmann::json mappings = nlohmann::json::array();
   for (std::size_t i = 0; i < 100; ++i)  // udp 16500-16599, each renewed at its own time
-    mappings.push_back(status_mapping_json(report.mappings[i], "10.77.0.2", std::chrono::seconds(2000 - i), 300s));
-  mappings.push_back(status_mapping_json(report.mappings[101], "10.77.0.2", 4s, std::nullopt));  // a conflict
+    mappings.push_back(status_mapping_json(report.mappings[i], "10.77.0.2", std::nullopt, std::chrono::seconds(2000 - i), 300s));
+  mappings.push_back(status_mapping_json(report.mappings[101], "10.77.0.2", std::nullopt, 4s, std::nullopt));  // a conflict
   MappingReport waiting;
   waiting.request = {Transport::tcp, 15063, 15063, 3600s, "natkeeper", {}, {}};
   waiting.note = "not mapped yet";
-  mappings.push_back(status_mapping_json(waiting, "10.77.0.2", 0s, std::nullopt));
+  mappings.push_back(status_mapping_json(waiting, "10.77.0.2", std::nullopt, 0s, std::nullopt));
   const nlohmann::json status = {{"pid", 42}, {"status", "2 of 3 mappings active"}, {"nat", "unknown"},
                                  {"nat_explanation", "-"}, {"mappings", mappings},
                                  {"summary", {{"planned", 102}, {"active", 100}, {"verified", 0}}}};
@@ -125,17 +125,17 @@ MapRequest for_device(std::uint16_t port, const char* device = "doorbell", const
 
 TEST_CASE("each mapping row says whom it is for; a device's row names the device") {
   const auto own = sample().mappings.front();
-  auto json = mapping_json(own, "10.77.0.2");
+  auto json = mapping_json(own, "10.77.0.2", std::nullopt);
   CHECK(json["internal_client"] == "10.77.0.2");
   CHECK_FALSE(json.contains("device"));
 
   MappingReport doorbell;
   doorbell.request = for_device(7076);
-  json = mapping_json(doorbell, "10.77.0.2");
+  json = mapping_json(doorbell, "10.77.0.2", std::nullopt);
   CHECK(json["internal_client"] == "10.77.0.50");
   CHECK(json["device"] == "doorbell");
   doorbell.request.device.clear();  // a device known by its address alone
-  CHECK(mapping_json(doorbell, "10.77.0.2")["device"] == "10.77.0.50");
+  CHECK(mapping_json(doorbell, "10.77.0.2", std::nullopt)["device"] == "10.77.0.50");
 }
 
 TEST_CASE("tables group the mappings under whom they are for once a device is planned") {
@@ -154,7 +154,7 @@ TEST_CASE("tables group the mappings under whom they are for once a device is pl
   CHECK_THAT(to_text(sample()), !Catch::Contains("For "));
 
   nlohmann::json mappings = nlohmann::json::array();
-  for (const auto& m : report.mappings) mappings.push_back(status_mapping_json(m, "10.77.0.2", 60s, std::nullopt));
+  for (const auto& m : report.mappings) mappings.push_back(status_mapping_json(m, "10.77.0.2", std::nullopt, 60s, std::nullopt));
   const nlohmann::json status = {{"pid", 42}, {"status", "-"}, {"mappings", mappings}};
   const auto status_text = status_to_text(status);
   CHECK_THAT(status_text, Catch::Contains("For this host 10.77.0.2:\nudp    7076-7077"));
@@ -163,20 +163,54 @@ TEST_CASE("tables group the mappings under whom they are for once a device is pl
 
 TEST_CASE("a refused mapping for a device says so and names the router setting to change") {
   const auto request = for_device(7076);
-  const auto upnp = describe_failure(make_error_code(Errc::third_party_refused), request);
+  const auto upnp = describe_failure(make_error_code(Errc::third_party_refused), request, std::nullopt);
   CHECK_THAT(upnp, Catch::StartsWith("the router only forwards ports to the host that asks"));
   CHECK_THAT(upnp, Catch::Contains("secure_mode=no"));
   CHECK_THAT(upnp, Catch::Contains("FRITZ!Box"));
   CHECK_THAT(upnp, Catch::Contains("10.77.0.50"));
   for (int code : {2, 5, 12}) {
-    const auto pcp = describe_failure(make_pcp_error(code), request);
+    const auto pcp = describe_failure(make_pcp_error(code), request, std::nullopt);
     CHECK_THAT(pcp, Catch::Contains("only forwards ports to the host that asks"));
     CHECK_THAT(pcp, Catch::Contains("pcp_allow_thirdparty=yes"));
   }
-  CHECK_THAT(describe_failure(make_error_code(Errc::third_party_unsupported), request),
+  CHECK_THAT(describe_failure(make_error_code(Errc::third_party_unsupported), request, std::nullopt),
              Catch::StartsWith("NAT-PMP cannot map ports for another device"));
   // For this host, PCP's NOT_AUTHORIZED stays what it was.
-  CHECK_THAT(describe_failure(make_pcp_error(2), MapRequest{}), Catch::StartsWith("not authorized"));
+  CHECK_THAT(describe_failure(make_pcp_error(2), MapRequest{}, std::nullopt), Catch::StartsWith("not authorized"));
+}
+
+TEST_CASE("a bare Action Failed from a router whose own WAN cannot be reached says why") {
+  const auto request = MapRequest{Transport::udp, 7076, 7076, 3600s, "natkeeper", {}, {}};
+  const auto refusal = make_upnp_error(501);
+  const auto described = [&](const char* wan) {
+    return describe_failure(refusal, request, asio::ip::make_address(wan));
+  };
+  CHECK(described("192.168.1.20") ==
+        "the router's own WAN is behind another NAT (its external address is 192.168.1.20): it cannot forward from "
+        "the internet; put the router in front of it in bridge mode, or forward the same ports on that router to "
+        "this one (UPnP error 501 Action Failed)");
+  CHECK_THAT(described("10.1.2.3"), Catch::StartsWith("the router's own WAN is behind another NAT (its external "
+                                                      "address is 10.1.2.3)"));
+  CHECK_THAT(described("100.64.0.2"), Catch::StartsWith("the router's own WAN is behind the internet provider's "
+                                                        "carrier-grade NAT (its external address is 100.64.0.2)"));
+  CHECK_THAT(described("100.64.0.2"), Catch::Contains("public IPv4 address"));
+  CHECK_THAT(described("0.0.0.0"), Catch::StartsWith("the router has no external address of its own (0.0.0.0)"));
+  // A public address, or none known, explains nothing; nor does it explain other refusals.
+  CHECK(described("203.0.113.1") == "UPnP error 501 Action Failed");
+  CHECK(describe_failure(refusal, request, std::nullopt) == "UPnP error 501 Action Failed");
+  CHECK(describe_failure(make_upnp_error(606), request, asio::ip::make_address("192.168.1.20")) ==
+        "not authorized: the gateway refuses mappings for this host (UPnP error 606 Action not authorized)");
+
+  // Every report says it, against the gateway's external address.
+  const auto report = make_report({"10.77.0.1", "10.77.0.2", "upnp", "IGDv1", "192.168.1.20"}, NatKind::double_nat,
+                                  "upnp", {failed(7076, refusal)});
+  CHECK_THAT(to_text(report), Catch::Contains("its external address is 192.168.1.20"));
+  CHECK_THAT(to_json(report)["mappings"][0]["error"].get<std::string>(),
+             Catch::Contains("its external address is 192.168.1.20"));
+  CHECK(to_json(report)["mappings"][0]["error_code"] == "upnp:501");
+  StatusRows rows("10.77.0.2", asio::ip::make_address("192.168.1.20"));
+  CHECK_FALSE(rows.add(report.mappings[0], 60s, std::nullopt));
+  CHECK_THAT(rows.finish().value()["error"].get<std::string>(), Catch::Contains("behind another NAT"));
 }
 
 namespace {
@@ -184,7 +218,7 @@ namespace {
 // The rows --status shows for `reports`, each renewed `renew_in` - its index from now.
 std::vector<nlohmann::json> status_rows(const std::vector<MappingReport>& reports, std::chrono::seconds renew_in = 2000s,
                                         std::optional<std::chrono::seconds> verified_ago = std::nullopt) {
-  StatusRows rows("10.77.0.2");
+  StatusRows rows("10.77.0.2", std::nullopt);
   std::vector<nlohmann::json> out;
   for (std::size_t i = 0; i < reports.size(); ++i) {
     const auto ago = verified_ago ? std::optional(*verified_ago + std::chrono::seconds(i)) : std::nullopt;
@@ -211,7 +245,7 @@ TEST_CASE("--status folds a run of ports into one row with its count, soonest re
   // A single port's row is as it always was, with a count of one.
   auto single = status_rows({reports[7]}, 60s, 5s);
   REQUIRE(single.size() == 1);
-  auto expected = status_mapping_json(reports[7], "10.77.0.2", 60s, 5s);
+  auto expected = status_mapping_json(reports[7], "10.77.0.2", std::nullopt, 60s, 5s);
   CHECK(single[0] == expected);
   CHECK(single[0]["count"] == 1);
 }

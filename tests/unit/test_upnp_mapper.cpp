@@ -4,10 +4,12 @@
 
 #include <deque>
 #include <functional>
+#include <map>
 
 #include "mappers/errors.hpp"
 #include "mappers/upnp/upnp_mapper.hpp"
 #include "run_loop.hpp"
+#include "virtual_time.hpp"
 
 using namespace natkeeper;
 using namespace natkeeper::upnp;
@@ -15,34 +17,56 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A scripted gateway: each add answers with the next scripted code (0 = success).
+// A scripted gateway: each add answers with the next scripted code (0 =
+// success), and its table holds what it made.
 class FakeIgd final : public IgdControl {
  public:
   bool v2 = false;
   std::deque<int> add_answers;                 // UPnP codes for successive adds
+  // Whether the gateway makes the mapping when it answers `code`: it may act,
+  // then send a reply that cannot be read.
+  std::function<bool(int)> acts_on = [](int code) { return code == 0; };
   std::function<std::uint16_t(std::uint16_t)> reserve = [](std::uint16_t p) { return p; };
+  // What it holds for a mapping it makes: as asked, unless a test says otherwise (nullopt: nothing).
+  std::function<std::optional<PortMappingEntry>(const PortMappingArgs&)> holds = [](const PortMappingArgs& a) {
+    return std::optional(PortMappingEntry{a.internal_client, a.internal_port, a.description, a.lease});
+  };
+  std::map<std::pair<Transport, std::uint16_t>, PortMappingEntry> held;  // its table, by external port
   std::vector<PortMappingArgs> adds;
+  std::vector<std::string> actions;  // of each add
   std::vector<std::pair<Transport, std::uint16_t>> deletes;
-  Result<PortMappingEntry> entry = PortMappingEntry{"10.77.0.2", 7076, "natkeeper", 3600s};
+  // Set: the answer to every GetSpecificPortMappingEntry, whatever the table holds.
+  std::optional<Result<PortMappingEntry>> entry;
+  int entry_calls = 0;
   int delete_answer = 0;
   Result<std::string> external = std::string("203.0.113.1");
   int external_calls = 0;
 
   bool has_add_any_port_mapping() const override { return v2; }
   std::error_code add_port_mapping(const PortMappingArgs& args) override {
-    REQUIRE_FALSE(v2);
-    return next_add(args);
+    actions.emplace_back("AddPortMapping");
+    return next_add(args, args.external_port);
   }
   Result<std::uint16_t> add_any_port_mapping(const PortMappingArgs& args) override {
     REQUIRE(v2);
-    if (auto ec = next_add(args)) return ec;
-    return reserve(args.external_port);
+    actions.emplace_back("AddAnyPortMapping");
+    const auto port = reserve(args.external_port);
+    if (auto ec = next_add(args, port)) return ec;
+    return port;
   }
   std::error_code delete_port_mapping(Transport proto, std::uint16_t port) override {
     deletes.emplace_back(proto, port);
-    return delete_answer ? make_upnp_error(delete_answer) : std::error_code{};
+    if (delete_answer) return make_upnp_error(delete_answer);
+    held.erase({proto, port});
+    return {};
   }
-  Result<PortMappingEntry> get_specific_port_mapping(Transport, std::uint16_t) override { return entry; }
+  Result<PortMappingEntry> get_specific_port_mapping(Transport proto, std::uint16_t port) override {
+    ++entry_calls;
+    if (entry) return *entry;
+    const auto found = held.find({proto, port});
+    if (found == held.end()) return make_upnp_error(714);
+    return found->second;
+  }
   std::vector<Result<ListedPortMapping>> table;  // what get_generic_port_mapping lists; 713 after it
   int list_calls = 0;
   Result<ListedPortMapping> get_generic_port_mapping(std::uint32_t index) override {
@@ -56,23 +80,30 @@ class FakeIgd final : public IgdControl {
   }
 
  private:
-  std::error_code next_add(const PortMappingArgs& args) {
+  std::error_code next_add(const PortMappingArgs& args, std::uint16_t port) {
     adds.push_back(args);
     REQUIRE_FALSE(add_answers.empty());
     const int code = add_answers.front();
     add_answers.pop_front();
+    if (acts_on(code)) {
+      if (auto made = holds(args)) held[{args.proto, port}] = *made;
+    }
     return code ? make_upnp_error(code) : std::error_code{};
   }
 };
 
 struct Fixture {
+  testing::VirtualTime time;
   boost::asio::io_context loop;
   std::shared_ptr<FakeIgd> igd = std::make_shared<FakeIgd>();
   UpnpMapperOptions options{false, 3, 42};
 
   UpnpMapper mapper() {
     // The loop itself plays the worker pool: calls run inline, deterministically.
-    return UpnpMapper(igd, BlockingRunner(loop.get_executor(), 1000ms), "10.77.0.2", options);
+    return UpnpMapper(igd, BlockingRunner(loop.get_executor(), 1000ms), "10.77.0.2", options, time);
+  }
+  void pass(std::chrono::seconds duration) {
+    time.run_until(loop, [] { return false; }, duration);
   }
   Result<Mapping> map(MapRequest request) {
     auto m = mapper();
@@ -102,29 +133,184 @@ TEST_CASE("IGDv1: AddPortMapping with this host as internal client") {
   CHECK(f.igd->adds[0].description == "natkeeper test");
 }
 
-TEST_CASE("the external address is asked once per mapper") {
+TEST_CASE("the external address is read again once it is old, and by every check") {
   Fixture f;
-  f.igd->add_answers = {0, 0};
+  f.igd->add_answers = {0, 0, 0, 0};
   auto m = f.mapper();
   REQUIRE(run_loop(f.loop, m.map(request(7076))));
   REQUIRE(run_loop(f.loop, m.map(request(7077))));
-  CHECK(f.igd->external_calls == 1);
+  CHECK(f.igd->external_calls == 1);  // a round's mappings share one answer
+
+  // The WAN address changes: a renewal a while later reports the new one.
+  f.igd->external = std::string("198.51.100.7");
+  f.pass(kExternalAddressMaxAge - 1s);
+  auto early = run_loop(f.loop, m.map(request(7076)));
+  REQUIRE(early);
+  CHECK(early->external_ip.to_string() == "203.0.113.1");
+  f.pass(1s);
+  auto renewed = run_loop(f.loop, m.map(request(7076)));
+  REQUIRE(renewed);
+  CHECK(renewed->external_ip.to_string() == "198.51.100.7");
+  CHECK(f.igd->external_calls == 2);
+
+  REQUIRE(run_loop(f.loop, m.check(*renewed)));
+  REQUIRE(run_loop(f.loop, m.check(*renewed)));
+  CHECK(f.igd->external_calls == 4);
 }
 
-TEST_CASE("725 OnlyPermanentLeasesSupported: retry with lease 0 and flag the mapping") {
-  Fixture f;
-  f.igd->add_answers = {725, 0};
-  auto mapping = f.map(request(7076));
-  REQUIRE(mapping);
-  CHECK(mapping->permanent);
-  CHECK(mapping->lifetime == 0s);
-  REQUIRE(f.igd->adds.size() == 2);
-  CHECK(f.igd->adds[1].lease == 0s);
+TEST_CASE("725 OnlyPermanentLeasesSupported or 402 Invalid Args: lease 0, flagged, and asked at once from then on") {
+  for (int code : {725, 402}) {
+    Fixture f;
+    f.igd->add_answers = {code, 0, 0};
+    auto m = f.mapper();
+    auto mapping = run_loop(f.loop, m.map(request(7076)));
+    REQUIRE(mapping);
+    CHECK(mapping->permanent);
+    CHECK(mapping->lifetime == 0s);
+    REQUIRE(f.igd->adds.size() == 2);
+    CHECK(f.igd->adds[0].lease == 3600s);
+    CHECK(f.igd->adds[1].lease == 0s);
+
+    auto next = run_loop(f.loop, m.map(request(7077)));
+    REQUIRE(next);
+    CHECK(next->permanent);
+    REQUIRE(f.igd->adds.size() == 3);
+    CHECK(f.igd->adds[2].lease == 0s);
+  }
 }
+
+TEST_CASE("402 Invalid Args for lease 0 is the gateway's refusal") {
+  Fixture f;
+  f.igd->add_answers = {402, 402, 402};
+  auto m = f.mapper();
+  auto mapping = run_loop(f.loop, m.map(request(7076)));
+  REQUIRE_FALSE(mapping);
+  CHECK(mapping.error() == make_upnp_error(402));
+  CHECK(f.igd->adds.size() == 2);
+  // Lease 0 is asked at once now, and its refusal is not tried again.
+  CHECK_FALSE(run_loop(f.loop, m.map(request(7077))));
+  REQUIRE(f.igd->adds.size() == 3);
+  CHECK(f.igd->adds[2].lease == 0s);
+}
+
+TEST_CASE("each mapping made is read back: the lease the gateway holds is the one renewals count on") {
+  Fixture f;
+  std::chrono::seconds held_lease{0};
+  f.igd->holds = [&](const PortMappingArgs& a) {
+    return std::optional(PortMappingEntry{a.internal_client, a.internal_port, a.description, held_lease});
+  };
+  f.igd->add_answers = {0};
+  SECTION("a shorter lease held is believed") {
+    held_lease = 600s;
+    auto mapping = f.map(request(7076));
+    REQUIRE(mapping);
+    CHECK(mapping->lifetime == 600s);
+    CHECK_FALSE(mapping->permanent);
+  }
+  SECTION("a few seconds less is the time left since the add: the lease asked") {
+    held_lease = 3590s;
+    auto mapping = f.map(request(7076));
+    REQUIRE(mapping);
+    CHECK(mapping->lifetime == 3600s);
+  }
+  SECTION("a longer one is not") {
+    held_lease = 7200s;
+    auto mapping = f.map(request(7076));
+    REQUIRE(mapping);
+    CHECK(mapping->lifetime == 3600s);
+  }
+  SECTION("held without expiry: permanent, to be deleted") {
+    held_lease = 0s;
+    auto mapping = f.map(request(7076));
+    REQUIRE(mapping);
+    CHECK(mapping->permanent);
+    CHECK(mapping->lifetime == 0s);
+  }
+  SECTION("a permanent lease asked for and held with an expiry is renewed by it, within a day") {
+    f.igd->add_answers = {725, 0, 0};
+    held_lease = 7200s;
+    auto m = f.mapper();
+    auto mapping = run_loop(f.loop, m.map(request(7076)));
+    REQUIRE(mapping);
+    CHECK_FALSE(mapping->permanent);
+    CHECK(mapping->lifetime == 7200s);
+    held_lease = 604800s;
+    mapping = run_loop(f.loop, m.map(request(7077)));
+    REQUIRE(mapping);
+    CHECK(mapping->lifetime == 24h);
+  }
+  CHECK(f.igd->entry_calls >= 1);
+}
+
+TEST_CASE("a mapping the gateway says it made but does not hold as asked is a failure") {
+  Fixture f;
+  f.igd->add_answers = {0};
+  SECTION("not there (714)") {
+    f.igd->holds = [](const PortMappingArgs&) { return std::optional<PortMappingEntry>(); };
+  }
+  SECTION("there for another client") {
+    f.igd->holds = [](const PortMappingArgs& a) {
+      return std::optional(PortMappingEntry{"10.77.0.9", a.internal_port, a.description, a.lease});
+    };
+  }
+  SECTION("there to another internal port") {
+    f.igd->holds = [](const PortMappingArgs& a) {
+      return std::optional(PortMappingEntry{a.internal_client, 9, a.description, a.lease});
+    };
+  }
+  auto mapping = f.map(request(7076));
+  REQUIRE_FALSE(mapping);
+  CHECK(mapping.error() == Errc::added_but_not_held);
+  CHECK_FALSE(mapping.error().message().empty());
+}
+
+TEST_CASE("a gateway that cannot show its entry is believed, with the lease asked") {
+  for (int code : {401, 501, -3}) {
+    Fixture f;
+    f.igd->add_answers = {0};
+    f.igd->entry = make_upnp_error(code);
+    auto mapping = f.map(request(7076));
+    REQUIRE(mapping);
+    CHECK(mapping->lifetime == 3600s);
+    CHECK_FALSE(mapping->permanent);
+  }
+}
+
+TEST_CASE("an add whose reply cannot be read counts as made when the gateway holds it") {
+  Fixture f;
+  f.igd->acts_on = [](int code) { return code == 0 || code == -4; };
+  for (bool v2 : {false, true}) {
+    f.igd->v2 = v2;
+    f.igd->held.clear();
+    SECTION(v2 ? "AddAnyPortMapping, made" : "AddPortMapping, made") {
+      f.igd->add_answers = {-4};
+      auto mapping = f.map(request(7076));
+      REQUIRE(mapping);
+      CHECK(mapping->external_port == 7076);
+      CHECK(mapping->lifetime == 3600s);
+      CHECK(f.igd->adds.size() == 1);
+    }
+    SECTION(v2 ? "AddAnyPortMapping, not made" : "AddPortMapping, not made") {
+      f.igd->acts_on = [](int code) { return code == 0; };
+      f.igd->add_answers = {-4};
+      auto mapping = f.map(request(7076));
+      REQUIRE_FALSE(mapping);
+      CHECK(mapping.error() == make_upnp_error(-4));
+    }
+  }
+}
+
+namespace {
+// Another client's mapping on the gateway.
+void held_by_another(FakeIgd& igd, std::uint16_t port, Transport proto = Transport::udp) {
+  igd.held[{proto, port}] = PortMappingEntry{"10.77.0.9", port, "someone", 3600s};
+}
+}  // namespace
 
 TEST_CASE("718 ConflictInMappingEntry: a conflict, and no other port unless allowed") {
   Fixture f;
   f.igd->add_answers = {718};
+  held_by_another(*f.igd, 7076);
   auto mapping = f.map(request(7076));
   REQUIRE_FALSE(mapping);
   CHECK(mapping.error() == MapFailure::port_conflict);
@@ -135,6 +321,7 @@ TEST_CASE("718 ConflictInMappingEntry: a conflict, and no other port unless allo
 TEST_CASE("718 with other ports allowed: IGDv1 tries a bounded number of other ports") {
   Fixture f;
   f.options.allow_other_external_port = true;
+  held_by_another(*f.igd, 7076);
   SECTION("the second try succeeds") {
     f.igd->add_answers = {718, 718, 0};
     auto mapping = f.map(request(7076));
@@ -168,13 +355,51 @@ TEST_CASE("606 is not authorized, 728 is a full table; neither is retried") {
 }
 
 TEST_CASE("other UPnP and transport errors are reported as they are") {
-  for (int code : {501, 402, -3}) {
+  for (int code : {501, -3}) {
     Fixture f;
     f.igd->add_answers = {code};
     auto mapping = f.map(request(7076));
     REQUIRE_FALSE(mapping);
     CHECK(mapping.error() == make_upnp_error(code));
     CHECK_FALSE(mapping.error().message().empty());
+    CHECK(f.igd->adds.size() == 1);
+  }
+}
+
+TEST_CASE("501 Action Failed, or 714 to an add, while another client holds the port is a conflict") {
+  for (int code : {501, 714}) {
+    Fixture f;
+    f.igd->add_answers = {code};
+    held_by_another(*f.igd, 7076);
+    auto mapping = f.map(request(7076));
+    REQUIRE_FALSE(mapping);
+    CHECK(mapping.error() == Errc::port_held_by_another);
+    CHECK(mapping.error() == MapFailure::port_conflict);
+    CHECK(f.igd->adds.size() == 1);
+    CHECK(f.igd->entry_calls == 1);
+  }
+}
+
+TEST_CASE("a conflict while nobody, or this host itself, holds the port is asked again once") {
+  for (int code : {714, 718}) {
+    for (bool ours : {false, true}) {
+      Fixture f;
+      if (ours) f.igd->held[{Transport::udp, 7076}] = PortMappingEntry{"10.77.0.2", 7076, "natkeeper", 3600s};
+      SECTION("granted the second time") {
+        f.igd->add_answers = {code, 0};
+        auto mapping = f.map(request(7076));
+        REQUIRE(mapping);
+        CHECK(mapping->external_port == 7076);
+        CHECK(f.igd->adds.size() == 2);
+      }
+      SECTION("refused again: the refusal stands") {
+        f.igd->add_answers = {code, code};
+        auto mapping = f.map(request(7076));
+        REQUIRE_FALSE(mapping);
+        CHECK(mapping.error() == make_upnp_error(code));
+        CHECK(f.igd->adds.size() == 2);
+      }
+    }
   }
 }
 
@@ -204,11 +429,37 @@ TEST_CASE("IGDv2: AddAnyPortMapping") {
     REQUIRE(mapping);
     CHECK(mapping->external_port == 40000);
   }
+  SECTION("a v1 gateway's AddPortMapping is never used") {
+    f.igd->add_answers = {0, 0};
+    auto m = f.mapper();
+    REQUIRE(run_loop(f.loop, m.map(request(7076))));
+    REQUIRE(run_loop(f.loop, m.map(request(7077))));
+    CHECK(f.igd->actions == std::vector<std::string>{"AddAnyPortMapping", "AddAnyPortMapping"});
+  }
   SECTION("725 on IGDv2 also falls back to a permanent lease") {
     f.igd->add_answers = {725, 0};
     auto mapping = f.map(request(7076));
     REQUIRE(mapping);
     CHECK(mapping->permanent);
+  }
+}
+
+TEST_CASE("an IGDv2 service without AddAnyPortMapping: AddPortMapping, for this request and the next") {
+  for (int code : {401, 602}) {
+    Fixture f;
+    f.igd->v2 = true;
+    f.options.allow_other_external_port = true;
+    f.igd->add_answers = {code, 0, 718, 718, 0};
+    auto m = f.mapper();
+    const auto first = run_loop(f.loop, m.map(request(7076)));
+    REQUIRE(first);
+    CHECK(first->external_port == 7076);
+    // Without AddAnyPortMapping a conflict is IGDv1's: other ports are tried.
+    const auto second = run_loop(f.loop, m.map(request(7077)));
+    REQUIRE(second);
+    CHECK(second->external_port != 7077);
+    CHECK(f.igd->actions == std::vector<std::string>{"AddAnyPortMapping", "AddPortMapping", "AddPortMapping",
+                                                     "AddPortMapping", "AddPortMapping"});
   }
 }
 
@@ -221,10 +472,22 @@ TEST_CASE("a mapping without a readable external address fails clearly") {
   CHECK(mapping.error() == make_upnp_error(501));
 }
 
+TEST_CASE("an empty external address is the gateway having none: 0.0.0.0, as the gateway may also say") {
+  for (const char* none : {"", "0.0.0.0"}) {
+    Fixture f;
+    f.igd->external = std::string(none);
+    auto m = f.mapper();
+    const auto address = run_loop(f.loop, m.external_address());
+    REQUIRE(address);
+    CHECK(address->is_unspecified());
+  }
+}
+
 TEST_CASE("unmap deletes only this host's mapping") {
   Fixture f;
   auto m = f.mapper();
   const Mapping mine{request(7076), {}, 7076, 3600s, false};
+  f.igd->held[{Transport::udp, 7076}] = PortMappingEntry{"10.77.0.2", 7076, "natkeeper", 3600s};
   SECTION("ours: deleted") {
     CHECK_FALSE(run_loop(f.loop, m.unmap(mine)));
     REQUIRE(f.igd->deletes.size() == 1);
@@ -280,12 +543,14 @@ TEST_CASE("a mapping for another device names the device as NewInternalClient") 
 TEST_CASE("718 or 606 for a device, with no holder of the port, is the router refusing third-party mappings") {
   for (int code : {718, 606}) {
     Fixture f;
-    f.igd->add_answers = {code};
+    f.igd->add_answers = {code, code};
     f.igd->entry = make_upnp_error(714);
     const auto mapped = f.map(for_doorbell(7076));
     REQUIRE_FALSE(mapped);
     CHECK(mapped.error() == Errc::third_party_refused);
     CHECK(mapped.error() == MapFailure::third_party_refused);
+    // A conflict with nobody is asked again once first; 606 is no conflict.
+    CHECK(f.igd->adds.size() == (code == 718 ? 2 : 1));
   }
 }
 
@@ -301,20 +566,21 @@ TEST_CASE("718 for a device while another client holds the port stays a conflict
 
 TEST_CASE("a device's own earlier mapping refused on renewal is a third-party refusal too") {
   Fixture f;
-  f.igd->add_answers = {718};
+  f.igd->add_answers = {718, 718};
   f.igd->entry = PortMappingEntry{"10.77.0.50", 7076, "natkeeper doorbell", 3600s};
   const auto mapped = f.map(for_doorbell(7076));
   REQUIRE_FALSE(mapped);
   CHECK(mapped.error() == Errc::third_party_refused);
 }
 
-TEST_CASE("718 for this host is a conflict without asking who holds the port") {
+TEST_CASE("718 for this host, asked again with nobody holding the port, stays a conflict") {
   Fixture f;
-  f.igd->add_answers = {718};
+  f.igd->add_answers = {718, 718};
   f.igd->entry = make_upnp_error(714);
   const auto mapped = f.map(request(7076));
   REQUIRE_FALSE(mapped);
   CHECK(mapped.error() == make_upnp_error(718));
+  CHECK(mapped.error() == MapFailure::port_conflict);
 }
 
 TEST_CASE("a device's mapping is held, and deleted, only while the gateway shows the device as its client") {
