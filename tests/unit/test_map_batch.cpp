@@ -275,29 +275,45 @@ TEST_CASE("a request pushed off its port by another of the batch, itself pushed 
   CHECK(mapper.taken == std::set<std::uint16_t>{1, 2, 3});
 }
 
+namespace {
+
+// Like miniupnpd: a client's request for a taken port lands on the next port,
+// and overwrites the client's own mapping there. With `read_back` (UPnP) each
+// mapping made is read back after a turn of the loop, in which another
+// request may land on its port and overwrite it; without, the turn comes first.
+class OverwritingMapper final : public Mapper {
+ public:
+  explicit OverwritingMapper(bool read_back) : read_back_(read_back) {}
+  std::map<std::uint16_t, std::uint16_t> table{{1, 100}};  // external -> internal; port 1 is another client's
+  Method method() const override { return Method::upnp; }
+  asio::awaitable<Result<asio::ip::address>> external_address() override {
+    co_return asio::ip::make_address("203.0.113.1");
+  }
+  asio::awaitable<Result<Mapping>> map(MapRequest request) override {
+    if (!read_back_) co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    auto port = request.wanted_external_port;
+    if (table.count(port) && table[port] == 100) ++port;
+    table[port] = request.internal_port;
+    if (read_back_) {
+      co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+      if (table[port] != request.internal_port) co_return make_error_code(Errc::added_but_not_held);
+    }
+    co_return Mapping{std::move(request), asio::ip::make_address("203.0.113.1"), port, 3600s, false};
+  }
+  asio::awaitable<std::error_code> unmap(Mapping mapping) override {
+    if (table[mapping.external_port] == mapping.request.internal_port) table.erase(mapping.external_port);
+    co_return std::error_code{};
+  }
+
+ private:
+  bool read_back_;
+};
+
+}  // namespace
+
 TEST_CASE("a mapping overwritten by a moved one of the batch is asked again once that one is removed") {
   boost::asio::io_context loop;
-  // Like miniupnpd: a client's request for a taken port lands on the next
-  // port, and overwrites the client's own mapping there.
-  class OverwritingMapper final : public Mapper {
-   public:
-    std::map<std::uint16_t, std::uint16_t> table{{1, 100}};  // external -> internal; port 1 is another client's
-    Method method() const override { return Method::upnp; }
-    asio::awaitable<Result<asio::ip::address>> external_address() override {
-      co_return asio::ip::make_address("203.0.113.1");
-    }
-    asio::awaitable<Result<Mapping>> map(MapRequest request) override {
-      co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
-      auto port = request.wanted_external_port;
-      if (table.count(port) && table[port] == 100) ++port;
-      table[port] = request.internal_port;
-      co_return Mapping{std::move(request), asio::ip::make_address("203.0.113.1"), port, 3600s, false};
-    }
-    asio::awaitable<std::error_code> unmap(Mapping mapping) override {
-      if (table[mapping.external_port] == mapping.request.internal_port) table.erase(mapping.external_port);
-      co_return std::error_code{};
-    }
-  } mapper;
+  OverwritingMapper mapper(/*read_back=*/false);
   // Port 2 is granted first; then 1 moves onto 2, overwriting it, and is removed.
   auto requests = ports(1, 2);
   std::swap(requests[0], requests[1]);
@@ -309,28 +325,7 @@ TEST_CASE("a mapping overwritten by a moved one of the batch is asked again once
 
 TEST_CASE("a mapping a moved one of the batch overwrote before it was read back is asked again") {
   boost::asio::io_context loop;
-  // Like miniupnpd, with each mapping read back (UPnP) after a turn of the
-  // loop, in which another request may land on its port and overwrite it.
-  class ReadBackMapper final : public Mapper {
-   public:
-    std::map<std::uint16_t, std::uint16_t> table{{1, 100}};  // external -> internal; port 1 is another client's
-    Method method() const override { return Method::upnp; }
-    asio::awaitable<Result<asio::ip::address>> external_address() override {
-      co_return asio::ip::make_address("203.0.113.1");
-    }
-    asio::awaitable<Result<Mapping>> map(MapRequest request) override {
-      auto port = request.wanted_external_port;
-      if (table.count(port) && table[port] == 100) ++port;
-      table[port] = request.internal_port;
-      co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
-      if (table[port] != request.internal_port) co_return make_error_code(Errc::added_but_not_held);
-      co_return Mapping{std::move(request), asio::ip::make_address("203.0.113.1"), port, 3600s, false};
-    }
-    asio::awaitable<std::error_code> unmap(Mapping mapping) override {
-      if (table[mapping.external_port] == mapping.request.internal_port) table.erase(mapping.external_port);
-      co_return std::error_code{};
-    }
-  } mapper;
+  OverwritingMapper mapper(/*read_back=*/true);
   // 2 is made, then 1 moves onto 2 before 2 is read back; 1 is removed.
   auto requests = ports(1, 2);
   std::swap(requests[0], requests[1]);
