@@ -24,6 +24,12 @@ struct GatewayCheck {
   std::optional<std::chrono::seconds> epoch;
 };
 
+// A lease as a read-back found it at the gateway, as renewals may count on it.
+struct HeldLease {
+  std::chrono::seconds lifetime{0};
+  bool permanent = false;
+};
+
 // One port-mapping protocol spoken to one gateway. All operations run on the
 // caller's executor and report failures as error codes, never exceptions; an
 // operation is cancelled through the usual Asio per-operation cancellation.
@@ -47,6 +53,19 @@ class Mapper {
   // with its internal client set. Only where the protocol can list it (UPnP's
   // GetGenericPortMappingEntry); elsewhere std::errc::operation_not_supported.
   virtual asio::awaitable<Result<std::vector<Mapping>>> list_table(std::size_t limit);
+  // Which of `mappings` (this host's or its devices') the gateway holds now
+  // as they were made (the same internal client and port): each one's lease,
+  // or nullopt where the gateway does not hold it. The leases are those of
+  // mappings just made; for older ones only whether they are held means
+  // anything. Only where the protocol can look mappings up (UPnP); elsewhere
+  // std::errc::operation_not_supported.
+  virtual asio::awaitable<Result<std::vector<std::optional<HeldLease>>>> read_back(std::vector<Mapping> mappings);
+  // About how many mappings one request of read_back() covers (its cost at
+  // the gateway); 0 where read_back() is not supported.
+  virtual std::size_t read_back_per_request() const { return 0; }
+  // True when map() leaves reading back what it granted to one read_back()
+  // of the whole batch, which costs the gateway less than one per mapping.
+  virtual bool reads_back_later() const { return false; }
   // True once after the gateway showed it lost its mappings (NAT-PMP/PCP
   // epoch) in an answer to a request: all of them must be made again.
   // UPnP has no such signal.
@@ -62,6 +81,10 @@ inline asio::awaitable<Result<GatewayCheck>> Mapper::check(const Mapping&) {
 }
 
 inline asio::awaitable<Result<std::vector<Mapping>>> Mapper::list_table(std::size_t) {
+  co_return std::make_error_code(std::errc::operation_not_supported);
+}
+
+inline asio::awaitable<Result<std::vector<std::optional<HeldLease>>>> Mapper::read_back(std::vector<Mapping>) {
   co_return std::make_error_code(std::errc::operation_not_supported);
 }
 

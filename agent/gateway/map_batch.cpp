@@ -17,6 +17,39 @@
 #include "mappers/errors.hpp"
 
 namespace natkeeper {
+namespace {
+
+// Where the mapper reads back in batches (UPnP with GetListOfPortMappings):
+// what the gateway granted in `outcomes` and does not hold is a failure, and
+// the leases it holds are those renewals count on. A gateway that cannot
+// show them leaves its word standing.
+asio::awaitable<void> read_back_grants(Mapper& mapper, std::vector<MapOutcome>& outcomes) {
+  std::vector<std::size_t> granted;
+  std::vector<Mapping> mappings;
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    if (!outcomes[i].mapping) continue;
+    granted.push_back(i);
+    mappings.push_back(*outcomes[i].mapping);
+  }
+  if (granted.empty()) co_return;
+  const auto held = co_await mapper.read_back(std::move(mappings));
+  if (!held) {
+    log::info("could not read back the {} mappings granted: {}", granted.size(), held.error().message());
+    co_return;
+  }
+  for (std::size_t k = 0; k < granted.size(); ++k) {
+    auto& outcome = outcomes[granted[k]];
+    if (const auto& lease = (*held)[k]) {
+      outcome.mapping->lifetime = lease->lifetime;
+      outcome.mapping->permanent = lease->permanent;
+    } else {
+      outcome.mapping.reset();
+      outcome.error = make_error_code(Errc::added_but_not_held);
+    }
+  }
+}
+
+}  // namespace
 
 asio::awaitable<std::vector<MapOutcome>> map_all(Mapper& mapper, std::vector<MapRequest> requests,
                                                  BatchPolicy policy) {
@@ -83,6 +116,7 @@ asio::awaitable<std::vector<MapOutcome>> map_all(Mapper& mapper, std::vector<Map
     co_await map_one(i);
     co_await remove_moved();
   }
+  if (mapper.reads_back_later()) co_await read_back_grants(mapper, outcomes);
   co_return outcomes;
 }
 

@@ -38,6 +38,13 @@ Duration announcement_delay(double unit) {
   return to_duration(std::chrono::duration<double>(0.5 * clamp_unit(unit)));
 }
 
+std::size_t held_check_slice(std::size_t per_request) { return per_request * kHeldCheckSliceRequests; }
+
+Duration held_check_delay(Duration pass_age, bool pass_done) {
+  const auto spacing = to_duration(std::chrono::duration<double>(kHeldCheckSliceRequests / kHeldCheckRequestsPerSecond));
+  return pass_done ? std::max(spacing, Duration(kHeldCheckPeriod) - pass_age) : spacing;
+}
+
 bool gateway_settings_differ(const config::Config& before, const config::Config& after) {
   return before.protocol != after.protocol || before.gateway != after.gateway || before.igd_url != after.igd_url;
 }

@@ -2,6 +2,7 @@
 // The service's timing and reload rules as pure functions: no clock, no
 // randomness of their own (a `unit` in [0, 1) is passed in), so tests pin them.
 #include <chrono>
+#include <cstddef>
 #include <tuple>
 #include <vector>
 
@@ -39,6 +40,22 @@ Duration remap_delay_after_loss(int losses, double unit);
 // storm at a large gateway; a home gateway has a handful of clients, and a
 // doorbell offline for 5 s misses calls, so 0–0.5 s.
 Duration announcement_delay(double unit);
+
+// Routers drop mappings without a word (idle cleaning, another LAN client's
+// or the router's web page's DeletePortMapping, a WAN reconnect), so where the
+// protocol can look mappings up, every one is read back in passes: a slice of
+// kHeldCheckSliceRequests requests' worth at a time, slices
+// kHeldCheckSliceRequests / kHeldCheckRequestsPerSecond apart, a pass at most
+// every kHeldCheckPeriod. A lost mapping is asked for again at once, so it is
+// back within a pass and a round.
+inline constexpr std::chrono::seconds kHeldCheckPeriod{60};
+inline constexpr std::size_t kHeldCheckSliceRequests = 4;
+inline constexpr double kHeldCheckRequestsPerSecond = 0.5;
+// How many mappings a slice reads back, where one request covers `per_request`.
+std::size_t held_check_slice(std::size_t per_request);
+// How long after a slice the next is read: `pass_age` after its pass began,
+// `pass_done` when that slice ended it.
+Duration held_check_delay(Duration pass_age, bool pass_done);
 
 // True when the new configuration talks to another gateway or protocol: every
 // mapping must then move.

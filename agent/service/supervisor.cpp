@@ -161,6 +161,7 @@ Supervisor::TimePoint Supervisor::next_wakeup() const {
   if (connection_) {
     if (remap_at_) next = std::min(next, *remap_at_);
     if (question_at_) next = std::min(next, *question_at_);
+    if (held_check_at_) next = std::min(next, *held_check_at_);
     if (verify_pending_ || reconcile_pending_) next = now;
     next = std::min(next, next_verify_);
     for (const auto& entry : entries_) next = std::min(next, entry.renew_at);
@@ -189,6 +190,7 @@ asio::awaitable<void> Supervisor::step() {
     if (!removals_.empty()) co_await retry_removals();
     if (question_at_ && time_.now() >= *question_at_) co_await ask_gateway();
     if (devices_check_at_ && time_.now() >= *devices_check_at_) co_await follow_devices();
+    if (held_check_at_ && time_.now() >= *held_check_at_) co_await check_held();
 
     auto now = time_.now();
     const bool everything = remap_at_ && now >= *remap_at_;
@@ -258,6 +260,8 @@ asio::awaitable<void> Supervisor::reconnect() {
   if (!config_.devices.empty()) co_await follow_devices();
   question_at_.reset();
   announced_epochs_.clear();
+  held_check_at_ = time_.now() + policy::kHeldCheckPeriod;
+  held_check_next_ = 0;
   reconcile_pending_ = true;
   remap_at_ = time_.now();
   verify_pending_ = true;
@@ -599,6 +603,47 @@ asio::awaitable<void> Supervisor::ask_gateway() {
   if (remap_at_) co_return;  // a round is coming anyway
   schedule_remap(fmt::format("{}; {}", why, change),
                  policy::announcement_delay(random_unit()) + policy::notice_round_delay(notice_rounds_, now));
+}
+
+asio::awaitable<void> Supervisor::check_held() {
+  auto& mapper = *connection_->protocol.mapper;
+  const auto per_request = mapper.read_back_per_request();
+  if (per_request == 0) {
+    held_check_at_.reset();
+    co_return;
+  }
+  const auto now = time_.now();
+  if (held_check_next_ == 0) held_pass_started_ = now;
+  std::vector<std::size_t> slice;
+  std::vector<Mapping> mappings;
+  auto next = std::min(held_check_next_, entries_.size());
+  for (; next < entries_.size() && slice.size() < policy::held_check_slice(per_request); ++next) {
+    if (!active(entries_[next])) continue;
+    slice.push_back(next);
+    mappings.push_back(mapping_of(entries_[next], *entries_[next].mapping));
+  }
+  const bool pass_done = next == entries_.size();
+  held_check_next_ = pass_done ? 0 : next;
+  held_check_at_ = now + policy::held_check_delay(now - held_pass_started_, pass_done);
+  if (slice.empty()) co_return;
+  const auto held = co_await interruptible(mapper.read_back(std::move(mappings)));
+  if (!held) {
+    log::info("could not read back {} mappings: {}", slice.size(), held.error().message());
+    if (held.error() == MapFailure::gateway_unreachable) schedule_reconnect("the gateway does not answer");
+    co_return;
+  }
+  std::size_t gone = 0;
+  for (std::size_t k = 0; k < slice.size(); ++k) {
+    if ((*held)[k]) continue;
+    // A reload meanwhile may have dropped or moved the entry.
+    if (slice[k] >= entries_.size() || !active(entries_[slice[k]])) continue;
+    auto& entry = entries_[slice[k]];
+    entry.renew_at = entry.window_start = time_.now();
+    if (++gone == 1)
+      log::notice("{} (external port {}) is gone from the gateway, removed behind natkeeper's back: mapping it again",
+                  describe(request_of(entry)), entry.mapping->external_port);
+  }
+  if (gone > 1) log::notice("{} of {} mappings read back are gone from the gateway: mapping them again", gone, slice.size());
 }
 
 void Supervisor::reload(config::Config config) {

@@ -138,6 +138,9 @@ class Supervisor {
   asio::awaitable<void> verify();
   // Asks the gateway whether what a notice claimed is true; remaps if so.
   asio::awaitable<void> ask_gateway();
+  // Reads back the next slice of the held mappings (policy::held_check_slice);
+  // what the gateway no longer holds is due for renewal at once.
+  asio::awaitable<void> check_held();
   // Deletes `mappings` at the gateway; what it does not confirm deleted stays
   // pending (recorded, retried with backoff, released on stop). Returns how
   // many are left pending.
@@ -195,6 +198,11 @@ class Supervisor {
   TimePoint next_connect_{};
   TimePoint last_full_round_{};  // when every mapping was last requested
   TimePoint next_verify_{TimePoint::max()};
+  // The read-back of every held mapping, a slice at a time (check_held):
+  // when the next slice is due, where it starts in entries_, when its pass began.
+  std::optional<TimePoint> held_check_at_;
+  std::size_t held_check_next_ = 0;
+  TimePoint held_pass_started_{};
   int connect_failures_ = 0;
   int losses_in_a_row_ = 0;
   std::optional<state::ServiceState> recorded_;  // the state file's mappings, until taken over

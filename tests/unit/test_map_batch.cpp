@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <map>
+#include <optional>
 #include <set>
 
 #include "agent/gateway/map_batch.hpp"
@@ -32,6 +33,11 @@ class ScriptedMapper final : public Mapper {
   std::vector<std::size_t> in_flight_at_start;  // counting the request itself
   std::chrono::milliseconds latency{0};         // in `time`; else: one turn of the loop
   Timebase* time = nullptr;
+  // Reading back: in batches when set, each external port granted held with
+  // this lease unless listed in `not_held`.
+  std::optional<Result<HeldLease>> read_back_as;
+  std::set<std::uint16_t> not_held;
+  std::vector<std::size_t> read_back_sizes;
 
   Method method() const override { return Method::natpmp; }
   asio::awaitable<Result<asio::ip::address>> external_address() override {
@@ -56,6 +62,15 @@ class ScriptedMapper final : public Mapper {
     unmapped.push_back(mapping.external_port);
     asked.push_back(mapping.external_port);
     co_return std::error_code{};
+  }
+  bool reads_back_later() const override { return read_back_as.has_value(); }
+  asio::awaitable<Result<std::vector<std::optional<HeldLease>>>> read_back(std::vector<Mapping> mappings) override {
+    read_back_sizes.push_back(mappings.size());
+    if (!*read_back_as) co_return read_back_as->error();
+    std::vector<std::optional<HeldLease>> held;
+    for (const auto& mapping : mappings)
+      held.push_back(not_held.count(mapping.external_port) ? std::nullopt : std::optional(**read_back_as));
+    co_return held;
   }
 };
 
@@ -186,6 +201,37 @@ class ForgetfulMapper final : public Mapper {
 };
 
 }  // namespace
+
+TEST_CASE("a mapper that reads back in batches reads back once what the batch granted") {
+  boost::asio::io_context loop;
+  ScriptedMapper mapper;
+  mapper.codes = {{3, 718}};
+  SECTION("a grant the gateway does not hold fails; the leases held are the granted ones") {
+    mapper.read_back_as = Result<HeldLease>(HeldLease{600s, false});
+    mapper.not_held = {2};
+    const auto outcomes = run_loop(loop, map_all(mapper, ports(1, 4), batch(4)));
+    CHECK(mapper.read_back_sizes == std::vector<std::size_t>{3});
+    CHECK_FALSE(outcomes[1].mapping);
+    CHECK(outcomes[1].error == Errc::added_but_not_held);
+    REQUIRE(outcomes[0].mapping);
+    CHECK(outcomes[0].mapping->lifetime == 600s);
+    CHECK(outcomes[2].error == MapFailure::port_conflict);
+    CHECK(outcomes[3].mapping);
+  }
+  SECTION("a gateway that cannot show its table leaves its word standing") {
+    mapper.read_back_as = Result<HeldLease>(make_upnp_error(501));
+    const auto outcomes = run_loop(loop, map_all(mapper, ports(1, 4), batch(4)));
+    CHECK(mapper.read_back_sizes.size() == 1);
+    REQUIRE(outcomes[0].mapping);
+    CHECK(outcomes[0].mapping->lifetime == 3600s);
+    CHECK(outcomes[1].mapping);
+  }
+  SECTION("a mapper that reads back each mapping itself is not asked") {
+    const auto outcomes = run_loop(loop, map_all(mapper, ports(1, 4), batch(4)));
+    CHECK(mapper.read_back_sizes.empty());
+    CHECK(outcomes[0].mapping);
+  }
+}
 
 TEST_CASE("a gateway that lost its state during the batch gets every mapping again") {
   boost::asio::io_context loop;

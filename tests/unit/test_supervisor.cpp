@@ -19,6 +19,7 @@
 
 #include "agent/base/log.hpp"
 #include "agent/base/state_file.hpp"
+#include "agent/service/service_policy.hpp"
 #include "agent/service/supervisor.hpp"
 #include "mappers/errors.hpp"
 
@@ -53,8 +54,9 @@ class TableMapper final : public Mapper {
   ip::address external_ip = ip::make_address("203.0.113.1");
   bool lists = false;  // list_table() works, as UPnP's does
   std::map<std::pair<Transport, std::uint16_t>, std::string> descriptions;
+  std::size_t read_back_per = 0;  // mappings one read_back() request covers; 0: it cannot read back
   std::vector<Timebase::TimePoint> map_times;
-  int unmap_calls = 0, check_calls = 0;
+  int unmap_calls = 0, check_calls = 0, read_back_requests = 0;
 
   int map_calls() const { return static_cast<int>(map_times.size()); }
   Method method() const override { return Method::natpmp; }
@@ -93,6 +95,22 @@ class TableMapper final : public Mapper {
     co_return GatewayCheck{check_finds_loss, external_ip, check_epoch};
   }
   bool take_gateway_lost_state() override { return std::exchange(lost_state_, false); }
+  std::size_t read_back_per_request() const override { return read_back_per; }
+  asio::awaitable<Result<std::vector<std::optional<HeldLease>>>> read_back(std::vector<Mapping> mappings) override {
+    if (read_back_per == 0) co_return co_await Mapper::read_back(std::move(mappings));
+    read_back_requests += static_cast<int>((mappings.size() + read_back_per - 1) / read_back_per);
+    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    if (!answers) co_return make_error_code(Errc::timed_out);
+    std::vector<std::optional<HeldLease>> held;
+    for (const auto& mapping : mappings) {
+      const auto key = std::pair(mapping.request.proto, mapping.external_port);
+      const auto entry = table.find(key);
+      const bool as_made = entry != table.end() && entry->second == mapping.request.internal_port &&
+                           clients[key] == mapping.request.internal_client;
+      held.push_back(as_made ? std::optional(HeldLease{lease, false}) : std::nullopt);
+    }
+    co_return held;
+  }
   asio::awaitable<Result<std::vector<Mapping>>> list_table(std::size_t limit) override {
     if (!lists) co_return co_await Mapper::list_table(limit);
     std::vector<Mapping> listed;
@@ -159,6 +177,7 @@ struct Fixture {
   std::map<std::pair<Transport, std::uint16_t>, std::uint16_t> earlier_table;
   std::map<std::pair<Transport, std::uint16_t>, std::string> earlier_descriptions;
   bool gateway_lists = false;
+  std::size_t gateway_reads_back = 0;  // as TableMapper's read_back_per
   std::set<std::uint16_t> silent;     // as TableMapper's
   Timebase::Duration answer_delay{};  // as TableMapper's
   bool started_run = false, finished = false;
@@ -174,6 +193,7 @@ struct Fixture {
       table->refused = refused;
       table->lease = lease;
       table->lists = gateway_lists;
+      table->read_back_per = gateway_reads_back;
       table->silent = silent;
       table->answer_delay = answer_delay;
       if (mapper) {  // the same gateway, found again
@@ -924,4 +944,46 @@ TEST_CASE("where the gateway lists its table, natkeeper's unplanned mappings for
   CHECK(f.mapper->table.count({Transport::udp, 7001}));  // not natkeeper's
   CHECK(f.mapper->table.size() == 3);
   CHECK(f.summary()["active"] == 2);
+}
+
+TEST_CASE("a mapping the gateway drops without a word is back within a check pass", "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5002}, {Transport::tcp, 6000, 6000}}));
+  const auto per_request = GENERATE(std::size_t{1}, std::size_t{256});
+  f.gateway_reads_back = per_request;
+  REQUIRE(f.started());
+  REQUIRE(f.mapper->table.size() == 4);
+  f.run_for(10s);
+  const auto dropped = f.time.now();
+  const int maps_before = f.mapper->map_calls();
+  f.mapper->table.erase({Transport::udp, 5001});
+  REQUIRE(f.run_until([&] { return f.mapper->table.count({Transport::udp, 5001}) == 1; }, 3min));
+  // One pass: every slice of the 4 mappings, then the round that asks again.
+  const auto slices = (4 + policy::held_check_slice(per_request) - 1) / policy::held_check_slice(per_request);
+  const auto pass = std::chrono::duration_cast<Timebase::Duration>(
+      std::chrono::duration<double>((slices - 1) * policy::kHeldCheckSliceRequests / policy::kHeldCheckRequestsPerSecond));
+  CHECK(f.since(dropped) <= policy::kHeldCheckPeriod + pass + 1s);
+  CHECK(f.mapper->map_calls() == maps_before + 1);  // only the lost one is asked for
+  CHECK(f.summary()["active"] == 4);
+}
+
+TEST_CASE("reading every mapping back costs the gateway at most the check's request rate", "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5039}}));
+  f.gateway_reads_back = 1;  // one lookup a mapping, as GetSpecificPortMappingEntry
+  f.lease = std::chrono::hours(24);
+  REQUIRE(f.started());
+  f.run_for(10min);
+  const double rate = f.mapper->read_back_requests / 600.0;
+  INFO("read-back requests: " << f.mapper->read_back_requests);
+  CHECK(rate <= policy::kHeldCheckRequestsPerSecond);
+  // ... and every mapping is read back several times meanwhile.
+  CHECK(f.mapper->read_back_requests >= 40 * 5);
+}
+
+TEST_CASE("a gateway that cannot look mappings up is not asked to", "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5002}}));
+  REQUIRE(f.started());
+  f.mapper->table.erase({Transport::udp, 5001});
+  f.run_for(5min);
+  CHECK(f.mapper->read_back_requests == 0);
+  CHECK(f.mapper->table.size() == 2);  // the lease's renewal brings it back, not a read-back
 }
