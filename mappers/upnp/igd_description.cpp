@@ -48,7 +48,7 @@ std::string_view local_name(std::string_view name) {
   return colon == std::string_view::npos ? name : name.substr(colon + 1);
 }
 
-// Keeps the <service> elements' type and control URL, and URLBase, out of
+// Keeps the <service> elements' type, control and event URLs, and URLBase, out of
 // the element events the walk below produces.
 class DescriptionReader {
  public:
@@ -67,6 +67,8 @@ class DescriptionReader {
       service_->service_type = value;
     } else if (service_ && name == "controlURL") {
       service_->control_url = value;
+    } else if (service_ && name == "eventSubURL") {
+      service_->event_url = value;
     } else if (name == "URLBase") {
       description_.url_base = value;
     }
@@ -117,14 +119,14 @@ std::optional<std::string> origin_of(std::string_view url) {
   return "http://" + parsed->host + ":" + std::to_string(parsed->port);
 }
 
-std::optional<std::string> absolute_control_url(std::string_view control_url, std::string_view base) {
-  if (control_url.empty()) return std::nullopt;
-  if (starts_with_ci(control_url, "http://")) return std::string(control_url);
-  if (control_url.find("://") != std::string_view::npos) return std::nullopt;  // another scheme
+std::optional<std::string> absolute_url(std::string_view url, std::string_view base) {
+  if (url.empty()) return std::nullopt;
+  if (starts_with_ci(url, "http://")) return std::string(url);
+  if (url.find("://") != std::string_view::npos) return std::nullopt;  // another scheme
   auto origin = origin_of(base);
   if (!origin) return std::nullopt;
-  if (!control_url.starts_with('/')) *origin += '/';
-  return *origin + std::string(control_url);
+  if (!url.starts_with('/')) *origin += '/';
+  return *origin + std::string(url);
 }
 
 bool is_schemas_service(std::string_view type, std::string_view name) {
@@ -197,11 +199,17 @@ std::vector<IgdDescription> connection_services(const RootDescription& descripti
   for (const auto& service : description.services) {
     if (found.size() == kMaxConnectionServices) break;
     if (!is_wan_connection_service(service.service_type)) continue;
-    auto control_url = absolute_control_url(service.control_url, base);
+    auto control_url = absolute_url(service.control_url, base);
     if (!control_url) continue;
     const auto control = parse_http_url(*control_url);
     if (!control || control->host != where->host) continue;
-    found.push_back({location, service.service_type, std::move(*control_url), version_of(service.service_type)});
+    auto event_url = absolute_url(service.event_url, base);
+    if (event_url) {
+      const auto events = parse_http_url(*event_url);
+      if (!events || events->host != where->host) event_url.reset();
+    }
+    found.push_back({location, service.service_type, std::move(*control_url), version_of(service.service_type),
+                     event_url.value_or(std::string())});
   }
   return found;
 }

@@ -13,6 +13,7 @@ namespace natkeeper::upnp {
 struct DescribedService {
   std::string service_type;
   std::string control_url;
+  std::string event_url;  // <eventSubURL>
 };
 
 struct RootDescription {
@@ -40,6 +41,7 @@ struct IgdDescription {
   std::string service_type;  // e.g. urn:schemas-upnp-org:service:WANIPConnection:2
   std::string control_url;   // absolute
   int version = 1;           // 2: the UPnP Forum's WANIPConnection:2, which has AddAnyPortMapping
+  std::string event_url;     // absolute; empty without one (no eventing)
 
   bool operator==(const IgdDescription&) const = default;
 };
@@ -48,10 +50,10 @@ struct IgdDescription {
 inline constexpr std::size_t kMaxConnectionServices = 8;
 
 // The WAN connection services of the description fetched from `location`, in
-// document order. A relative control URL is taken from the root of URLBase or
-// else of `location`, as libminiupnpc does. Only services whose control URL is
-// on `location`'s host are kept, so a description cannot aim natkeeper's SOAP
-// calls elsewhere.
+// document order. A relative control or event URL is taken from the root of
+// URLBase or else of `location`, as libminiupnpc does. Only services whose
+// control URL is on `location`'s host are kept, and only an event URL there,
+// so a description cannot aim natkeeper's requests elsewhere.
 std::vector<IgdDescription> connection_services(const RootDescription& description, const std::string& location);
 
 // What a WAN connection service says of itself: GetStatusInfo's

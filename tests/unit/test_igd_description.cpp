@@ -89,6 +89,7 @@ TEST_CASE("what is no description yields no services; a cut one those it complet
 }
 
 TEST_CASE("the WAN connection services: the UPnP Forum's and TR-064's, of any version") {
+  const std::string kEvents = "http://10.77.0.1:5000/evt";
   for (const auto& type : {kIp1, kIp2, kPpp1, kTr064Ip, kTr064Ppp}) CHECK(is_wan_connection_service(type));
   for (const auto type : {"urn:schemas-upnp-org:service:WANCommonInterfaceConfig:1",
                           "urn:schemas-upnp-org:service:WANIPv6FirewallControl:1",
@@ -102,10 +103,10 @@ TEST_CASE("the WAN connection services: the UPnP Forum's and TR-064's, of any ve
                                   service(kTr064Ip, "/upnp/control/wanipconnection1")})),
       kLocation);
   REQUIRE(services.size() == 3);
-  CHECK(services[0] == IgdDescription{kLocation, kPpp1, "http://10.77.0.1:5000/ctl/PPP", 1});
-  CHECK(services[1] == IgdDescription{kLocation, kIp2, "http://10.77.0.1:5000/ctl/IP2", 2});
+  CHECK(services[0] == IgdDescription{kLocation, kPpp1, "http://10.77.0.1:5000/ctl/PPP", 1, kEvents});
+  CHECK(services[1] == IgdDescription{kLocation, kIp2, "http://10.77.0.1:5000/ctl/IP2", 2, kEvents});
   // TR-064 has no AddAnyPortMapping.
-  CHECK(services[2] == IgdDescription{kLocation, kTr064Ip, "http://10.77.0.1:5000/upnp/control/wanipconnection1", 1});
+  CHECK(services[2] == IgdDescription{kLocation, kTr064Ip, "http://10.77.0.1:5000/upnp/control/wanipconnection1", 1, kEvents});
 }
 
 TEST_CASE("control URLs: relative ones from the root of URLBase or the location, only on the location's host") {
@@ -150,4 +151,19 @@ TEST_CASE("a device's connections rank Connected first, then with an external ad
   CHECK(best_connection(States{disconnected, unknown}) == 1);
   CHECK(best_connection(States{silent, disconnected}) == 0);
   CHECK(best_connection(States{disconnected}) == 0);
+}
+
+TEST_CASE("event URLs: like control URLs, and dropped when on another host") {
+  auto event_url = [](const std::string& events) {
+    const auto described = "<service><serviceType>" + std::string(kIp1) + "</serviceType><controlURL>/ctl</controlURL>" +
+                           events + "</service>";
+    const auto services = connection_services(parse_root_description(igd({described})), kLocation);
+    REQUIRE(services.size() == 1);
+    return services[0].event_url;
+  };
+  CHECK(event_url("<eventSubURL>/evt/IPConn</eventSubURL>") == "http://10.77.0.1:5000/evt/IPConn");
+  CHECK(event_url("<eventSubURL>evt</eventSubURL>") == "http://10.77.0.1:5000/evt");
+  CHECK(event_url("<eventSubURL>http://10.77.0.1:5000/e</eventSubURL>") == "http://10.77.0.1:5000/e");
+  CHECK(event_url("<eventSubURL>http://192.0.2.9:80/e</eventSubURL>").empty());
+  CHECK(event_url("").empty());
 }
