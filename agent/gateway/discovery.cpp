@@ -112,6 +112,7 @@ asio::awaitable<Result<FoundProtocol>> probe_upnp(ProbeContext context) {
     found.mapper = std::make_unique<upnp::UpnpMapper>(igd->control, runner,
                                                       context.path.local.address.to_string(), options);
     found.detail = fmt::format("IGDv{} at {}", igd->description.version, location);
+    found.event_url = igd->description.event_url;
     found.answer_time = Clock::now() - context.started;
     found.external_ip = co_await found.mapper->external_address();
     co_return found;

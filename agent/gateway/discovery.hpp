@@ -32,6 +32,9 @@ struct FoundProtocol {
   std::chrono::steady_clock::duration answer_time{};  // from the start of discovery
   // Known at discovery for NAT-PMP and UPnP; for PCP only when asked for.
   std::optional<Result<asio::ip::address>> external_ip;
+  // UPnP: where the WAN connection service's events are subscribed to
+  // (absolute); empty without eventing, and for NAT-PMP and PCP.
+  std::string event_url;
 };
 
 struct ProtocolFailure {

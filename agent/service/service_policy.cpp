@@ -41,8 +41,17 @@ Duration announcement_delay(double unit) {
 std::size_t held_check_slice(std::size_t per_request) { return per_request * kHeldCheckSliceRequests; }
 
 Duration held_check_delay(Duration pass_age, bool pass_done) {
-  const auto spacing = to_duration(std::chrono::duration<double>(kHeldCheckSliceRequests / kHeldCheckRequestsPerSecond));
+  const auto spacing = held_check_spacing();
   return pass_done ? std::max(spacing, Duration(kHeldCheckPeriod) - pass_age) : spacing;
+}
+
+Duration held_check_spacing() {
+  return to_duration(std::chrono::duration<double>(kHeldCheckSliceRequests / kHeldCheckRequestsPerSecond));
+}
+
+Duration subscription_renewal_delay(std::chrono::seconds granted) {
+  constexpr std::chrono::seconds shortest{60}, longest{300};
+  return std::clamp<Duration>(granted / 2, shortest, longest);
 }
 
 bool gateway_settings_differ(const config::Config& before, const config::Config& after) {

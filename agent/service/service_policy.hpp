@@ -56,6 +56,19 @@ std::size_t held_check_slice(std::size_t per_request);
 // How long after a slice the next is read: `pass_age` after its pass began,
 // `pass_done` when that slice ended it.
 Duration held_check_delay(Duration pass_age, bool pass_done);
+// The least time between two slices, whatever asks for one (a hint that
+// mappings were dropped too): the request rate above holds.
+Duration held_check_spacing();
+
+// A subscription to the gateway's UPnP events (hints that it dropped
+// mappings) is renewed at half the duration granted, at least one and at most
+// five minutes apart. A gateway drops a subscription without a word
+// (miniupnpd after one event it could not deliver, or when it restarts), and
+// only a renewal finds that out: the upper bound is how long events can be
+// missed unnoticed, for one request every five minutes (the read-back still
+// finds what they would have told). The lower bound keeps a silly grant from
+// making a busy loop.
+Duration subscription_renewal_delay(std::chrono::seconds granted);
 
 // True when the new configuration talks to another gateway or protocol: every
 // mapping must then move.

@@ -42,3 +42,18 @@ TEST_CASE("a gateway that keeps losing its state: three remaps at once, then bac
   CHECK(policy::remap_delay_after_loss(4, 0.5) == 5s);
   CHECK(policy::remap_delay_after_loss(5, 0.5) == 10s);
 }
+
+TEST_CASE("slices of the read-back are 8 s apart: 4 requests at 0.5 a second", "[service_policy]") {
+  CHECK(policy::held_check_spacing() == 8s);
+  CHECK(policy::held_check_delay(10s, false) == policy::held_check_spacing());
+  CHECK(policy::held_check_delay(58s, true) == policy::held_check_spacing());
+  CHECK(policy::held_check_delay(20s, true) == 40s);
+}
+
+TEST_CASE("an event subscription is renewed at half its duration, every one to five minutes", "[service_policy]") {
+  CHECK(policy::subscription_renewal_delay(300s) == 150s);
+  CHECK(policy::subscription_renewal_delay(1800s) == 300s);
+  CHECK(policy::subscription_renewal_delay(86400s) == 300s);
+  CHECK(policy::subscription_renewal_delay(60s) == 60s);
+  CHECK(policy::subscription_renewal_delay(0s) == 60s);
+}
