@@ -16,6 +16,7 @@
 #include "agent/gateway/map_batch.hpp"
 #include "agent/gateway/recorded_mappings.hpp"
 #include "agent/report/status.hpp"
+#include "agent/service/event_subscription.hpp"
 #include "agent/service/service_policy.hpp"
 #include "mappers/errors.hpp"
 #include "mappers/natpmp/natpmp_codec.hpp"
@@ -63,7 +64,8 @@ SupervisorEffects system_effects(asio::any_io_executor workers) {
           },
           [](const config::Config& config, const LocalInterface& lan, const config::DeviceAddresses& previous) {
             return look_up_devices(config, lan, previous);
-          }};
+          },
+          watch_gateway_events};
 }
 
 Supervisor::Supervisor(asio::any_io_executor executor, Timebase& time, SupervisorEffects effects,
@@ -141,6 +143,7 @@ asio::awaitable<void> Supervisor::run() {
     co_await sleep_until(next_wakeup());
   }
   listener_.close();
+  watch_.reset();
 }
 
 asio::awaitable<void> Supervisor::sleep_until(TimePoint when) {
@@ -221,6 +224,7 @@ asio::awaitable<void> Supervisor::step() {
 
 asio::awaitable<void> Supervisor::reconnect() {
   reconnect_ = false;
+  watch_.reset();
   auto fresh = co_await effects_.connect(config_);
   if (!fresh) {
     ++connect_failures_;
@@ -256,6 +260,7 @@ asio::awaitable<void> Supervisor::reconnect() {
   log::notice("using {} at {} ({})", display_name(connection_->protocol.method), connection_->path.gateway.to_string(),
               connection_->protocol.detail);
   listener_.open(connection_->path.local.address);
+  watch_ = effects_.watch(executor_, time_, *connection_, [this] { gateway_table_shrank(); });
   // Devices are found on the gateway's interface, before the first round maps for them.
   if (!config_.devices.empty()) co_await follow_devices();
   question_at_.reset();
@@ -626,6 +631,7 @@ asio::awaitable<void> Supervisor::check_held() {
   held_check_next_ = pass_done ? 0 : next;
   held_check_at_ = now + policy::held_check_delay(now - held_pass_started_, pass_done);
   if (slice.empty()) co_return;
+  held_slice_read_ = now;
   const auto held = co_await interruptible(mapper.read_back(std::move(mappings)));
   if (!held) {
     log::info("could not read back {} mappings: {}", slice.size(), held.error().message());
@@ -644,6 +650,17 @@ asio::awaitable<void> Supervisor::check_held() {
                   describe(request_of(entry)), entry.mapping->external_port);
   }
   if (gone > 1) log::notice("{} of {} mappings read back are gone from the gateway: mapping them again", gone, slice.size());
+}
+
+void Supervisor::gateway_table_shrank() {
+  if (!held_check_at_) return;  // the mapper cannot read back
+  const auto now = time_.now();
+  const auto when = std::max(now, held_slice_read_ + policy::held_check_spacing());
+  if (when >= *held_check_at_) return;
+  log::info("reading the held mappings back {}",
+            when == now ? std::string("now") : fmt::format("in {} s", std::max(1LL, whole_seconds(when - now))));
+  held_check_at_ = when;
+  wake();
 }
 
 void Supervisor::reload(config::Config config) {

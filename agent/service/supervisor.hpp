@@ -60,6 +60,13 @@ struct SupervisorEffects {
   // Where the configured devices are now (look_up_devices).
   std::function<DeviceLookup(const config::Config&, const LocalInterface&, const config::DeviceAddresses& previous)>
       find_devices;
+  // Watches the gateway of a connection for signs that it dropped mappings
+  // (UPnP events: watch_gateway_events), on `executor`, calling `hint` on
+  // each; the watch lasts as long as what it returns (nullptr: nothing to
+  // watch).
+  std::function<std::shared_ptr<void>(asio::any_io_executor executor, Timebase& time, const Connection& connection,
+                                      std::function<void()> hint)>
+      watch;
 };
 
 // The real ones; blocking libminiupnpc calls run on `workers`.
@@ -141,6 +148,9 @@ class Supervisor {
   // Reads back the next slice of the held mappings (policy::held_check_slice);
   // what the gateway no longer holds is due for renewal at once.
   asio::awaitable<void> check_held();
+  // The gateway hinted that it dropped mappings (effects_.watch): the next
+  // slice is read as soon as the read-back's request rate allows.
+  void gateway_table_shrank();
   // Deletes `mappings` at the gateway; what it does not confirm deleted stays
   // pending (recorded, retried with backoff, released on stop). Returns how
   // many are left pending.
@@ -199,10 +209,13 @@ class Supervisor {
   TimePoint last_full_round_{};  // when every mapping was last requested
   TimePoint next_verify_{TimePoint::max()};
   // The read-back of every held mapping, a slice at a time (check_held):
-  // when the next slice is due, where it starts in entries_, when its pass began.
+  // when the next slice is due, where it starts in entries_, when its pass
+  // began, when the last slice was read.
   std::optional<TimePoint> held_check_at_;
   std::size_t held_check_next_ = 0;
   TimePoint held_pass_started_{};
+  TimePoint held_slice_read_{};
+  std::shared_ptr<void> watch_;  // the gateway's hints, while connected (effects_.watch)
   int connect_failures_ = 0;
   int losses_in_a_row_ = 0;
   std::optional<state::ServiceState> recorded_;  // the state file's mappings, until taken over

@@ -180,6 +180,10 @@ struct Fixture {
   std::size_t gateway_reads_back = 0;  // as TableMapper's read_back_per
   std::set<std::uint16_t> silent;     // as TableMapper's
   Timebase::Duration answer_delay{};  // as TableMapper's
+  // The watch of the current connection (effects.watch): what it hints with, and whether it lasts.
+  std::function<void()> hint;
+  std::weak_ptr<void> watch;
+  int watches = 0;
   bool started_run = false, finished = false;
   std::unique_ptr<Supervisor> supervisor;
 
@@ -206,7 +210,7 @@ struct Fixture {
         for (const auto& [key, internal] : earlier_table) table->clients[key] = std::nullopt;
       }
       mapper = table.get();
-      co_return Connection{*path, FoundProtocol{method, std::move(table), "scripted", {}, {}}};
+      co_return Connection{*path, FoundProtocol{method, std::move(table), "scripted", {}, {}, {}}};
     };
     effects.locate = [this](const config::Config&) { return path; };
     effects.verify = [this](const config::Config&, const GatewayPath&, std::vector<MappingReport>& reports,
@@ -223,6 +227,14 @@ struct Fixture {
     effects.find_devices = [this](const config::Config& wanted, const LocalInterface& lan,
                                   const config::DeviceAddresses& previous) {
       return look_up_devices(wanted, lan, neighbours, previous);
+    };
+    effects.watch = [this](asio::any_io_executor, Timebase&, const Connection&,
+                           std::function<void()> fire) -> std::shared_ptr<void> {
+      ++watches;
+      hint = std::move(fire);
+      auto handle = std::make_shared<int>(0);
+      watch = handle;
+      return handle;
     };
     StateWriter state_writer(loop.get_executor(), loop.get_executor(), state.file,
                              [this](const std::filesystem::path& file, const std::optional<state::ServiceState>& snapshot) {
@@ -977,6 +989,66 @@ TEST_CASE("reading every mapping back costs the gateway at most the check's requ
   CHECK(rate <= policy::kHeldCheckRequestsPerSecond);
   // ... and every mapping is read back several times meanwhile.
   CHECK(f.mapper->read_back_requests >= 40 * 5);
+}
+
+TEST_CASE("a hint from the gateway's events brings a dropped mapping back long before the pass would", "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5002}, {Transport::tcp, 6000, 6000}}));
+  const auto per_request = GENERATE(std::size_t{1}, std::size_t{256});
+  f.gateway_reads_back = per_request;
+  REQUIRE(f.started());
+  REQUIRE(f.watches == 1);
+  const auto back = [&] { return f.mapper->table.count({Transport::udp, 5001}) == 1; };
+  // Before the first pass: read back at once.
+  f.run_for(10s);
+  auto dropped = f.time.now();
+  f.mapper->table.erase({Transport::udp, 5001});
+  f.hint();
+  REQUIRE(f.run_until(back, 3min));
+  CHECK(f.since(dropped) < 1s);
+  // Right after a slice was read: the next one no sooner than the request rate allows.
+  REQUIRE(f.run_until([&] { return f.mapper->read_back_requests > 1; }, 3min));
+  dropped = f.time.now();
+  f.mapper->table.erase({Transport::udp, 5001});
+  f.hint();
+  REQUIRE(f.run_until(back, 3min));
+  CHECK(f.since(dropped) >= policy::held_check_spacing() - 1s);
+  CHECK(f.since(dropped) <= policy::held_check_spacing() + 1s);
+  CHECK(f.summary()["active"] == 4);
+}
+
+TEST_CASE("a flood of hints keeps reading back within the check's request rate", "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5039}}));
+  f.gateway_reads_back = 1;
+  f.lease = std::chrono::hours(24);
+  REQUIRE(f.started());
+  // Forged events, ten a second, for ten minutes.
+  for (int i = 0; i < 6000; ++i) {
+    f.hint();
+    f.run_for(100ms);
+  }
+  // The first hint has the first slice read at once; the rate is of the slices after it.
+  const double rate = static_cast<double>(f.mapper->read_back_requests - policy::kHeldCheckSliceRequests) / 600.0;
+  INFO("read-back requests: " << f.mapper->read_back_requests);
+  CHECK(rate <= policy::kHeldCheckRequestsPerSecond);
+  // ... and yet faster than without hints: no pause between passes.
+  CHECK(rate >= 0.9 * policy::kHeldCheckRequestsPerSecond);
+}
+
+TEST_CASE("the gateway is watched from each connection until the next, and not after stop", "[supervisor]") {
+  Fixture f(ports_config({{Transport::udp, 5000, 5000}}));
+  REQUIRE(f.started());
+  REQUIRE(f.watches == 1);
+  auto first = f.watch;
+  CHECK_FALSE(first.expired());
+  f.mapper->answers = false;
+  f.supervisor->refresh("test");
+  REQUIRE(f.run_until([&] { return f.connects == 2; }, 1s));
+  CHECK(first.expired());
+  CHECK(f.watches == 2);
+  CHECK_FALSE(f.watch.expired());
+  f.supervisor->stop();
+  REQUIRE(f.run_until([&] { return f.finished; }));
+  CHECK(f.watch.expired());
 }
 
 TEST_CASE("a gateway that cannot look mappings up is not asked to", "[supervisor]") {
