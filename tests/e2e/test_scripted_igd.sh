@@ -7,7 +7,8 @@
 #   --answer-st only a WANIPConnection:1 search is answered, and upnpc still discovers it
 #   --two-wan   the first WAN connection is Disconnected, and upnpc's discovery takes the second
 #   --finite-lease-error 402 / 725, --addany-error 401, --max-lease (shown by -l, then
-#   expired with its rule), --reserved with a vendor's 501 text (and AddAny going around it)
+#   expired with its rule), --reserved with a vendor's 501 text (and AddAny going around it),
+#   --phantom-once (718 to the first add only), --garbled-add (both adds made all the same)
 # The natkeeper argument is accepted and ignored. Exit 0 pass, 1 fail, 77 skip (not root).
 . "$(dirname "$0")/lib.sh"
 e2e_init_lab_only
@@ -117,5 +118,21 @@ upnpc_igd -n "$LAN_HOST" 7080 7080 UDP || fail "AddAnyPortMapping failed"
 upnpc_says "is redirected to internal $LAN_HOST:7080 " "AddAnyPortMapping granted another port"
 gw_rules_are "udp 7081 $LAN_HOST:7080" "AddAnyPortMapping took the next port up, 7081"
 
+# ---- a phantom conflict: 718 to the first add of a port nobody holds, not to the second
+scripted_igd_start --phantom-once udp:7083
+upnpc_igd -a "$LAN_HOST" 7083 7083 UDP && fail "the first add of udp 7083 was granted"
+upnpc_says "^AddPortMapping\(7083, 7083, $LAN_HOST\) failed with code 718 \(ConflictInMappingEntry\)$" "the first add refused with 718"
+gw_rules_are "" "DNAT rules after the phantom conflict"
+upnpc_igd -a "$LAN_HOST" 7083 7083 UDP || fail "the second add of udp 7083 failed"
+gw_rules_are "udp 7083 $LAN_HOST:7083" "the second add mapped udp 7083"
+
+# ---- success answers that are no XML: libminiupnpc takes AddPortMapping's for success, and
+# AddAnyPortMapping's (no NewReservedPort) for an invalid response; both mappings are made
+scripted_igd_start --garbled-add
+upnpc_igd -a "$LAN_HOST" 7084 7084 UDP || fail "upnpc -a took the garbled answer for a failure"
+pass "upnpc -a takes the garbled answer for success"
+upnpc_igd -n "$LAN_HOST" 7085 7085 UDP   # (exits 0 after a failed add; it shows the entry then)
+upnpc_says "^AddAnyPortMapping\(7085, 7085, $LAN_HOST\) failed with code -4 " "upnpc -n: invalid response (-4)"
+gw_rules_are "udp 7084 $LAN_HOST:7084;udp 7085 $LAN_HOST:7085" "both garbled adds were made"
 
 e2e_pass
