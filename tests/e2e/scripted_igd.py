@@ -63,10 +63,13 @@ Control quirks (on the connected service)
                        conflict error though no listing shows them - phantom conflicts
                        (Syncthing #9324: 718 for many random ports). SPEC as udp:5060,
                        tcp+udp:7000-7010; repeatable
+  --phantom-once SPEC  the first Add* of each of these ports answered with the conflict error
+                       though nobody holds it; asked again, it is mapped (a phantom conflict
+                       that a second try gets past). SPEC as for --reserved; repeatable
   --conflict-own       re-adding one's own mapping (a refresh) answered with the conflict
                        error: routers that want a delete first (Open.NAT #14)
-  --garbled-add        AddPortMapping's success answer is 200 with a body that is no XML; the
-                       mapping is made
+  --garbled-add        AddPortMapping's and AddAnyPortMapping's success answer is 200 with a
+                       body that is no XML; the mapping is made
   --max-lease S        grant at most S seconds, for lease 0 (permanent) too; the listings show
                        the shorter lease (miniupnpd's IGD:2 grants 604800 for 0; a Technicolor
                        router 86400 whatever was asked, miniupnp #398)
@@ -260,6 +263,7 @@ def parse_options(argv):
     ap.add_argument("--full-error", type=error_spec, default=(728, None))
     ap.add_argument("--max-entries", type=bounded_int(1, MAX_ENTRIES), default=128)
     ap.add_argument("--reserved", type=port_spec, action="append", default=[])
+    ap.add_argument("--phantom-once", type=port_spec, action="append", default=[])
     ap.add_argument("--conflict-own", action="store_true")
     ap.add_argument("--garbled-add", action="store_true")
     ap.add_argument("--max-lease", type=bounded_int(1, MAX_LEASE))
@@ -282,6 +286,7 @@ def parse_options(argv):
     if o.external_ip not in (None, "") and not is_ipv4(o.external_ip):
         ap.error(f"--external-ip {o.external_ip!r} is neither '' nor an IPv4 address")
     o.reserved = set().union(*o.reserved)
+    o.phantom_once = set().union(*o.phantom_once)
     return o
 
 
@@ -631,6 +636,7 @@ class Igd:
                          for d in loc.root.walk() for s in d.services}
         self.scpds = {s.scpd: scpd_xml(s.actions) for s in self.services.values()}
         self.answer_st = set(o.answer_st) if o.answer_st else None
+        self.phantoms_left = set(o.phantom_once)
         self.conns = {}
         self.ssdp = self.notifier = None
         self.next_notify = None
@@ -978,7 +984,8 @@ class Igd:
     def act_AddAnyPortMapping(self, svc, asker, args):
         if self.o.addany_error:
             raise UPnPError(*self.o.addany_error)
-        return [("NewReservedPort", self.add(svc, asker, args, any_port=True))]
+        port = self.add(svc, asker, args, any_port=True)
+        return GARBAGE if self.o.garbled_add else [("NewReservedPort", port)]
 
     def why_taken(self, key, client):
         """Why (remote host, port, proto) cannot be (re)mapped to client, or None."""
@@ -1012,6 +1019,9 @@ class Igd:
         if lease and o.finite_lease_error:
             raise UPnPError(o.finite_lease_error)
         why = self.why_taken((remote, ext, proto), client) if ext else "wildcard"
+        if not why and (proto, ext) in self.phantoms_left:
+            self.phantoms_left.discard((proto, ext))
+            why = "a phantom conflict, once (--phantom-once)"
         if why and not any_port:
             log(f"conflict: {proto.lower()} {ext} {why}")
             raise UPnPError(*o.conflict_error)
