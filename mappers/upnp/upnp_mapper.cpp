@@ -51,6 +51,11 @@ bool holder_explains(const std::error_code& refusal, bool for_device) {
          (for_device && refusal == make_upnp_error(606));
 }
 
+// 714 or 718 to an add: the gateway sees a conflict.
+bool is_conflict(const std::error_code& refusal) {
+  return refusal == make_upnp_error(714) || refusal == make_upnp_error(718);
+}
+
 enum class Reading { as_sent, held_by_another, phantom_conflict, third_party_refused };
 
 // What a refusal holder_explains() means once the port's holder is known;
@@ -190,6 +195,18 @@ asio::awaitable<Result<UpnpMapper::Grant>> UpnpMapper::explain_refusal(const Por
   if (reading == Reading::phantom_conflict) {
     auto again = co_await add_and_read_back(args);
     if (again) co_return again;
+    if (holder == Holder::asker && !for_device && is_conflict(again.error())) {
+      // Some routers will not refresh an entry, even for the client that
+      // holds it: it is made afresh (a moment without it beats its expiry).
+      // Not a device's: a router refusing third-party mappings would not
+      // make it again.
+      auto remove = [igd = igd_, proto = args.proto, port = args.external_port] {
+        return igd->delete_port_mapping(proto, port);
+      };
+      if (const auto removed = co_await runner_.run(std::move(remove)); !removed || removed == make_upnp_error(714))
+        again = co_await add_and_read_back(args);
+      if (again) co_return again;
+    }
     refusal = again.error();
     reading = holder_explains(refusal, for_device) ? read_refusal(refusal, holder, for_device, true) : Reading::as_sent;
   }

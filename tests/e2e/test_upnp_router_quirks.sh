@@ -14,6 +14,8 @@
 #   held501            501 for a port another client holds: natkeeper:13, the other's mapping
 #                      is left alone by --delete
 #   phantom            718 once for ports nobody holds: mapped on the second try (upnpc fails)
+#   conflict-own       an IGD:1 that answers 718 to a refresh of this host's own mapping (wants a
+#                      delete first): the second --once deletes and makes it afresh, exit 0
 #   wan-private wan-cgnat wan-none  every add refused with 501 by a router whose own WAN
 #                      address is 10.x, 100.64.x or empty: the error says why (upnp:501)
 #   garbled-igd2 garbled-igd1  a success reply that cannot be read, to AddAnyPortMapping and to
@@ -26,7 +28,7 @@
 . "$(dirname "$0")/lib.sh"
 e2e_init "${1:-}"
 shift
-ALL_CASES=(lease402 lease725 permanent-service addany401 addany602 reserved501 held501 phantom
+ALL_CASES=(lease402 lease725 permanent-service addany401 addany602 reserved501 held501 phantom conflict-own
   wan-private wan-cgnat wan-none garbled-igd2 garbled-igd1 max-lease max-lease-permanent)
 if [ $# -gt 0 ]; then CASES=("$@"); else CASES=("${ALL_CASES[@]}"); fi
 for c in "${CASES[@]}"; do
@@ -231,6 +233,26 @@ case_phantom() {
   expect_reaches udp:7084-7085 || fail "the mappings made on the second try do not forward"
   nk_delete delete-phantom "udp:7084-7085"
   expect_nothing_forwarded udp:7084-7085
+}
+
+# ---- a refresh of one's own mapping refused with 718 (routers that want a delete first)
+case_conflict-own() {
+  scripted_igd_start --locations igd1 --conflict-own
+  nk_once own-first "udp:7087-7088"
+  assert_rc 0
+  expect_mapped "udp:7087-7088" 3600 false
+  nk_once own-refresh "udp:7087-7088"
+  assert_rc 0
+  expect_mapped "udp:7087-7088" 3600 false
+  local p
+  for p in 7087 7088; do
+    assert_eq "$(scripted_igd_count "DeletePortMapping\(.*ExternalPort=$p .* -> OK")" 1 \
+      "udp $p: the refused refresh deleted the entry once, to make it afresh"
+  done
+  gw_expect_rules "udp:7087-7088"
+  expect_reaches udp:7087-7088 || fail "the mappings made afresh do not forward"
+  nk_delete delete-own "udp:7087-7088"
+  expect_nothing_forwarded udp:7087-7088
 }
 
 # ---- every add refused with 501 by a router whose own WAN address is unusable (miniupnpd

@@ -392,12 +392,19 @@ TEST_CASE("a conflict while nobody, or this host itself, holds the port is asked
         CHECK(mapping->external_port == 7076);
         CHECK(f.igd->adds.size() == 2);
       }
-      SECTION("refused again: the refusal stands") {
-        f.igd->add_answers = {code, code};
+      SECTION("refused again: the refusal stands, unless this host holds the entry: made afresh") {
+        f.igd->add_answers = {code, code, 0};
         auto mapping = f.map(request(7076));
-        REQUIRE_FALSE(mapping);
-        CHECK(mapping.error() == make_upnp_error(code));
-        CHECK(f.igd->adds.size() == 2);
+        if (ours) {
+          REQUIRE(mapping);
+          CHECK(f.igd->deletes == std::vector<std::pair<Transport, std::uint16_t>>{{Transport::udp, 7076}});
+          CHECK(f.igd->adds.size() == 3);
+        } else {
+          REQUIRE_FALSE(mapping);
+          CHECK(mapping.error() == make_upnp_error(code));
+          CHECK(f.igd->deletes.empty());
+          CHECK(f.igd->adds.size() == 2);
+        }
       }
     }
   }
