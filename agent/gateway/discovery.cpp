@@ -74,7 +74,6 @@ std::vector<Method> methods_for(const config::Config& config) {
 struct ProbeContext {
   GatewayPath path;
   config::Config config;
-  asio::any_io_executor workers;
   Clock::time_point started;
   DiscoveryGoal goal;
 };
@@ -267,8 +266,7 @@ Result<GatewayPath> locate_gateway(const config::Config& config) {
   return path;
 }
 
-asio::awaitable<Discovery> discover(const GatewayPath& path, const config::Config& config,
-                                    asio::any_io_executor workers, DiscoveryGoal goal) {
+asio::awaitable<Discovery> discover(const GatewayPath& path, const config::Config& config, DiscoveryGoal goal) {
   const auto started = Clock::now();
   const auto executor = co_await asio::this_coro::executor;
   auto race = std::make_shared<Race>(executor);
@@ -276,7 +274,7 @@ asio::awaitable<Discovery> discover(const GatewayPath& path, const config::Confi
   for (const auto method : methods) {
     const auto i = index_of(method);
     race->running[i] = true;
-    auto task = probe(method, ProbeContext{path, config, workers, started, goal});
+    auto task = probe(method, ProbeContext{path, config, started, goal});
     auto finished = [race, i](std::exception_ptr error, Result<FoundProtocol> result) {
       // A probe cancelled after the race was decided ends with an exception.
       if (error) result = std::make_error_code(std::errc::operation_canceled);
