@@ -20,12 +20,10 @@ bool refuses_finite_lease(const std::error_code& refusal, std::chrono::seconds l
   return lease.count() > 0 && (refusal == MapFailure::only_permanent_leases || refusal == make_upnp_error(402));
 }
 
-// A reply that came but could not be read (libminiupnpc's
-// UPNPCOMMAND_INVALID_RESPONSE, or an AddAnyPortMapping reply without a port):
-// the gateway may have made the mapping all the same.
-bool unreadable_reply(const std::error_code& error) {
-  return error == make_upnp_error(-4) || error == Errc::bad_reply;
-}
+// A reply that came but could not be read (malformed, over its size limit, or
+// an AddAnyPortMapping reply without a port): the gateway may have made the
+// mapping all the same.
+bool unreadable_reply(const std::error_code& error) { return error == Errc::bad_reply; }
 
 // How far below the lease asked the time left in an entry read right after
 // the add may be, and still be that lease.
