@@ -914,7 +914,7 @@ gw_third_party() {
 # $LAB_STATE/scripted-igd.log, a line per request.
 # scripted_igd_stop: SIGTERM: it deletes its nftables table. The teardown stops it too.
 # scripted_igd_ctl COMMAND...: forget PROTO PORT | forget-all | unrule PROTO PORT | list
-# (a silent loss behind the client's back); prints the answer.
+# (a silent loss behind the client's back) | trickle KIND:MS|off; prints the answer.
 # gw_stop_miniupnpd: stop miniupnpd (SIGTERM; its rules stay: none, unless something mapped).
 # ssdp_search ST [SECONDS]: one M-SEARCH for ST from the lan host to 239.255.255.250:1900;
 # prints a line "ST LOCATION" per answer that arrives within SECONDS (default 0.5).
