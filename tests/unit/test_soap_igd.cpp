@@ -24,6 +24,7 @@
 
 #include "mappers/errors.hpp"
 #include "mappers/upnp/soap_igd.hpp"
+#include "mappers/upnp/xml_text.hpp"
 #include "tests/unit/run_loop.hpp"
 
 namespace asio = boost::asio;
@@ -226,6 +227,32 @@ TEST_CASE("GetListOfPortMappings asks for every client's entries, and 730 is an 
     ScriptedControl control(loop, answering(""), 0);
     CHECK(call(loop, control_of(control)->get_list_of_port_mappings(Transport::udp, 1, 2, 0)).value().empty());
   }
+}
+
+TEST_CASE("a GetListOfPortMappings page of 256 entries at their largest fits in an answer") {
+  // miniupnpd's entry with every field at its longest, the 63-byte description
+  // all '&': escaped inside the listing, then the listing escaped around it.
+  std::string description;
+  for (int i = 0; i < 63; ++i) description += "&amp;";
+  std::string entries;
+  for (int port = 40000; port < 40256; ++port) {
+    const auto number = std::to_string(port);
+    entries += "<p:PortMappingEntry><p:NewRemoteHost>255.255.255.255</p:NewRemoteHost><p:NewExternalPort>" + number +
+               "</p:NewExternalPort><p:NewProtocol>UDP</p:NewProtocol><p:NewInternalPort>" + number +
+               "</p:NewInternalPort><p:NewInternalClient>192.168.100.200</p:NewInternalClient><p:NewEnabled>1"
+               "</p:NewEnabled><p:NewDescription>" + description + "</p:NewDescription><p:NewLeaseTime>4294967295"
+               "</p:NewLeaseTime></p:PortMappingEntry>";
+  }
+  const auto listing =
+      "<p:PortMappingList xmlns:p=\"urn:schemas-upnp-org:gw:WANIPConnection\">" + entries + "</p:PortMappingList>";
+  const auto body = response("GetListOfPortMappings", "<NewPortListing>" + escape_xml_text(listing) + "</NewPortListing>");
+  INFO("an answer of " << body.size() << " bytes");
+  CHECK(body.size() < 300 * 1024);
+  asio::io_context loop;
+  ScriptedControl control(loop, answering(http_answer(200, body)));
+  const auto listed = call(loop, control_of(control)->get_list_of_port_mappings(Transport::udp, 1, 65535, 256));
+  REQUIRE(listed);
+  CHECK(listed->size() == 256);
 }
 
 TEST_CASE("no answer is the gateway not answering; an answer that cannot be read is not") {
