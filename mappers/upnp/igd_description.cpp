@@ -11,6 +11,7 @@
 
 #include "mappers/upnp/ascii.hpp"
 #include "mappers/upnp/http_url.hpp"
+#include "mappers/upnp/xml_text.hpp"
 
 namespace natkeeper::upnp {
 namespace {
@@ -23,24 +24,6 @@ std::string_view trim_xml_space(std::string_view s) {
   const auto first = s.find_first_not_of(space);
   if (first == std::string_view::npos) return {};
   return s.substr(first, s.find_last_not_of(space) - first + 1);
-}
-
-std::string decode_entities(std::string_view text) {
-  static constexpr std::array<std::pair<std::string_view, char>, 5> entities{
-      {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}}};
-  std::string out;
-  while (!text.empty()) {
-    const auto entity = std::find_if(entities.begin(), entities.end(),
-                                     [&](const auto& e) { return text.starts_with(e.first); });
-    if (entity == entities.end()) {
-      out += text.front();
-      text.remove_prefix(1);
-    } else {
-      out += entity->second;
-      text.remove_prefix(entity->first.size());
-    }
-  }
-  return out;
 }
 
 std::string_view local_name(std::string_view name) {
@@ -57,7 +40,7 @@ class DescriptionReader {
     if (name == "service") service_.emplace();
   }
   void end(std::string_view name) {
-    const auto value = overlong_ ? std::string() : decode_entities(trim_xml_space(text_));
+    const auto value = overlong_ ? std::string() : decode_xml_text(trim_xml_space(text_));
     clear_text();
     if (name == "service") {
       if (service_ && description_.services.size() < kMaxDescribedServices)
@@ -129,14 +112,18 @@ std::optional<std::string> absolute_url(std::string_view url, std::string_view b
   return *origin + std::string(url);
 }
 
-bool is_schemas_service(std::string_view type, std::string_view name) {
-  constexpr std::string_view prefix = "urn:schemas-upnp-org:service:";
-  return type.starts_with(prefix) && type.substr(prefix.size()).starts_with(name);
+// urn:DOMAIN:service:NAME followed by its version, one to three digits and
+// nothing else: the type goes into the SOAPAction header as it is.
+bool is_service(std::string_view type, std::string_view domain, std::string_view name) {
+  const auto prefix = "urn:" + std::string(domain) + ":service:" + std::string(name);
+  if (!type.starts_with(prefix)) return false;
+  const auto version = type.substr(prefix.size());
+  return !version.empty() && version.size() <= 3 &&
+         std::all_of(version.begin(), version.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-bool is_dslforum_service(std::string_view type, std::string_view name) {
-  constexpr std::string_view prefix = "urn:dslforum-org:service:";
-  return type.starts_with(prefix) && type.substr(prefix.size()).starts_with(name);
+bool is_schemas_service(std::string_view type, std::string_view name) {
+  return is_service(type, "schemas-upnp-org", name);
 }
 
 // 2 for the UPnP Forum's WANIPConnection:2 and later, 1 otherwise.
@@ -184,7 +171,7 @@ RootDescription parse_root_description(std::string_view xml) {
 
 bool is_wan_connection_service(std::string_view service_type) {
   for (const auto name : {std::string_view{"WANIPConnection:"}, std::string_view{"WANPPPConnection:"}}) {
-    if (is_schemas_service(service_type, name) || is_dslforum_service(service_type, name)) return true;
+    if (is_schemas_service(service_type, name) || is_service(service_type, "dslforum-org", name)) return true;
   }
   return false;
 }

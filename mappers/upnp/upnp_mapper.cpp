@@ -20,12 +20,10 @@ bool refuses_finite_lease(const std::error_code& refusal, std::chrono::seconds l
   return lease.count() > 0 && (refusal == MapFailure::only_permanent_leases || refusal == make_upnp_error(402));
 }
 
-// A reply that came but could not be read (libminiupnpc's
-// UPNPCOMMAND_INVALID_RESPONSE, or an AddAnyPortMapping reply without a port):
-// the gateway may have made the mapping all the same.
-bool unreadable_reply(const std::error_code& error) {
-  return error == make_upnp_error(-4) || error == Errc::bad_reply;
-}
+// A reply that came but could not be read (malformed, over its size limit, or
+// an AddAnyPortMapping reply without a port): the gateway may have made the
+// mapping all the same.
+bool unreadable_reply(const std::error_code& error) { return error == Errc::bad_reply; }
 
 // How far below the lease asked the time left in an entry read right after
 // the add may be, and still be that lease.
@@ -85,10 +83,9 @@ UpnpMapper::Lease UpnpMapper::held_lease(std::chrono::seconds asked, std::chrono
   return {std::min(held, asked.count() > 0 ? asked : lease::kMaxScheduledLease), false};
 }
 
-UpnpMapper::UpnpMapper(std::shared_ptr<IgdControl> igd, BlockingRunner runner,
-                       std::string internal_client, UpnpMapperOptions options, Timebase& time)
+UpnpMapper::UpnpMapper(std::shared_ptr<IgdControl> igd, std::string internal_client, UpnpMapperOptions options,
+                       Timebase& time)
     : igd_(std::move(igd)),
-      runner_(std::move(runner)),
       internal_client_(std::move(internal_client)),
       options_(options),
       time_(time),
@@ -100,10 +97,7 @@ asio::awaitable<Result<asio::ip::address>> UpnpMapper::external_address() {
 }
 
 asio::awaitable<Result<asio::ip::address>> UpnpMapper::ask_external_address() {
-  // Calls are named before co_await: GCC 12 destroys a temporary lambda in a
-  // co_await expression twice.
-  auto get_address = [igd = igd_] { return igd->get_external_ip_address(); };
-  auto text = co_await runner_.run(std::move(get_address));
+  auto text = co_await igd_->get_external_ip_address();
   if (!text) co_return text.error();
   // An empty address is one the gateway does not have (WANIPConnection:2
   // section 2.3.13); miniupnpd also gives it for a private one. Unspecified,
@@ -171,20 +165,17 @@ asio::awaitable<Result<UpnpMapper::Grant>> UpnpMapper::add_and_read_back(const P
 
 asio::awaitable<Result<std::uint16_t>> UpnpMapper::add(PortMappingArgs args) {
   if (uses_add_any()) {
-    auto add_any = [igd = igd_, args] { return igd->add_any_port_mapping(args); };
-    auto port = co_await runner_.run(std::move(add_any));
+    auto port = co_await igd_->add_any_port_mapping(args);
     if (port || !lacks_action(port.error())) co_return port;
     add_any_refused_ = true;
   }
-  auto add_one = [igd = igd_, args] { return igd->add_port_mapping(args); };
-  const auto ec = co_await runner_.run(std::move(add_one));
+  const auto ec = co_await igd_->add_port_mapping(args);
   if (ec) co_return ec;
   co_return args.external_port;
 }
 
 asio::awaitable<Result<PortMappingEntry>> UpnpMapper::entry_at(Transport proto, std::uint16_t external_port) {
-  auto get_entry = [igd = igd_, proto, external_port] { return igd->get_specific_port_mapping(proto, external_port); };
-  co_return co_await runner_.run(std::move(get_entry));
+  co_return co_await igd_->get_specific_port_mapping(proto, external_port);
 }
 
 asio::awaitable<Result<UpnpMapper::Grant>> UpnpMapper::explain_refusal(const PortMappingArgs& args,
@@ -200,10 +191,8 @@ asio::awaitable<Result<UpnpMapper::Grant>> UpnpMapper::explain_refusal(const Por
       // holds it: it is made afresh (a moment without it beats its expiry).
       // Not a device's: a router refusing third-party mappings would not
       // make it again.
-      auto remove = [igd = igd_, proto = args.proto, port = args.external_port] {
-        return igd->delete_port_mapping(proto, port);
-      };
-      if (const auto removed = co_await runner_.run(std::move(remove)); !removed || removed == make_upnp_error(714))
+      if (const auto removed = co_await igd_->delete_port_mapping(args.proto, args.external_port);
+          !removed || removed == make_upnp_error(714))
         again = co_await add_and_read_back(args);
       if (again) co_return again;
     }
@@ -241,8 +230,7 @@ asio::awaitable<std::error_code> UpnpMapper::unmap(Mapping mapping) {
   const auto ours = co_await holds(mapping);
   if (!ours) co_return ours.error();
   if (!*ours) co_return std::error_code{};
-  auto delete_entry = [igd = igd_, proto, port] { return igd->delete_port_mapping(proto, port); };
-  const auto ec = co_await runner_.run(std::move(delete_entry));
+  const auto ec = co_await igd_->delete_port_mapping(proto, port);
   if (ec == make_upnp_error(714)) co_return std::error_code{};
   co_return ec;
 }
@@ -250,8 +238,7 @@ asio::awaitable<std::error_code> UpnpMapper::unmap(Mapping mapping) {
 asio::awaitable<Result<std::vector<Mapping>>> UpnpMapper::list_table(std::size_t limit) {
   std::vector<Mapping> table;
   for (std::uint32_t index = 0; index < limit; ++index) {
-    auto get_entry = [igd = igd_, index] { return igd->get_generic_port_mapping(index); };
-    auto listed = co_await runner_.run(std::move(get_entry));
+    auto listed = co_await igd_->get_generic_port_mapping(index);
     // 713 SpecifiedArrayIndexInvalid: past the end. Some gateways say 402 Invalid Args.
     if (!listed && (listed.error() == make_upnp_error(713) || listed.error() == make_upnp_error(402))) break;
     if (!listed) co_return listed.error();

@@ -6,7 +6,6 @@
 #include <random>
 #include <string>
 
-#include "mappers/blocking_runner.hpp"
 #include "mappers/mapper.hpp"
 #include "mappers/timebase.hpp"
 #include "mappers/upnp/igd_control.hpp"
@@ -28,12 +27,11 @@ struct UpnpMapperOptions {
 inline constexpr std::chrono::seconds kExternalAddressMaxAge{60};
 
 // The UPnP-IGD policy: which action to use, and what each UPnP error means
-// for the mapping. The SOAP calls themselves go through IgdControl on the
-// blocking runner.
+// for the mapping. The SOAP calls themselves go through IgdControl.
 class UpnpMapper final : public Mapper {
  public:
-  UpnpMapper(std::shared_ptr<IgdControl> igd, BlockingRunner runner, std::string internal_client,
-             UpnpMapperOptions options = {}, Timebase& time = system_timebase());
+  UpnpMapper(std::shared_ptr<IgdControl> igd, std::string internal_client, UpnpMapperOptions options = {},
+             Timebase& time = system_timebase());
 
   Method method() const override { return Method::upnp; }
   // GetExternalIPAddress, or the answer to it less than kExternalAddressMaxAge
@@ -93,7 +91,6 @@ class UpnpMapper final : public Mapper {
   };
 
   std::shared_ptr<IgdControl> igd_;
-  BlockingRunner runner_;
   std::string internal_client_;  // this host
   UpnpMapperOptions options_;
   Timebase& time_;

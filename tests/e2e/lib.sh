@@ -920,7 +920,7 @@ gw_third_party() {
 # $LAB_STATE/scripted-igd.log, a line per request.
 # scripted_igd_stop: SIGTERM: it deletes its nftables table. The teardown stops it too.
 # scripted_igd_ctl COMMAND...: forget PROTO PORT | forget-all | unrule PROTO PORT | list
-# (a silent loss behind the client's back); prints the answer.
+# (a silent loss behind the client's back) | trickle KIND:MS|off; prints the answer.
 # scripted_igd_log: its log since its last start; scripted_igd_count REGEX: the lines of that
 # matching REGEX (grep -E).
 # upnpc_run ARGS...: the reference client upnpc in ns lan (10 s at most); its output in UPNPC_OUT

@@ -84,6 +84,8 @@ Control quirks (on the connected service)
                        (control answers) or all
   --oversize KIND:MIB  pad those answers to MIB MiB (an XML comment before the root element,
                        streamed, Content-Length set)
+  --unframed           answers without Content-Length: they end when the connection closes
+                       (HTTP/1.0 servers, some routers' stacks)
 
 Control from outside (a silent loss behind the client's back): write commands, one a line,
 to the --control FILE, then send SIGUSR1; the answers go to FILE.out (written whole), FILE is
@@ -94,6 +96,7 @@ removed.
                        refresh (AddPortMapping again) does not bring the rule back - as with
                        miniupnpd, which goes by its own list; Delete and Add again do
   list                 a line per mapping: PROTO EXT CLIENT:PORT lease=L left=S rule=yes|no desc=D
+  trickle KIND:MS|off  from now on, as --trickle (a router whose HTTP server bogs down)
 
 Limits: request head 16 KiB, body 64 KiB, 64 connections (more are closed at once), 10 s to
 send a request, 300 s per connection (a trickled answer included), 4096 mappings; it ends
@@ -273,6 +276,7 @@ def parse_options(argv):
     ap.add_argument("--third-party", action="store_true")
     ap.add_argument("--trickle", type=kind_amount)
     ap.add_argument("--oversize", type=kind_amount)
+    ap.add_argument("--unframed", action="store_true")
     o = ap.parse_args(argv)
     if not is_ipv4(o.lan_addr):
         ap.error(f"--lan-addr {o.lan_addr!r} is no IPv4 address")
@@ -884,8 +888,9 @@ class Igd:
         o = self.o
         total = o.oversize[1] << 20 if o.oversize and o.oversize[0] in (kind, "all") else 0
         length = total if total > len(body) + COMMENT_BYTES else len(body)
+        framing = "" if o.unframed else f"Content-Length: {length}\r\n"
         head = (f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {length}\r\nConnection: close\r\nServer: {SERVER}\r\nEXT:\r\n\r\n").encode()
+                f"{framing}Connection: close\r\nServer: {SERVER}\r\nEXT:\r\n\r\n").encode()
         c.chunks = padded(head, body, length) if length != len(body) else iter((head, body))
         c.inbuf = bytearray()
         if o.trickle and o.trickle[0] in (kind, "all"):
@@ -1162,7 +1167,15 @@ class Igd:
                     log(f"rule removed behind the table's back (control): {entries[k].describe(now)}")
                 self.table.sync()
             return f"{words[0]} {words[1]} {words[2]}: done ({len(keys)})"
-        return f"unknown command {' '.join(words)!r} (forget PROTO PORT, forget-all, unrule PROTO PORT, list)"
+        if len(words) == 2 and words[0] == "trickle":
+            try:
+                self.o.trickle = None if words[1] == "off" else kind_amount(words[1])
+            except argparse.ArgumentTypeError as e:
+                return f"trickle: {e}"
+            log(f"trickle {words[1]} (control)")
+            return f"trickle {words[1]}: done"
+        return (f"unknown command {' '.join(words)!r} (forget PROTO PORT, forget-all, unrule PROTO PORT, list, "
+                "trickle KIND:MS|off)")
 
 
 def main():

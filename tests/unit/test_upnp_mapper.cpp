@@ -17,12 +17,15 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// What a scripted add answers when its reply cannot be read.
+constexpr int kUnreadable = -1;
+
 // A scripted gateway: each add answers with the next scripted code (0 =
-// success), and its table holds what it made.
+// success, kUnreadable, or a UPnP error), and its table holds what it made.
 class FakeIgd final : public IgdControl {
  public:
   bool v2 = false;
-  std::deque<int> add_answers;                 // UPnP codes for successive adds
+  std::deque<int> add_answers;                 // codes for successive adds
   // Whether the gateway makes the mapping when it answers `code`: it may act,
   // then send a reply that cannot be read.
   std::function<bool(int)> acts_on = [](int code) { return code == 0; };
@@ -43,40 +46,50 @@ class FakeIgd final : public IgdControl {
   int external_calls = 0;
 
   bool has_add_any_port_mapping() const override { return v2; }
-  std::error_code add_port_mapping(const PortMappingArgs& args) override {
+  boost::asio::awaitable<std::error_code> add_port_mapping(PortMappingArgs args) override {
     actions.emplace_back("AddPortMapping");
-    return next_add(args, args.external_port);
+    co_return next_add(args, args.external_port);
   }
-  Result<std::uint16_t> add_any_port_mapping(const PortMappingArgs& args) override {
+  boost::asio::awaitable<Result<std::uint16_t>> add_any_port_mapping(PortMappingArgs args) override {
     REQUIRE(v2);
     actions.emplace_back("AddAnyPortMapping");
     const auto port = reserve(args.external_port);
-    if (auto ec = next_add(args, port)) return ec;
-    return port;
+    if (auto ec = next_add(args, port)) co_return ec;
+    co_return port;
   }
-  std::error_code delete_port_mapping(Transport proto, std::uint16_t port) override {
+  boost::asio::awaitable<std::error_code> delete_port_mapping(Transport proto, std::uint16_t port) override {
     deletes.emplace_back(proto, port);
-    if (delete_answer) return make_upnp_error(delete_answer);
+    if (delete_answer) co_return make_upnp_error(delete_answer);
     held.erase({proto, port});
-    return {};
+    co_return std::error_code{};
   }
-  Result<PortMappingEntry> get_specific_port_mapping(Transport proto, std::uint16_t port) override {
+  boost::asio::awaitable<Result<PortMappingEntry>> get_specific_port_mapping(Transport proto,
+                                                                            std::uint16_t port) override {
     ++entry_calls;
-    if (entry) return *entry;
+    if (entry) co_return *entry;
     const auto found = held.find({proto, port});
-    if (found == held.end()) return make_upnp_error(714);
-    return found->second;
+    if (found == held.end()) co_return make_upnp_error(714);
+    co_return found->second;
   }
   std::vector<Result<ListedPortMapping>> table;  // what get_generic_port_mapping lists; 713 after it
   int list_calls = 0;
-  Result<ListedPortMapping> get_generic_port_mapping(std::uint32_t index) override {
+  boost::asio::awaitable<Result<ListedPortMapping>> get_generic_port_mapping(std::uint32_t index) override {
     ++list_calls;
-    if (index < table.size()) return table[index];
-    return make_upnp_error(713);
+    if (index < table.size()) co_return table[index];
+    co_return make_upnp_error(713);
   }
-  Result<std::string> get_external_ip_address() override {
+  boost::asio::awaitable<Result<std::vector<ListedPortMapping>>> get_list_of_port_mappings(
+      Transport proto, std::uint16_t first_port, std::uint16_t last_port, std::uint16_t at_most) override {
+    std::vector<ListedPortMapping> listed;
+    for (const auto& [key, held_entry] : held) {
+      if (key.first == proto && key.second >= first_port && key.second <= last_port && listed.size() < at_most)
+        listed.push_back({key.first, key.second, held_entry});
+    }
+    co_return listed;
+  }
+  boost::asio::awaitable<Result<std::string>> get_external_ip_address() override {
     ++external_calls;
-    return external;
+    co_return external;
   }
 
  private:
@@ -88,6 +101,7 @@ class FakeIgd final : public IgdControl {
     if (acts_on(code)) {
       if (auto made = holds(args)) held[{args.proto, port}] = *made;
     }
+    if (code == kUnreadable) return make_error_code(Errc::bad_reply);
     return code ? make_upnp_error(code) : std::error_code{};
   }
 };
@@ -99,8 +113,7 @@ struct Fixture {
   UpnpMapperOptions options{false, 3, 42};
 
   UpnpMapper mapper() {
-    // The loop itself plays the worker pool: calls run inline, deterministically.
-    return UpnpMapper(igd, BlockingRunner(loop.get_executor(), 1000ms), "10.77.0.2", options, time);
+    return UpnpMapper(igd, "10.77.0.2", options, time);
   }
   void pass(std::chrono::seconds duration) {
     time.run_until(loop, [] { return false; }, duration);
@@ -278,12 +291,12 @@ TEST_CASE("a gateway that cannot show its entry is believed, with the lease aske
 
 TEST_CASE("an add whose reply cannot be read counts as made when the gateway holds it") {
   Fixture f;
-  f.igd->acts_on = [](int code) { return code == 0 || code == -4; };
+  f.igd->acts_on = [](int code) { return code == 0 || code == kUnreadable; };
   for (bool v2 : {false, true}) {
     f.igd->v2 = v2;
     f.igd->held.clear();
     SECTION(v2 ? "AddAnyPortMapping, made" : "AddPortMapping, made") {
-      f.igd->add_answers = {-4};
+      f.igd->add_answers = {kUnreadable};
       auto mapping = f.map(request(7076));
       REQUIRE(mapping);
       CHECK(mapping->external_port == 7076);
@@ -292,10 +305,10 @@ TEST_CASE("an add whose reply cannot be read counts as made when the gateway hol
     }
     SECTION(v2 ? "AddAnyPortMapping, not made" : "AddPortMapping, not made") {
       f.igd->acts_on = [](int code) { return code == 0; };
-      f.igd->add_answers = {-4};
+      f.igd->add_answers = {kUnreadable};
       auto mapping = f.map(request(7076));
       REQUIRE_FALSE(mapping);
-      CHECK(mapping.error() == make_upnp_error(-4));
+      CHECK(mapping.error() == Errc::bad_reply);
     }
   }
 }
@@ -514,19 +527,6 @@ TEST_CASE("unmap deletes only this host's mapping") {
     f.igd->delete_answer = 606;
     CHECK(run_loop(f.loop, m.unmap(mine)) == MapFailure::not_authorized);
   }
-}
-
-// [realtime]: a worker thread really blocks; the loop's deadline must free the caller anyway.
-TEST_CASE("a blocking call past its deadline times out instead of hanging the loop", "[realtime]") {
-  boost::asio::io_context loop;
-  boost::asio::io_context stuck_workers;  // never run: the call never completes
-  const BlockingRunner runner(stuck_workers.get_executor(), 20ms);
-  auto call = []() -> Result<int> { return 1; };
-  const auto started = std::chrono::steady_clock::now();
-  auto result = run_loop(loop, runner.run(std::move(call)));
-  REQUIRE_FALSE(result);
-  CHECK(result.error() == Errc::timed_out);
-  CHECK(std::chrono::steady_clock::now() - started < 2s);
 }
 
 namespace {
