@@ -146,6 +146,9 @@ asio::awaitable<Result<UpnpMapper::Grant>> UpnpMapper::add_and_read_back(const P
   if (!added && !unreadable_reply(added.error())) co_return added.error();
   // The entry the gateway holds now tells whether the mapping is there, and
   // the lease it really holds (some gateways shorten it, or ignore it).
+  // Where the gateway lists its entries, the batch's grants are read back
+  // together (read_back): the word of a readable reply stands until then.
+  if (added && reads_back_later()) co_return Grant{*added, held_lease(args.lease, args.lease)};
   const auto port = added ? *added : args.external_port;
   const auto entry = co_await entry_at(args.proto, port);
   switch (holder_of(entry, args)) {
@@ -254,8 +257,7 @@ asio::awaitable<Result<std::vector<Mapping>>> UpnpMapper::list_table(std::size_t
 }
 
 asio::awaitable<Result<bool>> UpnpMapper::holds(const Mapping& mapping) {
-  const PortMappingArgs args{mapping.request.proto, mapping.external_port, mapping.request.internal_port,
-                             client_of(mapping.request), {}, {}};
+  const auto args = args_of(mapping);
   const auto entry = co_await entry_at(args.proto, args.external_port);
   const auto holder = holder_of(entry, args);
   if (holder == Holder::unknown) co_return Result<bool>(boost::system::in_place_error, entry.error());
@@ -268,6 +270,90 @@ asio::awaitable<Result<GatewayCheck>> UpnpMapper::check(const Mapping& sample) {
   const auto address = co_await ask_external_address();
   if (!address) co_return address.error();
   co_return GatewayCheck{!*held, *address, std::nullopt};
+}
+
+bool UpnpMapper::lists_mappings() const { return igd_->has_add_any_port_mapping() && !list_refused_; }
+
+PortMappingArgs UpnpMapper::args_of(const Mapping& mapping) const {
+  return {mapping.request.proto, mapping.external_port, mapping.request.internal_port, client_of(mapping.request), {},
+          {}};
+}
+
+asio::awaitable<Result<UpnpMapper::Listing>> UpnpMapper::list_around(const std::vector<Mapping>& mappings) {
+  Listing listing;
+  // Gateways list in their own order, so a full page does not tell where it
+  // ends: its range is read again in halves instead.
+  std::vector<std::tuple<Transport, std::uint16_t, std::uint16_t>> ranges;
+  for (const auto proto : {Transport::udp, Transport::tcp}) {
+    std::optional<std::pair<std::uint16_t, std::uint16_t>> span;
+    for (const auto& mapping : mappings) {
+      if (mapping.request.proto != proto) continue;
+      const auto port = mapping.external_port;
+      span = span ? std::pair(std::min(span->first, port), std::max(span->second, port)) : std::pair(port, port);
+    }
+    if (span) ranges.emplace_back(proto, span->first, span->second);
+  }
+  for (int requests = 0; !ranges.empty() && requests < kMaxListRequests; ++requests) {
+    const auto [proto, first, last] = ranges.back();
+    ranges.pop_back();
+    auto page = co_await igd_->get_list_of_port_mappings(proto, first, last, kListPage);
+    if (!page) co_return page.error();
+    if (page->size() >= kListPage && first < last) {
+      const auto middle = static_cast<std::uint16_t>(first + (last - first) / 2);
+      ranges.emplace_back(proto, static_cast<std::uint16_t>(middle + 1), last);
+      ranges.emplace_back(proto, first, middle);
+    }
+    for (auto& listed : *page) listing.entries.insert_or_assign({listed.proto, listed.external_port}, std::move(listed.entry));
+  }
+  listing.unread = std::move(ranges);
+  co_return listing;
+}
+
+asio::awaitable<Result<std::vector<std::optional<HeldLease>>>> UpnpMapper::read_back(std::vector<Mapping> mappings) {
+  std::vector<std::optional<HeldLease>> held(mappings.size());
+  std::optional<Listing> listing;
+  if (lists_mappings()) {
+    auto listed = co_await list_around(mappings);
+    if (listed) listing = std::move(*listed);
+    else if (lacks_action(listed.error())) list_refused_ = true;
+    else co_return listed.error();
+  }
+  for (std::size_t i = 0; i < mappings.size(); ++i) {
+    const auto& mapping = mappings[i];
+    const auto args = args_of(mapping);
+    const auto believed = held_lease(mapping.lifetime, mapping.permanent ? std::chrono::seconds(0) : mapping.lifetime);
+    std::optional<Result<PortMappingEntry>> entry;
+    if (listing) {
+      const auto key = std::pair(args.proto, args.external_port);
+      const auto unread = std::any_of(listing->unread.begin(), listing->unread.end(), [&](const auto& range) {
+        return std::get<0>(range) == key.first && std::get<1>(range) <= key.second && key.second <= std::get<2>(range);
+      });
+      if (unread) {
+        held[i] = HeldLease{believed.lifetime, believed.permanent};
+        continue;
+      }
+      if (const auto found = listing->entries.find(key); found != listing->entries.end()) entry = found->second;
+    }
+    // Not listed as asked, or no listing: the entry itself decides (some
+    // gateways list fewer entries than a page holds).
+    if (!entry || holder_of(*entry, args) != Holder::asker) entry = co_await entry_at(args.proto, args.external_port);
+    switch (holder_of(*entry, args)) {
+      case Holder::asker: {
+        const auto lease = held_lease(mapping.lifetime, (*entry)->lease);
+        held[i] = HeldLease{lease.lifetime, lease.permanent};
+        break;
+      }
+      case Holder::unknown:
+        if (entry->error() == MapFailure::gateway_unreachable) co_return entry->error();
+        // A gateway that cannot show its entry: its word stands.
+        held[i] = HeldLease{believed.lifetime, believed.permanent};
+        break;
+      case Holder::nobody:
+      case Holder::another:
+        break;
+    }
+  }
+  co_return held;
 }
 
 }  // namespace natkeeper::upnp

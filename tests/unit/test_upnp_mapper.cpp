@@ -2,7 +2,9 @@
 
 #include "result_printer.hpp"
 
+#include <algorithm>
 #include <deque>
+#include <optional>
 #include <functional>
 #include <map>
 
@@ -78,11 +80,17 @@ class FakeIgd final : public IgdControl {
     if (index < table.size()) co_return table[index];
     co_return make_upnp_error(713);
   }
+  int listing_calls = 0;                      // GetListOfPortMappings
+  std::optional<int> listing_error;           // its answer, when set
+  std::size_t listing_cap = SIZE_MAX;         // it lists at most so many, whatever was asked
   boost::asio::awaitable<Result<std::vector<ListedPortMapping>>> get_list_of_port_mappings(
       Transport proto, std::uint16_t first_port, std::uint16_t last_port, std::uint16_t at_most) override {
+    ++listing_calls;
+    if (listing_error) co_return make_upnp_error(*listing_error);
     std::vector<ListedPortMapping> listed;
     for (const auto& [key, held_entry] : held) {
-      if (key.first == proto && key.second >= first_port && key.second <= last_port && listed.size() < at_most)
+      if (key.first == proto && key.second >= first_port && key.second <= last_port &&
+          listed.size() < std::min<std::size_t>(at_most, listing_cap))
         listed.push_back({key.first, key.second, held_entry});
     }
     co_return listed;
@@ -627,4 +635,110 @@ TEST_CASE("the gateway's table is listed by index until its end, bounded", "[upn
 
   f.igd->table[1] = make_upnp_error(501);
   CHECK_FALSE(run_loop(f.loop, mapper.list_table(100)));
+}
+
+namespace {
+
+// `count` UDP mappings of this host from port `first` on, each as made with `lease`.
+std::vector<Mapping> made(std::uint16_t first, int count, std::chrono::seconds lease = 3600s) {
+  std::vector<Mapping> mappings;
+  for (int i = 0; i < count; ++i) {
+    const auto port = static_cast<std::uint16_t>(first + i);
+    mappings.push_back(Mapping{request(port), {}, port, lease, false});
+  }
+  return mappings;
+}
+
+void hold(FakeIgd& igd, const std::vector<Mapping>& mappings, std::string client = "10.77.0.2") {
+  for (const auto& m : mappings)
+    igd.held[{m.request.proto, m.external_port}] = PortMappingEntry{client, m.request.internal_port, "t", m.lifetime};
+}
+
+}  // namespace
+
+TEST_CASE("IGDv2: a batch's grants are read back in pages, not one lookup each", "[upnp]") {
+  Fixture f;
+  f.igd->v2 = true;
+  f.igd->add_answers = {0, 0, 0};
+  auto m = f.mapper();
+  CHECK(m.reads_back_later());
+  CHECK(m.read_back_per_request() == kListPage);
+  for (std::uint16_t port : {7076, 7077, 7078}) REQUIRE(run_loop(f.loop, m.map(request(port))));
+  CHECK(f.igd->entry_calls == 0);
+  f.igd->held[{Transport::udp, 7077}].internal_client = "10.77.0.9";  // another client's now
+  f.igd->held[{Transport::udp, 7078}].lease = 600s;                   // shortened
+  const auto held = run_loop(f.loop, m.read_back(made(7076, 3)));
+  REQUIRE(held);
+  REQUIRE(held->size() == 3);
+  REQUIRE((*held)[0]);
+  CHECK((*held)[0]->lifetime == 3600s);
+  CHECK_FALSE((*held)[1]);
+  REQUIRE((*held)[2]);
+  CHECK((*held)[2]->lifetime == 600s);
+  CHECK(f.igd->listing_calls == 1);
+  CHECK(f.igd->entry_calls == 1);  // the one not listed as made is looked up
+}
+
+TEST_CASE("IGDv2: a full page is read again in halves; a gateway that lists fewer is checked entry by entry",
+          "[upnp]") {
+  Fixture f;
+  f.igd->v2 = true;
+  auto m = f.mapper();
+  const auto ours = made(10000, 600);
+  hold(*f.igd, ours);
+  hold(*f.igd, made(20000, 300), "10.77.0.9");  // another client's, outside the range
+  SECTION("pages split until each fits") {
+    const auto held = run_loop(f.loop, m.read_back(ours));
+    REQUIRE(held);
+    CHECK(std::all_of(held->begin(), held->end(), [](const auto& h) { return h.has_value(); }));
+    CHECK(f.igd->listing_calls >= 3);
+    CHECK(f.igd->listing_calls <= 7);
+    CHECK(f.igd->entry_calls == 0);
+  }
+  SECTION("a gateway that lists at most 100") {
+    f.igd->listing_cap = 100;
+    const auto held = run_loop(f.loop, m.read_back(ours));
+    REQUIRE(held);
+    CHECK(std::all_of(held->begin(), held->end(), [](const auto& h) { return h.has_value(); }));
+    CHECK(f.igd->entry_calls == 500);
+  }
+}
+
+TEST_CASE("IGDv2 without GetListOfPortMappings, and IGDv1: one lookup a mapping", "[upnp]") {
+  Fixture f;
+  auto ours = made(7076, 3);
+  hold(*f.igd, ours);
+  f.igd->held.erase({Transport::udp, 7077});
+  SECTION("IGDv2 refusing the listing as unknown, remembered") {
+    f.igd->v2 = true;
+    f.igd->listing_error = 401;
+    auto m = f.mapper();
+    auto held = run_loop(f.loop, m.read_back(ours));
+    REQUIRE(held);
+    CHECK((*held)[0]);
+    CHECK_FALSE((*held)[1]);
+    CHECK(f.igd->listing_calls == 1);
+    CHECK(f.igd->entry_calls == 3);
+    CHECK_FALSE(m.reads_back_later());
+    CHECK(m.read_back_per_request() == 1);
+    held = run_loop(f.loop, m.read_back(ours));
+    CHECK(f.igd->listing_calls == 1);
+  }
+  SECTION("IGDv1") {
+    auto m = f.mapper();
+    CHECK_FALSE(m.reads_back_later());
+    const auto held = run_loop(f.loop, m.read_back(ours));
+    REQUIRE(held);
+    CHECK((*held)[0]);
+    CHECK_FALSE((*held)[1]);
+    CHECK((*held)[2]);
+    CHECK(f.igd->listing_calls == 0);
+    CHECK(f.igd->entry_calls == 3);
+  }
+  SECTION("a gateway that does not answer fails the read-back") {
+    f.igd->entry = make_error_code(Errc::timed_out);
+    auto m = f.mapper();
+    const auto held = run_loop(f.loop, m.read_back(ours));
+    REQUIRE_FALSE(held);
+  }
 }
