@@ -24,6 +24,7 @@
 #include "mappers/errors.hpp"
 #include "mappers/upnp/http_client.hpp"
 #include "mappers/upnp/soap_igd.hpp"
+#include "tests/unit/http_request_reader.hpp"
 #include "tests/unit/run_loop.hpp"
 
 namespace asio = boost::asio;
@@ -241,18 +242,9 @@ class SoapGateway {
     while (true) {
       auto [ec, socket] = co_await acceptor_.async_accept(token);
       if (ec) co_return;
-      std::string request;
-      auto [read_error, head_size] =
-          co_await asio::async_read_until(socket, asio::dynamic_buffer(request), "\r\n\r\n", token);
-      if (read_error) continue;
-      const auto length_at = request.find("Content-Length: ");
-      const auto body_size = length_at == std::string::npos ? 0 : std::stoul(request.substr(length_at + 16));
-      while (request.size() < head_size + body_size) {
-        char chunk[1024];
-        auto [body_error, got] = co_await socket.async_read_some(asio::buffer(chunk), token);
-        if (body_error) break;
-        request.append(chunk, got);
-      }
+      auto received = co_await natkeeper::testing::read_http_request(socket);
+      if (!received) continue;
+      const auto& request = *received;
       const auto path = request.substr(5, request.find(' ', 5) - 5);  // after "POST "
       const auto action_at = request.find("SOAPAction: \"") + 13;
       const auto soap_action = request.substr(action_at, request.find('"', action_at) - action_at);

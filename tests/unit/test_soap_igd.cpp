@@ -25,6 +25,7 @@
 #include "mappers/errors.hpp"
 #include "mappers/upnp/soap_igd.hpp"
 #include "mappers/upnp/xml_text.hpp"
+#include "tests/unit/http_request_reader.hpp"
 #include "tests/unit/run_loop.hpp"
 
 namespace asio = boost::asio;
@@ -62,18 +63,9 @@ class ScriptedControl {
     for (int i = 0; i < connections; ++i) {
       auto [ec, socket] = co_await acceptor_.async_accept(token);
       if (ec) co_return;
-      std::string request;
-      auto [read_error, head_size] =
-          co_await asio::async_read_until(socket, asio::dynamic_buffer(request), "\r\n\r\n", token);
-      if (read_error) continue;
-      const auto length_at = request.find("Content-Length: ");
-      const auto body_size = length_at == std::string::npos ? 0 : std::stoul(request.substr(length_at + 16));
-      while (request.size() < head_size + body_size) {
-        char chunk[1024];
-        auto [body_error, got] = co_await socket.async_read_some(asio::buffer(chunk), token);
-        if (body_error) break;
-        request.append(chunk, got);
-      }
+      auto received = co_await natkeeper::testing::read_http_request(socket);
+      if (!received) continue;
+      const auto& request = *received;
       requests_.push_back(request);
       co_await behave_(socket, request);
     }
