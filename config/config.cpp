@@ -147,12 +147,20 @@ void read_profile(const TableReader& profile, Config& config) {
   }
 }
 
+}  // namespace
+
+std::optional<std::string> lease_problem(std::int64_t seconds) {
+  if (seconds == kPermanentLease.count() || (seconds >= kMinLease.count() && seconds <= kMaxLease.count()))
+    return std::nullopt;
+  return fmt::format("{} is neither 0 (permanent) nor in {}-{} seconds", seconds, kMinLease.count(), kMaxLease.count());
+}
+
+namespace {
+
 void read_mapping(const TableReader& mapping, Config& config) {
   mapping.only({"lease", "description", "allow_other_external_port", "ports", "warn_above"});
   if (auto lease = mapping.get<std::int64_t>("lease", "an integer number of seconds")) {
-    if (lease->first < kMinLease.count() || lease->first > kMaxLease.count())
-      throw Invalid{lease->second, mapping.path("lease"),
-                    fmt::format("{} is out of range {}-{} seconds", lease->first, kMinLease.count(), kMaxLease.count())};
+    if (auto problem = lease_problem(lease->first)) throw Invalid{lease->second, mapping.path("lease"), *problem};
     config.lease = std::chrono::seconds(lease->first);
   }
   if (auto description = mapping.get<std::string>("description", "a string")) {

@@ -22,6 +22,11 @@ inline constexpr std::string_view kProtocolChoices = "auto, pcp, natpmp, upnp";
 
 inline constexpr std::chrono::seconds kMinLease{60};
 inline constexpr std::chrono::seconds kMaxLease{604800};  // IGDv2's upper bound
+// Lease 0: a permanent mapping where the gateway has them (UPnP), for routers
+// that end finite leases early; natkeeper deletes it when it lets go.
+inline constexpr std::chrono::seconds kPermanentLease{0};
+// Why `seconds` is no lease to ask for (for --lease and mapping.lease), or nullopt.
+std::optional<std::string> lease_problem(std::int64_t seconds);
 inline constexpr std::chrono::seconds kMinVerifyInterval{60};
 // Every port of both transports.
 inline constexpr std::int64_t kMaxPlannedMappings = 2 * 65535;

@@ -55,11 +55,6 @@ class NatkeeperCategory final : public std::error_category {
 
 std::string_view upnp_error_name(int code) {
   switch (code) {
-    case -1: return "unknown error";
-    case -2: return "invalid arguments";
-    case -3: return "HTTP error talking to the gateway";
-    case -4: return "invalid response from the gateway";
-    case -5: return "out of memory";
     case 401: return "Invalid Action";
     case 402: return "Invalid Args";
     case 501: return "Action Failed";
@@ -86,7 +81,6 @@ class UpnpCategory final : public std::error_category {
   const char* name() const noexcept override { return "upnp"; }
   std::string message(int code) const override {
     const auto text = upnp_error_name(code);
-    if (code < 0) return fmt::format("miniupnpc: {}", text);
     if (text.empty()) return fmt::format("UPnP error {}", code);
     return fmt::format("UPnP error {} {}", code, text);
   }
@@ -165,8 +159,6 @@ class MapFailureCategory final : public std::error_category {
       return error_category::equivalent(code, condition);
     if (!code) return false;
     if (code == Errc::no_gateway_answer || code == Errc::timed_out) return true;
-    // libminiupnpc's own negative codes: no HTTP answer, a broken reply.
-    if (code.category() == upnp_category()) return code.value() < 0;
     return code.category() == std::system_category() || code.category() == std::generic_category();
   }
 };

@@ -31,8 +31,7 @@ enum class Errc {
 const std::error_category& natkeeper_category();
 std::error_code make_error_code(Errc e);
 
-// UPnP-IGD: the value is the UPnP errorCode (718, 725, ...) or one of
-// libminiupnpc's negative UPNPCOMMAND_* codes.
+// UPnP-IGD: the value is the UPnP errorCode (718, 725, ...) of a SOAP fault.
 const std::error_category& upnp_category();
 std::error_code make_upnp_error(int code);
 
@@ -55,8 +54,8 @@ enum class MapFailure {
   // third_party_unsupported; PCP's refusals of a THIRD_PARTY request are
   // told apart by the caller, who knows the request named a device).
   third_party_refused,
-  // No answer (timeouts, libminiupnpc's HTTP failures) or a socket error: the
-  // gateway is not there, or not the one we knew.
+  // No answer (timeouts, a connection closed before any answer) or a socket
+  // error: the gateway is not there, or not the one we knew.
   gateway_unreachable,
 };
 const std::error_category& map_failure_category();

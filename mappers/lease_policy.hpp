@@ -23,6 +23,15 @@ constexpr std::chrono::seconds scheduled_lease(std::chrono::seconds requested, s
   return granted < bound ? granted : bound;
 }
 
+// NAT-PMP and PCP leases always expire (lifetime 0 deletes): a permanent
+// mapping asked for (lease 0) gets this lifetime there, renewed as any.
+inline constexpr std::chrono::seconds kLifetimeForPermanent = std::chrono::hours(2);
+
+// The lifetime an expiring-lease protocol asks for, given the lease asked.
+constexpr std::chrono::seconds expiring_lifetime(std::chrono::seconds requested) {
+  return requested.count() > 0 ? requested : kLifetimeForPermanent;
+}
+
 // True when a grant is so far above the request that the reply must be
 // confirmed by asking again before it is believed.
 constexpr bool needs_confirmation(std::chrono::seconds requested, std::chrono::seconds granted) {

@@ -47,7 +47,7 @@ CliParse parse_cli(int argc, const char* const* argv) {
                  "Map for this LAN device (repeatable), by IPv4 address or MAC, instead of this host")
       ->allow_extra_args(false);
   app.add_flag("--no-default-profile", options.no_default_profile, "Do not map the built-in Ring profile");
-  app.add_option("--lease", options.lease_seconds, "Requested mapping lifetime in seconds (default 3600)");
+  app.add_option("--lease", options.lease_seconds, "Requested mapping lifetime in seconds (default 3600; 0: permanent where the gateway has it)");
   app.add_flag("--no-verify", options.no_verify, "Do not verify mappings from outside");
   app.add_option("--reflector", options.reflector,
                  "natkeeper-reflector HOST:PORT that probes each mapping from outside (UDP and TCP)");
@@ -106,9 +106,7 @@ std::optional<std::string> apply_cli(const CliOptions& options, config::Config& 
   if (options.no_default_profile) config.ring_profile = false;
   if (options.lease_seconds) {
     const auto lease = *options.lease_seconds;
-    if (lease < config::kMinLease.count() || lease > config::kMaxLease.count())
-      return fmt::format("--lease {}: expected seconds in {}-{}", lease, config::kMinLease.count(),
-                         config::kMaxLease.count());
+    if (auto problem = config::lease_problem(lease)) return fmt::format("--lease: {}", *problem);
     config.lease = std::chrono::seconds(lease);
   }
   if (options.no_verify) config.verify = false;

@@ -2,7 +2,6 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -29,7 +28,6 @@ namespace {
 struct Session {
   const config::Config& config;
   bool json;
-  asio::any_io_executor workers;
 };
 
 const MappingReport& first_failure(const RunReport& report) {
@@ -67,7 +65,7 @@ asio::awaitable<int> once(const Session& session) {
     log::error("nothing to map: the profile is off and no ports are given (--map or mapping.ports)");
     co_return kExitUsage;
   }
-  auto connection = co_await connect(session.config, session.workers);
+  auto connection = co_await connect(session.config);
   if (!connection) co_return kExitUnavailable;
   auto& [path, found] = *connection;
   auto [requests, missing_devices] = plan_with_devices(session.config, path);
@@ -119,7 +117,7 @@ asio::awaitable<int> once(const Session& session) {
 }
 
 asio::awaitable<int> remove(const Session& session) {
-  auto connection = co_await connect(session.config, session.workers);
+  auto connection = co_await connect(session.config);
   if (!connection) co_return kExitUnavailable;
   auto& [path, found] = *connection;
   auto requests = plan_with_devices(session.config, path).first;
@@ -140,7 +138,7 @@ asio::awaitable<int> remove(const Session& session) {
       if (external_ports.emplace(mapping.request.internal_client, mapping.request.proto, mapping.external_port).second)
         mappings.push_back(std::move(mapping));
   } else if (!recorded.state.mappings.empty()) {
-    recorded_left = (co_await remove_recorded(recorded.state, session.config, session.workers)).size();
+    recorded_left = (co_await remove_recorded(recorded.state, session.config)).size();
   }
   const auto errors = co_await unmap_all(*found.mapper, mappings, parallel_requests(found.method));
   nlohmann::json failures = nlohmann::json::array();
@@ -183,7 +181,7 @@ asio::awaitable<int> discover_command(const Session& session) {
     log::error("cannot find the gateway: {}", path.error().message());
     co_return kExitUnavailable;
   }
-  auto discovery = co_await discover(*path, session.config, session.workers, DiscoveryGoal::list_all);
+  auto discovery = co_await discover(*path, session.config, DiscoveryGoal::list_all);
   const auto chosen_ip = discovery.found.empty() ? std::nullopt : known_external_ip(discovery.found.front());
   const auto observer = co_await observe(session.config, *path);
   const auto observed = observer ? std::optional(observer->public_address) : std::nullopt;
@@ -254,10 +252,8 @@ asio::awaitable<int> find_devices_command(const Session& session) {
 }  // namespace
 
 int run_command(Mode mode, const config::Config& config, bool json) {
-  // Declared after the loop so it is joined first: its threads post results to the loop.
   asio::io_context loop;
-  asio::thread_pool workers(parallel_requests(Method::upnp));
-  const Session session{config, json, workers.get_executor()};
+  const Session session{config, json};
   int exit_code = kExitUnavailable;
   auto body = [&]() -> asio::awaitable<int> {
     switch (mode) {

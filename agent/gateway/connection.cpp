@@ -53,7 +53,7 @@ std::optional<asio::ip::address> known_external_ip(const FoundProtocol& found) {
   return std::nullopt;
 }
 
-asio::awaitable<std::optional<Connection>> connect(const config::Config& config, asio::any_io_executor workers) {
+asio::awaitable<std::optional<Connection>> connect(const config::Config& config) {
   auto path = locate_gateway(config);
   if (!path) {
     log::error("cannot find the gateway: {}", path.error().message());
@@ -62,7 +62,7 @@ asio::awaitable<std::optional<Connection>> connect(const config::Config& config,
   log::info("gateway {} via {} ({})", path->gateway.to_string(), path->local.name,
             path->local.address.to_string());
   const auto started = std::chrono::steady_clock::now();
-  auto discovery = co_await discover(*path, config, workers, DiscoveryGoal::map_soon);
+  auto discovery = co_await discover(*path, config, DiscoveryGoal::map_soon);
   const std::chrono::duration<double, std::milli> decided = std::chrono::steady_clock::now() - started;
   if (discovery.found.empty()) {
     std::string reasons;

@@ -32,7 +32,7 @@ struct Connection {
 };
 
 // Finds the gateway and the best protocol it speaks; logs why not and returns
-// nullopt. Blocking libminiupnpc calls run on `workers`.
-asio::awaitable<std::optional<Connection>> connect(const config::Config& config, asio::any_io_executor workers);
+// nullopt.
+asio::awaitable<std::optional<Connection>> connect(const config::Config& config);
 
 }  // namespace natkeeper

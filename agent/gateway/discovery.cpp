@@ -13,14 +13,13 @@
 
 #include "agent/base/log.hpp"
 #include "agent/base/state_dir.hpp"
-#include "mappers/blocking_runner.hpp"
 #include "mappers/errors.hpp"
 #include "mappers/natpmp/natpmp_mapper.hpp"
 #include "mappers/pcp/pcp_mapper.hpp"
 #include "mappers/pcp/pcp_nonce.hpp"
-#include "mappers/upnp/http_get.hpp"
+#include "mappers/upnp/http_client.hpp"
 #include "mappers/upnp/http_url.hpp"
-#include "mappers/upnp/miniupnpc_igd.hpp"
+#include "mappers/upnp/soap_igd.hpp"
 #include "mappers/upnp/ssdp_search.hpp"
 #include "mappers/upnp/upnp_mapper.hpp"
 
@@ -40,8 +39,8 @@ constexpr auto kPreferenceGrace = 20ms;
 // SSDP: long enough for a device that spreads its answer over MX = 1 s plus a
 // resent search.
 constexpr auto kSsdpDeadline = 2500ms;
-// Bound on one description fetch or SOAP call.
-constexpr auto kUpnpCallDeadline = 5000ms;
+// Bound on one description fetch.
+constexpr auto kDescriptionDeadline = 5000ms;
 // PCP requests in normal operation give up after this (RFC 6887 would retry forever).
 constexpr auto kPcpRequestDeadline = 10000ms;
 
@@ -75,26 +74,21 @@ std::vector<Method> methods_for(const config::Config& config) {
 struct ProbeContext {
   GatewayPath path;
   config::Config config;
-  asio::any_io_executor workers;
   Clock::time_point started;
   DiscoveryGoal goal;
 };
 
 asio::awaitable<Result<FoundProtocol>> probe_upnp(ProbeContext context) {
-  const BlockingRunner runner(context.workers, kUpnpCallDeadline);
   auto open = [&](const std::string& location) -> asio::awaitable<Result<FoundProtocol>> {
     const auto url = upnp::parse_http_url(location);
     if (!url) co_return make_error_code(Errc::not_an_igd);
-    auto fetched = co_await upnp::http_get(*url, {kUpnpCallDeadline, {}});
+    auto fetched = co_await upnp::http_get(*url, {kDescriptionDeadline, {}});
     if (fetched.error) {
       log::info("UPnP: {}: {}", location, fetched.detail);
       co_return fetched.error;
     }
-    // Blocking when the description offers several WAN connections, which are asked about.
-    auto open_description = [location, description = std::move(fetched.body)] {
-      return upnp::open_igd(location, description);
-    };
-    auto igd = co_await runner.run(std::move(open_description));
+    // When the description offers several WAN connections, they are asked about.
+    auto igd = co_await upnp::open_igd(location, std::move(fetched.body));
     if (!igd) {
       log::info("UPnP: {}: {}", location, igd.error().message());
       co_return igd.error();
@@ -109,8 +103,8 @@ asio::awaitable<Result<FoundProtocol>> probe_upnp(ProbeContext context) {
     options.allow_other_external_port = context.config.allow_other_external_port;
     FoundProtocol found;
     found.method = Method::upnp;
-    found.mapper = std::make_unique<upnp::UpnpMapper>(igd->control, runner,
-                                                      context.path.local.address.to_string(), options);
+    found.mapper =
+        std::make_unique<upnp::UpnpMapper>(igd->control, context.path.local.address.to_string(), options);
     found.detail = fmt::format("IGDv{} at {}", igd->description.version, location);
     found.event_url = igd->description.event_url;
     found.answer_time = Clock::now() - context.started;
@@ -273,8 +267,7 @@ Result<GatewayPath> locate_gateway(const config::Config& config) {
   return path;
 }
 
-asio::awaitable<Discovery> discover(const GatewayPath& path, const config::Config& config,
-                                    asio::any_io_executor workers, DiscoveryGoal goal) {
+asio::awaitable<Discovery> discover(const GatewayPath& path, const config::Config& config, DiscoveryGoal goal) {
   const auto started = Clock::now();
   const auto executor = co_await asio::this_coro::executor;
   auto race = std::make_shared<Race>(executor);
@@ -282,7 +275,7 @@ asio::awaitable<Discovery> discover(const GatewayPath& path, const config::Confi
   for (const auto method : methods) {
     const auto i = index_of(method);
     race->running[i] = true;
-    auto task = probe(method, ProbeContext{path, config, workers, started, goal});
+    auto task = probe(method, ProbeContext{path, config, started, goal});
     auto finished = [race, i](std::exception_ptr error, Result<FoundProtocol> result) {
       // A probe cancelled after the race was decided ends with an exception.
       if (error) result = std::make_error_code(std::errc::operation_canceled);

@@ -70,9 +70,8 @@ asio::awaitable<Result<FoundProtocol>> open_gateway_igd(const asio::ip::address_
                                                         const NextSsdpAnswer& next, const OpenIgd& open);
 
 // Probes PCP (ANNOUNCE), NAT-PMP (public address) and UPnP-IGD (SSDP) at the
-// same time, or only the configured protocol. Blocking libminiupnpc calls run
-// on `workers`. Probes that lose the race are cancelled before this returns.
-asio::awaitable<Discovery> discover(const GatewayPath& path, const config::Config& config,
-                                    asio::any_io_executor workers, DiscoveryGoal goal);
+// same time, or only the configured protocol. Probes that lose the race are
+// cancelled before this returns.
+asio::awaitable<Discovery> discover(const GatewayPath& path, const config::Config& config, DiscoveryGoal goal);
 
 }  // namespace natkeeper

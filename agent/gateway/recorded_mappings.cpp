@@ -57,8 +57,7 @@ bool recorded_through(const state::ServiceState& state, const Connection& connec
          state.local_address == connection.path.local.address.to_string();
 }
 
-asio::awaitable<std::vector<Mapping>> remove_recorded(const state::ServiceState& state, const config::Config& config,
-                                                      asio::any_io_executor workers) {
+asio::awaitable<std::vector<Mapping>> remove_recorded(const state::ServiceState& state, const config::Config& config) {
   auto mappings = recorded_mappings(state);
   if (mappings.empty()) co_return mappings;
   auto there = config;
@@ -68,7 +67,7 @@ asio::awaitable<std::vector<Mapping>> remove_recorded(const state::ServiceState&
   there.protocol = config::parse_protocol_choice(state.method).value_or(config::ProtocolChoice::automatic);
   if (bad_address) co_return mappings;
   log::notice("removing {} mappings an earlier run made via {} at {}", mappings.size(), state.method, state.gateway);
-  auto connection = co_await connect(there, workers);
+  auto connection = co_await connect(there);
   if (!connection) {
     log::warning("cannot reach {} via {} to remove {} earlier mappings; they expire with their leases", state.gateway,
                  state.method, mappings.size());

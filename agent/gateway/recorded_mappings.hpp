@@ -31,7 +31,6 @@ bool recorded_through(const state::ServiceState& state, const Connection& connec
 // Removes recorded mappings through the protocol they were made with, at the
 // gateway they were made on (found again for this alone). Returns those that
 // could not be removed.
-asio::awaitable<std::vector<Mapping>> remove_recorded(const state::ServiceState& state, const config::Config& config,
-                                                      asio::any_io_executor workers);
+asio::awaitable<std::vector<Mapping>> remove_recorded(const state::ServiceState& state, const config::Config& config);
 
 }  // namespace natkeeper

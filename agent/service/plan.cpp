@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "mappers/errors.hpp"
+#include "mappers/lease_policy.hpp"
 
 namespace natkeeper {
 namespace {
@@ -44,6 +45,12 @@ PlannedMapping unmapped_entry(std::shared_ptr<const MapRequest> run, std::uint16
   entry.internal_port = entry.wanted_external_port = port;
   entry.note = "not mapped yet";
   return entry;
+}
+
+// A permanent mapping is asked for again at the lease asked for, or, for a
+// lease 0, at the longest a renewal waits.
+std::chrono::seconds permanent_renewal_lease(std::chrono::seconds asked) {
+  return asked.count() > 0 ? asked : lease::kMaxScheduledLease;
 }
 
 }  // namespace
@@ -208,7 +215,8 @@ bool record_outcome(PlannedMapping& entry, const MapOutcome& outcome, Method met
     entry.mapping = grant_of(*outcome.mapping);
     entry.error = {};
     entry.failures = 0;
-    const auto lease = std::max(outcome.mapping->permanent ? entry.run->lifetime : outcome.mapping->lifetime,
+    const auto lease = std::max(outcome.mapping->permanent ? permanent_renewal_lease(entry.run->lifetime)
+                                                           : outcome.mapping->lifetime,
                                 policy::kShortestScheduledLease);
     entry.renew_at = now + policy::renewal_delay(lease, unit);
     entry.window_start = now + policy::renewal_window_start(lease);

@@ -64,7 +64,7 @@ int run_service(config::Config config, ConfigLoader load) {
   SupervisorHooks hooks{[](const std::string& line) { systemd::notify("STATUS=" + line); },
                         [] { systemd::notify("READY=1"); }};
   SystemTimebase time;
-  Supervisor supervisor(executor, time, system_effects(workers.get_executor()), std::move(config),
+  Supervisor supervisor(executor, time, system_effects(), std::move(config),
                         StateWriter(executor, workers.get_executor(), state_file_path()), std::move(hooks));
 
   ControlServer control(executor, control_socket_path(), [&] { return supervisor.status_parts(); });

@@ -55,12 +55,12 @@ std::string describe(const MapRequest& request) {
 
 }  // namespace
 
-SupervisorEffects system_effects(asio::any_io_executor workers) {
-  return {[workers](const config::Config& config) { return connect(config, workers); },
+SupervisorEffects system_effects() {
+  return {[](const config::Config& config) { return connect(config); },
           locate_gateway,
           verify_mappings,
-          [workers](const state::ServiceState& recorded, const config::Config& config) {
-            return remove_recorded(recorded, config, workers);
+          [](const state::ServiceState& recorded, const config::Config& config) {
+            return remove_recorded(recorded, config);
           },
           [](const config::Config& config, const LocalInterface& lan, const config::DeviceAddresses& previous) {
             return look_up_devices(config, lan, previous);

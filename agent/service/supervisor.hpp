@@ -69,8 +69,8 @@ struct SupervisorEffects {
       watch;
 };
 
-// The real ones; blocking libminiupnpc calls run on `workers`.
-SupervisorEffects system_effects(asio::any_io_executor workers);
+// The real ones.
+SupervisorEffects system_effects();
 
 class Supervisor {
  public:

@@ -316,7 +316,7 @@ asio::awaitable<Result<Mapping>> NatpmpMapper::map(MapRequest request) {
   // the datagram's source, always (RFC 6886 §3.3).
   if (for_other_device(request)) co_return make_error_code(Errc::third_party_unsupported);
   // Lifetime 0 would be a deletion (§3.4).
-  if (request.lifetime <= std::chrono::seconds::zero()) co_return make_error_code(std::errc::invalid_argument);
+  request.lifetime = lease::expiring_lifetime(request.lifetime);
   const auto lifetime = static_cast<std::uint32_t>(
       std::min<std::chrono::seconds::rep>(request.lifetime.count(), std::numeric_limits<std::uint32_t>::max()));
 

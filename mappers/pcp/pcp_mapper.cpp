@@ -175,6 +175,8 @@ asio::awaitable<Result<AnnounceAnswer>> PcpMapper::announce() {
 asio::awaitable<Result<Mapping>> PcpMapper::map(MapRequest request) {
   const auto third_party = third_party_of(request);
   if (!third_party) co_return third_party.error();
+  // Lifetime 0 would be a deletion (RFC 6887 §15).
+  request.lifetime = lease::expiring_lifetime(request.lifetime);
   const auto id = client_.map(request.proto, request.internal_port, request.wanted_external_port,
                               request.lifetime, Clock::now(), *third_party);
   // A refusal (for another device: NOT_AUTHORIZED, UNSUPP_OPTION when the

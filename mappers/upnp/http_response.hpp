@@ -1,8 +1,8 @@
 #pragma once
 // An HTTP/1.x response reader with hard limits, as a pure codec (bytes in, no
-// I/O): natkeeper fetches UPnP descriptions itself with it, so a LAN device
-// that answers with an endless header, a huge body or a bogus chunk size costs
-// at most the limits, and only the bytes go to libminiupnpc's XML parser.
+// I/O): natkeeper reads UPnP descriptions and SOAP answers with it, so a LAN
+// device that answers with an endless header, a huge body or a bogus chunk
+// size costs at most the limits, and only the bytes reach an XML parser.
 #include <cstddef>
 #include <optional>
 #include <string>

@@ -78,14 +78,18 @@ std::optional<std::string> absolute_url(std::string_view url, std::string_view b
   return *origin + std::string(url);
 }
 
-bool is_schemas_service(std::string_view type, std::string_view name) {
-  constexpr std::string_view prefix = "urn:schemas-upnp-org:service:";
-  return type.starts_with(prefix) && type.substr(prefix.size()).starts_with(name);
+// urn:DOMAIN:service:NAME followed by its version, one to three digits and
+// nothing else: the type goes into the SOAPAction header as it is.
+bool is_service(std::string_view type, std::string_view domain, std::string_view name) {
+  const auto prefix = "urn:" + std::string(domain) + ":service:" + std::string(name);
+  if (!type.starts_with(prefix)) return false;
+  const auto version = type.substr(prefix.size());
+  return !version.empty() && version.size() <= 3 &&
+         std::all_of(version.begin(), version.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-bool is_dslforum_service(std::string_view type, std::string_view name) {
-  constexpr std::string_view prefix = "urn:dslforum-org:service:";
-  return type.starts_with(prefix) && type.substr(prefix.size()).starts_with(name);
+bool is_schemas_service(std::string_view type, std::string_view name) {
+  return is_service(type, "schemas-upnp-org", name);
 }
 
 // 2 for the UPnP Forum's WANIPConnection:2 and later, 1 otherwise.
@@ -107,7 +111,7 @@ RootDescription parse_root_description(std::string_view xml) {
 
 bool is_wan_connection_service(std::string_view service_type) {
   for (const auto name : {std::string_view{"WANIPConnection:"}, std::string_view{"WANPPPConnection:"}}) {
-    if (is_schemas_service(service_type, name) || is_dslforum_service(service_type, name)) return true;
+    if (is_schemas_service(service_type, name) || is_service(service_type, "dslforum-org", name)) return true;
   }
   return false;
 }

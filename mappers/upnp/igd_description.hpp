@@ -25,14 +25,15 @@ struct RootDescription {
 inline constexpr std::size_t kMaxDescribedServices = 64;
 
 // Reads a description as leniently as libminiupnpc does: elements by their
-// local name (prefixes dropped), nothing validated, the five predefined
-// entities decoded, comments skipped, CDATA as text. What is no XML yields a
+// local name (prefixes dropped), nothing validated, entities decoded
+// (decode_xml_text), comments skipped, CDATA as text. What is no XML yields a
 // description without services.
 RootDescription parse_root_description(std::string_view xml);
 
 // The UPnP Forum's WANIPConnection and WANPPPConnection of any version, and the
 // same services as TR-064 names them (urn:dslforum-org), which DSL routers
-// offer with the same actions.
+// offer with the same actions. The type is the whole value: nothing may
+// follow the version number.
 bool is_wan_connection_service(std::string_view service_type);
 
 // A WAN connection service natkeeper's SOAP calls can drive.

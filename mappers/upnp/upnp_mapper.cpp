@@ -20,12 +20,10 @@ bool refuses_finite_lease(const std::error_code& refusal, std::chrono::seconds l
   return lease.count() > 0 && (refusal == MapFailure::only_permanent_leases || refusal == make_upnp_error(402));
 }
 
-// A reply that came but could not be read (libminiupnpc's
-// UPNPCOMMAND_INVALID_RESPONSE, or an AddAnyPortMapping reply without a port):
-// the gateway may have made the mapping all the same.
-bool unreadable_reply(const std::error_code& error) {
-  return error == make_upnp_error(-4) || error == Errc::bad_reply;
-}
+// A reply that came but could not be read (malformed, over its size limit, or
+// an AddAnyPortMapping reply without a port): the gateway may have made the
+// mapping all the same.
+bool unreadable_reply(const std::error_code& error) { return error == Errc::bad_reply; }
 
 // How far below the lease asked the time left in an entry read right after
 // the add may be, and still be that lease.
@@ -49,6 +47,11 @@ Holder holder_of(const Result<PortMappingEntry>& entry, const PortMappingArgs& a
 bool holder_explains(const std::error_code& refusal, bool for_device) {
   return refusal == make_upnp_error(714) || refusal == make_upnp_error(718) || refusal == make_upnp_error(501) ||
          (for_device && refusal == make_upnp_error(606));
+}
+
+// 714 or 718 to an add: the gateway sees a conflict.
+bool is_conflict(const std::error_code& refusal) {
+  return refusal == make_upnp_error(714) || refusal == make_upnp_error(718);
 }
 
 enum class Reading { as_sent, held_by_another, phantom_conflict, third_party_refused };
@@ -80,10 +83,9 @@ UpnpMapper::Lease UpnpMapper::held_lease(std::chrono::seconds asked, std::chrono
   return {std::min(held, asked.count() > 0 ? asked : lease::kMaxScheduledLease), false};
 }
 
-UpnpMapper::UpnpMapper(std::shared_ptr<IgdControl> igd, BlockingRunner runner,
-                       std::string internal_client, UpnpMapperOptions options, Timebase& time)
+UpnpMapper::UpnpMapper(std::shared_ptr<IgdControl> igd, std::string internal_client, UpnpMapperOptions options,
+                       Timebase& time)
     : igd_(std::move(igd)),
-      runner_(std::move(runner)),
       internal_client_(std::move(internal_client)),
       options_(options),
       time_(time),
@@ -95,10 +97,7 @@ asio::awaitable<Result<asio::ip::address>> UpnpMapper::external_address() {
 }
 
 asio::awaitable<Result<asio::ip::address>> UpnpMapper::ask_external_address() {
-  // Calls are named before co_await: GCC 12 destroys a temporary lambda in a
-  // co_await expression twice.
-  auto get_address = [igd = igd_] { return igd->get_external_ip_address(); };
-  auto text = co_await runner_.run(std::move(get_address));
+  auto text = co_await igd_->get_external_ip_address();
   if (!text) co_return text.error();
   // An empty address is one the gateway does not have (WANIPConnection:2
   // section 2.3.13); miniupnpd also gives it for a private one. Unspecified,
@@ -147,6 +146,9 @@ asio::awaitable<Result<UpnpMapper::Grant>> UpnpMapper::add_and_read_back(const P
   if (!added && !unreadable_reply(added.error())) co_return added.error();
   // The entry the gateway holds now tells whether the mapping is there, and
   // the lease it really holds (some gateways shorten it, or ignore it).
+  // Where the gateway lists its entries, the batch's grants are read back
+  // together (read_back): the word of a readable reply stands until then.
+  if (added && reads_back_later()) co_return Grant{*added, held_lease(args.lease, args.lease)};
   const auto port = added ? *added : args.external_port;
   const auto entry = co_await entry_at(args.proto, port);
   switch (holder_of(entry, args)) {
@@ -166,20 +168,17 @@ asio::awaitable<Result<UpnpMapper::Grant>> UpnpMapper::add_and_read_back(const P
 
 asio::awaitable<Result<std::uint16_t>> UpnpMapper::add(PortMappingArgs args) {
   if (uses_add_any()) {
-    auto add_any = [igd = igd_, args] { return igd->add_any_port_mapping(args); };
-    auto port = co_await runner_.run(std::move(add_any));
+    auto port = co_await igd_->add_any_port_mapping(args);
     if (port || !lacks_action(port.error())) co_return port;
     add_any_refused_ = true;
   }
-  auto add_one = [igd = igd_, args] { return igd->add_port_mapping(args); };
-  const auto ec = co_await runner_.run(std::move(add_one));
+  const auto ec = co_await igd_->add_port_mapping(args);
   if (ec) co_return ec;
   co_return args.external_port;
 }
 
 asio::awaitable<Result<PortMappingEntry>> UpnpMapper::entry_at(Transport proto, std::uint16_t external_port) {
-  auto get_entry = [igd = igd_, proto, external_port] { return igd->get_specific_port_mapping(proto, external_port); };
-  co_return co_await runner_.run(std::move(get_entry));
+  co_return co_await igd_->get_specific_port_mapping(proto, external_port);
 }
 
 asio::awaitable<Result<UpnpMapper::Grant>> UpnpMapper::explain_refusal(const PortMappingArgs& args,
@@ -190,6 +189,16 @@ asio::awaitable<Result<UpnpMapper::Grant>> UpnpMapper::explain_refusal(const Por
   if (reading == Reading::phantom_conflict) {
     auto again = co_await add_and_read_back(args);
     if (again) co_return again;
+    if (holder == Holder::asker && !for_device && is_conflict(again.error())) {
+      // Some routers will not refresh an entry, even for the client that
+      // holds it: it is made afresh (a moment without it beats its expiry).
+      // Not a device's: a router refusing third-party mappings would not
+      // make it again.
+      if (const auto removed = co_await igd_->delete_port_mapping(args.proto, args.external_port);
+          !removed || removed == make_upnp_error(714))
+        again = co_await add_and_read_back(args);
+      if (again) co_return again;
+    }
     refusal = again.error();
     reading = holder_explains(refusal, for_device) ? read_refusal(refusal, holder, for_device, true) : Reading::as_sent;
   }
@@ -224,8 +233,7 @@ asio::awaitable<std::error_code> UpnpMapper::unmap(Mapping mapping) {
   const auto ours = co_await holds(mapping);
   if (!ours) co_return ours.error();
   if (!*ours) co_return std::error_code{};
-  auto delete_entry = [igd = igd_, proto, port] { return igd->delete_port_mapping(proto, port); };
-  const auto ec = co_await runner_.run(std::move(delete_entry));
+  const auto ec = co_await igd_->delete_port_mapping(proto, port);
   if (ec == make_upnp_error(714)) co_return std::error_code{};
   co_return ec;
 }
@@ -233,8 +241,7 @@ asio::awaitable<std::error_code> UpnpMapper::unmap(Mapping mapping) {
 asio::awaitable<Result<std::vector<Mapping>>> UpnpMapper::list_table(std::size_t limit) {
   std::vector<Mapping> table;
   for (std::uint32_t index = 0; index < limit; ++index) {
-    auto get_entry = [igd = igd_, index] { return igd->get_generic_port_mapping(index); };
-    auto listed = co_await runner_.run(std::move(get_entry));
+    auto listed = co_await igd_->get_generic_port_mapping(index);
     // 713 SpecifiedArrayIndexInvalid: past the end. Some gateways say 402 Invalid Args.
     if (!listed && (listed.error() == make_upnp_error(713) || listed.error() == make_upnp_error(402))) break;
     if (!listed) co_return listed.error();
@@ -250,8 +257,7 @@ asio::awaitable<Result<std::vector<Mapping>>> UpnpMapper::list_table(std::size_t
 }
 
 asio::awaitable<Result<bool>> UpnpMapper::holds(const Mapping& mapping) {
-  const PortMappingArgs args{mapping.request.proto, mapping.external_port, mapping.request.internal_port,
-                             client_of(mapping.request), {}, {}};
+  const auto args = args_of(mapping);
   const auto entry = co_await entry_at(args.proto, args.external_port);
   const auto holder = holder_of(entry, args);
   if (holder == Holder::unknown) co_return Result<bool>(boost::system::in_place_error, entry.error());
@@ -264,6 +270,90 @@ asio::awaitable<Result<GatewayCheck>> UpnpMapper::check(const Mapping& sample) {
   const auto address = co_await ask_external_address();
   if (!address) co_return address.error();
   co_return GatewayCheck{!*held, *address, std::nullopt};
+}
+
+bool UpnpMapper::lists_mappings() const { return igd_->has_add_any_port_mapping() && !list_refused_; }
+
+PortMappingArgs UpnpMapper::args_of(const Mapping& mapping) const {
+  return {mapping.request.proto, mapping.external_port, mapping.request.internal_port, client_of(mapping.request), {},
+          {}};
+}
+
+asio::awaitable<Result<UpnpMapper::Listing>> UpnpMapper::list_around(const std::vector<Mapping>& mappings) {
+  Listing listing;
+  // Gateways list in their own order, so a full page does not tell where it
+  // ends: its range is read again in halves instead.
+  std::vector<std::tuple<Transport, std::uint16_t, std::uint16_t>> ranges;
+  for (const auto proto : {Transport::udp, Transport::tcp}) {
+    std::optional<std::pair<std::uint16_t, std::uint16_t>> span;
+    for (const auto& mapping : mappings) {
+      if (mapping.request.proto != proto) continue;
+      const auto port = mapping.external_port;
+      span = span ? std::pair(std::min(span->first, port), std::max(span->second, port)) : std::pair(port, port);
+    }
+    if (span) ranges.emplace_back(proto, span->first, span->second);
+  }
+  for (int requests = 0; !ranges.empty() && requests < kMaxListRequests; ++requests) {
+    const auto [proto, first, last] = ranges.back();
+    ranges.pop_back();
+    auto page = co_await igd_->get_list_of_port_mappings(proto, first, last, kListPage);
+    if (!page) co_return page.error();
+    if (page->size() >= kListPage && first < last) {
+      const auto middle = static_cast<std::uint16_t>(first + (last - first) / 2);
+      ranges.emplace_back(proto, static_cast<std::uint16_t>(middle + 1), last);
+      ranges.emplace_back(proto, first, middle);
+    }
+    for (auto& listed : *page) listing.entries.insert_or_assign({listed.proto, listed.external_port}, std::move(listed.entry));
+  }
+  listing.unread = std::move(ranges);
+  co_return listing;
+}
+
+asio::awaitable<Result<std::vector<std::optional<HeldLease>>>> UpnpMapper::read_back(std::vector<Mapping> mappings) {
+  std::vector<std::optional<HeldLease>> held(mappings.size());
+  std::optional<Listing> listing;
+  if (lists_mappings()) {
+    auto listed = co_await list_around(mappings);
+    if (listed) listing = std::move(*listed);
+    else if (lacks_action(listed.error())) list_refused_ = true;
+    else co_return listed.error();
+  }
+  for (std::size_t i = 0; i < mappings.size(); ++i) {
+    const auto& mapping = mappings[i];
+    const auto args = args_of(mapping);
+    const auto believed = held_lease(mapping.lifetime, mapping.permanent ? std::chrono::seconds(0) : mapping.lifetime);
+    std::optional<Result<PortMappingEntry>> entry;
+    if (listing) {
+      const auto key = std::pair(args.proto, args.external_port);
+      const auto unread = std::any_of(listing->unread.begin(), listing->unread.end(), [&](const auto& range) {
+        return std::get<0>(range) == key.first && std::get<1>(range) <= key.second && key.second <= std::get<2>(range);
+      });
+      if (unread) {
+        held[i] = HeldLease{believed.lifetime, believed.permanent};
+        continue;
+      }
+      if (const auto found = listing->entries.find(key); found != listing->entries.end()) entry = found->second;
+    }
+    // Not listed as asked, or no listing: the entry itself decides (some
+    // gateways list fewer entries than a page holds).
+    if (!entry || holder_of(*entry, args) != Holder::asker) entry = co_await entry_at(args.proto, args.external_port);
+    switch (holder_of(*entry, args)) {
+      case Holder::asker: {
+        const auto lease = held_lease(mapping.lifetime, (*entry)->lease);
+        held[i] = HeldLease{lease.lifetime, lease.permanent};
+        break;
+      }
+      case Holder::unknown:
+        if (entry->error() == MapFailure::gateway_unreachable) co_return entry->error();
+        // A gateway that cannot show its entry: its word stands.
+        held[i] = HeldLease{believed.lifetime, believed.permanent};
+        break;
+      case Holder::nobody:
+      case Holder::another:
+        break;
+    }
+  }
+  co_return held;
 }
 
 }  // namespace natkeeper::upnp

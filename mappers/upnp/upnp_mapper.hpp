@@ -1,12 +1,15 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <map>
+#include <tuple>
+#include <utility>
+#include <vector>
 #include <memory>
 #include <optional>
 #include <random>
 #include <string>
 
-#include "mappers/blocking_runner.hpp"
 #include "mappers/mapper.hpp"
 #include "mappers/timebase.hpp"
 #include "mappers/upnp/igd_control.hpp"
@@ -27,13 +30,19 @@ struct UpnpMapperOptions {
 // what is verified against them) carry the new address.
 inline constexpr std::chrono::seconds kExternalAddressMaxAge{60};
 
+// Entries asked for in one GetListOfPortMappings: a page of the largest
+// entries fits a SOAP answer's size limit.
+inline constexpr std::uint16_t kListPage = 256;
+// The GetListOfPortMappings requests one read-back may spend; mappings in
+// ranges left unread keep the gateway's word.
+inline constexpr int kMaxListRequests = 64;
+
 // The UPnP-IGD policy: which action to use, and what each UPnP error means
-// for the mapping. The SOAP calls themselves go through IgdControl on the
-// blocking runner.
+// for the mapping. The SOAP calls themselves go through IgdControl.
 class UpnpMapper final : public Mapper {
  public:
-  UpnpMapper(std::shared_ptr<IgdControl> igd, BlockingRunner runner, std::string internal_client,
-             UpnpMapperOptions options = {}, Timebase& time = system_timebase());
+  UpnpMapper(std::shared_ptr<IgdControl> igd, std::string internal_client, UpnpMapperOptions options = {},
+             Timebase& time = system_timebase());
 
   Method method() const override { return Method::upnp; }
   // GetExternalIPAddress, or the answer to it less than kExternalAddressMaxAge
@@ -46,6 +55,13 @@ class UpnpMapper final : public Mapper {
   // Does the gateway still hold this mapping for this host (GetSpecificPortMappingEntry)?
   asio::awaitable<Result<bool>> holds(const Mapping& mapping);
   asio::awaitable<Result<std::vector<Mapping>>> list_table(std::size_t limit) override;
+  // With GetListOfPortMappings where the gateway has it (IGDv2), a page for
+  // many mappings, and GetSpecificPortMappingEntry for one not listed as made;
+  // else GetSpecificPortMappingEntry for each.
+  asio::awaitable<Result<std::vector<std::optional<HeldLease>>>> read_back(std::vector<Mapping> mappings) override;
+  std::size_t read_back_per_request() const override { return lists_mappings() ? kListPage : 1; }
+  // Where the gateway lists its entries, a batch's grants are read back in pages.
+  bool reads_back_later() const override { return lists_mappings(); }
 
  private:
   // A lease as renewals may count on it: zero with `permanent` for one without expiry.
@@ -84,6 +100,19 @@ class UpnpMapper final : public Mapper {
   std::uint16_t pick_other_port();
   // AddAnyPortMapping, unless the gateway showed it lacks it.
   bool uses_add_any() const;
+  // GetListOfPortMappings, unless the gateway showed it lacks it.
+  bool lists_mappings() const;
+  // The arguments that name `mapping`'s entry and its internal client.
+  PortMappingArgs args_of(const Mapping& mapping) const;
+
+  // What GetListOfPortMappings showed around some mappings: the entries by
+  // protocol and external port, and the ranges it had no requests left for.
+  struct Listing {
+    std::map<std::pair<Transport, std::uint16_t>, PortMappingEntry> entries;
+    std::vector<std::tuple<Transport, std::uint16_t, std::uint16_t>> unread;
+  };
+  // The entries in each protocol's range of external ports of `mappings`.
+  asio::awaitable<Result<Listing>> list_around(const std::vector<Mapping>& mappings);
   // GetExternalIPAddress, remembered for the mappings made next.
   asio::awaitable<Result<asio::ip::address>> ask_external_address();
 
@@ -93,7 +122,6 @@ class UpnpMapper final : public Mapper {
   };
 
   std::shared_ptr<IgdControl> igd_;
-  BlockingRunner runner_;
   std::string internal_client_;  // this host
   UpnpMapperOptions options_;
   Timebase& time_;
@@ -101,6 +129,7 @@ class UpnpMapper final : public Mapper {
   std::optional<ReadAddress> external_ip_;
   // What this gateway showed of itself, so that later requests do not ask in vain.
   bool add_any_refused_ = false;
+  bool list_refused_ = false;
   bool only_permanent_leases_ = false;
 };
 

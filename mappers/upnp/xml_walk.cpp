@@ -1,8 +1,6 @@
 #include "mappers/upnp/xml_walk.hpp"
 
-#include <algorithm>
-#include <array>
-#include <utility>
+#include "mappers/upnp/xml_text.hpp"
 
 namespace natkeeper::upnp {
 namespace {
@@ -12,24 +10,6 @@ std::string_view trim_xml_space(std::string_view s) {
   const auto first = s.find_first_not_of(space);
   if (first == std::string_view::npos) return {};
   return s.substr(first, s.find_last_not_of(space) - first + 1);
-}
-
-std::string decode_entities(std::string_view text) {
-  static constexpr std::array<std::pair<std::string_view, char>, 5> entities{
-      {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}}};
-  std::string out;
-  while (!text.empty()) {
-    const auto entity = std::find_if(entities.begin(), entities.end(),
-                                     [&](const auto& e) { return text.starts_with(e.first); });
-    if (entity == entities.end()) {
-      out += text.front();
-      text.remove_prefix(1);
-    } else {
-      out += entity->second;
-      text.remove_prefix(entity->first.size());
-    }
-  }
-  return out;
 }
 
 std::string_view local_name(std::string_view name) {
@@ -90,6 +70,6 @@ void walk_xml(std::string_view xml, XmlVisitor& visitor) {
   }
 }
 
-std::string xml_value(std::string_view text) { return decode_entities(trim_xml_space(text)); }
+std::string xml_value(std::string_view text) { return decode_xml_text(trim_xml_space(text)); }
 
 }  // namespace natkeeper::upnp

@@ -24,7 +24,7 @@ class XmlVisitor {
 // XML declaration and DOCTYPEs skipped; it stops at a tag that never closes.
 void walk_xml(std::string_view xml, XmlVisitor& visitor);
 
-// What a text says: trimmed of XML white space, the five predefined entities decoded.
+// What a text says: trimmed of XML white space, references decoded (decode_xml_text).
 std::string xml_value(std::string_view text);
 
 }  // namespace natkeeper::upnp

@@ -117,7 +117,8 @@
 #                  tcp :5000 and udp :1900: stop-gateway first, or pass --http-port P --no-ssdp
 #        lab.sh scripted-igd-stop   SIGTERM: it deletes its nftables table and exits
 #        lab.sh scripted-igd-ctl COMMAND...   one control command (forget PROTO PORT,
-#                  forget-all, unrule PROTO PORT, list); prints the answer (at most 2 s)
+#                  forget-all, unrule PROTO PORT, list, trickle KIND:MS|off); prints the
+#                  answer (at most 2 s)
 #        lab.sh reap-after PID   (internal: tear the lab down once process PID is gone; see lib.sh)
 #
 # Environment:

@@ -396,10 +396,16 @@ wait_log() {
 }
 # nk_log_mark: from now on wait_log looks only at lines logged later
 nk_log_mark() { NK_LOG_MARK=$(grep -c '' "$NK_SVC_ERR" 2>/dev/null) || NK_LOG_MARK=0; }
+# nk_status_json: the service's --status --json into $LAB_STATE/status.json; natkeeper's status
+nk_status_json() {
+  ip netns exec "$LAB_NS_LAN" env RUNTIME_DIRECTORY="$NK_RUNTIME_DIR" "$NK" --status --json >"$LAB_STATE/status.json"
+}
 
 # ---- the gateway's view ----------------------------------------------------------------
 # gw_rules: "proto port addr:port" per DNAT rule miniupnpd installed, e.g. "udp 7076 10.77.0.2:7076"
 gw_rules() { "$LAB_SH" rules --brief; }
+# gw_rules_are EXPECTED WHAT: the gateway's DNAT rules, sorted and joined with ';', are EXPECTED
+gw_rules_are() { assert_eq "$(gw_rules | sort | paste -sd ';')" "$1" "$2"; }
 # gw_rule_count: DNAT rules pointing at the lan host
 gw_rule_count() { gw_rules | awk -v a="$LAN_HOST:" 'index($3, a) == 1' | wc -l; }
 # gw_lease_count: entries in miniupnpd's lease file (it rewrites the file on every change)
@@ -914,7 +920,13 @@ gw_third_party() {
 # $LAB_STATE/scripted-igd.log, a line per request.
 # scripted_igd_stop: SIGTERM: it deletes its nftables table. The teardown stops it too.
 # scripted_igd_ctl COMMAND...: forget PROTO PORT | forget-all | unrule PROTO PORT | list
-# (a silent loss behind the client's back); prints the answer.
+# (a silent loss behind the client's back) | trickle KIND:MS|off; prints the answer.
+# scripted_igd_log: its log since its last start; scripted_igd_count REGEX: the lines of that
+# matching REGEX (grep -E).
+# upnpc_run ARGS...: the reference client upnpc in ns lan (10 s at most); its output in UPNPC_OUT
+# (and $LAB_STATE/upnpc.log), its exit status returned. upnpc_igd ARGS...: the same with
+# -u $SCRIPTED_IGD_URL -e e2e. upnpc_says REGEX WHAT: its last output has a line matching REGEX
+# (grep -E), else the test fails.
 # gw_stop_miniupnpd: stop miniupnpd (SIGTERM; its rules stay: none, unless something mapped).
 # ssdp_search ST [SECONDS]: one M-SEARCH for ST from the lan host to 239.255.255.250:1900;
 # prints a line "ST LOCATION" per answer that arrives within SECONDS (default 0.5).
@@ -929,6 +941,19 @@ scripted_igd_start() {
 scripted_igd_stop() { _lab_do "scripted IGD stop" scripted-igd-stop; }
 scripted_igd_ctl() {
   "$LAB_SH" scripted-igd-ctl "$@" 2>>"$LAB_STATE/lab.log" || { tail -n 3 "$LAB_STATE/lab.log"; fail "scripted-igd-ctl $* failed"; }
+}
+scripted_igd_log() { tac "$LAB_STATE/scripted-igd.log" | sed '/^=== lab.sh: starting/q' | tac; }
+scripted_igd_count() { grep -cE -- "$1" < <(scripted_igd_log); }
+upnpc_run() {
+  local rc
+  UPNPC_OUT=$(in_lan timeout 10 upnpc "$@" 2>&1); rc=$?
+  printf '$ upnpc %s (exit %s)\n%s\n' "$*" "$rc" "$UPNPC_OUT" >>"$LAB_STATE/upnpc.log"
+  return "$rc"
+}
+upnpc_igd() { upnpc_run -u "$SCRIPTED_IGD_URL" -e e2e "$@"; }
+upnpc_says() {
+  grep -qE -- "$1" <<<"$UPNPC_OUT" || { tail -n 8 <<<"$UPNPC_OUT"; fail "$2: upnpc printed no line matching /$1/"; }
+  pass "$2"
 }
 ssdp_search() {
   in_lan timeout -k 1 5 "$PYTHON" - "$1" "${2:-0.5}" "$LAN_HOST" <<'PY'

@@ -63,10 +63,13 @@ Control quirks (on the connected service)
                        conflict error though no listing shows them - phantom conflicts
                        (Syncthing #9324: 718 for many random ports). SPEC as udp:5060,
                        tcp+udp:7000-7010; repeatable
+  --phantom-once SPEC  the first Add* of each of these ports answered with the conflict error
+                       though nobody holds it; asked again, it is mapped (a phantom conflict
+                       that a second try gets past). SPEC as for --reserved; repeatable
   --conflict-own       re-adding one's own mapping (a refresh) answered with the conflict
                        error: routers that want a delete first (Open.NAT #14)
-  --garbled-add        AddPortMapping's success answer is 200 with a body that is no XML; the
-                       mapping is made
+  --garbled-add        AddPortMapping's and AddAnyPortMapping's success answer is 200 with a
+                       body that is no XML; the mapping is made
   --max-lease S        grant at most S seconds, for lease 0 (permanent) too; the listings show
                        the shorter lease (miniupnpd's IGD:2 grants 604800 for 0; a Technicolor
                        router 86400 whatever was asked, miniupnp #398)
@@ -81,6 +84,8 @@ Control quirks (on the connected service)
                        (control answers) or all
   --oversize KIND:MIB  pad those answers to MIB MiB (an XML comment before the root element,
                        streamed, Content-Length set)
+  --unframed           answers without Content-Length: they end when the connection closes
+                       (HTTP/1.0 servers, some routers' stacks)
 
 Control from outside (a silent loss behind the client's back): write commands, one a line,
 to the --control FILE, then send SIGUSR1; the answers go to FILE.out (written whole), FILE is
@@ -91,6 +96,7 @@ removed.
                        refresh (AddPortMapping again) does not bring the rule back - as with
                        miniupnpd, which goes by its own list; Delete and Add again do
   list                 a line per mapping: PROTO EXT CLIENT:PORT lease=L left=S rule=yes|no desc=D
+  trickle KIND:MS|off  from now on, as --trickle (a router whose HTTP server bogs down)
 
 Limits: request head 16 KiB, body 64 KiB, 64 connections (more are closed at once), 10 s to
 send a request, 300 s per connection (a trickled answer included), 4096 mappings; it ends
@@ -260,6 +266,7 @@ def parse_options(argv):
     ap.add_argument("--full-error", type=error_spec, default=(728, None))
     ap.add_argument("--max-entries", type=bounded_int(1, MAX_ENTRIES), default=128)
     ap.add_argument("--reserved", type=port_spec, action="append", default=[])
+    ap.add_argument("--phantom-once", type=port_spec, action="append", default=[])
     ap.add_argument("--conflict-own", action="store_true")
     ap.add_argument("--garbled-add", action="store_true")
     ap.add_argument("--max-lease", type=bounded_int(1, MAX_LEASE))
@@ -269,6 +276,7 @@ def parse_options(argv):
     ap.add_argument("--third-party", action="store_true")
     ap.add_argument("--trickle", type=kind_amount)
     ap.add_argument("--oversize", type=kind_amount)
+    ap.add_argument("--unframed", action="store_true")
     o = ap.parse_args(argv)
     if not is_ipv4(o.lan_addr):
         ap.error(f"--lan-addr {o.lan_addr!r} is no IPv4 address")
@@ -282,6 +290,7 @@ def parse_options(argv):
     if o.external_ip not in (None, "") and not is_ipv4(o.external_ip):
         ap.error(f"--external-ip {o.external_ip!r} is neither '' nor an IPv4 address")
     o.reserved = set().union(*o.reserved)
+    o.phantom_once = set().union(*o.phantom_once)
     return o
 
 
@@ -631,6 +640,7 @@ class Igd:
                          for d in loc.root.walk() for s in d.services}
         self.scpds = {s.scpd: scpd_xml(s.actions) for s in self.services.values()}
         self.answer_st = set(o.answer_st) if o.answer_st else None
+        self.phantoms_left = set(o.phantom_once)
         self.conns = {}
         self.ssdp = self.notifier = None
         self.next_notify = None
@@ -878,8 +888,9 @@ class Igd:
         o = self.o
         total = o.oversize[1] << 20 if o.oversize and o.oversize[0] in (kind, "all") else 0
         length = total if total > len(body) + COMMENT_BYTES else len(body)
+        framing = "" if o.unframed else f"Content-Length: {length}\r\n"
         head = (f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {length}\r\nConnection: close\r\nServer: {SERVER}\r\nEXT:\r\n\r\n").encode()
+                f"{framing}Connection: close\r\nServer: {SERVER}\r\nEXT:\r\n\r\n").encode()
         c.chunks = padded(head, body, length) if length != len(body) else iter((head, body))
         c.inbuf = bytearray()
         if o.trickle and o.trickle[0] in (kind, "all"):
@@ -978,7 +989,8 @@ class Igd:
     def act_AddAnyPortMapping(self, svc, asker, args):
         if self.o.addany_error:
             raise UPnPError(*self.o.addany_error)
-        return [("NewReservedPort", self.add(svc, asker, args, any_port=True))]
+        port = self.add(svc, asker, args, any_port=True)
+        return GARBAGE if self.o.garbled_add else [("NewReservedPort", port)]
 
     def why_taken(self, key, client):
         """Why (remote host, port, proto) cannot be (re)mapped to client, or None."""
@@ -1012,6 +1024,9 @@ class Igd:
         if lease and o.finite_lease_error:
             raise UPnPError(o.finite_lease_error)
         why = self.why_taken((remote, ext, proto), client) if ext else "wildcard"
+        if not why and (proto, ext) in self.phantoms_left:
+            self.phantoms_left.discard((proto, ext))
+            why = "a phantom conflict, once (--phantom-once)"
         if why and not any_port:
             log(f"conflict: {proto.lower()} {ext} {why}")
             raise UPnPError(*o.conflict_error)
@@ -1152,7 +1167,15 @@ class Igd:
                     log(f"rule removed behind the table's back (control): {entries[k].describe(now)}")
                 self.table.sync()
             return f"{words[0]} {words[1]} {words[2]}: done ({len(keys)})"
-        return f"unknown command {' '.join(words)!r} (forget PROTO PORT, forget-all, unrule PROTO PORT, list)"
+        if len(words) == 2 and words[0] == "trickle":
+            try:
+                self.o.trickle = None if words[1] == "off" else kind_amount(words[1])
+            except argparse.ArgumentTypeError as e:
+                return f"trickle: {e}"
+            log(f"trickle {words[1]} (control)")
+            return f"trickle {words[1]}: done"
+        return (f"unknown command {' '.join(words)!r} (forget PROTO PORT, forget-all, unrule PROTO PORT, list, "
+                "trickle KIND:MS|off)")
 
 
 def main():

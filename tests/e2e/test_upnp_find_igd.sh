@@ -17,8 +17,6 @@ lab_begin
 gw_stop_miniupnpd
 
 readonly UPNP=urn:schemas-upnp-org
-# the scripted IGD's log since its last start
-igd_log() { tac "$LAB_STATE/scripted-igd.log" | sed '/^=== lab.sh: starting/q' | tac; }
 
 # map_through PORT WHAT [LOCATION]: --once over UPnP (run WHAT) maps udp PORT through LOCATION
 # (default $SCRIPTED_IGD_URL), says so in its JSON, and the mapping forwards from wan
@@ -38,7 +36,7 @@ check(g.get("detail", "").endswith(" at '"$location"'"), "gateway.detail names '
 # ---- a router that answers only a search for a WAN connection service
 scripted_igd_start --locations igd1 --answer-st "$UPNP:service:WANIPConnection:1"
 map_through 7076 service-only
-searched=$(grep -oE "M-SEARCH from $LAN_HOST:[0-9]+ ST [^ ]+" <(igd_log) | awk '{sub(/:$/, "", $NF); print $NF}' |
+searched=$(grep -oE "M-SEARCH from $LAN_HOST:[0-9]+ ST [^ ]+" <(scripted_igd_log) | awk '{sub(/:$/, "", $NF); print $NF}' |
   LC_ALL=C sort | uniq -c |
   awk '{print $2 "*" $1}' | paste -sd ' ')
 # one unicast and one multicast search for each (--once stops resending once it maps)
@@ -49,16 +47,16 @@ $UPNP:service:WANIPConnection:1*2 $UPNP:service:WANIPConnection:2*2 $UPNP:servic
 # ---- TR-064 names for the connection service
 scripted_igd_start --tr064
 map_through 7077 tr064
-grep -qE "^\[ *[0-9.]+\] $LAN_HOST /ctl/igd2/conn0 AddPortMapping\(.*ExternalPort=7077 .* -> OK" <(igd_log) ||
+grep -qE "^\[ *[0-9.]+\] $LAN_HOST /ctl/igd2/conn0 AddPortMapping\(.*ExternalPort=7077 .* -> OK" <(scripted_igd_log) ||
   fail "tr064: no AddPortMapping through the dslforum WANIPConnection:1"
 pass "tr064: mapped with AddPortMapping through urn:dslforum-org:service:WANIPConnection:1"
 
 # ---- the first WAN connection Disconnected
 scripted_igd_start --two-wan
 map_through 7078 two-wan
-grep -qE "^\[ *[0-9.]+\] $LAN_HOST /ctl/igd2/conn1 AddAnyPortMapping\(.*ExternalPort=7078 .* -> OK" <(igd_log) ||
+grep -qE "^\[ *[0-9.]+\] $LAN_HOST /ctl/igd2/conn1 AddAnyPortMapping\(.*ExternalPort=7078 .* -> OK" <(scripted_igd_log) ||
   fail "two-wan: no AddAnyPortMapping through the second, connected, WAN connection"
-grep -qE "/ctl/igd2/conn0 (AddPortMapping|AddAnyPortMapping)\(" <(igd_log) &&
+grep -qE "/ctl/igd2/conn0 (AddPortMapping|AddAnyPortMapping)\(" <(scripted_igd_log) &&
   fail "two-wan: natkeeper tried to map through the Disconnected connection"
 pass "two-wan: mapped through the second WAN connection only"
 
@@ -66,7 +64,7 @@ pass "two-wan: mapped through the second WAN connection only"
 scripted_igd_start --locations missing,refused,junk,igd2,igd1
 url() { printf '%s\n' "${SCRIPTED_IGD_LOCATIONS[@]}" | grep "/$1.xml$"; }
 map_through 7079 locations "$(url igd2)"
-fetched=$(grep -oE "GET /[a-z0-9]+\.xml from $LAN_HOST" <(igd_log) | awk '{print $2}' | paste -sd ' ')
+fetched=$(grep -oE "GET /[a-z0-9]+\.xml from $LAN_HOST" <(scripted_igd_log) | awk '{print $2}' | paste -sd ' ')
 assert_eq "$fetched" "/missing.xml /junk.xml /igd2.xml" "descriptions fetched, in order (refused has no server)"
 grep -q "$(url refused): " "$NK_ERR" || fail "locations: natkeeper did not try the refused LOCATION"
 pass "locations: the refused LOCATION was tried and given up"

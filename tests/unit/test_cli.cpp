@@ -81,7 +81,7 @@ TEST_CASE("bad flag values are usage errors that say what was expected") {
            Case{{"--gateway", "router"}, "expected an IPv4 address"},
            Case{{"--igd", "10.0.0.1:5000"}, "http://"},
            Case{{"--igd", "http://router.lan:5000/rootDesc.xml"}, "IPv4 address"},
-           Case{{"--lease", "10"}, "60-604800"},
+           Case{{"--lease", "10"}, "neither 0 (permanent) nor in 60-604800"},
            Case{{"--reflector", "203.0.113.2"}, "HOST:PORT"},
            Case{{"--stun", "stun.example.net:0"}, "HOST:PORT"},
        }) {

@@ -74,6 +74,9 @@ ports = ["udp:5000", "tcp+udp:8080-8081"]
   CHECK(parsed->igd_url == "http://192.168.1.1:5000/rootDesc.xml");
   CHECK(parsed->ring_rtp_window == PortRange{Transport::udp, 20000, 20009});
   CHECK(parsed->lease == std::chrono::seconds(7200));
+  const auto permanent = parse_config("[mapping]\nlease = 0\n", "test.toml");
+  REQUIRE(permanent);
+  CHECK(permanent->lease == kPermanentLease);
   CHECK(parsed->description == "doorbell");
   CHECK(parsed->allow_other_external_port);
   CHECK(parsed->ports.size() == 3);
@@ -132,7 +135,7 @@ TEST_CASE("errors name the file, the line and the key") {
   CHECK(e.file == "test.toml");
   CHECK(e.line == 2);
   CHECK(e.key == "mapping.lease");
-  CHECK(e.to_string() == "test.toml:2: mapping.lease: 5 is out of range 60-604800 seconds");
+  CHECK(e.to_string() == "test.toml:2: mapping.lease: 5 is neither 0 (permanent) nor in 60-604800 seconds");
 
   e = error_of("[mapping]\n\nlease = \"long\"\n");
   CHECK(e.line == 3);
@@ -166,7 +169,8 @@ TEST_CASE("out-of-range and malformed values are rejected with their key") {
            Case{"[profile]\nname = \"nest\"", "profile.name", "not one of"},
            Case{"[profile]\nrtp = \"16000-16599\"", "profile.rtp", "outside the RTP range"},
            Case{"[profile]\nrtp = \"16600-16500\"", "profile.rtp", "ends before it starts"},
-           Case{"[mapping]\nlease = 604801", "mapping.lease", "out of range"},
+           Case{"[mapping]\nlease = 604801", "mapping.lease", "neither 0 (permanent) nor in 60-604800"},
+           Case{"[mapping]\nlease = -1", "mapping.lease", "neither 0 (permanent) nor in 60-604800"},
            Case{"[mapping]\ndescription = \"\"", "mapping.description", "printable"},
            Case{"[mapping]\ndescription = \"tab\\there\"", "mapping.description", "printable"},
            Case{"[mapping]\nallow_other_external_port = \"yes\"", "mapping.allow_other_external_port", "true or false"},

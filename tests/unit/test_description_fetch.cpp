@@ -22,16 +22,17 @@
 #include <vector>
 
 #include "mappers/errors.hpp"
-#include "mappers/upnp/http_get.hpp"
-#include "mappers/upnp/miniupnpc_igd.hpp"
+#include "mappers/upnp/http_client.hpp"
+#include "mappers/upnp/soap_igd.hpp"
+#include "tests/unit/http_request_reader.hpp"
 #include "tests/unit/run_loop.hpp"
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
 using namespace std::chrono_literals;
 using natkeeper::Errc;
-using natkeeper::upnp::HttpGetOptions;
-using natkeeper::upnp::HttpGetResult;
+using natkeeper::upnp::HttpAnswer;
+using natkeeper::upnp::HttpOptions;
 using natkeeper::upnp::HttpUrl;
 
 namespace {
@@ -82,8 +83,14 @@ asio::awaitable<void> pause(std::chrono::milliseconds duration) {
   co_await timer.async_wait(token);
 }
 
-HttpGetResult get(asio::io_context& loop, const HttpUrl& url, HttpGetOptions options = {}) {
+HttpAnswer get(asio::io_context& loop, const HttpUrl& url, HttpOptions options = {}) {
   return run_loop(loop, natkeeper::upnp::http_get(url, options));
+}
+
+// open_igd on a loop of its own: the scripted gateways below serve from their own threads.
+natkeeper::Result<natkeeper::upnp::OpenedIgd> open_igd(std::string location, std::string description) {
+  asio::io_context loop;
+  return run_loop(loop, natkeeper::upnp::open_igd(std::move(location), std::move(description)));
 }
 
 }  // namespace
@@ -103,7 +110,7 @@ TEST_CASE("http_get returns the body of a 200 answer and asks for a closed conne
 // [realtime]: a real TCP server that is silent or trickles; the deadline is the client's own timer.
 TEST_CASE("http_get gives up at its deadline on a silent or trickling server", "[realtime]") {
   asio::io_context loop;
-  const HttpGetOptions options{200ms, {}};
+  const HttpOptions options{200ms, {}};
   SECTION("silent") {
     ScriptedServer server(loop, [](tcp::socket& socket) -> asio::awaitable<void> { co_await wait_for_close(socket); });
     const auto started = std::chrono::steady_clock::now();
@@ -170,7 +177,7 @@ std::string description(const std::string& control_url) {
 
 TEST_CASE("open_igd reads the WAN connection service from the fetched bytes") {
   const std::string location = "http://10.77.0.1:5000/rootDesc.xml";
-  const auto igd = natkeeper::upnp::open_igd(location, description("/ctl/IPConn"));
+  const auto igd = open_igd(location, description("/ctl/IPConn"));
   REQUIRE(igd.has_value());
   CHECK(igd->description.version == 2);
   CHECK(igd->description.control_url == "http://10.77.0.1:5000/ctl/IPConn");
@@ -179,7 +186,7 @@ TEST_CASE("open_igd reads the WAN connection service from the fetched bytes") {
 
 TEST_CASE("open_igd takes TR-064's names for the WAN connection services") {
   const std::string location = "http://10.77.0.1:49000/igddesc.xml";
-  const auto igd = natkeeper::upnp::open_igd(
+  const auto igd = open_igd(
       location, "<root><device><serviceList><service><serviceType>urn:dslforum-org:service:WANPPPConnection:1"
                 "</serviceType><controlURL>/upnp/control/wanpppconn1</controlURL></service></serviceList>"
                 "</device></root>");
@@ -193,17 +200,17 @@ TEST_CASE("open_igd takes TR-064's names for the WAN connection services") {
 
 TEST_CASE("open_igd refuses a description that aims the control calls at another host, or no IGD") {
   const std::string location = "http://10.77.0.66:8000/desc.xml";
-  CHECK(natkeeper::upnp::open_igd(location, description("http://169.254.169.254/ctl")).error() ==
+  CHECK(open_igd(location, description("http://169.254.169.254/ctl")).error() ==
         Errc::not_an_igd);
-  CHECK(natkeeper::upnp::open_igd(location, "<root><device><deviceType>x</deviceType></device></root>").error() ==
+  CHECK(open_igd(location, "<root><device><deviceType>x</deviceType></device></root>").error() ==
         Errc::not_an_igd);
-  CHECK(natkeeper::upnp::open_igd(location, std::string(4096, '<')).error() == Errc::not_an_igd);
+  CHECK(open_igd(location, std::string(4096, '<')).error() == Errc::not_an_igd);
 }
 
 namespace {
 
 // A gateway's WAN connections on 127.0.0.1, answering GetStatusInfo and
-// GetExternalIPAddress from a thread of its own (open_igd's calls block), and
+// GetExternalIPAddress from a thread of its own, and
 // recording each call as "PATH SERVICE-TYPE#ACTION".
 class SoapGateway {
  public:
@@ -235,18 +242,9 @@ class SoapGateway {
     while (true) {
       auto [ec, socket] = co_await acceptor_.async_accept(token);
       if (ec) co_return;
-      std::string request;
-      auto [read_error, head_size] =
-          co_await asio::async_read_until(socket, asio::dynamic_buffer(request), "\r\n\r\n", token);
-      if (read_error) continue;
-      const auto length_at = request.find("Content-Length: ");
-      const auto body_size = length_at == std::string::npos ? 0 : std::stoul(request.substr(length_at + 16));
-      while (request.size() < head_size + body_size) {
-        char chunk[1024];
-        auto [body_error, got] = co_await socket.async_read_some(asio::buffer(chunk), token);
-        if (body_error) break;
-        request.append(chunk, got);
-      }
+      auto received = co_await natkeeper::testing::read_http_request(socket);
+      if (!received) continue;
+      const auto& request = *received;
       const auto path = request.substr(5, request.find(' ', 5) - 5);  // after "POST "
       const auto action_at = request.find("SOAPAction: \"") + 13;
       const auto soap_action = request.substr(action_at, request.find('"', action_at) - action_at);
@@ -301,7 +299,7 @@ TEST_CASE("open_igd asks a device's WAN connections in turn until one is Connect
                        {"/ip1", {"Connected", "0.0.0.0"}},
                        {"/dslip", {"Connected", "203.0.113.1"}},
                        {"/ip2", {"Connected", "203.0.113.1"}}});
-  const auto igd = natkeeper::upnp::open_igd(
+  const auto igd = open_igd(
       gateway.location(), described({{kDslPpp, "/ppp"}, {kIp1, "/ip1"}, {kDslIp, "/dslip"}, {kIp2, "/ip2"}}));
   REQUIRE(igd.has_value());
   CHECK(igd->description.service_type == kDslIp);
@@ -319,13 +317,13 @@ TEST_CASE("open_igd asks a device's WAN connections in turn until one is Connect
 
 TEST_CASE("open_igd takes a single WAN connection without asking, and the first of several that do not answer") {
   SoapGateway gateway({{"/ppp", {"Disconnected", ""}}});
-  const auto single = natkeeper::upnp::open_igd(gateway.location(), described({{kDslPpp, "/ppp"}}));
+  const auto single = open_igd(gateway.location(), described({{kDslPpp, "/ppp"}}));
   REQUIRE(single.has_value());
   CHECK(single->description.control_url.ends_with("/ppp"));
   CHECK(gateway.calls().empty());
 
   // Port 9 (discard) on loopback: nobody listens, every call is refused at once.
-  const auto silent = natkeeper::upnp::open_igd(
+  const auto silent = open_igd(
       "http://127.0.0.1:9/rootDesc.xml", described({{kIp2, "/a"}, {kIp1, "/b"}}));
   REQUIRE(silent.has_value());
   CHECK(silent->description.control_url == "http://127.0.0.1:9/a");

@@ -85,7 +85,7 @@ TEST_CASE("a LOCATION that fails to open gives way to the gateway's next one; ot
 
 TEST_CASE("an IGD whose control URL does not answer is taken only when no other LOCATION opens") {
   ScriptedIgds igds;
-  const Result<asio::ip::address> unreachable = make_upnp_error(-3);  // no HTTP answer
+  const Result<asio::ip::address> unreachable = make_error_code(Errc::no_gateway_answer);
   igds.outcomes.emplace("http://10.77.0.1:5000/dead.xml", unreachable);
   igds.answers = {answer_from("10.77.0.1", "http://10.77.0.1:5000/dead.xml")};
   SECTION("another LOCATION answers") {

@@ -2,6 +2,7 @@
 // virtual time, against a scripted event publisher.
 #include <catch2/catch.hpp>
 
+#include "http_request_reader.hpp"
 #include "result_printer.hpp"
 #include "virtual_time.hpp"
 
@@ -11,7 +12,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
-#include <boost/asio/read_until.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
@@ -93,9 +93,9 @@ class Publisher {
     for (;;) {
       auto [ec, socket] = co_await acceptor_.async_accept(token);
       if (ec) co_return;
-      std::string head;
-      auto [read_error, size] = co_await asio::async_read_until(socket, asio::dynamic_buffer(head), "\r\n\r\n", token);
-      if (read_error) continue;
+      const auto received = co_await testing::read_http_request(socket);
+      if (!received) continue;
+      const auto& head = *received;
       Request request{time_.now(), {}, {}, {}};
       std::smatch line;
       static const std::regex request_line("^(\\S+) (\\S+) HTTP/1.1\r\n");

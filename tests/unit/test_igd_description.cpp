@@ -88,7 +88,7 @@ TEST_CASE("what is no description yields no services; a cut one those it complet
   CHECK(parse_root_description(many).services.size() == kMaxDescribedServices);
 }
 
-TEST_CASE("the WAN connection services: the UPnP Forum's and TR-064's, of any version") {
+TEST_CASE("the WAN connection services: the UPnP Forum's and TR-064's, of any version, and nothing more") {
   const std::string kEvents = "http://10.77.0.1:5000/evt";
   for (const auto& type : {kIp1, kIp2, kPpp1, kTr064Ip, kTr064Ppp}) CHECK(is_wan_connection_service(type));
   for (const auto type : {"urn:schemas-upnp-org:service:WANCommonInterfaceConfig:1",
@@ -96,6 +96,11 @@ TEST_CASE("the WAN connection services: the UPnP Forum's and TR-064's, of any ve
                           "urn:dslforum-org:service:WANCommonInterfaceConfig:1",
                           "urn:schemas-upnp-org:service:Layer3Forwarding:1", "WANIPConnection:1",
                           "urn:schemas-upnp-org:device:WANConnectionDevice:1", ""})
+    CHECK_FALSE(is_wan_connection_service(type));
+  // The type goes into the SOAPAction header: nothing may follow its version.
+  for (const auto type : {"urn:schemas-upnp-org:service:WANIPConnection:", "urn:schemas-upnp-org:service:WANIPConnection:1x",
+                          "urn:schemas-upnp-org:service:WANIPConnection:1\r\nX-Injected: 1",
+                          "urn:dslforum-org:service:WANPPPConnection:1 ", "urn:schemas-upnp-org:service:WANIPConnection:1234"})
     CHECK_FALSE(is_wan_connection_service(type));
 
   const auto services = connection_services(

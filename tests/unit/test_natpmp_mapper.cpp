@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "mappers/errors.hpp"
+#include "mappers/lease_policy.hpp"
 #include "mappers/natpmp/natpmp_codec.hpp"
 #include "mappers/natpmp/natpmp_channel.hpp"
 #include "mappers/natpmp/natpmp_mapper.hpp"
@@ -657,13 +658,17 @@ TEST_CASE("natpmp mapper: probe_public_address gives up after max_wait, and repo
   }
 }
 
-TEST_CASE("natpmp mapper: a zero lifetime is no mapping request", "[natpmp]") {
+TEST_CASE("natpmp mapper: a permanent lease asked for (0) is a two-hour lifetime, never a deletion", "[natpmp]") {
   Fixture f;
   auto& m = f.mapper();
   auto mapping = f.run(m.map(request(7076, Transport::udp, 0s)));
-  REQUIRE_FALSE(mapping);
-  CHECK(mapping.error() == std::errc::invalid_argument);
-  CHECK(f.gateway.requests.empty());
+  REQUIRE(mapping);
+  CHECK(mapping->lifetime == lease::kLifetimeForPermanent);
+  CHECK_FALSE(mapping->permanent);
+  const auto asked = std::find_if(f.gateway.requests.begin(), f.gateway.requests.end(),
+                                  [](const Received& r) { return r.is_mapping(); });
+  REQUIRE(asked != f.gateway.requests.end());
+  CHECK(asked->request.lifetime == 7200);
 }
 
 TEST_CASE("natpmp mapper: a check asks the gateway itself for its epoch and address", "[natpmp]") {

@@ -2,7 +2,9 @@
 
 #include "result_printer.hpp"
 
+#include <algorithm>
 #include <deque>
+#include <optional>
 #include <functional>
 #include <map>
 
@@ -17,12 +19,15 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// What a scripted add answers when its reply cannot be read.
+constexpr int kUnreadable = -1;
+
 // A scripted gateway: each add answers with the next scripted code (0 =
-// success), and its table holds what it made.
+// success, kUnreadable, or a UPnP error), and its table holds what it made.
 class FakeIgd final : public IgdControl {
  public:
   bool v2 = false;
-  std::deque<int> add_answers;                 // UPnP codes for successive adds
+  std::deque<int> add_answers;                 // codes for successive adds
   // Whether the gateway makes the mapping when it answers `code`: it may act,
   // then send a reply that cannot be read.
   std::function<bool(int)> acts_on = [](int code) { return code == 0; };
@@ -43,40 +48,56 @@ class FakeIgd final : public IgdControl {
   int external_calls = 0;
 
   bool has_add_any_port_mapping() const override { return v2; }
-  std::error_code add_port_mapping(const PortMappingArgs& args) override {
+  boost::asio::awaitable<std::error_code> add_port_mapping(PortMappingArgs args) override {
     actions.emplace_back("AddPortMapping");
-    return next_add(args, args.external_port);
+    co_return next_add(args, args.external_port);
   }
-  Result<std::uint16_t> add_any_port_mapping(const PortMappingArgs& args) override {
+  boost::asio::awaitable<Result<std::uint16_t>> add_any_port_mapping(PortMappingArgs args) override {
     REQUIRE(v2);
     actions.emplace_back("AddAnyPortMapping");
     const auto port = reserve(args.external_port);
-    if (auto ec = next_add(args, port)) return ec;
-    return port;
+    if (auto ec = next_add(args, port)) co_return ec;
+    co_return port;
   }
-  std::error_code delete_port_mapping(Transport proto, std::uint16_t port) override {
+  boost::asio::awaitable<std::error_code> delete_port_mapping(Transport proto, std::uint16_t port) override {
     deletes.emplace_back(proto, port);
-    if (delete_answer) return make_upnp_error(delete_answer);
+    if (delete_answer) co_return make_upnp_error(delete_answer);
     held.erase({proto, port});
-    return {};
+    co_return std::error_code{};
   }
-  Result<PortMappingEntry> get_specific_port_mapping(Transport proto, std::uint16_t port) override {
+  boost::asio::awaitable<Result<PortMappingEntry>> get_specific_port_mapping(Transport proto,
+                                                                            std::uint16_t port) override {
     ++entry_calls;
-    if (entry) return *entry;
+    if (entry) co_return *entry;
     const auto found = held.find({proto, port});
-    if (found == held.end()) return make_upnp_error(714);
-    return found->second;
+    if (found == held.end()) co_return make_upnp_error(714);
+    co_return found->second;
   }
   std::vector<Result<ListedPortMapping>> table;  // what get_generic_port_mapping lists; 713 after it
   int list_calls = 0;
-  Result<ListedPortMapping> get_generic_port_mapping(std::uint32_t index) override {
+  boost::asio::awaitable<Result<ListedPortMapping>> get_generic_port_mapping(std::uint32_t index) override {
     ++list_calls;
-    if (index < table.size()) return table[index];
-    return make_upnp_error(713);
+    if (index < table.size()) co_return table[index];
+    co_return make_upnp_error(713);
   }
-  Result<std::string> get_external_ip_address() override {
+  int listing_calls = 0;                      // GetListOfPortMappings
+  std::optional<int> listing_error;           // its answer, when set
+  std::size_t listing_cap = SIZE_MAX;         // it lists at most so many, whatever was asked
+  boost::asio::awaitable<Result<std::vector<ListedPortMapping>>> get_list_of_port_mappings(
+      Transport proto, std::uint16_t first_port, std::uint16_t last_port, std::uint16_t at_most) override {
+    ++listing_calls;
+    if (listing_error) co_return make_upnp_error(*listing_error);
+    std::vector<ListedPortMapping> listed;
+    for (const auto& [key, held_entry] : held) {
+      if (key.first == proto && key.second >= first_port && key.second <= last_port &&
+          listed.size() < std::min<std::size_t>(at_most, listing_cap))
+        listed.push_back({key.first, key.second, held_entry});
+    }
+    co_return listed;
+  }
+  boost::asio::awaitable<Result<std::string>> get_external_ip_address() override {
     ++external_calls;
-    return external;
+    co_return external;
   }
 
  private:
@@ -88,6 +109,7 @@ class FakeIgd final : public IgdControl {
     if (acts_on(code)) {
       if (auto made = holds(args)) held[{args.proto, port}] = *made;
     }
+    if (code == kUnreadable) return make_error_code(Errc::bad_reply);
     return code ? make_upnp_error(code) : std::error_code{};
   }
 };
@@ -99,8 +121,7 @@ struct Fixture {
   UpnpMapperOptions options{false, 3, 42};
 
   UpnpMapper mapper() {
-    // The loop itself plays the worker pool: calls run inline, deterministically.
-    return UpnpMapper(igd, BlockingRunner(loop.get_executor(), 1000ms), "10.77.0.2", options, time);
+    return UpnpMapper(igd, "10.77.0.2", options, time);
   }
   void pass(std::chrono::seconds duration) {
     time.run_until(loop, [] { return false; }, duration);
@@ -278,12 +299,12 @@ TEST_CASE("a gateway that cannot show its entry is believed, with the lease aske
 
 TEST_CASE("an add whose reply cannot be read counts as made when the gateway holds it") {
   Fixture f;
-  f.igd->acts_on = [](int code) { return code == 0 || code == -4; };
+  f.igd->acts_on = [](int code) { return code == 0 || code == kUnreadable; };
   for (bool v2 : {false, true}) {
     f.igd->v2 = v2;
     f.igd->held.clear();
     SECTION(v2 ? "AddAnyPortMapping, made" : "AddPortMapping, made") {
-      f.igd->add_answers = {-4};
+      f.igd->add_answers = {kUnreadable};
       auto mapping = f.map(request(7076));
       REQUIRE(mapping);
       CHECK(mapping->external_port == 7076);
@@ -292,10 +313,10 @@ TEST_CASE("an add whose reply cannot be read counts as made when the gateway hol
     }
     SECTION(v2 ? "AddAnyPortMapping, not made" : "AddPortMapping, not made") {
       f.igd->acts_on = [](int code) { return code == 0; };
-      f.igd->add_answers = {-4};
+      f.igd->add_answers = {kUnreadable};
       auto mapping = f.map(request(7076));
       REQUIRE_FALSE(mapping);
-      CHECK(mapping.error() == make_upnp_error(-4));
+      CHECK(mapping.error() == Errc::bad_reply);
     }
   }
 }
@@ -392,12 +413,19 @@ TEST_CASE("a conflict while nobody, or this host itself, holds the port is asked
         CHECK(mapping->external_port == 7076);
         CHECK(f.igd->adds.size() == 2);
       }
-      SECTION("refused again: the refusal stands") {
-        f.igd->add_answers = {code, code};
+      SECTION("refused again: the refusal stands, unless this host holds the entry: made afresh") {
+        f.igd->add_answers = {code, code, 0};
         auto mapping = f.map(request(7076));
-        REQUIRE_FALSE(mapping);
-        CHECK(mapping.error() == make_upnp_error(code));
-        CHECK(f.igd->adds.size() == 2);
+        if (ours) {
+          REQUIRE(mapping);
+          CHECK(f.igd->deletes == std::vector<std::pair<Transport, std::uint16_t>>{{Transport::udp, 7076}});
+          CHECK(f.igd->adds.size() == 3);
+        } else {
+          REQUIRE_FALSE(mapping);
+          CHECK(mapping.error() == make_upnp_error(code));
+          CHECK(f.igd->deletes.empty());
+          CHECK(f.igd->adds.size() == 2);
+        }
       }
     }
   }
@@ -509,19 +537,6 @@ TEST_CASE("unmap deletes only this host's mapping") {
   }
 }
 
-// [realtime]: a worker thread really blocks; the loop's deadline must free the caller anyway.
-TEST_CASE("a blocking call past its deadline times out instead of hanging the loop", "[realtime]") {
-  boost::asio::io_context loop;
-  boost::asio::io_context stuck_workers;  // never run: the call never completes
-  const BlockingRunner runner(stuck_workers.get_executor(), 20ms);
-  auto call = []() -> Result<int> { return 1; };
-  const auto started = std::chrono::steady_clock::now();
-  auto result = run_loop(loop, runner.run(std::move(call)));
-  REQUIRE_FALSE(result);
-  CHECK(result.error() == Errc::timed_out);
-  CHECK(std::chrono::steady_clock::now() - started < 2s);
-}
-
 namespace {
 MapRequest for_doorbell(std::uint16_t port) {
   auto r = request(port);
@@ -620,4 +635,110 @@ TEST_CASE("the gateway's table is listed by index until its end, bounded", "[upn
 
   f.igd->table[1] = make_upnp_error(501);
   CHECK_FALSE(run_loop(f.loop, mapper.list_table(100)));
+}
+
+namespace {
+
+// `count` UDP mappings of this host from port `first` on, each as made with `lease`.
+std::vector<Mapping> made(std::uint16_t first, int count, std::chrono::seconds lease = 3600s) {
+  std::vector<Mapping> mappings;
+  for (int i = 0; i < count; ++i) {
+    const auto port = static_cast<std::uint16_t>(first + i);
+    mappings.push_back(Mapping{request(port), {}, port, lease, false});
+  }
+  return mappings;
+}
+
+void hold(FakeIgd& igd, const std::vector<Mapping>& mappings, std::string client = "10.77.0.2") {
+  for (const auto& m : mappings)
+    igd.held[{m.request.proto, m.external_port}] = PortMappingEntry{client, m.request.internal_port, "t", m.lifetime};
+}
+
+}  // namespace
+
+TEST_CASE("IGDv2: a batch's grants are read back in pages, not one lookup each", "[upnp]") {
+  Fixture f;
+  f.igd->v2 = true;
+  f.igd->add_answers = {0, 0, 0};
+  auto m = f.mapper();
+  CHECK(m.reads_back_later());
+  CHECK(m.read_back_per_request() == kListPage);
+  for (std::uint16_t port : {7076, 7077, 7078}) REQUIRE(run_loop(f.loop, m.map(request(port))));
+  CHECK(f.igd->entry_calls == 0);
+  f.igd->held[{Transport::udp, 7077}].internal_client = "10.77.0.9";  // another client's now
+  f.igd->held[{Transport::udp, 7078}].lease = 600s;                   // shortened
+  const auto held = run_loop(f.loop, m.read_back(made(7076, 3)));
+  REQUIRE(held);
+  REQUIRE(held->size() == 3);
+  REQUIRE((*held)[0]);
+  CHECK((*held)[0]->lifetime == 3600s);
+  CHECK_FALSE((*held)[1]);
+  REQUIRE((*held)[2]);
+  CHECK((*held)[2]->lifetime == 600s);
+  CHECK(f.igd->listing_calls == 1);
+  CHECK(f.igd->entry_calls == 1);  // the one not listed as made is looked up
+}
+
+TEST_CASE("IGDv2: a full page is read again in halves; a gateway that lists fewer is checked entry by entry",
+          "[upnp]") {
+  Fixture f;
+  f.igd->v2 = true;
+  auto m = f.mapper();
+  const auto ours = made(10000, 600);
+  hold(*f.igd, ours);
+  hold(*f.igd, made(20000, 300), "10.77.0.9");  // another client's, outside the range
+  SECTION("pages split until each fits") {
+    const auto held = run_loop(f.loop, m.read_back(ours));
+    REQUIRE(held);
+    CHECK(std::all_of(held->begin(), held->end(), [](const auto& h) { return h.has_value(); }));
+    CHECK(f.igd->listing_calls >= 3);
+    CHECK(f.igd->listing_calls <= 7);
+    CHECK(f.igd->entry_calls == 0);
+  }
+  SECTION("a gateway that lists at most 100") {
+    f.igd->listing_cap = 100;
+    const auto held = run_loop(f.loop, m.read_back(ours));
+    REQUIRE(held);
+    CHECK(std::all_of(held->begin(), held->end(), [](const auto& h) { return h.has_value(); }));
+    CHECK(f.igd->entry_calls == 500);
+  }
+}
+
+TEST_CASE("IGDv2 without GetListOfPortMappings, and IGDv1: one lookup a mapping", "[upnp]") {
+  Fixture f;
+  auto ours = made(7076, 3);
+  hold(*f.igd, ours);
+  f.igd->held.erase({Transport::udp, 7077});
+  SECTION("IGDv2 refusing the listing as unknown, remembered") {
+    f.igd->v2 = true;
+    f.igd->listing_error = 401;
+    auto m = f.mapper();
+    auto held = run_loop(f.loop, m.read_back(ours));
+    REQUIRE(held);
+    CHECK((*held)[0]);
+    CHECK_FALSE((*held)[1]);
+    CHECK(f.igd->listing_calls == 1);
+    CHECK(f.igd->entry_calls == 3);
+    CHECK_FALSE(m.reads_back_later());
+    CHECK(m.read_back_per_request() == 1);
+    held = run_loop(f.loop, m.read_back(ours));
+    CHECK(f.igd->listing_calls == 1);
+  }
+  SECTION("IGDv1") {
+    auto m = f.mapper();
+    CHECK_FALSE(m.reads_back_later());
+    const auto held = run_loop(f.loop, m.read_back(ours));
+    REQUIRE(held);
+    CHECK((*held)[0]);
+    CHECK_FALSE((*held)[1]);
+    CHECK((*held)[2]);
+    CHECK(f.igd->listing_calls == 0);
+    CHECK(f.igd->entry_calls == 3);
+  }
+  SECTION("a gateway that does not answer fails the read-back") {
+    f.igd->entry = make_error_code(Errc::timed_out);
+    auto m = f.mapper();
+    const auto held = run_loop(f.loop, m.read_back(ours));
+    REQUIRE_FALSE(held);
+  }
 }
