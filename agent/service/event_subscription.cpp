@@ -94,7 +94,6 @@ struct EventSubscriptionState {
   // The first event of a new subscription may come before the answer that
   // names its SID: it waits for it here.
   std::optional<upnp::GenaEvent> early;
-  std::optional<std::uint32_t> entries;  // PortMappingNumberOfEntries, as the last event said
   std::size_t connections = 0;
   EventCounts counts;
   Timebase::TimePoint dropped_reported{};
@@ -142,19 +141,16 @@ struct EventSubscriptionState {
       }
     }
     ++counts.events;
-    if (!value) return true;  // something else changed
-    const auto before = std::exchange(entries, value);
-    log::debug("UPnP event {} of {}: {} {}", event.seq, event.sid, kEntriesVariable, *value);
-    if (before && *value < *before && !closed) {
-      ++counts.hints;
-      log::info("UPnP event: the gateway's table shrank from {} to {} mappings", *before, *value);
-      hint();
-    }
+    const auto told = value ? fmt::format("{} mappings", *value) : std::string("no mapping count");
+    log::debug("UPnP event {} of {}: {}", event.seq, event.sid, told);
+    if (event.seq == 0 || closed) return true;  // the state when subscribing: no change
+    ++counts.hints;
+    log::info("UPnP event: the gateway's table or connection changed ({})", told);
+    hint();
     return true;
   }
 
   void subscribed(upnp::GenaSubscription granted) {
-    if (granted.sid != sid) entries.reset();  // a new subscription: its first event sets the value
     sid = std::move(granted.sid);
     if (!early) return;
     const auto first = std::move(*early);
@@ -163,10 +159,7 @@ struct EventSubscriptionState {
     else drop(fmt::format("an event of another subscription ({})", first.sid));
   }
 
-  void lost() {
-    sid.clear();
-    entries.reset();
-  }
+  void lost() { sid.clear(); }
 };
 
 namespace {

@@ -1,11 +1,11 @@
 #pragma once
 // The gateway's UPnP events (GENA, UPnP Device Architecture 1.1 §4) as a hint
-// that it dropped mappings. miniupnpd says nothing over SSDP when a mapping
-// goes (another LAN client's DeletePortMapping, its idle cleaning), only to
-// the subscribers of its WAN connection service, whose evented variable
-// PortMappingNumberOfEntries goes down then. A hint proves nothing (any LAN
-// device can send a NOTIFY): it only makes the read-back of the held mappings
-// come sooner, at no more than its usual rate.
+// that it may have dropped mappings. miniupnpd says nothing over SSDP when a
+// mapping goes (another LAN client's DeletePortMapping, its idle cleaning),
+// only to the subscribers of its WAN connection service, with the evented
+// variable PortMappingNumberOfEntries. A hint proves nothing (any LAN device
+// can send a NOTIFY): it only makes the read-back of the held mappings come
+// sooner, at no more than its usual rate.
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ip/address_v4.hpp>
 
@@ -24,7 +24,7 @@ struct EventSubscriptionState;
 
 struct EventCounts {
   std::uint64_t events = 0;   // of the subscription, taken
-  std::uint64_t hints = 0;    // of those, how many said the table shrank
+  std::uint64_t hints = 0;    // of those, how many told a change (all but the initial ones)
   std::uint64_t dropped = 0;  // connections and requests that were no event of it
 };
 
@@ -32,10 +32,13 @@ struct EventCounts {
 // timers through `time`. It listens on an ephemeral TCP port of `local` (this
 // host's address towards the gateway; the CALLBACK URL names it), subscribes,
 // renews (policy::subscription_renewal_delay), subscribes again after a
-// failure with backoff (policy::retry_delay), and calls `hint` when an event
-// of its subscription says PortMappingNumberOfEntries went down from what the
-// one before said; the first event of a subscription only sets that value.
-// Only the gateway (the event URL's host) may connect, four connections at
+// failure with backoff (policy::retry_delay), and calls `hint` for every event
+// of its subscription but the initial one (SEQ 0, the state at subscribing).
+// Not only when PortMappingNumberOfEntries went down: miniupnpd sends a
+// subscriber one event at a time and forgets changes made while one is on its
+// way, so the count it tells lags its table after a burst of additions, and a
+// deletion then shows as no change or even a rise. Hints for additions and
+// address changes cost no more than the read-back's usual rate. Only the gateway (the event URL's host) may connect, four connections at
 // most at once, each for 2 s; other connections are closed at once. Events
 // of another subscription, malformed or oversized ones, are dropped and
 // counted.

@@ -260,7 +260,7 @@ asio::awaitable<void> Supervisor::reconnect() {
   log::notice("using {} at {} ({})", display_name(connection_->protocol.method), connection_->path.gateway.to_string(),
               connection_->protocol.detail);
   listener_.open(connection_->path.local.address);
-  watch_ = effects_.watch(executor_, time_, *connection_, [this] { gateway_table_shrank(); });
+  watch_ = effects_.watch(executor_, time_, *connection_, [this] { gateway_changed(); });
   // Devices are found on the gateway's interface, before the first round maps for them.
   if (!config_.devices.empty()) co_await follow_devices();
   question_at_.reset();
@@ -652,7 +652,7 @@ asio::awaitable<void> Supervisor::check_held() {
   if (gone > 1) log::notice("{} of {} mappings read back are gone from the gateway: mapping them again", gone, slice.size());
 }
 
-void Supervisor::gateway_table_shrank() {
+void Supervisor::gateway_changed() {
   if (!held_check_at_) return;  // the mapper cannot read back
   const auto now = time_.now();
   const auto when = std::max(now, held_slice_read_ + policy::held_check_spacing());

@@ -148,9 +148,9 @@ class Supervisor {
   // Reads back the next slice of the held mappings (policy::held_check_slice);
   // what the gateway no longer holds is due for renewal at once.
   asio::awaitable<void> check_held();
-  // The gateway hinted that it dropped mappings (effects_.watch): the next
-  // slice is read as soon as the read-back's request rate allows.
-  void gateway_table_shrank();
+  // The gateway hinted that it may have dropped mappings (effects_.watch): the
+  // next slice is read as soon as the read-back's request rate allows.
+  void gateway_changed();
   // Deletes `mappings` at the gateway; what it does not confirm deleted stays
   // pending (recorded, retried with backoff, released on stop). Returns how
   // many are left pending.

@@ -991,7 +991,8 @@ TEST_CASE("reading every mapping back costs the gateway at most the check's requ
   CHECK(f.mapper->read_back_requests >= 40 * 5);
 }
 
-TEST_CASE("a hint from the gateway's events brings a dropped mapping back long before the pass would", "[supervisor]") {
+TEST_CASE("a hint from the gateway's events brings a dropped mapping back long before the pass would",
+          "[supervisor]") {
   Fixture f(ports_config({{Transport::udp, 5000, 5002}, {Transport::tcp, 6000, 6000}}));
   const auto per_request = GENERATE(std::size_t{1}, std::size_t{256});
   f.gateway_reads_back = per_request;
