@@ -244,8 +244,8 @@ asio::awaitable<void> keep_subscribed(State state) {
       }
       failure = fmt::format("HTTP {}: {}", answered.answer->result_int(), upnp::describe(granted.error()));
     }
-    // No answer: the gateway may still hold a subscription being renewed, so
-    // the renewal is what is tried again.
+    // A refused subscription, or no answer, is tried again with backoff; a
+    // renewal without an answer as a renewal: the gateway may still hold it.
     const auto wait = policy::retry_delay(++failures, state->unit());
     const auto line = fmt::format("UPnP events: {} failed ({}); trying again in {} s", what, failure,
                                   std::max(1LL, milliseconds(wait) / 1000));
