@@ -130,6 +130,8 @@ asio::awaitable<Result<Mapping>> UpnpMapper::map(MapRequest request) {
   if (!granted && granted.error() == MapFailure::port_conflict && options_.allow_other_external_port &&
       !uses_add_any())
     granted = co_await add_with_other_port(args);
+  if (granted && granted->external_port != args.external_port && !for_other_device(request))
+    granted = co_await refresh_in_place(args, *granted);
   if (!granted) co_return granted.error();
   // AddAnyPortMapping may grant another port than the wanted one: whether that
   // is acceptable is the agent's policy, for every protocol alike.
@@ -209,6 +211,14 @@ asio::awaitable<Result<UpnpMapper::Grant>> UpnpMapper::explain_refusal(const Por
     case Reading::phantom_conflict: break;
   }
   co_return refusal;
+}
+
+asio::awaitable<Result<UpnpMapper::Grant>> UpnpMapper::refresh_in_place(const PortMappingArgs& args, Grant moved) {
+  if (holder_of(co_await entry_at(args.proto, args.external_port), args) != Holder::asker) co_return moved;
+  const auto gone = [](const std::error_code& ec) { return !ec || ec == make_upnp_error(714); };
+  if (!gone(co_await igd_->delete_port_mapping(args.proto, moved.external_port))) co_return moved;
+  if (const auto ec = co_await igd_->delete_port_mapping(args.proto, args.external_port); !gone(ec)) co_return ec;
+  co_return co_await add_and_read_back(args);
 }
 
 asio::awaitable<Result<UpnpMapper::Grant>> UpnpMapper::add_with_other_port(PortMappingArgs args) {

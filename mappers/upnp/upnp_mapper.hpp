@@ -86,6 +86,11 @@ class UpnpMapper final : public Mapper {
   // AddAnyPortMapping or AddPortMapping: the external port it reports.
   asio::awaitable<Result<std::uint16_t>> add(PortMappingArgs args);
   asio::awaitable<Result<Grant>> add_with_other_port(PortMappingArgs args);
+  // AddAnyPortMapping put a refresh of the entry this host holds on the
+  // wanted port on another one (`moved`; routers that will not update an
+  // entry in place): that one goes, and the entry is made afresh. A grant
+  // elsewhere while another client holds the wanted port stays as it is.
+  asio::awaitable<Result<Grant>> refresh_in_place(const PortMappingArgs& args, Grant moved);
   // GetSpecificPortMappingEntry.
   asio::awaitable<Result<PortMappingEntry>> entry_at(Transport proto, std::uint16_t external_port);
   // A refusal checked against the port's holder (GetSpecificPortMappingEntry):

@@ -14,8 +14,9 @@
 #   held501            501 for a port another client holds: natkeeper:13, the other's mapping
 #                      is left alone by --delete
 #   phantom            718 once for ports nobody holds: mapped on the second try (upnpc fails)
-#   conflict-own       an IGD:1 that answers 718 to a refresh of this host's own mapping (wants a
-#                      delete first): the second --once deletes and makes it afresh, exit 0
+#   conflict-own conflict-own-igd2  a router that will not refresh this host's own mapping in
+#                      place (IGD:1 answers 718, IGD:2's AddAnyPortMapping grants another port):
+#                      the second --once deletes it and makes it afresh, on the same port, exit 0
 #   wan-private wan-cgnat wan-none  every add refused with 501 by a router whose own WAN
 #                      address is 10.x, 100.64.x or empty: the error says why (upnp:501)
 #   garbled-igd2 garbled-igd1  a success reply that cannot be read, to AddAnyPortMapping and to
@@ -28,7 +29,7 @@
 . "$(dirname "$0")/lib.sh"
 e2e_init "${1:-}"
 shift
-ALL_CASES=(lease402 lease725 permanent-service addany401 addany602 reserved501 held501 phantom conflict-own
+ALL_CASES=(lease402 lease725 permanent-service addany401 addany602 reserved501 held501 phantom conflict-own conflict-own-igd2
   wan-private wan-cgnat wan-none garbled-igd2 garbled-igd1 max-lease max-lease-permanent)
 if [ $# -gt 0 ]; then CASES=("$@"); else CASES=("${ALL_CASES[@]}"); fi
 for c in "${CASES[@]}"; do
@@ -236,8 +237,8 @@ case_phantom() {
 }
 
 # ---- a refresh of one's own mapping refused with 718 (routers that want a delete first)
-case_conflict-own() {
-  scripted_igd_start --locations igd1 --conflict-own
+conflict_own() {
+  scripted_igd_start --locations "$1" --conflict-own
   nk_once own-first "udp:7087-7088"
   assert_rc 0
   expect_mapped "udp:7087-7088" 3600 false
@@ -254,6 +255,8 @@ case_conflict-own() {
   nk_delete delete-own "udp:7087-7088"
   expect_nothing_forwarded udp:7087-7088
 }
+case_conflict-own() { conflict_own igd1; }
+case_conflict-own-igd2() { conflict_own igd2; }
 
 # ---- every add refused with 501 by a router whose own WAN address is unusable (miniupnpd
 # >= 2.2 behind another NAT; it answers GetExternalIPAddress with an empty address)

@@ -742,3 +742,31 @@ TEST_CASE("IGDv2 without GetListOfPortMappings, and IGDv1: one lookup a mapping"
     REQUIRE_FALSE(held);
   }
 }
+
+TEST_CASE("IGDv2: a refresh AddAnyPortMapping moves off this host's own entry is made in place", "[upnp]") {
+  Fixture f;
+  f.igd->v2 = true;
+  // Like a router that will not update an entry: a taken port is "taken", whoever holds it.
+  f.igd->reserve = [igd = f.igd.get()](std::uint16_t p) {
+    return igd->held.count({Transport::udp, p}) ? static_cast<std::uint16_t>(p + 1) : p;
+  };
+  SECTION("this host's: the stray goes, the entry is made afresh") {
+    f.igd->held[{Transport::udp, 7076}] = PortMappingEntry{"10.77.0.2", 7076, "natkeeper test", 3600s};
+    f.igd->add_answers = {0, 0};
+    const auto mapped = f.map(request(7076));
+    REQUIRE(mapped);
+    CHECK(mapped->external_port == 7076);
+    CHECK(f.igd->deletes ==
+          std::vector<std::pair<Transport, std::uint16_t>>{{Transport::udp, 7077}, {Transport::udp, 7076}});
+    CHECK(f.igd->held.count({Transport::udp, 7076}) == 1);
+    CHECK(f.igd->held.count({Transport::udp, 7077}) == 0);
+  }
+  SECTION("another client's: the grant elsewhere is left to the caller's policy") {
+    f.igd->held[{Transport::udp, 7076}] = PortMappingEntry{"10.77.0.9", 7076, "someone", 3600s};
+    f.igd->add_answers = {0};
+    const auto mapped = f.map(request(7076));
+    REQUIRE(mapped);
+    CHECK(mapped->external_port == 7077);
+    CHECK(f.igd->deletes.empty());
+  }
+}
