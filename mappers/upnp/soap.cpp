@@ -23,13 +23,6 @@
 namespace natkeeper::upnp {
 namespace {
 
-std::string_view trim_xml_space(std::string_view text) {
-  constexpr std::string_view space = " \t\r\n";
-  const auto first = text.find_first_not_of(space);
-  if (first == std::string_view::npos) return {};
-  return text.substr(first, text.find_last_not_of(space) - first + 1);
-}
-
 // libminiupnpc's parsers take an int size, and read nothing of an empty buffer.
 bool parseable(std::string_view xml) {
   return !xml.empty() && xml.size() <= static_cast<std::size_t>(std::numeric_limits<int>::max());

@@ -87,4 +87,11 @@ std::string escape_xml_text(std::string_view text) {
   return out;
 }
 
+std::string_view trim_xml_space(std::string_view text) {
+  constexpr std::string_view space = " \t\r\n";
+  const auto first = text.find_first_not_of(space);
+  if (first == std::string_view::npos) return {};
+  return text.substr(first, text.find_last_not_of(space) - first + 1);
+}
+
 }  // namespace natkeeper::upnp

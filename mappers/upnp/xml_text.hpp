@@ -11,6 +11,9 @@ namespace natkeeper::upnp {
 // kept as written.
 std::string decode_xml_text(std::string_view text);
 
+// `text` without the XML white space (space, tab, CR, LF) around it.
+std::string_view trim_xml_space(std::string_view text);
+
 // `text` as character data or an attribute value: & < > " ' escaped.
 std::string escape_xml_text(std::string_view text);
 
