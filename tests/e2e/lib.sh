@@ -714,6 +714,9 @@ rogue_counts() { _lab_do "rogue counts" rogue-counts; }
 
 # nk_run_rss NAME ARGS...: nk_run, and natkeeper's peak resident set in NK_RSS_KB (from
 # wait4's rusage: `ip netns exec` execs natkeeper, so the child is natkeeper itself)
+# nk_sanitized: true when natkeeper is an AddressSanitizer build (slower, and some 60 MiB larger)
+nk_sanitized() { grep -qa __asan_init "$NK"; }
+
 nk_run_rss() {
   local name=$1 t0; shift
   NK_LAST=$name NK_LAST_ARGS="$*"

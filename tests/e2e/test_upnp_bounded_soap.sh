@@ -18,7 +18,7 @@ gw_stop_miniupnpd
 readonly MAX_MS=10000 EXIT_LIMIT=5
 # AddressSanitizer's shadow memory and allocator cost a sanitized build some 60 MiB whatever
 # it does: there the bound is that much higher, still far below a 200 MiB answer held.
-if grep -qa __asan_init "$NK"; then readonly MAX_RSS_KB=$(((20 + 64) * 1024)); else readonly MAX_RSS_KB=$((20 * 1024)); fi
+if nk_sanitized; then readonly MAX_RSS_KB=$(((20 + 64) * 1024)); else readonly MAX_RSS_KB=$((20 * 1024)); fi
 # the scripted IGD's log since its last start
 igd_log() { tac "$LAB_STATE/scripted-igd.log" | sed '/^=== lab.sh: starting/q' | tac; }
 
