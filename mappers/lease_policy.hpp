@@ -23,6 +23,13 @@ constexpr std::chrono::seconds scheduled_lease(std::chrono::seconds requested, s
   return granted < bound ? granted : bound;
 }
 
+// How long a permanent mapping asked with lease `asked` is counted on before
+// it is asked for again: the lease asked, or for lease 0 the longest a
+// renewal waits.
+constexpr std::chrono::seconds permanent_lease_span(std::chrono::seconds asked) {
+  return asked.count() > 0 ? asked : kMaxScheduledLease;
+}
+
 // NAT-PMP and PCP leases always expire (lifetime 0 deletes): a permanent
 // mapping asked for (lease 0) gets this lifetime there, renewed as any.
 inline constexpr std::chrono::seconds kLifetimeForPermanent = std::chrono::hours(2);

@@ -47,12 +47,6 @@ PlannedMapping unmapped_entry(std::shared_ptr<const MapRequest> run, std::uint16
   return entry;
 }
 
-// A permanent mapping is asked for again at the lease asked for, or, for a
-// lease 0, at the longest a renewal waits.
-std::chrono::seconds permanent_renewal_lease(std::chrono::seconds asked) {
-  return asked.count() > 0 ? asked : lease::kMaxScheduledLease;
-}
-
 }  // namespace
 
 Grant grant_of(const Mapping& mapping) {
@@ -215,7 +209,7 @@ bool record_outcome(PlannedMapping& entry, const MapOutcome& outcome, Method met
     entry.mapping = grant_of(*outcome.mapping);
     entry.error = {};
     entry.failures = 0;
-    const auto lease = std::max(outcome.mapping->permanent ? permanent_renewal_lease(entry.run->lifetime)
+    const auto lease = std::max(outcome.mapping->permanent ? lease::permanent_lease_span(entry.run->lifetime)
                                                            : outcome.mapping->lifetime,
                                 policy::kShortestScheduledLease);
     entry.renew_at = now + policy::renewal_delay(lease, unit);

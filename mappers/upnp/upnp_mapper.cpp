@@ -80,7 +80,7 @@ UpnpMapper::Lease UpnpMapper::held_lease(std::chrono::seconds asked, std::chrono
   // a few seconds short of the lease asked is that lease.
   if (held < asked && asked - held <= kLeaseCountdownSlack) return {asked, false};
   // A permanent lease asked for bounds nothing: a day is the most renewals wait.
-  return {std::min(held, asked.count() > 0 ? asked : lease::kMaxScheduledLease), false};
+  return {std::min(held, lease::permanent_lease_span(asked)), false};
 }
 
 UpnpMapper::UpnpMapper(std::shared_ptr<IgdControl> igd, std::string internal_client, UpnpMapperOptions options,
@@ -196,9 +196,7 @@ asio::awaitable<Result<UpnpMapper::Grant>> UpnpMapper::explain_refusal(const Por
       // holds it: it is made afresh (a moment without it beats its expiry).
       // Not a device's: a router refusing third-party mappings would not
       // make it again.
-      if (const auto removed = co_await igd_->delete_port_mapping(args.proto, args.external_port);
-          !removed || removed == make_upnp_error(714))
-        again = co_await add_and_read_back(args);
+      if (!co_await delete_entry(args.proto, args.external_port)) again = co_await add_and_read_back(args);
       if (again) co_return again;
     }
     refusal = again.error();
@@ -215,9 +213,8 @@ asio::awaitable<Result<UpnpMapper::Grant>> UpnpMapper::explain_refusal(const Por
 
 asio::awaitable<Result<UpnpMapper::Grant>> UpnpMapper::refresh_in_place(const PortMappingArgs& args, Grant moved) {
   if (holder_of(co_await entry_at(args.proto, args.external_port), args) != Holder::asker) co_return moved;
-  const auto gone = [](const std::error_code& ec) { return !ec || ec == make_upnp_error(714); };
-  if (!gone(co_await igd_->delete_port_mapping(args.proto, moved.external_port))) co_return moved;
-  if (const auto ec = co_await igd_->delete_port_mapping(args.proto, args.external_port); !gone(ec)) co_return ec;
+  if (co_await delete_entry(args.proto, moved.external_port)) co_return moved;
+  if (const auto ec = co_await delete_entry(args.proto, args.external_port)) co_return ec;
   co_return co_await add_and_read_back(args);
 }
 
@@ -243,7 +240,11 @@ asio::awaitable<std::error_code> UpnpMapper::unmap(Mapping mapping) {
   const auto ours = co_await holds(mapping);
   if (!ours) co_return ours.error();
   if (!*ours) co_return std::error_code{};
-  const auto ec = co_await igd_->delete_port_mapping(proto, port);
+  co_return co_await delete_entry(proto, port);
+}
+
+asio::awaitable<std::error_code> UpnpMapper::delete_entry(Transport proto, std::uint16_t external_port) {
+  const auto ec = co_await igd_->delete_port_mapping(proto, external_port);
   if (ec == make_upnp_error(714)) co_return std::error_code{};
   co_return ec;
 }

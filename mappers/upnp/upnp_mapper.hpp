@@ -91,6 +91,8 @@ class UpnpMapper final : public Mapper {
   // entry in place): that one goes, and the entry is made afresh. A grant
   // elsewhere while another client holds the wanted port stays as it is.
   asio::awaitable<Result<Grant>> refresh_in_place(const PortMappingArgs& args, Grant moved);
+  // DeletePortMapping; 714 NoSuchEntryInArray is an entry already gone.
+  asio::awaitable<std::error_code> delete_entry(Transport proto, std::uint16_t external_port);
   // GetSpecificPortMappingEntry.
   asio::awaitable<Result<PortMappingEntry>> entry_at(Transport proto, std::uint16_t external_port);
   // A refusal checked against the port's holder (GetSpecificPortMappingEntry):
